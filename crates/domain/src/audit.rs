@@ -1,0 +1,96 @@
+//! Audit events: one per state change, written in the same transaction as the change.
+
+use crate::ids::{AuditEventId, TenantId};
+use crate::Timestamp;
+use uuid::Uuid;
+
+/// Who caused an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditActor {
+    /// A tenant API token (its id).
+    Token(Uuid),
+    /// The platform operator (admin key or CLI).
+    Platform,
+    /// An unauthenticated caller, such as a secret scanner revoking a leaked token.
+    Public,
+}
+
+impl AuditActor {
+    /// The stored kind.
+    pub const fn kind(self) -> &'static str {
+        match self {
+            Self::Token(_) => "token",
+            Self::Platform => "platform",
+            Self::Public => "public",
+        }
+    }
+
+    /// The stored id, if the actor has one.
+    pub const fn id(self) -> Option<Uuid> {
+        match self {
+            Self::Token(id) => Some(id),
+            Self::Platform | Self::Public => None,
+        }
+    }
+
+    /// Rebuilds an actor from its stored kind and id.
+    pub fn from_parts(kind: &str, id: Option<Uuid>) -> Option<Self> {
+        match (kind, id) {
+            ("token", Some(id)) => Some(Self::Token(id)),
+            ("platform", None) => Some(Self::Platform),
+            ("public", None) => Some(Self::Public),
+            _ => None,
+        }
+    }
+}
+
+/// One audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    /// Its id (time-ordered).
+    pub id: AuditEventId,
+    /// The tenant it belongs to.
+    pub tenant_id: TenantId,
+    /// Who caused it.
+    pub actor: AuditActor,
+    /// What happened, `noun.verb` (see [`actions`]).
+    pub action: String,
+    /// The id of the thing it happened to.
+    pub target_id: Option<Uuid>,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Extra, non-secret facts (names, roles, counts).
+    pub details: serde_json::Value,
+}
+
+/// The action names. Once written they are part of the audit log's contract.
+pub mod actions {
+    /// A tenant was created.
+    pub const TENANT_CREATED: &str = "tenant.created";
+    /// An environment was created.
+    pub const ENVIRONMENT_CREATED: &str = "environment.created";
+    /// An environment was renamed.
+    pub const ENVIRONMENT_UPDATED: &str = "environment.updated";
+    /// An environment was deleted.
+    pub const ENVIRONMENT_DELETED: &str = "environment.deleted";
+    /// A user was created.
+    pub const USER_CREATED: &str = "user.created";
+    /// A user was changed.
+    pub const USER_UPDATED: &str = "user.updated";
+    /// A user was deleted.
+    pub const USER_DELETED: &str = "user.deleted";
+    /// A service account was created.
+    pub const SERVICE_ACCOUNT_CREATED: &str = "service_account.created";
+    /// A service account was changed.
+    pub const SERVICE_ACCOUNT_UPDATED: &str = "service_account.updated";
+    /// A service account was deleted.
+    pub const SERVICE_ACCOUNT_DELETED: &str = "service_account.deleted";
+    /// An API token was created.
+    pub const TOKEN_CREATED: &str = "token.created";
+    /// An API token's name or limit changed.
+    pub const TOKEN_UPDATED: &str = "token.updated";
+    /// An API token was revoked.
+    pub const TOKEN_REVOKED: &str = "token.revoked";
+    /// An API token was rotated.
+    pub const TOKEN_ROTATED: &str = "token.rotated";
+}

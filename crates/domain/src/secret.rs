@@ -1,0 +1,241 @@
+//! Fleetpass secrets: API tokens, enrollment tokens, share tokens and agent secrets.
+//!
+//! A secret reads `<prefix><body><checksum>`: a kind prefix (`fpk_`, …), 43 characters
+//! of URL-safe base64 carrying 32 random bytes (256 bits), then 6 characters carrying
+//! the CRC-32 of everything before them. The prefix lets secret scanners find leaked
+//! secrets; the checksum lets us refuse a typo before any lookup. Only the SHA-256
+//! digest is ever stored.
+//!
+//! NEVER change a prefix or the layout: secrets already handed out must keep parsing,
+//! and scanners out in the world match on them.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use subtle::ConstantTimeEq as _;
+
+/// The kinds of secret, each with its own prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecretKind {
+    /// `fpk_`: a tenant API token.
+    ApiToken,
+    /// `fpe_`: a fleet enrollment token.
+    Enrollment,
+    /// `fps_`: a public share-link token.
+    Share,
+    /// `fpa_`: an agent's long-lived secret.
+    Agent,
+}
+
+impl SecretKind {
+    /// Every kind, for parsers that accept any.
+    pub const ALL: [SecretKind; 4] = [Self::ApiToken, Self::Enrollment, Self::Share, Self::Agent];
+
+    /// The prefix. Never change one.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Self::ApiToken => "fpk_",
+            Self::Enrollment => "fpe_",
+            Self::Share => "fps_",
+            Self::Agent => "fpa_",
+        }
+    }
+}
+
+const PREFIX_LEN: usize = 4;
+const BODY_LEN: usize = 43; // 32 bytes, base64 without padding
+const CHECKSUM_LEN: usize = 6; // 4 bytes, base64 without padding
+/// The length of every Fleetpass secret.
+pub const SECRET_LEN: usize = PREFIX_LEN + BODY_LEN + CHECKSUM_LEN;
+
+/// A secret in plain text. Exists only between generation and the one response that
+/// shows it, or between a request header and hashing. `Debug` and `Display` redact it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlainSecret {
+    kind: SecretKind,
+    text: String,
+}
+
+/// Why a presented string is not a Fleetpass secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MalformedSecret {
+    /// It has none of the known prefixes (or not the one expected).
+    #[error("is not a Fleetpass secret (wrong prefix)")]
+    Prefix,
+    /// It has a known prefix but not the right length or characters.
+    #[error("is not a Fleetpass secret (wrong length or characters)")]
+    Shape,
+    /// The checksum does not match: a typo or a truncated copy.
+    #[error("has a bad checksum (mistyped or truncated)")]
+    Checksum,
+}
+
+fn checksum(head: &str) -> String {
+    URL_SAFE_NO_PAD.encode(crc32fast::hash(head.as_bytes()).to_be_bytes())
+}
+
+impl PlainSecret {
+    /// Builds a secret of `kind` from 32 random bytes drawn by the secret port.
+    pub fn from_random(kind: SecretKind, random: [u8; 32]) -> Self {
+        let head = format!("{}{}", kind.prefix(), URL_SAFE_NO_PAD.encode(random));
+        let text = format!("{head}{}", checksum(&head));
+        Self { kind, text }
+    }
+
+    /// Parses a presented secret of any kind, checking its shape and checksum.
+    ///
+    /// # Errors
+    /// [`MalformedSecret`] saying what is wrong; nothing was looked up.
+    pub fn parse(raw: &str) -> Result<Self, MalformedSecret> {
+        let kind = SecretKind::ALL
+            .into_iter()
+            .find(|k| raw.starts_with(k.prefix()))
+            .ok_or(MalformedSecret::Prefix)?;
+        let well_formed = raw.len() == SECRET_LEN
+            && raw[PREFIX_LEN..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !well_formed {
+            return Err(MalformedSecret::Shape);
+        }
+        let (head, sum) = raw.split_at(PREFIX_LEN + BODY_LEN);
+        if checksum(head).as_bytes().ct_eq(sum.as_bytes()).into() {
+            Ok(Self { kind, text: raw.to_owned() })
+        } else {
+            Err(MalformedSecret::Checksum)
+        }
+    }
+
+    /// Parses a presented secret that must be of `kind`.
+    ///
+    /// # Errors
+    /// As [`PlainSecret::parse`], and `Prefix` for a secret of another kind.
+    pub fn parse_kind(raw: &str, kind: SecretKind) -> Result<Self, MalformedSecret> {
+        let secret = Self::parse(raw)?;
+        if secret.kind == kind { Ok(secret) } else { Err(MalformedSecret::Prefix) }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> SecretKind {
+        self.kind
+    }
+
+    /// The plain text, for the one response that shows it. Name says it all.
+    pub fn expose(&self) -> &str {
+        &self.text
+    }
+
+    /// The SHA-256 digest that is stored and looked up.
+    pub fn digest(&self) -> SecretDigest {
+        let d = ring::digest::digest(&ring::digest::SHA256, self.text.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        SecretDigest(out)
+    }
+
+    /// A non-secret hint for listings: the prefix and the last four characters.
+    pub fn hint(&self) -> String {
+        format!("{}…{}", self.kind.prefix(), &self.text[SECRET_LEN - 4..])
+    }
+}
+
+impl fmt::Debug for PlainSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PlainSecret({}…redacted)", self.kind.prefix())
+    }
+}
+
+impl fmt::Display for PlainSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}…redacted", self.kind.prefix())
+    }
+}
+
+/// The SHA-256 digest of a secret: what stores keep and index.
+#[derive(Clone, Copy, Hash)]
+pub struct SecretDigest([u8; 32]);
+
+impl SecretDigest {
+    /// Rebuilds a digest read back from a store.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Rebuilds a digest from a byte slice; `None` unless it is 32 bytes long.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    /// The raw bytes, for storing.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// Digests compare in constant time, so a lookup that ends in a comparison leaks
+/// nothing about how many leading bytes matched.
+impl PartialEq for SecretDigest {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+impl Eq for SecretDigest {}
+
+impl fmt::Debug for SecretDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretDigest({:02x}{:02x}…)", self.0[0], self.0[1])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(kind: SecretKind) -> PlainSecret {
+        PlainSecret::from_random(kind, [7u8; 32])
+    }
+
+    #[test]
+    fn round_trips_every_kind() {
+        for kind in SecretKind::ALL {
+            let s = sample(kind);
+            assert!(s.expose().starts_with(kind.prefix()));
+            assert_eq!(s.expose().len(), SECRET_LEN);
+            assert_eq!(PlainSecret::parse(s.expose()), Ok(s.clone()));
+            assert_eq!(PlainSecret::parse_kind(s.expose(), kind), Ok(s));
+        }
+    }
+
+    #[test]
+    fn refuses_typos_and_foreign_strings() {
+        let s = sample(SecretKind::ApiToken);
+        let mut typo = s.expose().to_owned();
+        let c = if typo.as_bytes()[10] == b'A' { "B" } else { "A" };
+        typo.replace_range(10..11, c);
+        assert_eq!(PlainSecret::parse(&typo), Err(MalformedSecret::Checksum));
+        assert_eq!(PlainSecret::parse(&s.expose()[..SECRET_LEN - 1]), Err(MalformedSecret::Shape));
+        assert_eq!(PlainSecret::parse("ghp_abc"), Err(MalformedSecret::Prefix));
+        assert_eq!(
+            PlainSecret::parse_kind(s.expose(), SecretKind::Share),
+            Err(MalformedSecret::Prefix)
+        );
+    }
+
+    #[test]
+    fn never_prints_itself() {
+        let s = sample(SecretKind::Agent);
+        let body = &s.expose()[4..20];
+        assert!(!format!("{s:?}").contains(body));
+        assert!(!format!("{s}").contains(body));
+        assert_eq!(s.hint(), format!("fpa_…{}", &s.expose()[SECRET_LEN - 4..]));
+    }
+
+    #[test]
+    fn digest_is_stable_and_distinct() {
+        let a = sample(SecretKind::ApiToken);
+        let b = PlainSecret::from_random(SecretKind::ApiToken, [8u8; 32]);
+        assert_eq!(a.digest(), a.digest());
+        assert_ne!(a.digest(), b.digest());
+    }
+}

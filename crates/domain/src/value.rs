@@ -1,0 +1,162 @@
+//! Validating constructors for bounded values, and the one error they all return.
+//!
+//! Every newtype that comes from outside (a name, a TTL, a limit) is built through a
+//! constructor here or beside its entity, so an invalid value cannot exist past the
+//! edge. The error says what is wrong *without* naming the field: the adapter that
+//! knows the wire name (`expiresInDays`, `name`, …) prefixes it.
+
+/// Why a raw value was refused. `Display` reads as the tail of a sentence whose subject
+/// is the field: "`name` must be between 1 and 100 characters".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// Text length (in characters) outside `min..=max`.
+    #[error("must be between {min} and {max} characters")]
+    Length {
+        /// Smallest allowed length.
+        min: usize,
+        /// Largest allowed length.
+        max: usize,
+    },
+    /// Number outside `min..=max`.
+    #[error("must be between {min} and {max}")]
+    Range {
+        /// Smallest allowed value.
+        min: i64,
+        /// Largest allowed value.
+        max: i64,
+    },
+    /// Text that does not have the required shape.
+    #[error("must be {expected}")]
+    Format {
+        /// What the value should look like, as a phrase.
+        expected: &'static str,
+    },
+    /// A value not among the allowed ones.
+    #[error("must be one of: {allowed}")]
+    OneOf {
+        /// The allowed values, comma separated.
+        allowed: &'static str,
+    },
+}
+
+impl ValueError {
+    /// A short suggestion for the caller on how to send a valid value.
+    pub fn hint(&self) -> String {
+        match self {
+            Self::Length { min, max } => format!("Send between {min} and {max} characters."),
+            Self::Range { min, max } => format!("Use a value from {min} to {max}."),
+            Self::Format { expected } => format!("Send {expected}."),
+            Self::OneOf { allowed } => format!("Use one of: {allowed}."),
+        }
+    }
+}
+
+/// Checks that `raw` (after trimming) has `min..=max` characters and returns it trimmed.
+pub fn bounded_text(raw: &str, min: usize, max: usize) -> Result<String, ValueError> {
+    let trimmed = raw.trim();
+    let len = trimmed.chars().count();
+    if len < min || len > max || trimmed.chars().any(char::is_control) {
+        return Err(ValueError::Length { min, max });
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// Checks that `raw` lies in `min..=max`.
+pub fn bounded_int(raw: i64, min: i64, max: i64) -> Result<i64, ValueError> {
+    if (min..=max).contains(&raw) {
+        Ok(raw)
+    } else {
+        Err(ValueError::Range { min, max })
+    }
+}
+
+/// Declares a text newtype with a validating `new`, `as_str` and `Display`.
+macro_rules! text_newtype {
+    ($(#[$meta:meta])* $name:ident, $min:expr, $max:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Smallest length in characters.
+            pub const MIN: usize = $min;
+            /// Largest length in characters.
+            pub const MAX: usize = $max;
+
+            /// Validates and trims `raw`.
+            pub fn new(raw: &str) -> Result<Self, $crate::value::ValueError> {
+                $crate::value::bounded_text(raw, Self::MIN, Self::MAX).map(Self)
+            }
+
+            /// The validated text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+pub(crate) use text_newtype;
+
+/// Declares an integer newtype with an inclusive range, a validating `new` and `get`.
+macro_rules! int_newtype {
+    ($(#[$meta:meta])* $name:ident, $min:expr, $max:expr) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(u32);
+
+        impl $name {
+            /// Smallest allowed value.
+            pub const MIN: u32 = $min;
+            /// Largest allowed value.
+            pub const MAX: u32 = $max;
+
+            /// Validates `raw`.
+            pub fn new(raw: i64) -> Result<Self, $crate::value::ValueError> {
+                $crate::value::bounded_int(raw, i64::from(Self::MIN), i64::from(Self::MAX))
+                    .map(|v| Self(v as u32))
+            }
+
+            /// The validated number.
+            pub fn get(self) -> u32 {
+                self.0
+            }
+        }
+    };
+}
+pub(crate) use int_newtype;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_text_edges() {
+        assert_eq!(bounded_text("", 1, 3), Err(ValueError::Length { min: 1, max: 3 }));
+        assert_eq!(bounded_text("   ", 1, 3), Err(ValueError::Length { min: 1, max: 3 }));
+        assert_eq!(bounded_text(" a ", 1, 3).as_deref(), Ok("a"));
+        assert_eq!(bounded_text("äöü", 1, 3).as_deref(), Ok("äöü"));
+        assert!(bounded_text("abcd", 1, 3).is_err());
+        assert!(bounded_text("a\u{0}b", 1, 3).is_err());
+    }
+
+    #[test]
+    fn bounded_int_edges() {
+        assert!(bounded_int(0, 1, 365).is_err());
+        assert_eq!(bounded_int(1, 1, 365), Ok(1));
+        assert_eq!(bounded_int(365, 1, 365), Ok(365));
+        assert!(bounded_int(366, 1, 365).is_err());
+    }
+
+    #[test]
+    fn messages_read_after_a_field_name() {
+        let e = ValueError::Range { min: 1, max: 720 };
+        assert_eq!(format!("expiresHours {e}"), "expiresHours must be between 1 and 720");
+        assert_eq!(e.hint(), "Use a value from 1 to 720.");
+    }
+}

@@ -1,0 +1,273 @@
+//! The store port: every read and write the core makes, as one trait.
+//!
+//! Obligations every adapter MUST meet (the contract suite in `fleetpass-contract`
+//! checks each one against every adapter):
+//! - Every method that changes state writes its audit event(s) atomically with the
+//!   change: both happen or neither does.
+//! - Every tenant-scoped read or write takes the tenant id and MUST treat a row of
+//!   another tenant exactly like a missing row (`RepoError::NotFound`).
+//! - Lists are newest first (descending id) and keyset-paginated: fetch rows with
+//!   `id < cursor` and build the page with `Page::from_overfetch`.
+//! - A uniqueness clash is `RepoError::Conflict` with one of the [`constraint`] names.
+//! - An unreachable backend is `RepoError::Unavailable`, never `Other`.
+
+use async_trait::async_trait;
+use fleetpass_domain::Timestamp;
+use fleetpass_domain::audit::AuditEvent;
+use fleetpass_domain::identity::{Environment, EnvironmentName, Principal, Tenant};
+use fleetpass_domain::ids::{EnvironmentId, PrincipalId, TenantId, TokenId};
+use fleetpass_domain::page::{Page, PageRequest};
+use fleetpass_domain::secret::SecretDigest;
+use fleetpass_domain::token::{ApiToken, TokenLookup};
+use uuid::Uuid;
+
+/// The names of the rules a write can clash with, shared by every adapter (Postgres
+/// names its unique indexes after them).
+pub mod constraint {
+    /// Tenant names are unique across the platform.
+    pub const TENANT_NAME: &str = "tenants_name_key";
+    /// Environment names are unique per tenant.
+    pub const ENVIRONMENT_NAME: &str = "environments_tenant_name_key";
+    /// An environment that live tokens are scoped to cannot be deleted.
+    pub const ENVIRONMENT_IN_USE: &str = "environment_in_use";
+    /// User emails are unique per tenant.
+    pub const USER_EMAIL: &str = "principals_tenant_email_key";
+    /// Service account names are unique per tenant.
+    pub const SERVICE_ACCOUNT_NAME: &str = "principals_tenant_sa_name_key";
+}
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// No such row in this tenant.
+    #[error("not found")]
+    NotFound,
+    /// The write clashes with a uniqueness or state rule named by `constraint`.
+    #[error("conflict on {constraint}")]
+    Conflict {
+        /// One of the [`constraint`] names.
+        constraint: &'static str,
+    },
+    /// The backend cannot be reached; the caller may retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; logged in full, never shown to a client.
+    #[error("store error: {0}")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// How the service keeps its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// In the process's memory; gone when it exits.
+    Memory,
+    /// In PostgreSQL.
+    Postgres,
+}
+
+impl Persistence {
+    /// The name `/readyz` reports.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Everything created with a new tenant, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    /// The tenant.
+    pub tenant: Tenant,
+    /// Its first environment, `production`.
+    pub environment: Environment,
+    /// The service account that owns the first admin token.
+    pub admin: Principal,
+    /// The first admin token.
+    pub token: ApiToken,
+    /// The digest of that token's secret.
+    pub digest: SecretDigest,
+    /// The audit events of all of the above.
+    pub audit: Vec<AuditEvent>,
+}
+
+/// Which kind of principal a listing wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalFilter {
+    /// Users only.
+    Users,
+    /// Service accounts only.
+    ServiceAccounts,
+}
+
+/// Filters of the audit-log listing; all optional, all must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Exact action name.
+    pub action: Option<String>,
+    /// The acting token's id.
+    pub actor_id: Option<Uuid>,
+    /// The target's id.
+    pub target_id: Option<Uuid>,
+    /// Events at or after this instant.
+    pub since: Option<Timestamp>,
+}
+
+/// The store. One trait so that a transaction can span any of its parts; see the module
+/// docs for the obligations every method carries.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// How this store persists data.
+    fn persistence(&self) -> Persistence;
+
+    /// Checks the backend answers.
+    ///
+    /// # Errors
+    /// `Unavailable` when it does not.
+    async fn ping(&self) -> Result<(), RepoError>;
+
+    // ---- tenants ----
+
+    /// Creates a tenant with its first environment, admin principal and admin token.
+    ///
+    /// # Errors
+    /// MUST return `Conflict { constraint: TENANT_NAME }` when the name is taken.
+    async fn create_tenant(&self, new: &NewTenant) -> Result<(), RepoError>;
+
+    /// Reads a tenant. `NotFound` when there is none.
+    async fn get_tenant(&self, id: TenantId) -> Result<Tenant, RepoError>;
+
+    /// Lists tenants, newest first.
+    async fn list_tenants(&self, page: PageRequest) -> Result<Page<Tenant>, RepoError>;
+
+    // ---- environments ----
+
+    /// Creates an environment.
+    ///
+    /// # Errors
+    /// MUST return `Conflict { constraint: ENVIRONMENT_NAME }` when the tenant already
+    /// has one of that name.
+    async fn create_environment(&self, env: &Environment, audit: &AuditEvent) -> Result<(), RepoError>;
+
+    /// Reads an environment of `tenant`.
+    async fn get_environment(&self, tenant: TenantId, id: EnvironmentId) -> Result<Environment, RepoError>;
+
+    /// Reads an environment of `tenant` by name.
+    async fn find_environment_by_name(&self, tenant: TenantId, name: &EnvironmentName) -> Result<Environment, RepoError>;
+
+    /// Lists the environments of `tenant`, newest first.
+    async fn list_environments(&self, tenant: TenantId, page: PageRequest) -> Result<Page<Environment>, RepoError>;
+
+    /// Of `ids`, the ones that are not environments of `tenant`.
+    async fn missing_environments(&self, tenant: TenantId, ids: &[EnvironmentId]) -> Result<Vec<EnvironmentId>, RepoError>;
+
+    /// Renames an environment and returns it.
+    ///
+    /// # Errors
+    /// `NotFound`; MUST return `Conflict { constraint: ENVIRONMENT_NAME }` on a clash.
+    async fn rename_environment(
+        &self,
+        tenant: TenantId,
+        id: EnvironmentId,
+        name: &EnvironmentName,
+        audit: &AuditEvent,
+    ) -> Result<Environment, RepoError>;
+
+    /// Deletes an environment.
+    ///
+    /// # Errors
+    /// `NotFound`; MUST return `Conflict { constraint: ENVIRONMENT_IN_USE }` when a token
+    /// that is not revoked is scoped to it.
+    async fn delete_environment(&self, tenant: TenantId, id: EnvironmentId, audit: &AuditEvent) -> Result<(), RepoError>;
+
+    // ---- principals (users and service accounts) ----
+
+    /// Creates a user or service account.
+    ///
+    /// # Errors
+    /// MUST return `Conflict` with `USER_EMAIL` / `SERVICE_ACCOUNT_NAME` on a clash.
+    async fn create_principal(&self, principal: &Principal, audit: &AuditEvent) -> Result<(), RepoError>;
+
+    /// Reads a principal of `tenant`.
+    async fn get_principal(&self, tenant: TenantId, id: PrincipalId) -> Result<Principal, RepoError>;
+
+    /// Lists the users or the service accounts of `tenant`, newest first.
+    async fn list_principals(
+        &self,
+        tenant: TenantId,
+        filter: PrincipalFilter,
+        page: PageRequest,
+    ) -> Result<Page<Principal>, RepoError>;
+
+    /// Replaces a principal's mutable fields (names, role, disabled) with `principal`'s.
+    /// When `revoke_tokens_at` is set, every unrevoked token it owns is revoked then, in
+    /// the same transaction.
+    ///
+    /// # Errors
+    /// `NotFound`; `Conflict` as for `create_principal`.
+    async fn update_principal(
+        &self,
+        principal: &Principal,
+        revoke_tokens_at: Option<Timestamp>,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
+
+    /// Deletes a principal, revoking its tokens at `at` and clearing their owner.
+    async fn delete_principal(
+        &self,
+        tenant: TenantId,
+        id: PrincipalId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
+
+    // ---- API tokens ----
+
+    /// Stores a new token and the digest of its secret.
+    async fn create_token(&self, token: &ApiToken, digest: &SecretDigest, audit: &AuditEvent) -> Result<(), RepoError>;
+
+    /// Finds the token a secret digest belongs to, in any tenant; `Ok(None)` when none.
+    /// Rotated-out secrets are still found (with `secret_valid_until` set) until they
+    /// are purged; deciding whether they still work is the domain's job.
+    async fn find_token_by_digest(&self, digest: &SecretDigest) -> Result<Option<TokenLookup>, RepoError>;
+
+    /// Reads a token of `tenant`.
+    async fn get_token(&self, tenant: TenantId, id: TokenId) -> Result<ApiToken, RepoError>;
+
+    /// Lists the tokens of `tenant`, newest first.
+    async fn list_tokens(&self, tenant: TenantId, page: PageRequest) -> Result<Page<ApiToken>, RepoError>;
+
+    /// Writes a token's mutable fields (`name`, `rate_limit_per_minute`) from `token`.
+    async fn update_token(&self, token: &ApiToken, audit: &AuditEvent) -> Result<(), RepoError>;
+
+    /// Revokes a token at `at` and returns it. Revoking a revoked token changes nothing
+    /// (its first `revoked_at` stays) and writes no audit event.
+    async fn revoke_token(&self, tenant: TenantId, id: TokenId, at: Timestamp, audit: &AuditEvent) -> Result<ApiToken, RepoError>;
+
+    /// Gives a token a new secret: every current secret of it stops working at
+    /// `old_valid_until` (or earlier, if it already would), the new one has no end of its
+    /// own, and the token's hint becomes `new_hint`. Returns the updated token.
+    async fn rotate_token(
+        &self,
+        tenant: TenantId,
+        id: TokenId,
+        new_digest: &SecretDigest,
+        new_hint: &str,
+        old_valid_until: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<ApiToken, RepoError>;
+
+    /// Records a use of a token at `at` (callers rate-limit this to once a minute).
+    async fn touch_token(&self, id: TokenId, at: Timestamp) -> Result<(), RepoError>;
+
+    // ---- audit log ----
+
+    /// Lists the audit events of `tenant` that pass `filter`, newest first.
+    async fn list_audit_events(
+        &self,
+        tenant: TenantId,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> Result<Page<AuditEvent>, RepoError>;
+}
