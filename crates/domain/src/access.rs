@@ -66,10 +66,17 @@ pub enum Denied {
 /// (`None` for tenant-wide resources such as tokens or users).
 ///
 /// Role is checked before scope, so a viewer learns nothing about environments.
-pub fn authorize(actor: &Actor, action: Action, resource_env: Option<EnvironmentId>) -> Result<(), Denied> {
+pub fn authorize(
+    actor: &Actor,
+    action: Action,
+    resource_env: Option<EnvironmentId>,
+) -> Result<(), Denied> {
     let needed = action.min_role();
     if actor.role < needed {
-        return Err(Denied::Role { needed, has: actor.role });
+        return Err(Denied::Role {
+            needed,
+            has: actor.role,
+        });
     }
     if action == Action::ManageEnvironments && !actor.scope.is_all() {
         return Err(Denied::Scope);
@@ -99,7 +106,12 @@ pub enum GrantError {
 
 /// Checks that `actor` may mint a token owned by `owner` with `role` and `scope`: no
 /// token can create one more powerful than itself or than its owner.
-pub fn check_grant(actor: &Actor, owner: &Principal, role: Role, scope: &EnvScope) -> Result<(), GrantError> {
+pub fn check_grant(
+    actor: &Actor,
+    owner: &Principal,
+    role: Role,
+    scope: &EnvScope,
+) -> Result<(), GrantError> {
     if owner.disabled {
         return Err(GrantError::OwnerDisabled);
     }
@@ -140,7 +152,9 @@ mod tests {
         Principal {
             id: PrincipalId::from_uuid(Uuid::from_u128(3)),
             tenant_id: TenantId::from_uuid(Uuid::from_u128(1)),
-            kind: PrincipalKind::ServiceAccount { name: ServiceAccountName::new("ci").unwrap() },
+            kind: PrincipalKind::ServiceAccount {
+                name: ServiceAccountName::new("ci").unwrap(),
+            },
             role,
             disabled,
             created_at: datetime!(2026-11-22 10:00 UTC),
@@ -157,7 +171,10 @@ mod tests {
         ];
         for (role, allowed) in expect {
             let a = actor(role, EnvScope::All);
-            for (action, ok) in [Read, Operate, Administer, ManageEnvironments].into_iter().zip(allowed) {
+            for (action, ok) in [Read, Operate, Administer, ManageEnvironments]
+                .into_iter()
+                .zip(allowed)
+            {
                 assert_eq!(authorize(&a, action, None).is_ok(), ok, "{role} {action:?}");
             }
         }
@@ -165,12 +182,27 @@ mod tests {
 
     #[test]
     fn scope_limits_resources_and_environment_management() {
-        let a = actor(Role::Admin, EnvScope::from_wire(false, vec![env(1)]).unwrap());
+        let a = actor(
+            Role::Admin,
+            EnvScope::from_wire(false, vec![env(1)]).unwrap(),
+        );
         assert_eq!(authorize(&a, Action::Read, Some(env(1))), Ok(()));
-        assert_eq!(authorize(&a, Action::Read, Some(env(2))), Err(Denied::Scope));
-        assert_eq!(authorize(&a, Action::ManageEnvironments, None), Err(Denied::Scope));
-        let viewer = actor(Role::Viewer, EnvScope::from_wire(false, vec![env(1)]).unwrap());
-        assert!(matches!(authorize(&viewer, Action::Operate, Some(env(2))), Err(Denied::Role { .. })));
+        assert_eq!(
+            authorize(&a, Action::Read, Some(env(2))),
+            Err(Denied::Scope)
+        );
+        assert_eq!(
+            authorize(&a, Action::ManageEnvironments, None),
+            Err(Denied::Scope)
+        );
+        let viewer = actor(
+            Role::Viewer,
+            EnvScope::from_wire(false, vec![env(1)]).unwrap(),
+        );
+        assert!(matches!(
+            authorize(&viewer, Action::Operate, Some(env(2))),
+            Err(Denied::Role { .. })
+        ));
     }
 
     #[test]
@@ -178,27 +210,68 @@ mod tests {
         let scoped = EnvScope::from_wire(false, vec![env(1)]).unwrap();
         let admin_all = actor(Role::Admin, EnvScope::All);
         let admin_scoped = actor(Role::Admin, scoped.clone());
-        assert_eq!(check_grant(&admin_all, &owner(Role::Admin, false), Role::Admin, &EnvScope::All), Ok(()));
         assert_eq!(
-            check_grant(&admin_all, &owner(Role::Viewer, false), Role::Operator, &EnvScope::All),
+            check_grant(
+                &admin_all,
+                &owner(Role::Admin, false),
+                Role::Admin,
+                &EnvScope::All
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_grant(
+                &admin_all,
+                &owner(Role::Viewer, false),
+                Role::Operator,
+                &EnvScope::All
+            ),
             Err(GrantError::RoleAboveOwner(Role::Viewer))
         );
         assert_eq!(
-            check_grant(&actor(Role::Operator, EnvScope::All), &owner(Role::Admin, false), Role::Admin, &EnvScope::All),
+            check_grant(
+                &actor(Role::Operator, EnvScope::All),
+                &owner(Role::Admin, false),
+                Role::Admin,
+                &EnvScope::All
+            ),
             Err(GrantError::RoleAboveCaller(Role::Operator))
         );
         assert_eq!(
-            check_grant(&admin_scoped, &owner(Role::Admin, false), Role::Viewer, &EnvScope::All),
+            check_grant(
+                &admin_scoped,
+                &owner(Role::Admin, false),
+                Role::Viewer,
+                &EnvScope::All
+            ),
             Err(GrantError::ScopeBroaderThanCaller)
         );
         let wider = EnvScope::from_wire(false, vec![env(1), env(2)]).unwrap();
         assert_eq!(
-            check_grant(&admin_scoped, &owner(Role::Admin, false), Role::Viewer, &wider),
+            check_grant(
+                &admin_scoped,
+                &owner(Role::Admin, false),
+                Role::Viewer,
+                &wider
+            ),
             Err(GrantError::ScopeBroaderThanCaller)
         );
-        assert_eq!(check_grant(&admin_scoped, &owner(Role::Admin, false), Role::Viewer, &scoped), Ok(()));
         assert_eq!(
-            check_grant(&admin_all, &owner(Role::Admin, true), Role::Viewer, &EnvScope::All),
+            check_grant(
+                &admin_scoped,
+                &owner(Role::Admin, false),
+                Role::Viewer,
+                &scoped
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check_grant(
+                &admin_all,
+                &owner(Role::Admin, true),
+                Role::Viewer,
+                &EnvScope::All
+            ),
             Err(GrantError::OwnerDisabled)
         );
     }

@@ -1,7 +1,7 @@
 //! Audit events: one per state change, written in the same transaction as the change.
 
-use crate::ids::{AuditEventId, TenantId};
 use crate::Timestamp;
+use crate::ids::{AuditEventId, TenantId};
 use uuid::Uuid;
 
 /// Who caused an event.

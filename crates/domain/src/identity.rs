@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::Timestamp;
 use crate::ids::{EnvironmentId, PrincipalId, TenantId};
 use crate::value::{ValueError, text_newtype};
-use crate::Timestamp;
 
 text_newtype!(
     /// A tenant's display name, 1-100 characters.
@@ -20,6 +20,13 @@ text_newtype!(
     /// A service account's name, 1-100 characters, unique per tenant.
     ServiceAccountName, 1, 100
 );
+
+impl ServiceAccountName {
+    /// The service account that owns a new tenant's first admin token.
+    pub fn tenant_admin() -> Self {
+        Self("tenant-admin".to_owned())
+    }
+}
 
 /// An environment's name: 1-63 characters of `a-z`, `0-9` and `-`, starting with a
 /// letter, unique per tenant (`production`, `staging`, …). The shape is kept narrow so
@@ -40,8 +47,14 @@ impl EnvironmentName {
         };
         let ok = (1..=63).contains(&raw.len())
             && raw.starts_with(|c: char| c.is_ascii_lowercase())
-            && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if ok { Ok(Self(raw.to_owned())) } else { Err(SHAPE) }
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(SHAPE)
+        }
     }
 
     /// The validated name.
@@ -63,7 +76,9 @@ impl Email {
         if lowered.len() <= 254 && lowered.validate_email() {
             Ok(Self(lowered))
         } else {
-            Err(ValueError::Format { expected: "an email address" })
+            Err(ValueError::Format {
+                expected: "an email address",
+            })
         }
     }
 
@@ -100,7 +115,9 @@ impl Role {
             "viewer" => Ok(Self::Viewer),
             "operator" => Ok(Self::Operator),
             "admin" => Ok(Self::Admin),
-            _ => Err(ValueError::OneOf { allowed: "admin, operator, viewer" }),
+            _ => Err(ValueError::OneOf {
+                allowed: "admin, operator, viewer",
+            }),
         }
     }
 }
@@ -262,8 +279,14 @@ mod tests {
     #[test]
     fn scope_wire_rules() {
         assert_eq!(EnvScope::from_wire(true, vec![]), Ok(EnvScope::All));
-        assert_eq!(EnvScope::from_wire(true, vec![env(1)]), Err(ScopeError::ListWithAll));
-        assert_eq!(EnvScope::from_wire(false, vec![]), Err(ScopeError::EmptyList));
+        assert_eq!(
+            EnvScope::from_wire(true, vec![env(1)]),
+            Err(ScopeError::ListWithAll)
+        );
+        assert_eq!(
+            EnvScope::from_wire(false, vec![]),
+            Err(ScopeError::EmptyList)
+        );
         assert!(EnvScope::from_wire(false, vec![env(1)]).is_ok());
     }
 
@@ -291,7 +314,10 @@ mod tests {
 
     #[test]
     fn emails_are_validated_and_lowercased() {
-        assert_eq!(Email::new(" Ada@Example.COM ").unwrap().as_str(), "ada@example.com");
+        assert_eq!(
+            Email::new(" Ada@Example.COM ").unwrap().as_str(),
+            "ada@example.com"
+        );
         assert!(Email::new("not-an-email").is_err());
     }
 }

@@ -51,7 +51,9 @@ impl Cursor {
             .ok()
             .and_then(|bytes| Uuid::from_slice(&bytes).ok())
             .map(Self)
-            .ok_or(ValueError::Format { expected: "a nextCursor value from a previous page" })
+            .ok_or(ValueError::Format {
+                expected: "a nextCursor value from a previous page",
+            })
     }
 }
 
@@ -89,7 +91,10 @@ impl<T> Page<T> {
 
     /// Maps the items, keeping the cursor.
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page { items: self.items.into_iter().map(f).collect(), next: self.next }
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next: self.next,
+        }
     }
 }
 

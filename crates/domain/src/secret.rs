@@ -101,7 +101,10 @@ impl PlainSecret {
         }
         let (head, sum) = raw.split_at(PREFIX_LEN + BODY_LEN);
         if checksum(head).as_bytes().ct_eq(sum.as_bytes()).into() {
-            Ok(Self { kind, text: raw.to_owned() })
+            Ok(Self {
+                kind,
+                text: raw.to_owned(),
+            })
         } else {
             Err(MalformedSecret::Checksum)
         }
@@ -113,7 +116,11 @@ impl PlainSecret {
     /// As [`PlainSecret::parse`], and `Prefix` for a secret of another kind.
     pub fn parse_kind(raw: &str, kind: SecretKind) -> Result<Self, MalformedSecret> {
         let secret = Self::parse(raw)?;
-        if secret.kind == kind { Ok(secret) } else { Err(MalformedSecret::Prefix) }
+        if secret.kind == kind {
+            Ok(secret)
+        } else {
+            Err(MalformedSecret::Prefix)
+        }
     }
 
     /// Its kind.
@@ -211,10 +218,17 @@ mod tests {
     fn refuses_typos_and_foreign_strings() {
         let s = sample(SecretKind::ApiToken);
         let mut typo = s.expose().to_owned();
-        let c = if typo.as_bytes()[10] == b'A' { "B" } else { "A" };
+        let c = if typo.as_bytes()[10] == b'A' {
+            "B"
+        } else {
+            "A"
+        };
         typo.replace_range(10..11, c);
         assert_eq!(PlainSecret::parse(&typo), Err(MalformedSecret::Checksum));
-        assert_eq!(PlainSecret::parse(&s.expose()[..SECRET_LEN - 1]), Err(MalformedSecret::Shape));
+        assert_eq!(
+            PlainSecret::parse(&s.expose()[..SECRET_LEN - 1]),
+            Err(MalformedSecret::Shape)
+        );
         assert_eq!(PlainSecret::parse("ghp_abc"), Err(MalformedSecret::Prefix));
         assert_eq!(
             PlainSecret::parse_kind(s.expose(), SecretKind::Share),

@@ -1,11 +1,11 @@
 //! API tokens: their settings, their lifecycle and how a presented secret becomes an
 //! [`Actor`](crate::access::Actor).
 
+use crate::Timestamp;
 use crate::access::Actor;
 use crate::identity::{EnvScope, Role};
 use crate::ids::{PrincipalId, TenantId, TokenId};
 use crate::value::{int_newtype, text_newtype};
-use crate::Timestamp;
 
 text_newtype!(
     /// A token's display name, 1-100 characters.
@@ -23,6 +23,13 @@ int_newtype!(
     /// How long a rotated-out secret keeps working, 0-168 hours (default 24).
     GraceHours, 0, 168
 );
+
+impl TokenName {
+    /// The name of a new tenant's first admin token.
+    pub fn initial_admin() -> Self {
+        Self("initial admin token".to_owned())
+    }
+}
 
 impl RateLimitPerMinute {
     /// The limit of a token that sets none.
@@ -109,12 +116,14 @@ impl ApiToken {
 
     /// The limit that applies to it.
     pub fn effective_rate_limit(&self) -> u32 {
-        self.rate_limit_per_minute.map_or(RateLimitPerMinute::DEFAULT, RateLimitPerMinute::get)
+        self.rate_limit_per_minute
+            .map_or(RateLimitPerMinute::DEFAULT, RateLimitPerMinute::get)
     }
 
     /// Whether a use at `now` should be written back as `lastUsedAt`.
     pub fn last_used_is_stale(&self, now: Timestamp) -> bool {
-        self.last_used_at.is_none_or(|at| now - at >= LAST_USED_GRANULARITY)
+        self.last_used_at
+            .is_none_or(|at| now - at >= LAST_USED_GRANULARITY)
     }
 }
 
@@ -148,7 +157,10 @@ pub enum AuthFailure {
 }
 
 /// Decides whether a looked-up token authenticates at `now`.
-pub fn authenticate(lookup: Option<TokenLookup>, now: Timestamp) -> Result<(Actor, ApiToken), AuthFailure> {
+pub fn authenticate(
+    lookup: Option<TokenLookup>,
+    now: Timestamp,
+) -> Result<(Actor, ApiToken), AuthFailure> {
     let lookup = lookup.ok_or(AuthFailure::Unknown)?;
     let token = lookup.token;
     if lookup.owner_disabled || token.owner_id.is_none() {
@@ -198,7 +210,11 @@ mod tests {
     }
 
     fn lookup(token: ApiToken) -> Option<TokenLookup> {
-        Some(TokenLookup { token, secret_valid_until: None, owner_disabled: false })
+        Some(TokenLookup {
+            token,
+            secret_valid_until: None,
+            owner_disabled: false,
+        })
     }
 
     #[test]
@@ -214,23 +230,52 @@ mod tests {
         let t = token();
         let just_before = t.expires_at - time::Duration::seconds(1);
         assert!(authenticate(lookup(t.clone()), just_before).is_ok());
-        assert_eq!(authenticate(lookup(t.clone()), t.expires_at).unwrap_err(), AuthFailure::Expired);
+        assert_eq!(
+            authenticate(lookup(t.clone()), t.expires_at).unwrap_err(),
+            AuthFailure::Expired
+        );
     }
 
     #[test]
     fn revoked_disabled_orphaned_and_rotated_out_fail() {
         let mut revoked = token();
         revoked.revoked_at = Some(NOW);
-        assert_eq!(authenticate(lookup(revoked), NOW).unwrap_err(), AuthFailure::Revoked);
-        let disabled = Some(TokenLookup { token: token(), secret_valid_until: None, owner_disabled: true });
-        assert_eq!(authenticate(disabled, NOW).unwrap_err(), AuthFailure::Revoked);
+        assert_eq!(
+            authenticate(lookup(revoked), NOW).unwrap_err(),
+            AuthFailure::Revoked
+        );
+        let disabled = Some(TokenLookup {
+            token: token(),
+            secret_valid_until: None,
+            owner_disabled: true,
+        });
+        assert_eq!(
+            authenticate(disabled, NOW).unwrap_err(),
+            AuthFailure::Revoked
+        );
         let mut orphan = token();
         orphan.owner_id = None;
-        assert_eq!(authenticate(lookup(orphan), NOW).unwrap_err(), AuthFailure::Revoked);
+        assert_eq!(
+            authenticate(lookup(orphan), NOW).unwrap_err(),
+            AuthFailure::Revoked
+        );
         let grace = time::Duration::hours(12);
-        let rotated = TokenLookup { token: token(), secret_valid_until: Some(NOW + grace), owner_disabled: false };
-        assert!(authenticate(Some(rotated.clone()), NOW + grace - time::Duration::seconds(1)).is_ok());
-        assert_eq!(authenticate(Some(rotated), NOW + grace).unwrap_err(), AuthFailure::RotatedOut);
+        let rotated = TokenLookup {
+            token: token(),
+            secret_valid_until: Some(NOW + grace),
+            owner_disabled: false,
+        };
+        assert!(
+            authenticate(
+                Some(rotated.clone()),
+                NOW + grace - time::Duration::seconds(1)
+            )
+            .is_ok()
+        );
+        assert_eq!(
+            authenticate(Some(rotated), NOW + grace).unwrap_err(),
+            AuthFailure::RotatedOut
+        );
         assert_eq!(authenticate(None, NOW).unwrap_err(), AuthFailure::Unknown);
     }
 

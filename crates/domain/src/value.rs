@@ -122,6 +122,11 @@ macro_rules! int_newtype {
                     .map(|v| Self(v as u32))
             }
 
+            /// The largest value, always valid.
+            pub const fn max() -> Self {
+                Self(Self::MAX)
+            }
+
             /// The validated number.
             pub fn get(self) -> u32 {
                 self.0
@@ -137,8 +142,14 @@ mod tests {
 
     #[test]
     fn bounded_text_edges() {
-        assert_eq!(bounded_text("", 1, 3), Err(ValueError::Length { min: 1, max: 3 }));
-        assert_eq!(bounded_text("   ", 1, 3), Err(ValueError::Length { min: 1, max: 3 }));
+        assert_eq!(
+            bounded_text("", 1, 3),
+            Err(ValueError::Length { min: 1, max: 3 })
+        );
+        assert_eq!(
+            bounded_text("   ", 1, 3),
+            Err(ValueError::Length { min: 1, max: 3 })
+        );
         assert_eq!(bounded_text(" a ", 1, 3).as_deref(), Ok("a"));
         assert_eq!(bounded_text("äöü", 1, 3).as_deref(), Ok("äöü"));
         assert!(bounded_text("abcd", 1, 3).is_err());
@@ -156,7 +167,10 @@ mod tests {
     #[test]
     fn messages_read_after_a_field_name() {
         let e = ValueError::Range { min: 1, max: 720 };
-        assert_eq!(format!("expiresHours {e}"), "expiresHours must be between 1 and 720");
+        assert_eq!(
+            format!("expiresHours {e}"),
+            "expiresHours must be between 1 and 720"
+        );
         assert_eq!(e.hint(), "Use a value from 1 to 720.");
     }
 }

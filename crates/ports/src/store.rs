@@ -148,19 +148,39 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// MUST return `Conflict { constraint: ENVIRONMENT_NAME }` when the tenant already
     /// has one of that name.
-    async fn create_environment(&self, env: &Environment, audit: &AuditEvent) -> Result<(), RepoError>;
+    async fn create_environment(
+        &self,
+        env: &Environment,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
 
     /// Reads an environment of `tenant`.
-    async fn get_environment(&self, tenant: TenantId, id: EnvironmentId) -> Result<Environment, RepoError>;
+    async fn get_environment(
+        &self,
+        tenant: TenantId,
+        id: EnvironmentId,
+    ) -> Result<Environment, RepoError>;
 
     /// Reads an environment of `tenant` by name.
-    async fn find_environment_by_name(&self, tenant: TenantId, name: &EnvironmentName) -> Result<Environment, RepoError>;
+    async fn find_environment_by_name(
+        &self,
+        tenant: TenantId,
+        name: &EnvironmentName,
+    ) -> Result<Environment, RepoError>;
 
     /// Lists the environments of `tenant`, newest first.
-    async fn list_environments(&self, tenant: TenantId, page: PageRequest) -> Result<Page<Environment>, RepoError>;
+    async fn list_environments(
+        &self,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<Page<Environment>, RepoError>;
 
     /// Of `ids`, the ones that are not environments of `tenant`.
-    async fn missing_environments(&self, tenant: TenantId, ids: &[EnvironmentId]) -> Result<Vec<EnvironmentId>, RepoError>;
+    async fn missing_environments(
+        &self,
+        tenant: TenantId,
+        ids: &[EnvironmentId],
+    ) -> Result<Vec<EnvironmentId>, RepoError>;
 
     /// Renames an environment and returns it.
     ///
@@ -179,7 +199,12 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// `NotFound`; MUST return `Conflict { constraint: ENVIRONMENT_IN_USE }` when a token
     /// that is not revoked is scoped to it.
-    async fn delete_environment(&self, tenant: TenantId, id: EnvironmentId, audit: &AuditEvent) -> Result<(), RepoError>;
+    async fn delete_environment(
+        &self,
+        tenant: TenantId,
+        id: EnvironmentId,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
 
     // ---- principals (users and service accounts) ----
 
@@ -187,10 +212,18 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// # Errors
     /// MUST return `Conflict` with `USER_EMAIL` / `SERVICE_ACCOUNT_NAME` on a clash.
-    async fn create_principal(&self, principal: &Principal, audit: &AuditEvent) -> Result<(), RepoError>;
+    async fn create_principal(
+        &self,
+        principal: &Principal,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
 
     /// Reads a principal of `tenant`.
-    async fn get_principal(&self, tenant: TenantId, id: PrincipalId) -> Result<Principal, RepoError>;
+    async fn get_principal(
+        &self,
+        tenant: TenantId,
+        id: PrincipalId,
+    ) -> Result<Principal, RepoError>;
 
     /// Lists the users or the service accounts of `tenant`, newest first.
     async fn list_principals(
@@ -225,25 +258,43 @@ pub trait Store: Send + Sync + 'static {
     // ---- API tokens ----
 
     /// Stores a new token and the digest of its secret.
-    async fn create_token(&self, token: &ApiToken, digest: &SecretDigest, audit: &AuditEvent) -> Result<(), RepoError>;
+    async fn create_token(
+        &self,
+        token: &ApiToken,
+        digest: &SecretDigest,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
 
     /// Finds the token a secret digest belongs to, in any tenant; `Ok(None)` when none.
     /// Rotated-out secrets are still found (with `secret_valid_until` set) until they
     /// are purged; deciding whether they still work is the domain's job.
-    async fn find_token_by_digest(&self, digest: &SecretDigest) -> Result<Option<TokenLookup>, RepoError>;
+    async fn find_token_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<TokenLookup>, RepoError>;
 
     /// Reads a token of `tenant`.
     async fn get_token(&self, tenant: TenantId, id: TokenId) -> Result<ApiToken, RepoError>;
 
     /// Lists the tokens of `tenant`, newest first.
-    async fn list_tokens(&self, tenant: TenantId, page: PageRequest) -> Result<Page<ApiToken>, RepoError>;
+    async fn list_tokens(
+        &self,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<Page<ApiToken>, RepoError>;
 
     /// Writes a token's mutable fields (`name`, `rate_limit_per_minute`) from `token`.
     async fn update_token(&self, token: &ApiToken, audit: &AuditEvent) -> Result<(), RepoError>;
 
     /// Revokes a token at `at` and returns it. Revoking a revoked token changes nothing
     /// (its first `revoked_at` stays) and writes no audit event.
-    async fn revoke_token(&self, tenant: TenantId, id: TokenId, at: Timestamp, audit: &AuditEvent) -> Result<ApiToken, RepoError>;
+    async fn revoke_token(
+        &self,
+        tenant: TenantId,
+        id: TokenId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<ApiToken, RepoError>;
 
     /// Gives a token a new secret: every current secret of it stops working at
     /// `old_valid_until` (or earlier, if it already would), the new one has no end of its

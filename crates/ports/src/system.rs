@@ -46,7 +46,9 @@ impl SecretGen for RingSecrets {
         // SystemRandom fails only when the OS has no entropy source at all; there is no
         // way to serve a request safely then.
         #[allow(clippy::expect_used)]
-        self.0.fill(&mut out).expect("the operating system's random source failed");
+        self.0
+            .fill(&mut out)
+            .expect("the operating system's random source failed");
         out
     }
 }

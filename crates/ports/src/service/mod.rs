@@ -1,0 +1,133 @@
+//! Use cases: each function takes the ports ([`Deps`]), the caller and domain values
+//! already validated at the edge, decides access with the domain's pure functions and
+//! makes one store call that writes the change and its audit event together.
+//!
+//! One error type, [`ServiceError`], serves every use case: the HTTP layer maps each
+//! variant to exactly one row of the spec's error table.
+
+pub mod auth;
+pub mod directory;
+pub mod tenants;
+pub mod tokens;
+
+use fleetpass_domain::Timestamp;
+use fleetpass_domain::access::{Action, Actor, Denied, authorize};
+use fleetpass_domain::audit::{AuditActor, AuditEvent};
+use fleetpass_domain::ids::{AuditEventId, EnvironmentId, TenantId};
+use uuid::Uuid;
+
+use crate::{Deps, RepoError};
+
+/// Why a use case did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A well-formed request that breaks a rule; `field` is the wire name.
+    #[error("{field} {message}")]
+    Invalid {
+        /// The offending field, as the client spelled it.
+        field: &'static str,
+        /// What is wrong, read after the field name.
+        message: String,
+        /// How to fix it.
+        hint: Option<String>,
+    },
+    /// No or bad credentials; the message says which, without leaking anything.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated, but not allowed.
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// No such thing in the caller's tenant.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or state clash.
+    #[error("conflict on {constraint}")]
+    Conflict {
+        /// Which rule (see `store::constraint`).
+        constraint: &'static str,
+    },
+    /// The store cannot be reached; retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] RepoError),
+}
+
+impl From<RepoError> for ServiceError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::NotFound => Self::NotFound,
+            RepoError::Conflict { constraint } => Self::Conflict { constraint },
+            RepoError::Unavailable(why) => Self::Unavailable(why),
+            other @ RepoError::Other(_) => Self::Internal(other),
+        }
+    }
+}
+
+impl ServiceError {
+    /// A rule broken by `field`.
+    pub fn invalid(
+        field: &'static str,
+        message: impl Into<String>,
+        hint: impl Into<Option<String>>,
+    ) -> Self {
+        Self::Invalid {
+            field,
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+/// Shorthand for service results.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Checks access; the one place services call the domain's `authorize`.
+pub fn require(actor: &Actor, action: Action, env: Option<EnvironmentId>) -> ServiceResult<()> {
+    authorize(actor, action, env).map_err(ServiceError::from)
+}
+
+impl Deps {
+    /// Now, from the clock port.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// An audit event stamped with a fresh id and the current time.
+    pub fn audit(
+        &self,
+        tenant_id: TenantId,
+        actor: AuditActor,
+        action: &str,
+        target_id: Option<Uuid>,
+        details: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            id: AuditEventId::from_uuid(self.ids.new_id()),
+            tenant_id,
+            actor,
+            action: action.to_owned(),
+            target_id,
+            at: self.now(),
+            details,
+        }
+    }
+
+    /// An audit event caused by `actor`'s token, in `actor`'s tenant.
+    pub fn audit_by(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target_id: Uuid,
+        details: serde_json::Value,
+    ) -> AuditEvent {
+        self.audit(
+            actor.tenant_id,
+            AuditActor::Token(actor.token_id.as_uuid()),
+            action,
+            Some(target_id),
+            details,
+        )
+    }
+}

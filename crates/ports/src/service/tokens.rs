@@ -1,0 +1,282 @@
+//! API token administration: create, read, list, change, revoke, rotate.
+
+use fleetpass_domain::access::Denied;
+use fleetpass_domain::access::{Action, Actor, GrantError, check_grant};
+use fleetpass_domain::audit::actions;
+use fleetpass_domain::identity::{EnvScope, Principal, Role};
+use fleetpass_domain::ids::{PrincipalId, TokenId};
+use fleetpass_domain::page::{Page, PageRequest};
+use fleetpass_domain::secret::{PlainSecret, SecretKind};
+use fleetpass_domain::token::{
+    ApiToken, GraceHours, RateLimitPerMinute, TokenName, TokenStatus, TokenTtlDays,
+};
+use serde_json::json;
+
+use super::{ServiceError, ServiceResult, require};
+use crate::{Deps, RepoError};
+
+/// Service-level state clash: rotating a token that no longer works.
+pub const TOKEN_NOT_ACTIVE: &str = "token_not_active";
+
+/// Who will own a new token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerRef {
+    /// The calling token's owner (neither owner field given).
+    Caller,
+    /// A user of the tenant (`ownerUserId`).
+    User(PrincipalId),
+    /// A service account of the tenant (`ownerServiceAccountId`).
+    ServiceAccount(PrincipalId),
+}
+
+impl OwnerRef {
+    /// The wire field that named the owner, for error messages.
+    fn field(self) -> &'static str {
+        match self {
+            Self::ServiceAccount(_) => "ownerServiceAccountId",
+            Self::Caller | Self::User(_) => "ownerUserId",
+        }
+    }
+}
+
+/// A validated token creation request.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Its name.
+    pub name: TokenName,
+    /// Its owner.
+    pub owner: OwnerRef,
+    /// Its role.
+    pub role: Role,
+    /// Its environments.
+    pub scope: EnvScope,
+    /// Its lifetime.
+    pub ttl: TokenTtlDays,
+    /// Its own rate limit, if any.
+    pub rate_limit: Option<RateLimitPerMinute>,
+}
+
+/// A token and its secret, shown this once.
+#[derive(Debug)]
+pub struct IssuedToken {
+    /// The token's metadata.
+    pub token: ApiToken,
+    /// Its secret.
+    pub secret: PlainSecret,
+}
+
+/// A validated change to a token: only the name and the rate limit can change.
+#[derive(Debug, Clone, Default)]
+pub struct TokenPatch {
+    /// A new name.
+    pub name: Option<TokenName>,
+    /// A new limit; `Some(None)` goes back to the default.
+    pub rate_limit: Option<Option<RateLimitPerMinute>>,
+}
+
+async fn resolve_owner(deps: &Deps, actor: &Actor, owner: OwnerRef) -> ServiceResult<Principal> {
+    let field = owner.field();
+    let unknown = |what: &str| {
+        ServiceError::invalid(
+            field,
+            format!("does not name a {what} of this tenant"),
+            None,
+        )
+    };
+    let (id, want_user) = match owner {
+        OwnerRef::Caller => (actor.owner_id.ok_or_else(|| unknown("user"))?, None),
+        OwnerRef::User(id) => (id, Some(true)),
+        OwnerRef::ServiceAccount(id) => (id, Some(false)),
+    };
+    let principal = match deps.store.get_principal(actor.tenant_id, id).await {
+        Err(RepoError::NotFound) => None,
+        other => Some(other?),
+    };
+    match (principal, want_user) {
+        (Some(p), Some(user)) if p.is_user() != user => {
+            Err(unknown(if user { "user" } else { "service account" }))
+        }
+        (Some(p), _) => Ok(p),
+        (None, Some(false)) => Err(unknown("service account")),
+        (None, _) => Err(unknown("user")),
+    }
+}
+
+/// Creates a token for `new.owner`, never more powerful than the caller or the owner.
+///
+/// # Errors
+/// `Denied` for a non-admin caller or a scope broader than the caller's; `Invalid` for
+/// an unknown or disabled owner, unknown environments, or a role above the caller's or
+/// the owner's; store errors.
+pub async fn create_token(deps: &Deps, actor: &Actor, new: NewToken) -> ServiceResult<IssuedToken> {
+    require(actor, Action::Administer, None)?;
+    let owner = resolve_owner(deps, actor, new.owner).await?;
+    let missing = deps
+        .store
+        .missing_environments(actor.tenant_id, &new.scope.ids())
+        .await?;
+    if !missing.is_empty() {
+        let list = missing
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ServiceError::invalid(
+            "environmentIds",
+            format!("names environments that do not exist in this tenant: {list}"),
+            "List environments with GET /api/admin/environments.".to_owned(),
+        ));
+    }
+    check_grant(actor, &owner, new.role, &new.scope).map_err(|e| match e {
+        GrantError::ScopeBroaderThanCaller => ServiceError::Denied(Denied::Scope),
+        GrantError::OwnerDisabled => {
+            ServiceError::invalid(new.owner.field(), "names a disabled owner", None)
+        }
+        GrantError::RoleAboveCaller(max) | GrantError::RoleAboveOwner(max) => {
+            ServiceError::invalid(
+                "role",
+                e.to_string().trim_start_matches("role ").to_owned(),
+                format!("Use {max} or a lower role."),
+            )
+        }
+    })?;
+    let now = deps.now();
+    let secret = PlainSecret::from_random(SecretKind::ApiToken, deps.secrets.random_32());
+    let token = ApiToken {
+        id: TokenId::from_uuid(deps.ids.new_id()),
+        tenant_id: actor.tenant_id,
+        owner_id: Some(owner.id),
+        name: new.name,
+        role: new.role,
+        scope: new.scope,
+        rate_limit_per_minute: new.rate_limit,
+        expires_at: new.ttl.expiry_from(now),
+        created_at: now,
+        last_used_at: None,
+        revoked_at: None,
+        hint: secret.hint(),
+    };
+    let audit = deps.audit_by(
+        actor,
+        actions::TOKEN_CREATED,
+        token.id.as_uuid(),
+        json!({"name": token.name.as_str(), "role": token.role.as_str(), "hint": token.hint}),
+    );
+    deps.store
+        .create_token(&token, &secret.digest(), &audit)
+        .await?;
+    Ok(IssuedToken { token, secret })
+}
+
+/// Reads a token the caller may manage: one whose scope the caller's covers.
+async fn manageable(deps: &Deps, actor: &Actor, id: TokenId) -> ServiceResult<ApiToken> {
+    require(actor, Action::Administer, None)?;
+    let token = deps.store.get_token(actor.tenant_id, id).await?;
+    if actor.scope.covers(&token.scope) {
+        Ok(token)
+    } else {
+        Err(Denied::Scope.into())
+    }
+}
+
+/// Reads a token.
+///
+/// # Errors
+/// `Denied`, `NotFound`, store errors.
+pub async fn get_token(deps: &Deps, actor: &Actor, id: TokenId) -> ServiceResult<ApiToken> {
+    manageable(deps, actor, id).await
+}
+
+/// Lists the tenant's tokens, newest first.
+///
+/// # Errors
+/// `Denied`, store errors.
+pub async fn list_tokens(
+    deps: &Deps,
+    actor: &Actor,
+    page: PageRequest,
+) -> ServiceResult<Page<ApiToken>> {
+    require(actor, Action::Administer, None)?;
+    Ok(deps.store.list_tokens(actor.tenant_id, page).await?)
+}
+
+/// Changes a token's name or rate limit.
+///
+/// # Errors
+/// `Denied`, `NotFound`, store errors.
+pub async fn update_token(
+    deps: &Deps,
+    actor: &Actor,
+    id: TokenId,
+    patch: TokenPatch,
+) -> ServiceResult<ApiToken> {
+    let mut token = manageable(deps, actor, id).await?;
+    if let Some(name) = patch.name {
+        token.name = name;
+    }
+    if let Some(limit) = patch.rate_limit {
+        token.rate_limit_per_minute = limit;
+    }
+    let audit = deps.audit_by(
+        actor,
+        actions::TOKEN_UPDATED,
+        id.as_uuid(),
+        json!({"name": token.name.as_str(), "rateLimitPerMinute": token.rate_limit_per_minute.map(RateLimitPerMinute::get)}),
+    );
+    deps.store.update_token(&token, &audit).await?;
+    Ok(token)
+}
+
+/// Revokes a token at once. Revoking a revoked token is a no-op.
+///
+/// # Errors
+/// `Denied`, `NotFound`, store errors.
+pub async fn revoke_token(deps: &Deps, actor: &Actor, id: TokenId) -> ServiceResult<ApiToken> {
+    manageable(deps, actor, id).await?;
+    let audit = deps.audit_by(actor, actions::TOKEN_REVOKED, id.as_uuid(), json!({}));
+    Ok(deps
+        .store
+        .revoke_token(actor.tenant_id, id, deps.now(), &audit)
+        .await?)
+}
+
+/// Gives a token a new secret with the same settings; the old secret keeps working for
+/// `grace`.
+///
+/// # Errors
+/// `Denied`, `NotFound`; `Conflict(TOKEN_NOT_ACTIVE)` for a revoked or expired token;
+/// store errors.
+pub async fn rotate_token(
+    deps: &Deps,
+    actor: &Actor,
+    id: TokenId,
+    grace: GraceHours,
+) -> ServiceResult<IssuedToken> {
+    let token = manageable(deps, actor, id).await?;
+    let now = deps.now();
+    if token.status(now) != TokenStatus::Active {
+        return Err(ServiceError::Conflict {
+            constraint: TOKEN_NOT_ACTIVE,
+        });
+    }
+    let secret = PlainSecret::from_random(SecretKind::ApiToken, deps.secrets.random_32());
+    let old_valid_until = now + time::Duration::hours(i64::from(grace.get()));
+    let audit = deps.audit_by(
+        actor,
+        actions::TOKEN_ROTATED,
+        id.as_uuid(),
+        json!({"graceHours": grace.get(), "hint": secret.hint()}),
+    );
+    let token = deps
+        .store
+        .rotate_token(
+            actor.tenant_id,
+            id,
+            &secret.digest(),
+            &secret.hint(),
+            old_valid_until,
+            &audit,
+        )
+        .await?;
+    Ok(IssuedToken { token, secret })
+}
