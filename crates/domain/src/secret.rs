@@ -160,7 +160,7 @@ impl fmt::Display for PlainSecret {
 }
 
 /// The SHA-256 digest of a secret: what stores keep and index.
-#[derive(Clone, Copy, Hash)]
+#[derive(Clone, Copy)]
 pub struct SecretDigest([u8; 32]);
 
 impl SecretDigest {
@@ -188,6 +188,12 @@ impl PartialEq for SecretDigest {
     }
 }
 impl Eq for SecretDigest {}
+
+impl std::hash::Hash for SecretDigest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl fmt::Debug for SecretDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
