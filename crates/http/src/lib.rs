@@ -1,1 +1,68 @@
-//! placeholder
+//! The actix-web HTTP adapter of Fleetpass: routes, extractors, the error contract, the
+//! request-context middleware and the OpenAPI document.
+//!
+//! Handlers parse requests into domain values, call one use case from
+//! `fleetpass_ports::service` and render the result; they hold no business rules.
+
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod openapi;
+pub mod routes;
+pub mod views;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, web};
+use fleetpass_ports::Deps;
+
+pub use extract::AdminKey;
+
+/// HTTP-level settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Whether `?api_key=` is accepted (`FLEETPASS_QUERY_TOKENS`).
+    pub query_tokens: bool,
+    /// The platform admin key; `None` turns `/platform/*` off (503).
+    pub admin_key: Option<AdminKey>,
+    /// The public base URL, for links handed to outsiders.
+    pub public_url: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { query_tokens: true, admin_key: None, public_url: "http://127.0.0.1:8080".to_owned() }
+    }
+}
+
+/// What every handler can reach.
+pub struct AppState {
+    /// The ports.
+    pub deps: Deps,
+    /// HTTP settings.
+    pub config: HttpConfig,
+}
+
+/// The whole application: state, body limits, middleware and routes. The server and
+/// the in-process tests build the same thing.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .app_data(web::PayloadConfig::new(extract::BODY_LIMIT))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            error::ApiError::bad_request(format!("the query string could not be read: {e}"), "Check the query parameters.")
+                .into()
+        }))
+        .configure(routes::configure)
+        .wrap(actix_web::middleware::from_fn(middleware::request_context))
+}

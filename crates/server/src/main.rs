@@ -1,2 +1,153 @@
-//! placeholder
-fn main() {}
+//! `fleetpass`: the server binary. Reads configuration, wires a store to the HTTP
+//! adapter and runs; also applies migrations and creates tenants from the command line.
+
+mod config;
+
+use std::io::IsTerminal as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use fleetpass_domain::audit::AuditActor;
+use fleetpass_domain::identity::TenantName;
+use fleetpass_http::AppState;
+use fleetpass_ports::service::tenants;
+use fleetpass_ports::{Deps, Store};
+
+use crate::config::{Config, LogFormat};
+
+/// Fleetpass: a multi-tenant control plane for discovery fleets.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply pending database migrations (needs DATABASE_URL).
+    Migrate,
+    /// Manage tenants straight in the store.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and print its admin token once.
+    Create {
+        /// The tenant's name (1-100 characters, unique).
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_vars(std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fleetpass: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fleetpass: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::Migrate => migrate(&config).await,
+            Command::Tenant { command: TenantCommand::Create { name } } => create_tenant(&config, &name).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fleetpass: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::new(&config.log_filter);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // The server has no other way to report; a second init (tests) is harmless.
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+    };
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let url = config.database_url.as_deref().context("DATABASE_URL is not set: there is nothing to migrate")?;
+    let applied = fleetpass_store_postgres::run_migrations(url).await.context("Failed to apply migrations")?;
+    println!("applied {applied} migration(s)");
+    Ok(())
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    match &config.database_url {
+        None => Ok(Arc::new(fleetpass_store_memory::MemoryStore::new())),
+        Some(url) => {
+            if config.migrate_on_start {
+                let applied = fleetpass_store_postgres::run_migrations(url).await.context("Failed to apply migrations")?;
+                tracing::info!(applied, "migrations checked");
+            }
+            let store = fleetpass_store_postgres::PgStore::connect(url, config.pool_size)
+                .await
+                .context("Failed to connect to PostgreSQL")?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+async fn create_tenant(config: &Config, name: &str) -> anyhow::Result<()> {
+    if config.database_url.is_none() {
+        anyhow::bail!("DATABASE_URL is not set: a tenant created in memory would vanish when this command exits");
+    }
+    let name = TenantName::new(name).map_err(|e| anyhow::anyhow!("--name {e}"))?;
+    let deps = Deps::system(open_store(config).await?);
+    let created = tenants::create_tenant(&deps, name, AuditActor::Platform)
+        .await
+        .map_err(|e| anyhow::anyhow!("Failed to create the tenant: {e}"))?;
+    println!("tenant {} ({})", created.tenant.name, created.tenant.id);
+    println!("admin token (shown once): {}", created.admin_token.expose());
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let deps = Deps::system(store);
+    let bind = config.bind;
+    if config.database_url.is_none() {
+        let demo = TenantName::new("demo").map_err(|e| anyhow::anyhow!("demo tenant name {e}"))?;
+        let created = tenants::create_tenant(&deps, demo, AuditActor::Platform)
+            .await
+            .map_err(|e| anyhow::anyhow!("Failed to create the demo tenant: {e}"))?;
+        println!("Fleetpass is running in memory mode: data lives as long as this process.");
+        println!("Demo tenant admin token (shown once): {}", created.admin_token.expose());
+        println!("Try: curl -H 'Authorization: Bearer {}' http://{bind}/api/me", created.admin_token.expose());
+    }
+    let state = actix_web::web::Data::new(AppState { deps, config: config.http });
+    tracing::info!(%bind, "listening");
+    actix_web::HttpServer::new(move || fleetpass_http::app(state.clone()))
+        .bind(bind)
+        .with_context(|| format!("Failed to bind {bind} (FLEETPASS_BIND)"))?
+        .shutdown_timeout(30)
+        .run()
+        .await
+        .context("Server failed")
+}

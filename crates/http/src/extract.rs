@@ -1,0 +1,249 @@
+//! Extractors: the JSON body contract, the caller's credentials, the platform admin key
+//! and list parameters. Each turns a request into domain values or an [`ApiError`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use fleetpass_domain::access::Actor;
+use fleetpass_domain::page::{Cursor, PageLimit, PageRequest};
+use fleetpass_domain::token::ApiToken;
+use fleetpass_ports::service::auth;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use subtle::ConstantTimeEq as _;
+use utoipa::IntoParams;
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorCode};
+
+/// The largest body an ordinary endpoint accepts (1 MiB).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+type LocalFuture<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+fn state(req: &HttpRequest) -> Result<&AppState, ApiError> {
+    req.app_data::<web::Data<AppState>>().map(|d| d.get_ref()).ok_or_else(|| {
+        tracing::error!("AppState missing from app data");
+        ApiError::internal()
+    })
+}
+
+/// The request id the middleware assigned, for handlers that need it.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// A JSON body decoded into `T`, under the spec's rules: wrong content type, unparseable
+/// JSON or a non-object → 400; a body of the right shape with a missing, unknown or
+/// mistyped field → 422 naming the field; too large → 413. An empty body reads as `{}`
+/// so endpoints whose fields are all optional work without one.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = ApiError;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_json = req
+            .mime_type()
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = bytes.await.map_err(|e| {
+                if e.as_response_error().status_code().as_u16() == 413 {
+                    ApiError::too_large(BODY_LIMIT)
+                } else {
+                    ApiError::bad_request("the request body could not be read", "Send the body again.")
+                }
+            })?;
+            if bytes.is_empty() {
+                return decode(serde_json::Value::Object(serde_json::Map::new())).map(Body);
+            }
+            if !is_json {
+                return Err(ApiError::bad_request(
+                    "the request body must be JSON",
+                    "Send `Content-Type: application/json`.",
+                ));
+            }
+            let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::bad_request(format!("the request body is not valid JSON: {e}"), "Send a JSON object.")
+            })?;
+            if !value.is_object() {
+                return Err(ApiError::bad_request("the request body must be a JSON object", "Send a JSON object."));
+            }
+            decode(value).map(Body)
+        })
+    }
+}
+
+/// Decodes a JSON object into `T`, naming the offending field on failure.
+fn decode<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // serde names missing and unknown fields in the message; the path is then ".".
+        let named = inner.split('`').nth(1).map(str::to_owned);
+        let field = if path == "." { named.unwrap_or_default() } else { path };
+        let message = if inner.starts_with("missing field") {
+            format!("{field} is required")
+        } else if inner.starts_with("unknown field") {
+            format!("{field} is not a field of this request")
+        } else {
+            format!("{field} has the wrong type: {}", inner.split(" at line").next().unwrap_or(&inner))
+        };
+        ApiError::new(ErrorCode::ValidationError, message)
+            .field(field)
+            .hint("Check the field against the API reference at /openapi.json.")
+    })
+}
+
+/// An authenticated tenant caller: a live API token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who is asking and what they may do.
+    pub actor: Actor,
+    /// The token presented.
+    pub token: ApiToken,
+}
+
+/// Where the token was found, in the spec's order of precedence.
+fn presented_token(req: &HttpRequest, query_tokens: bool) -> Result<String, ApiError> {
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let value = value.to_str().unwrap_or_default();
+        let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(ApiError::unauthorized("the Authorization header must read `Bearer <token>`"));
+        }
+        return Ok(token.trim().to_owned());
+    }
+    if let Some(value) = req.headers().get("x-api-key") {
+        return Ok(value.to_str().unwrap_or_default().trim().to_owned());
+    }
+    let query = web::Query::<HashMap<String, String>>::from_query(req.query_string()).ok();
+    if let Some(token) = query.as_ref().and_then(|q| q.get("api_key")) {
+        if !query_tokens {
+            return Err(ApiError::unauthorized("tokens in the query string are disabled on this server"));
+        }
+        return Ok(token.clone());
+    }
+    Err(ApiError::unauthorized("an API token is required"))
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = state(req).map(|s| (s.deps.clone(), s.config.query_tokens));
+        let req = req.clone();
+        Box::pin(async move {
+            let (deps, query_tokens) = found?;
+            let presented = presented_token(&req, query_tokens)?;
+            let (actor, token) = auth::authenticate(&deps, &presented).await?;
+            req.extensions_mut().insert(actor.clone());
+            Ok(Caller { actor, token })
+        })
+    }
+}
+
+/// The platform operator, proven by `FLEETPASS_ADMIN_KEY`.
+#[derive(Debug, Clone, Copy)]
+pub struct PlatformAdmin;
+
+impl FromRequest for PlatformAdmin {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(check_admin(req))
+    }
+}
+
+fn check_admin(req: &HttpRequest) -> Result<PlatformAdmin, ApiError> {
+    let state = state(req)?;
+    let Some(key) = &state.config.admin_key else {
+        return Err(ApiError::new(ErrorCode::ServiceUnavailable, "admin API not configured")
+            .hint("Set FLEETPASS_ADMIN_KEY on the server to enable /platform/*."));
+    };
+    let presented = presented_token(req, state.config.query_tokens)
+        .map_err(|_| ApiError::unauthorized("the platform admin key is required"))?;
+    if key.matches(&presented) {
+        Ok(PlatformAdmin)
+    } else {
+        Err(ApiError::new(ErrorCode::ForbiddenRole, "wrong platform admin key").hint("Check FLEETPASS_ADMIN_KEY."))
+    }
+}
+
+/// The platform admin key. Compared through SHA-256 digests in constant time, so
+/// neither its content nor its length leaks through timing; `Debug` redacts it.
+#[derive(Clone)]
+pub struct AdminKey([u8; 32]);
+
+impl AdminKey {
+    /// Wraps the configured key.
+    pub fn new(key: &str) -> Self {
+        Self(sha256(key))
+    }
+
+    fn matches(&self, presented: &str) -> bool {
+        self.0.ct_eq(&sha256(presented)).into()
+    }
+}
+
+fn sha256(text: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref());
+    out
+}
+
+impl std::fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminKey(redacted)")
+    }
+}
+
+/// `?limit=&cursor=` of every list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Page size, 1-200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    pub limit: Option<String>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ListParams {
+    /// Validates into a page request.
+    ///
+    /// # Errors
+    /// 422 naming `limit` or `cursor`.
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        let limit = match &self.limit {
+            None => PageLimit::default(),
+            Some(raw) => raw
+                .parse::<i64>()
+                .map_err(|_| fleetpass_domain::value::ValueError::Range { min: 1, max: 200 })
+                .and_then(PageLimit::new)
+                .map_err(|e| ApiError::invalid("limit", &e))?,
+        };
+        let cursor = self
+            .cursor
+            .as_deref()
+            .map(Cursor::decode)
+            .transpose()
+            .map_err(|e| ApiError::invalid("cursor", &e))?;
+        Ok(PageRequest { limit, cursor })
+    }
+}
+
+/// Parses a path id; anything that is not a UUID names nothing, so it is a 404.
+pub fn path_id<T>(raw: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, ApiError> {
+    parse(raw).ok_or_else(ApiError::not_found)
+}

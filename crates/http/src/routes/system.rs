@@ -1,0 +1,70 @@
+//! Liveness, readiness, the OpenAPI document and `/api/me`.
+
+use actix_web::{HttpResponse, web};
+use fleetpass_domain::access::Action;
+use fleetpass_ports::service::{require, tenants};
+use serde::Serialize;
+use utoipa::{OpenApi as _, ToSchema};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::extract::Caller;
+use crate::openapi::ApiDoc;
+use crate::views::{MeView, TokenView};
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").get(healthz))
+        .service(web::resource("/readyz").get(readyz))
+        .service(web::resource("/openapi.json").get(openapi))
+        .service(web::resource("/api/me").get(me));
+}
+
+/// Health answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `ready`.
+    pub status: &'static str,
+    /// `memory` or `postgres` (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<&'static str>,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok", persistence: None })
+}
+
+/// Readiness: the store answers. Reports the persistence mode.
+#[utoipa::path(get, path = "/readyz", tag = "system",
+    responses((status = 200, body = Health), (status = 503, description = "Store unreachable", body = ErrorBody)))]
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let persistence = state.deps.store.persistence().as_str();
+    state.deps.store.ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "readiness check failed");
+        ApiError::new(ErrorCode::ServiceUnavailable, format!("the {persistence} store is unreachable"))
+            .hint("Retry shortly; check the database.")
+            .retry_after(5)
+    })?;
+    Ok(HttpResponse::Ok().json(Health { status: "ready", persistence: Some(persistence) }))
+}
+
+/// The OpenAPI 3.1 document, generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = "system", responses((status = 200, description = "OpenAPI 3.1 document")))]
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+/// Who am I: tenant, role, scope, expiry and limits of the token in use.
+#[utoipa::path(get, path = "/api/me", tag = "tokens", security(("bearer" = [])),
+    responses((status = 200, body = MeView), (status = 401, body = ErrorBody)))]
+pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    require(&caller.actor, Action::Read, None)?;
+    let tenant = tenants::get_tenant(&state.deps, caller.actor.tenant_id).await?;
+    Ok(HttpResponse::Ok().json(MeView {
+        tenant_id: tenant.id.to_string(),
+        tenant_name: tenant.name.to_string(),
+        token: TokenView::new(caller.token, state.deps.now()),
+    }))
+}

@@ -1,0 +1,279 @@
+//! The wire shapes of responses (camelCase JSON), built from domain values. Secrets
+//! appear only in the `Created*` shapes, which are returned exactly once.
+
+use fleetpass_domain::Timestamp;
+use fleetpass_domain::audit::AuditEvent;
+use fleetpass_domain::identity::{Environment, Principal, PrincipalKind, Tenant};
+use fleetpass_domain::page::Page;
+use fleetpass_domain::token::{ApiToken, RateLimitPerMinute};
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use utoipa::ToSchema;
+
+/// RFC 3339 in UTC, as every timestamp on the wire.
+pub fn ts(at: Timestamp) -> String {
+    at.to_offset(time::UtcOffset::UTC).format(&Rfc3339).unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+/// A page of items with the cursor of the next one.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct List<T> {
+    /// The items, newest first.
+    pub items: Vec<T>,
+    /// Pass as `?cursor=` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> List<T> {
+    /// Builds a list view from a domain page.
+    pub fn from_page<D>(page: Page<D>, view: impl FnMut(D) -> T) -> Self {
+        let next_cursor = page.next.map(|c| c.encode());
+        Self { items: page.items.into_iter().map(view).collect(), next_cursor }
+    }
+}
+
+/// A tenant.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantView {
+    /// Its id.
+    pub tenant_id: String,
+    /// Its name.
+    pub name: String,
+    /// When it was created.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(t: Tenant) -> Self {
+        Self { tenant_id: t.id.to_string(), name: t.name.to_string(), created_at: ts(t.created_at) }
+    }
+}
+
+/// A new tenant and its first admin token, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedTenantView {
+    /// Its id.
+    pub tenant_id: String,
+    /// Its name.
+    pub name: String,
+    /// The first admin API token. Shown only here.
+    pub admin_token: String,
+    /// When it was created.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// An environment.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentView {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// When it was created.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<Environment> for EnvironmentView {
+    fn from(e: Environment) -> Self {
+        Self { id: e.id.to_string(), name: e.name.as_str().to_owned(), created_at: ts(e.created_at) }
+    }
+}
+
+/// A user.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    /// Its id.
+    pub id: String,
+    /// Email, unique per tenant.
+    pub email: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// The highest role its tokens may have.
+    #[schema(example = "operator")]
+    pub role: String,
+    /// Disabled users' tokens are revoked.
+    pub disabled: bool,
+    /// When it was created.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// A service account.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountView {
+    /// Its id.
+    pub id: String,
+    /// Name, unique per tenant.
+    pub name: String,
+    /// The highest role its tokens may have.
+    #[schema(example = "operator")]
+    pub role: String,
+    /// Disabled accounts' tokens are revoked.
+    pub disabled: bool,
+    /// When it was created.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+/// A principal as the view of its kind.
+pub enum PrincipalView {
+    /// A user.
+    User(UserView),
+    /// A service account.
+    ServiceAccount(ServiceAccountView),
+}
+
+impl From<Principal> for PrincipalView {
+    fn from(p: Principal) -> Self {
+        let (id, role, disabled, created_at) = (p.id.to_string(), p.role.as_str().to_owned(), p.disabled, ts(p.created_at));
+        match p.kind {
+            PrincipalKind::User { email, name } => Self::User(UserView {
+                id,
+                email: email.as_str().to_owned(),
+                name: name.map(|n| n.to_string()),
+                role,
+                disabled,
+                created_at,
+            }),
+            PrincipalKind::ServiceAccount { name } => {
+                Self::ServiceAccount(ServiceAccountView { id, name: name.to_string(), role, disabled, created_at })
+            }
+        }
+    }
+}
+
+impl Serialize for PrincipalView {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::User(u) => u.serialize(s),
+            Self::ServiceAccount(a) => a.serialize(s),
+        }
+    }
+}
+
+/// An API token's metadata. Never carries the secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// The user or service account that owns it (`null` once the owner was deleted).
+    pub owner_id: Option<String>,
+    /// `admin`, `operator` or `viewer`.
+    #[schema(example = "operator")]
+    pub role: String,
+    /// Whether it reaches every environment.
+    pub all_environments: bool,
+    /// The environments it reaches when not all.
+    pub environment_ids: Vec<String>,
+    /// Requests a minute it may make.
+    pub rate_limit_per_minute: u32,
+    /// `active`, `expired` or `revoked`.
+    #[schema(example = "active")]
+    pub status: String,
+    /// A non-secret hint of its secret, e.g. `fpk_…x7Qa`.
+    pub token_hint: String,
+    /// When it stops working.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// When it was created.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When it was last used (at most a minute stale).
+    #[schema(format = DateTime)]
+    pub last_used_at: Option<String>,
+    /// When it was revoked.
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+}
+
+impl TokenView {
+    /// The view of `t` as of `now`.
+    pub fn new(t: ApiToken, now: Timestamp) -> Self {
+        Self {
+            id: t.id.to_string(),
+            owner_id: t.owner_id.map(|o| o.to_string()),
+            role: t.role.as_str().to_owned(),
+            all_environments: t.scope.is_all(),
+            environment_ids: t.scope.ids().iter().map(ToString::to_string).collect(),
+            rate_limit_per_minute: t.rate_limit_per_minute.map_or(RateLimitPerMinute::DEFAULT, RateLimitPerMinute::get),
+            status: t.status(now).as_str().to_owned(),
+            expires_at: ts(t.expires_at),
+            created_at: ts(t.created_at),
+            last_used_at: t.last_used_at.map(ts),
+            revoked_at: t.revoked_at.map(ts),
+            name: t.name.to_string(),
+            token_hint: t.hint,
+        }
+    }
+}
+
+/// A new (or rotated) token: its metadata and the full secret, shown only here.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedTokenView {
+    /// The metadata.
+    #[serde(flatten)]
+    pub meta: TokenView,
+    /// The full API token. Store it now: it is never shown again.
+    pub token: String,
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MeView {
+    /// The caller's tenant.
+    pub tenant_id: String,
+    /// The tenant's name.
+    pub tenant_name: String,
+    /// The token in use.
+    pub token: TokenView,
+}
+
+/// One audit event.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEventView {
+    /// Its id.
+    pub id: String,
+    /// `noun.verb`, e.g. `token.created`.
+    pub action: String,
+    /// `token`, `platform` or `public`.
+    pub actor_kind: String,
+    /// The acting token's id, when a token acted.
+    pub actor_id: Option<String>,
+    /// What it happened to.
+    pub target_id: Option<String>,
+    /// When.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// Non-secret facts.
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+impl From<AuditEvent> for AuditEventView {
+    fn from(e: AuditEvent) -> Self {
+        Self {
+            id: e.id.to_string(),
+            action: e.action,
+            actor_kind: e.actor.kind().to_owned(),
+            actor_id: e.actor.id().map(|id| id.to_string()),
+            target_id: e.target_id.map(|id| id.to_string()),
+            at: ts(e.at),
+            details: e.details,
+        }
+    }
+}

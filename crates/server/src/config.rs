@@ -1,0 +1,178 @@
+//! Configuration from the environment (spec §9). Every `FLEETPASS_*` variable must be
+//! known and valid: a typo is an error naming the variable, not a silently ignored
+//! setting.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use fleetpass_http::{AdminKey, HttpConfig};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object a line, for log shippers.
+    Json,
+}
+
+/// The server's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: Postgres when set, the in-memory store otherwise.
+    pub database_url: Option<String>,
+    /// `FLEETPASS_BIND`.
+    pub bind: SocketAddr,
+    /// `FLEETPASS_LOG`: a tracing filter.
+    pub log_filter: String,
+    /// `FLEETPASS_LOG_FORMAT`.
+    pub log_format: LogFormat,
+    /// `FLEETPASS_MIGRATE`: apply pending migrations at start.
+    pub migrate_on_start: bool,
+    /// `FLEETPASS_DB_POOL_SIZE`: Postgres connections per process.
+    pub pool_size: usize,
+    /// HTTP settings (`FLEETPASS_PUBLIC_URL`, `FLEETPASS_ADMIN_KEY`, `FLEETPASS_QUERY_TOKENS`).
+    pub http: HttpConfig,
+}
+
+/// A configuration error: which variable and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    /// The variable.
+    pub var: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn err(var: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError { var: var.to_owned(), message: message.into() }
+}
+
+const KNOWN: [&str; 9] = [
+    "FLEETPASS_BIND",
+    "FLEETPASS_PUBLIC_URL",
+    "FLEETPASS_ADMIN_KEY",
+    "FLEETPASS_LOG",
+    "FLEETPASS_LOG_FORMAT",
+    "FLEETPASS_QUERY_TOKENS",
+    "FLEETPASS_MIGRATE",
+    "FLEETPASS_DB_POOL_SIZE",
+    // Read by the test harness, not the server; allowed so tests can run the binary.
+    "FLEETPASS_TEST_KEEP_DB",
+];
+
+fn on_off(var: &str, value: Option<&String>, default: bool) -> Result<bool, ConfigError> {
+    match value.map(String::as_str) {
+        None => Ok(default),
+        Some("on" | "true" | "1") => Ok(true),
+        Some("off" | "false" | "0") => Ok(false),
+        Some(other) => Err(err(var, format!("must be `on` or `off`, not {other:?}"))),
+    }
+}
+
+impl Config {
+    /// Reads the configuration from `vars` (the process environment in production).
+    ///
+    /// # Errors
+    /// The first unknown or invalid variable.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let vars: BTreeMap<String, String> = vars.into_iter().collect();
+        if let Some(unknown) = vars.keys().find(|k| k.starts_with("FLEETPASS_") && !KNOWN.contains(&k.as_str())) {
+            return Err(err(unknown, format!("unknown setting; known ones are {}", KNOWN[..8].join(", "))));
+        }
+        let get = |k: &str| vars.get(k).filter(|v| !v.is_empty());
+        let database_url = match get("DATABASE_URL") {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Some(url.clone()),
+            Some(_) => return Err(err("DATABASE_URL", "must be a postgres:// URL")),
+            None => None,
+        };
+        let bind: SocketAddr = get("FLEETPASS_BIND")
+            .map_or("127.0.0.1:8080", String::as_str)
+            .parse()
+            .map_err(|_| err("FLEETPASS_BIND", "must be an address and port, e.g. 127.0.0.1:8080"))?;
+        let public_url = match get("FLEETPASS_PUBLIC_URL") {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => url.trim_end_matches('/').to_owned(),
+            Some(_) => return Err(err("FLEETPASS_PUBLIC_URL", "must start with http:// or https://")),
+            None => format!("http://{bind}"),
+        };
+        let admin_key = match get("FLEETPASS_ADMIN_KEY") {
+            Some(key) if key.len() >= 16 => Some(AdminKey::new(key)),
+            Some(_) => return Err(err("FLEETPASS_ADMIN_KEY", "must be at least 16 characters")),
+            None => None,
+        };
+        let log_format = match get("FLEETPASS_LOG_FORMAT").map(String::as_str) {
+            None | Some("pretty") => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(err("FLEETPASS_LOG_FORMAT", format!("must be `pretty` or `json`, not {other:?}"))),
+        };
+        let log_filter = get("FLEETPASS_LOG").cloned().unwrap_or_else(|| "info".to_owned());
+        tracing_subscriber::EnvFilter::try_new(&log_filter)
+            .map_err(|e| err("FLEETPASS_LOG", format!("is not a valid log filter: {e}")))?;
+        let pool_size = match get("FLEETPASS_DB_POOL_SIZE") {
+            None => 10,
+            Some(raw) => raw
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=200).contains(n))
+                .ok_or_else(|| err("FLEETPASS_DB_POOL_SIZE", "must be a number from 1 to 200"))?,
+        };
+        Ok(Self {
+            database_url,
+            bind,
+            log_filter,
+            log_format,
+            migrate_on_start: on_off("FLEETPASS_MIGRATE", get("FLEETPASS_MIGRATE"), true)?,
+            pool_size,
+            http: HttpConfig {
+                query_tokens: on_off("FLEETPASS_QUERY_TOKENS", get("FLEETPASS_QUERY_TOKENS"), true)?,
+                admin_key,
+                public_url,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_are_memory_on_loopback() {
+        let c = Config::from_vars(vars(&[("PATH", "/bin")])).unwrap();
+        assert_eq!(c.database_url, None);
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.http.public_url, "http://127.0.0.1:8080");
+        assert!(c.http.query_tokens && c.migrate_on_start && c.http.admin_key.is_none());
+    }
+
+    #[test]
+    fn every_bad_value_names_its_variable() {
+        let cases = [
+            ("FLEETPASS_BIND", "nowhere"),
+            ("FLEETPASS_PUBLIC_URL", "ftp://x"),
+            ("FLEETPASS_ADMIN_KEY", "short"),
+            ("FLEETPASS_LOG_FORMAT", "xml"),
+            ("FLEETPASS_QUERY_TOKENS", "maybe"),
+            ("FLEETPASS_MIGRATE", "sometimes"),
+            ("FLEETPASS_DB_POOL_SIZE", "0"),
+            ("DATABASE_URL", "mysql://x"),
+            ("FLEETPASS_LOG", "[[["),
+            ("FLEETPASS_TYPO", "1"),
+        ];
+        for (var, value) in cases {
+            let e = Config::from_vars(vars(&[(var, value)])).unwrap_err();
+            assert_eq!(e.var, var, "{value}");
+        }
+    }
+
+    #[test]
+    fn query_tokens_can_be_turned_off() {
+        let c = Config::from_vars(vars(&[("FLEETPASS_QUERY_TOKENS", "off")])).unwrap();
+        assert!(!c.http.query_tokens);
+    }
+}
