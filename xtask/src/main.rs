@@ -30,7 +30,10 @@ enum Task {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 fn codegen(check: bool) -> anyhow::Result<()> {
@@ -52,9 +55,12 @@ fn codegen(check: bool) -> anyhow::Result<()> {
 
 /// The server's admin database URL and the dev database URL beside it.
 fn dev_urls() -> (String, String) {
-    let admin = std::env::var("DATABASE_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let admin = std::env::var("DATABASE_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let dev = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base);
         format!("{base}/fleetpass_dev")
     });
     (admin, dev)
@@ -64,15 +70,21 @@ async fn provision(admin: &str, dev: &str) -> anyhow::Result<()> {
     let name = dev.rsplit('/').next().unwrap_or("fleetpass_dev");
     fleetpass_store_postgres::admin::ensure_database(admin, name)
         .await
-        .with_context(|| format!("Failed to create database {name}: is PostgreSQL running on {admin}?"))?;
-    let applied = fleetpass_store_postgres::run_migrations(dev).await.context("Failed to apply migrations")?;
+        .with_context(|| {
+            format!("Failed to create database {name}: is PostgreSQL running on {admin}?")
+        })?;
+    let applied = fleetpass_store_postgres::run_migrations(dev)
+        .await
+        .context("Failed to apply migrations")?;
     println!("database {name} ready ({applied} migration(s) applied)");
     Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Task::Codegen { check } => codegen(check),
         Task::Migrate => {
@@ -82,12 +94,13 @@ fn main() -> anyhow::Result<()> {
         Task::Dev => {
             let (admin, dev) = dev_urls();
             rt.block_on(provision(&admin, &dev))?;
-            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-                .args(["run", "--package", "fleetpass", "--", "serve"])
-                .env("DATABASE_URL", &dev)
-                .current_dir(root())
-                .status()
-                .context("Failed to run the server")?;
+            let status =
+                Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+                    .args(["run", "--package", "fleetpass", "--", "serve"])
+                    .env("DATABASE_URL", &dev)
+                    .current_dir(root())
+                    .status()
+                    .context("Failed to run the server")?;
             if !status.success() {
                 bail!("the server exited with {status}");
             }

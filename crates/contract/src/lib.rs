@@ -1,1 +1,117 @@
-//! placeholder
+//! The one contract test suite for the [`Store`](fleetpass_ports::Store) port, run against
+//! every store adapter so that they cannot drift apart.
+//!
+//! An adapter runs the whole suite from one integration test file:
+//!
+//! ```text
+//! fleetpass_contract::contract_suite!(async { std::sync::Arc::new(MemoryStore::new()) });
+//! ```
+//!
+//! The argument is an expression evaluating to a future; its output must dereference to a
+//! store (`Arc<MemoryStore>`, a guard that owns a throwaway database, …). The macro
+//! expands to one `#[test]` per case in [`cases`], each awaiting a fresh store from the
+//! expression and keeping it alive until the case ends. Cases also hold when they share
+//! one store: each makes its own tenants and every name it makes is unique.
+//!
+//! The tests run on a two-worker multi-thread Tokio runtime built by this crate, so the
+//! calling crate needs nothing but this one as a dev-dependency.
+
+pub mod cases;
+pub mod fixtures;
+mod support;
+
+/// The Tokio this crate runs the cases on, re-exported for adapters' own test helpers.
+pub use tokio;
+
+/// Expands to one `#[test]` per contract case, each run against a fresh store from
+/// `$make`: an expression evaluating to a future whose output dereferences to a store.
+/// The output is kept alive until the case ends, so a guard owning a throwaway database
+/// is dropped only afterwards (still inside the runtime).
+#[macro_export]
+macro_rules! contract_suite {
+    ($make:expr $(,)?) => {
+        $crate::__contract_cases!(tests $make);
+    };
+}
+
+/// The one list of case names, fed to [`__contract_expand!`] in the given mode: `tests
+/// <make>` for the test functions, `names` for their names. Keeping one list is what lets
+/// a unit test prove the suite misses no case.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_cases {
+    ($($mode:tt)*) => {
+        $crate::__contract_expand! { [$($mode)*]
+            ping_answers
+            tenant_create_then_read
+            tenant_name_conflict_stores_nothing
+            tenant_unknown_is_not_found
+            tenant_list_pages_newest_first
+            environment_lifecycle
+            environment_name_unique_per_tenant
+            environment_rename_conflict
+            missing_environments_reports_foreign_and_unknown
+            environment_delete_blocked_by_live_scoped_token
+            environment_cross_tenant_is_not_found
+            principals_listed_by_kind
+            principal_names_unique_per_tenant
+            update_principal_writes_fields
+            update_principal_conflict_changes_nothing
+            update_principal_revokes_tokens
+            delete_principal_revokes_and_orphans_tokens
+            principal_cross_tenant_is_not_found
+            token_create_then_lookup
+            token_list_newest_first
+            update_token_writes_only_name_and_rate_limit
+            revoke_token_is_idempotent
+            rotate_token_caps_old_secrets
+            touch_token_sets_last_used
+            token_cross_tenant_is_not_found
+            lists_paginate_newest_first
+            audit_filters
+            audit_is_tenant_isolated
+        }
+    };
+}
+
+/// Expands the case list of [`__contract_cases!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_expand {
+    ([tests $make:expr] $($case:ident)*) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::__private::run(async {
+                    // Bound, not a temporary: a guard owning the store's database must
+                    // outlive the case.
+                    let store = $make.await;
+                    $crate::cases::$case(&*store).await;
+                });
+            }
+        )*
+    };
+    ([names] $($case:ident)*) => {
+        &[$(stringify!($case)),*]
+    };
+}
+
+/// What the macros expand to; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    use std::future::Future;
+
+    /// Runs a case the way `#[tokio::test(flavor = "multi_thread", worker_threads = 2)]`
+    /// would, without the caller having to name Tokio.
+    ///
+    /// # Panics
+    /// When the runtime cannot be built, or when the case panics.
+    pub fn run<F: Future>(case: F) -> F::Output {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("the contract tests' Tokio runtime must build")
+            .block_on(case)
+    }
+}

@@ -160,15 +160,20 @@ impl ApiError {
 
     /// A 413: the body is larger than `limit` bytes.
     pub fn too_large(limit: usize) -> Self {
-        let mut e = Self::new(ErrorCode::ValidationError, format!("request body is larger than {limit} bytes"))
-            .hint("Send a smaller body.");
+        let mut e = Self::new(
+            ErrorCode::ValidationError,
+            format!("request body is larger than {limit} bytes"),
+        )
+        .hint("Send a smaller body.");
         e.status = StatusCode::PAYLOAD_TOO_LARGE;
         e
     }
 
     /// A 422 for one field, from a domain value error.
     pub fn invalid(field: &str, error: &ValueError) -> Self {
-        Self::new(ErrorCode::ValidationError, format!("{field} {error}")).field(field).hint(error.hint())
+        Self::new(ErrorCode::ValidationError, format!("{field} {error}"))
+            .field(field)
+            .hint(error.hint())
     }
 
     /// A 422 for one field, with a message read after the field name.
@@ -178,9 +183,12 @@ impl ApiError {
 
     /// A 422 `READONLY_FIELD`.
     pub fn readonly(field: &str, hint: &str) -> Self {
-        Self::new(ErrorCode::ReadonlyField, format!("{field} is read-only and cannot be changed with PATCH"))
-            .field(field)
-            .hint(hint)
+        Self::new(
+            ErrorCode::ReadonlyField,
+            format!("{field} is read-only and cannot be changed with PATCH"),
+        )
+        .field(field)
+        .hint(hint)
     }
 
     /// A 404 in the spec's words.
@@ -191,8 +199,9 @@ impl ApiError {
 
     /// A 401, with the reason.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Unauthorized, message)
-            .hint("Send `Authorization: Bearer <token>` or `x-api-key: <token>` with a valid API token.")
+        Self::new(ErrorCode::Unauthorized, message).hint(
+            "Send `Authorization: Bearer <token>` or `x-api-key: <token>` with a valid API token.",
+        )
     }
 
     /// A 500 with nothing of the cause: the cause is logged by the caller.
@@ -249,13 +258,19 @@ impl ApiError {
             StatusCode::NOT_FOUND => Self::new(ErrorCode::NotFound, "no such route")
                 .hint("See /openapi.json for the routes this server offers."),
             StatusCode::METHOD_NOT_ALLOWED => {
-                let mut e = Self::new(ErrorCode::ValidationError, "method not allowed on this route")
-                    .hint("See /openapi.json for the methods this route accepts.");
+                let mut e = Self::new(
+                    ErrorCode::ValidationError,
+                    "method not allowed on this route",
+                )
+                .hint("See /openapi.json for the methods this route accepts.");
                 e.status = status;
                 e
             }
             StatusCode::PAYLOAD_TOO_LARGE => Self::too_large(crate::extract::BODY_LIMIT),
-            s if s.is_client_error() => Self::bad_request("the request could not be read", "Check the request's syntax."),
+            s if s.is_client_error() => Self::bad_request(
+                "the request could not be read",
+                "Check the request's syntax.",
+            ),
             _ => Self::internal(),
         }
     }
@@ -282,24 +297,38 @@ impl ResponseError for ApiError {
 /// Message and hint of each conflict rule, by its constraint name.
 fn conflict(constraint: &str) -> ApiError {
     let (message, hint) = match constraint {
-        c if c == constraint::TENANT_NAME => ("a tenant with this name already exists", "Pick another name."),
-        c if c == constraint::ENVIRONMENT_NAME => {
-            ("an environment with this name already exists in this tenant", "Pick another name.")
-        }
+        c if c == constraint::TENANT_NAME => (
+            "a tenant with this name already exists",
+            "Pick another name.",
+        ),
+        c if c == constraint::ENVIRONMENT_NAME => (
+            "an environment with this name already exists in this tenant",
+            "Pick another name.",
+        ),
         c if c == constraint::ENVIRONMENT_IN_USE => (
             "the environment is still in the scope of API tokens that are not revoked",
             "Revoke those tokens first.",
         ),
-        c if c == constraint::USER_EMAIL => ("a user with this email already exists in this tenant", "Use another email."),
-        c if c == constraint::SERVICE_ACCOUNT_NAME => {
-            ("a service account with this name already exists in this tenant", "Pick another name.")
-        }
-        c if c == TOKEN_NOT_ACTIVE => ("the token is revoked or expired", "Create a new token instead."),
+        c if c == constraint::USER_EMAIL => (
+            "a user with this email already exists in this tenant",
+            "Use another email.",
+        ),
+        c if c == constraint::SERVICE_ACCOUNT_NAME => (
+            "a service account with this name already exists in this tenant",
+            "Pick another name.",
+        ),
+        c if c == TOKEN_NOT_ACTIVE => (
+            "the token is revoked or expired",
+            "Create a new token instead.",
+        ),
         c if c == PRINCIPAL_IS_CALLER => (
             "this would revoke the token making the request",
             "Use a token owned by another principal.",
         ),
-        _ => ("the request conflicts with the current state", "Reload and retry."),
+        _ => (
+            "the request conflicts with the current state",
+            "Reload and retry.",
+        ),
     };
     ApiError::new(ErrorCode::Conflict, message).hint(hint)
 }
@@ -307,8 +336,13 @@ fn conflict(constraint: &str) -> ApiError {
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::Invalid { field, message, hint } => {
-                let err = Self::new(ErrorCode::ValidationError, format!("{field} {message}")).field(field);
+            ServiceError::Invalid {
+                field,
+                message,
+                hint,
+            } => {
+                let err = Self::new(ErrorCode::ValidationError, format!("{field} {message}"))
+                    .field(field);
                 match hint {
                     Some(h) => err.hint(h),
                     None => err,
@@ -320,17 +354,21 @@ impl From<ServiceError> for ApiError {
                 format!("this action needs the {needed} role; the token has {has}"),
             )
             .hint("Use a token with a higher role; see the RBAC matrix."),
-            ServiceError::Denied(Denied::Scope) => {
-                Self::new(ErrorCode::ForbiddenScope, "the resource or requested scope is outside the token's environments")
-                    .hint("Use a token whose environments include it.")
-            }
+            ServiceError::Denied(Denied::Scope) => Self::new(
+                ErrorCode::ForbiddenScope,
+                "the resource or requested scope is outside the token's environments",
+            )
+            .hint("Use a token whose environments include it."),
             ServiceError::NotFound => Self::not_found(),
             ServiceError::Conflict { constraint } => conflict(constraint),
             ServiceError::Unavailable(why) => {
                 tracing::warn!(error = %why, "store unavailable");
-                Self::new(ErrorCode::ServiceUnavailable, "the service is temporarily unavailable")
-                    .hint("Retry shortly.")
-                    .retry_after(5)
+                Self::new(
+                    ErrorCode::ServiceUnavailable,
+                    "the service is temporarily unavailable",
+                )
+                .hint("Retry shortly.")
+                .retry_after(5)
             }
             ServiceError::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");

@@ -12,8 +12,8 @@ use fleetpass_domain::access::Actor;
 use fleetpass_domain::page::{Cursor, PageLimit, PageRequest};
 use fleetpass_domain::token::ApiToken;
 use fleetpass_ports::service::auth;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq as _;
 use utoipa::IntoParams;
 
@@ -26,10 +26,12 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 type LocalFuture<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
 
 fn state(req: &HttpRequest) -> Result<&AppState, ApiError> {
-    req.app_data::<web::Data<AppState>>().map(|d| d.get_ref()).ok_or_else(|| {
-        tracing::error!("AppState missing from app data");
-        ApiError::internal()
-    })
+    req.app_data::<web::Data<AppState>>()
+        .map(|d| d.get_ref())
+        .ok_or_else(|| {
+            tracing::error!("AppState missing from app data");
+            ApiError::internal()
+        })
 }
 
 /// The request id the middleware assigned, for handlers that need it.
@@ -59,7 +61,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
                 if e.as_response_error().status_code().as_u16() == 413 {
                     ApiError::too_large(BODY_LIMIT)
                 } else {
-                    ApiError::bad_request("the request body could not be read", "Send the body again.")
+                    ApiError::bad_request(
+                        "the request body could not be read",
+                        "Send the body again.",
+                    )
                 }
             })?;
             if bytes.is_empty() {
@@ -72,10 +77,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
                 ));
             }
             let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-                ApiError::bad_request(format!("the request body is not valid JSON: {e}"), "Send a JSON object.")
+                ApiError::bad_request(
+                    format!("the request body is not valid JSON: {e}"),
+                    "Send a JSON object.",
+                )
             })?;
             if !value.is_object() {
-                return Err(ApiError::bad_request("the request body must be a JSON object", "Send a JSON object."));
+                return Err(ApiError::bad_request(
+                    "the request body must be a JSON object",
+                    "Send a JSON object.",
+                ));
             }
             decode(value).map(Body)
         })
@@ -89,13 +100,20 @@ fn decode<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> 
         let inner = e.into_inner().to_string();
         // serde names missing and unknown fields in the message; the path is then ".".
         let named = inner.split('`').nth(1).map(str::to_owned);
-        let field = if path == "." { named.unwrap_or_default() } else { path };
+        let field = if path == "." {
+            named.unwrap_or_default()
+        } else {
+            path
+        };
         let message = if inner.starts_with("missing field") {
             format!("{field} is required")
         } else if inner.starts_with("unknown field") {
             format!("{field} is not a field of this request")
         } else {
-            format!("{field} has the wrong type: {}", inner.split(" at line").next().unwrap_or(&inner))
+            format!(
+                "{field} has the wrong type: {}",
+                inner.split(" at line").next().unwrap_or(&inner)
+            )
         };
         ApiError::new(ErrorCode::ValidationError, message)
             .field(field)
@@ -118,7 +136,9 @@ fn presented_token(req: &HttpRequest, query_tokens: bool) -> Result<String, ApiE
         let value = value.to_str().unwrap_or_default();
         let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(ApiError::unauthorized("the Authorization header must read `Bearer <token>`"));
+            return Err(ApiError::unauthorized(
+                "the Authorization header must read `Bearer <token>`",
+            ));
         }
         return Ok(token.trim().to_owned());
     }
@@ -128,7 +148,9 @@ fn presented_token(req: &HttpRequest, query_tokens: bool) -> Result<String, ApiE
     let query = web::Query::<HashMap<String, String>>::from_query(req.query_string()).ok();
     if let Some(token) = query.as_ref().and_then(|q| q.get("api_key")) {
         if !query_tokens {
-            return Err(ApiError::unauthorized("tokens in the query string are disabled on this server"));
+            return Err(ApiError::unauthorized(
+                "tokens in the query string are disabled on this server",
+            ));
         }
         return Ok(token.clone());
     }
@@ -168,15 +190,20 @@ impl FromRequest for PlatformAdmin {
 fn check_admin(req: &HttpRequest) -> Result<PlatformAdmin, ApiError> {
     let state = state(req)?;
     let Some(key) = &state.config.admin_key else {
-        return Err(ApiError::new(ErrorCode::ServiceUnavailable, "admin API not configured")
-            .hint("Set FLEETPASS_ADMIN_KEY on the server to enable /platform/*."));
+        return Err(
+            ApiError::new(ErrorCode::ServiceUnavailable, "admin API not configured")
+                .hint("Set FLEETPASS_ADMIN_KEY on the server to enable /platform/*."),
+        );
     };
     let presented = presented_token(req, state.config.query_tokens)
         .map_err(|_| ApiError::unauthorized("the platform admin key is required"))?;
     if key.matches(&presented) {
         Ok(PlatformAdmin)
     } else {
-        Err(ApiError::new(ErrorCode::ForbiddenRole, "wrong platform admin key").hint("Check FLEETPASS_ADMIN_KEY."))
+        Err(
+            ApiError::new(ErrorCode::ForbiddenRole, "wrong platform admin key")
+                .hint("Check FLEETPASS_ADMIN_KEY."),
+        )
     }
 }
 

@@ -31,7 +31,11 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { query_tokens: true, admin_key: None, public_url: "http://127.0.0.1:8080".to_owned() }
+        Self {
+            query_tokens: true,
+            admin_key: None,
+            public_url: "http://127.0.0.1:8080".to_owned(),
+        }
     }
 }
 
@@ -60,8 +64,11 @@ pub fn app(
         .app_data(state)
         .app_data(web::PayloadConfig::new(extract::BODY_LIMIT))
         .app_data(web::QueryConfig::default().error_handler(|e, _| {
-            error::ApiError::bad_request(format!("the query string could not be read: {e}"), "Check the query parameters.")
-                .into()
+            error::ApiError::bad_request(
+                format!("the query string could not be read: {e}"),
+                "Check the query parameters.",
+            )
+            .into()
         }))
         .configure(routes::configure)
         .wrap(actix_web::middleware::from_fn(middleware::request_context))

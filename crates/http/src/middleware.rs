@@ -20,7 +20,10 @@ pub const REQUEST_ID: &str = "x-request-id";
 
 /// Whether an incoming request id is one we keep: 1-128 of `[A-Za-z0-9._-]`.
 pub fn valid_request_id(raw: &str) -> bool {
-    (1..=128).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    (1..=128).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// The middleware itself, for `actix_web::middleware::from_fn`.
@@ -28,11 +31,18 @@ pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let incoming = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|v| valid_request_id(v));
+    let incoming = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_request_id(v));
     let id = match incoming {
         Some(id) => id.to_owned(),
         None => {
-            let ids = req.app_data::<web::Data<AppState>>().map(|s| s.deps.ids.new_id()).unwrap_or_default();
+            let ids = req
+                .app_data::<web::Data<AppState>>()
+                .map(|s| s.deps.ids.new_id())
+                .unwrap_or_default();
             format!("req_{}", ids.simple())
         }
     };
@@ -50,7 +60,9 @@ pub async fn request_context(
             });
             let mut response = api.into_response(&id);
             if let Ok(value) = HeaderValue::from_str(&id) {
-                response.headers_mut().insert(HeaderName::from_static(REQUEST_ID), value);
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static(REQUEST_ID), value);
             }
             return Err(actix_web::error::InternalError::from_response(e, response).into());
         }
@@ -59,7 +71,10 @@ pub async fn request_context(
     if let Ok(value) = HeaderValue::from_str(&id) {
         headers.insert(HeaderName::from_static(REQUEST_ID), value);
     }
-    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -76,7 +91,10 @@ pub async fn request_context(
 /// Renders any error response as the contract's JSON body: an `ApiError` as itself,
 /// anything actix made on its own (unknown route, wrong method, unreadable body) by
 /// its status.
-fn render_errors<B: MessageBody + 'static>(res: ServiceResponse<B>, id: &str) -> ServiceResponse<BoxBody> {
+fn render_errors<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+    id: &str,
+) -> ServiceResponse<BoxBody> {
     let status = res.status();
     let api = match res.response().error() {
         Some(e) => Some(e.as_error::<ApiError>().cloned().unwrap_or_else(|| {
@@ -85,7 +103,9 @@ fn render_errors<B: MessageBody + 'static>(res: ServiceResponse<B>, id: &str) ->
             }
             ApiError::from_status(status)
         })),
-        None if status.is_client_error() || status.is_server_error() => Some(ApiError::from_status(status)),
+        None if status.is_client_error() || status.is_server_error() => {
+            Some(ApiError::from_status(status))
+        }
         None => None,
     };
     match api {

@@ -12,7 +12,9 @@ use utoipa::ToSchema;
 
 /// RFC 3339 in UTC, as every timestamp on the wire.
 pub fn ts(at: Timestamp) -> String {
-    at.to_offset(time::UtcOffset::UTC).format(&Rfc3339).unwrap_or_else(|_| at.unix_timestamp().to_string())
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
 /// A page of items with the cursor of the next one.
@@ -29,7 +31,10 @@ impl<T> List<T> {
     /// Builds a list view from a domain page.
     pub fn from_page<D>(page: Page<D>, view: impl FnMut(D) -> T) -> Self {
         let next_cursor = page.next.map(|c| c.encode());
-        Self { items: page.items.into_iter().map(view).collect(), next_cursor }
+        Self {
+            items: page.items.into_iter().map(view).collect(),
+            next_cursor,
+        }
     }
 }
 
@@ -48,7 +53,11 @@ pub struct TenantView {
 
 impl From<Tenant> for TenantView {
     fn from(t: Tenant) -> Self {
-        Self { tenant_id: t.id.to_string(), name: t.name.to_string(), created_at: ts(t.created_at) }
+        Self {
+            tenant_id: t.id.to_string(),
+            name: t.name.to_string(),
+            created_at: ts(t.created_at),
+        }
     }
 }
 
@@ -82,7 +91,11 @@ pub struct EnvironmentView {
 
 impl From<Environment> for EnvironmentView {
     fn from(e: Environment) -> Self {
-        Self { id: e.id.to_string(), name: e.name.as_str().to_owned(), created_at: ts(e.created_at) }
+        Self {
+            id: e.id.to_string(),
+            name: e.name.as_str().to_owned(),
+            created_at: ts(e.created_at),
+        }
     }
 }
 
@@ -134,7 +147,12 @@ pub enum PrincipalView {
 
 impl From<Principal> for PrincipalView {
     fn from(p: Principal) -> Self {
-        let (id, role, disabled, created_at) = (p.id.to_string(), p.role.as_str().to_owned(), p.disabled, ts(p.created_at));
+        let (id, role, disabled, created_at) = (
+            p.id.to_string(),
+            p.role.as_str().to_owned(),
+            p.disabled,
+            ts(p.created_at),
+        );
         match p.kind {
             PrincipalKind::User { email, name } => Self::User(UserView {
                 id,
@@ -144,9 +162,13 @@ impl From<Principal> for PrincipalView {
                 disabled,
                 created_at,
             }),
-            PrincipalKind::ServiceAccount { name } => {
-                Self::ServiceAccount(ServiceAccountView { id, name: name.to_string(), role, disabled, created_at })
-            }
+            PrincipalKind::ServiceAccount { name } => Self::ServiceAccount(ServiceAccountView {
+                id,
+                name: name.to_string(),
+                role,
+                disabled,
+                created_at,
+            }),
         }
     }
 }
@@ -207,7 +229,9 @@ impl TokenView {
             role: t.role.as_str().to_owned(),
             all_environments: t.scope.is_all(),
             environment_ids: t.scope.ids().iter().map(ToString::to_string).collect(),
-            rate_limit_per_minute: t.rate_limit_per_minute.map_or(RateLimitPerMinute::DEFAULT, RateLimitPerMinute::get),
+            rate_limit_per_minute: t
+                .rate_limit_per_minute
+                .map_or(RateLimitPerMinute::DEFAULT, RateLimitPerMinute::get),
             status: t.status(now).as_str().to_owned(),
             expires_at: ts(t.expires_at),
             created_at: ts(t.created_at),

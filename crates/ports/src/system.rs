@@ -15,8 +15,12 @@ use crate::{Clock, IdGen, SecretGen};
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Now, cut to whole microseconds: PostgreSQL keeps no finer, and a time must read
+    /// back from every store exactly as it was written.
     fn now(&self) -> Timestamp {
-        Timestamp::now_utc()
+        let now = Timestamp::now_utc();
+        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now)
     }
 }
 

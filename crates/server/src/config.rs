@@ -46,7 +46,10 @@ pub struct ConfigError {
 }
 
 fn err(var: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError { var: var.to_owned(), message: message.into() }
+    ConfigError {
+        var: var.to_owned(),
+        message: message.into(),
+    }
 }
 
 const KNOWN: [&str; 9] = [
@@ -76,24 +79,46 @@ impl Config {
     ///
     /// # Errors
     /// The first unknown or invalid variable.
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let vars: BTreeMap<String, String> = vars.into_iter().collect();
-        if let Some(unknown) = vars.keys().find(|k| k.starts_with("FLEETPASS_") && !KNOWN.contains(&k.as_str())) {
-            return Err(err(unknown, format!("unknown setting; known ones are {}", KNOWN[..8].join(", "))));
+        if let Some(unknown) = vars
+            .keys()
+            .find(|k| k.starts_with("FLEETPASS_") && !KNOWN.contains(&k.as_str()))
+        {
+            return Err(err(
+                unknown,
+                format!("unknown setting; known ones are {}", KNOWN[..8].join(", ")),
+            ));
         }
         let get = |k: &str| vars.get(k).filter(|v| !v.is_empty());
         let database_url = match get("DATABASE_URL") {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Some(url.clone()),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Some(url.clone())
+            }
             Some(_) => return Err(err("DATABASE_URL", "must be a postgres:// URL")),
             None => None,
         };
         let bind: SocketAddr = get("FLEETPASS_BIND")
             .map_or("127.0.0.1:8080", String::as_str)
             .parse()
-            .map_err(|_| err("FLEETPASS_BIND", "must be an address and port, e.g. 127.0.0.1:8080"))?;
+            .map_err(|_| {
+                err(
+                    "FLEETPASS_BIND",
+                    "must be an address and port, e.g. 127.0.0.1:8080",
+                )
+            })?;
         let public_url = match get("FLEETPASS_PUBLIC_URL") {
-            Some(url) if url.starts_with("http://") || url.starts_with("https://") => url.trim_end_matches('/').to_owned(),
-            Some(_) => return Err(err("FLEETPASS_PUBLIC_URL", "must start with http:// or https://")),
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                url.trim_end_matches('/').to_owned()
+            }
+            Some(_) => {
+                return Err(err(
+                    "FLEETPASS_PUBLIC_URL",
+                    "must start with http:// or https://",
+                ));
+            }
             None => format!("http://{bind}"),
         };
         let admin_key = match get("FLEETPASS_ADMIN_KEY") {
@@ -104,9 +129,16 @@ impl Config {
         let log_format = match get("FLEETPASS_LOG_FORMAT").map(String::as_str) {
             None | Some("pretty") => LogFormat::Pretty,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(err("FLEETPASS_LOG_FORMAT", format!("must be `pretty` or `json`, not {other:?}"))),
+            Some(other) => {
+                return Err(err(
+                    "FLEETPASS_LOG_FORMAT",
+                    format!("must be `pretty` or `json`, not {other:?}"),
+                ));
+            }
         };
-        let log_filter = get("FLEETPASS_LOG").cloned().unwrap_or_else(|| "info".to_owned());
+        let log_filter = get("FLEETPASS_LOG")
+            .cloned()
+            .unwrap_or_else(|| "info".to_owned());
         tracing_subscriber::EnvFilter::try_new(&log_filter)
             .map_err(|e| err("FLEETPASS_LOG", format!("is not a valid log filter: {e}")))?;
         let pool_size = match get("FLEETPASS_DB_POOL_SIZE") {
@@ -125,7 +157,11 @@ impl Config {
             migrate_on_start: on_off("FLEETPASS_MIGRATE", get("FLEETPASS_MIGRATE"), true)?,
             pool_size,
             http: HttpConfig {
-                query_tokens: on_off("FLEETPASS_QUERY_TOKENS", get("FLEETPASS_QUERY_TOKENS"), true)?,
+                query_tokens: on_off(
+                    "FLEETPASS_QUERY_TOKENS",
+                    get("FLEETPASS_QUERY_TOKENS"),
+                    true,
+                )?,
                 admin_key,
                 public_url,
             },
@@ -138,7 +174,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]

@@ -58,7 +58,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fleetpass: cannot start the async runtime: {e}");
@@ -69,7 +72,9 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(&config).await,
-            Command::Tenant { command: TenantCommand::Create { name } } => create_tenant(&config, &name).await,
+            Command::Tenant {
+                command: TenantCommand::Create { name },
+            } => create_tenant(&config, &name).await,
         }
     });
     match result {
@@ -83,17 +88,30 @@ fn main() -> ExitCode {
 
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::new(&config.log_filter);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // The server has no other way to report; a second init (tests) is harmless.
     let _ = match config.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
-        LogFormat::Pretty => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Pretty => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
     };
 }
 
 async fn migrate(config: &Config) -> anyhow::Result<()> {
-    let url = config.database_url.as_deref().context("DATABASE_URL is not set: there is nothing to migrate")?;
-    let applied = fleetpass_store_postgres::run_migrations(url).await.context("Failed to apply migrations")?;
+    let url = config
+        .database_url
+        .as_deref()
+        .context("DATABASE_URL is not set: there is nothing to migrate")?;
+    let applied = fleetpass_store_postgres::run_migrations(url)
+        .await
+        .context("Failed to apply migrations")?;
     println!("applied {applied} migration(s)");
     Ok(())
 }
@@ -103,12 +121,15 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         None => Ok(Arc::new(fleetpass_store_memory::MemoryStore::new())),
         Some(url) => {
             if config.migrate_on_start {
-                let applied = fleetpass_store_postgres::run_migrations(url).await.context("Failed to apply migrations")?;
+                let applied = fleetpass_store_postgres::run_migrations(url)
+                    .await
+                    .context("Failed to apply migrations")?;
                 tracing::info!(applied, "migrations checked");
             }
+            // Connecting is lazy: a database that is down now makes requests answer 503
+            // until it is back, rather than keeping the server from starting.
             let store = fleetpass_store_postgres::PgStore::connect(url, config.pool_size)
-                .await
-                .context("Failed to connect to PostgreSQL")?;
+                .context("Invalid DATABASE_URL")?;
             Ok(Arc::new(store))
         }
     }
@@ -116,7 +137,9 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 
 async fn create_tenant(config: &Config, name: &str) -> anyhow::Result<()> {
     if config.database_url.is_none() {
-        anyhow::bail!("DATABASE_URL is not set: a tenant created in memory would vanish when this command exits");
+        anyhow::bail!(
+            "DATABASE_URL is not set: a tenant created in memory would vanish when this command exits"
+        );
     }
     let name = TenantName::new(name).map_err(|e| anyhow::anyhow!("--name {e}"))?;
     let deps = Deps::system(open_store(config).await?);
@@ -138,10 +161,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("Failed to create the demo tenant: {e}"))?;
         println!("Fleetpass is running in memory mode: data lives as long as this process.");
-        println!("Demo tenant admin token (shown once): {}", created.admin_token.expose());
-        println!("Try: curl -H 'Authorization: Bearer {}' http://{bind}/api/me", created.admin_token.expose());
+        println!(
+            "Demo tenant admin token (shown once): {}",
+            created.admin_token.expose()
+        );
+        println!(
+            "Try: curl -H 'Authorization: Bearer {}' http://{bind}/api/me",
+            created.admin_token.expose()
+        );
     }
-    let state = actix_web::web::Data::new(AppState { deps, config: config.http });
+    let state = actix_web::web::Data::new(AppState {
+        deps,
+        config: config.http,
+    });
     tracing::info!(%bind, "listening");
     actix_web::HttpServer::new(move || fleetpass_http::app(state.clone()))
         .bind(bind)

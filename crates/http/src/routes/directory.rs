@@ -2,9 +2,11 @@
 //! `/api/admin/audit-events`.
 
 use actix_web::{HttpResponse, web};
-use fleetpass_domain::identity::{Email, EnvironmentName, PersonName, PrincipalKind, Role, ServiceAccountName};
-use fleetpass_domain::ids::{EnvironmentId, PrincipalId};
 use fleetpass_domain::Timestamp;
+use fleetpass_domain::identity::{
+    Email, EnvironmentName, PersonName, PrincipalKind, Role, ServiceAccountName,
+};
+use fleetpass_domain::ids::{EnvironmentId, PrincipalId};
 use fleetpass_ports::service::directory::{self as svc, PrincipalPatch};
 use fleetpass_ports::store::{AuditFilter, PrincipalFilter};
 use serde::Deserialize;
@@ -16,27 +18,46 @@ use super::{Checks, SERVER_FIELDS, present, refuse_other_fields};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
-use crate::views::{AuditEventView, EnvironmentView, List, PrincipalView, ServiceAccountView, UserView};
+use crate::views::{
+    AuditEventView, EnvironmentView, List, PrincipalView, ServiceAccountView, UserView,
+};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/admin/environments").get(list_environments).post(create_environment))
-        .service(
-            web::resource("/api/admin/environments/{id}")
-                .get(get_environment)
-                .patch(update_environment)
-                .delete(delete_environment),
-        )
-        .service(web::resource("/api/admin/users").get(list_users).post(create_user))
-        .service(web::resource("/api/admin/users/{id}").get(get_user).patch(update_user).delete(delete_user))
-        .service(web::resource("/api/admin/service-accounts").get(list_service_accounts).post(create_service_account))
-        .service(
-            web::resource("/api/admin/service-accounts/{id}")
-                .get(get_service_account)
-                .patch(update_service_account)
-                .delete(delete_service_account),
-        )
-        .service(web::resource("/api/admin/audit-events").get(list_audit_events));
+    cfg.service(
+        web::resource("/api/admin/environments")
+            .get(list_environments)
+            .post(create_environment),
+    )
+    .service(
+        web::resource("/api/admin/environments/{id}")
+            .get(get_environment)
+            .patch(update_environment)
+            .delete(delete_environment),
+    )
+    .service(
+        web::resource("/api/admin/users")
+            .get(list_users)
+            .post(create_user),
+    )
+    .service(
+        web::resource("/api/admin/users/{id}")
+            .get(get_user)
+            .patch(update_user)
+            .delete(delete_user),
+    )
+    .service(
+        web::resource("/api/admin/service-accounts")
+            .get(list_service_accounts)
+            .post(create_service_account),
+    )
+    .service(
+        web::resource("/api/admin/service-accounts/{id}")
+            .get(get_service_account)
+            .patch(update_service_account)
+            .delete(delete_service_account),
+    )
+    .service(web::resource("/api/admin/audit-events").get(list_audit_events));
 }
 
 // ---- environments ----
@@ -87,7 +108,9 @@ pub async fn get_environment(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, EnvironmentId::parse)?;
-    Ok(HttpResponse::Ok().json(EnvironmentView::from(svc::get_environment(&state.deps, &caller.actor, id).await?)))
+    Ok(HttpResponse::Ok().json(EnvironmentView::from(
+        svc::get_environment(&state.deps, &caller.actor, id).await?,
+    )))
 }
 
 /// Body of `PATCH /api/admin/environments/{id}`.
@@ -186,18 +209,27 @@ impl PatchPrincipalBody {
         refuse_other_fields(&self.rest, &SERVER_FIELDS)?;
         let mut checks = Checks::default();
         let mut patch = PrincipalPatch {
-            role: self.role.and_then(|r| checks.check("role", Role::parse(&r))),
+            role: self
+                .role
+                .and_then(|r| checks.check("role", Role::parse(&r))),
             disabled: self.disabled,
             ..PrincipalPatch::default()
         };
         match kind {
             PrincipalFilter::Users => {
-                patch.email = self.email.and_then(|e| checks.check("email", Email::new(&e)));
-                patch.person_name = self.name.map(|n| n.and_then(|n| checks.check("name", PersonName::new(&n))));
+                patch.email = self
+                    .email
+                    .and_then(|e| checks.check("email", Email::new(&e)));
+                patch.person_name = self
+                    .name
+                    .map(|n| n.and_then(|n| checks.check("name", PersonName::new(&n))));
             }
             PrincipalFilter::ServiceAccounts => {
                 if self.email.is_some() {
-                    checks.push(ApiError::invalid_message("email", "is not a field of a service account"));
+                    checks.push(ApiError::invalid_message(
+                        "email",
+                        "is not a field of a service account",
+                    ));
                 }
                 patch.account_name = match self.name {
                     Some(Some(n)) => checks.check("name", ServiceAccountName::new(&n)),
@@ -224,8 +256,13 @@ pub async fn create_user(
     let name = body.name.map(|n| checks.check("name", PersonName::new(&n)));
     let role = checks.check("role", Role::parse(&body.role));
     checks.finish()?;
-    let (Some(email), Some(role)) = (email, role) else { return Err(ApiError::internal()) };
-    let kind = PrincipalKind::User { email, name: name.flatten() };
+    let (Some(email), Some(role)) = (email, role) else {
+        return Err(ApiError::internal());
+    };
+    let kind = PrincipalKind::User {
+        email,
+        name: name.flatten(),
+    };
     let p = svc::create_principal(&state.deps, &caller.actor, kind, role).await?;
     Ok(HttpResponse::Created().json(PrincipalView::from(p)))
 }
@@ -243,8 +280,16 @@ pub async fn create_service_account(
     let name = checks.check("name", ServiceAccountName::new(&body.name));
     let role = checks.check("role", Role::parse(&body.role));
     checks.finish()?;
-    let (Some(name), Some(role)) = (name, role) else { return Err(ApiError::internal()) };
-    let p = svc::create_principal(&state.deps, &caller.actor, PrincipalKind::ServiceAccount { name }, role).await?;
+    let (Some(name), Some(role)) = (name, role) else {
+        return Err(ApiError::internal());
+    };
+    let p = svc::create_principal(
+        &state.deps,
+        &caller.actor,
+        PrincipalKind::ServiceAccount { name },
+        role,
+    )
+    .await?;
     Ok(HttpResponse::Created().json(PrincipalView::from(p)))
 }
 
@@ -258,9 +303,16 @@ async fn list_principals(
     Ok(HttpResponse::Ok().json(List::from_page(page, PrincipalView::from)))
 }
 
-async fn get_principal(state: &AppState, caller: &Caller, kind: PrincipalFilter, id: &str) -> Result<HttpResponse, ApiError> {
+async fn get_principal(
+    state: &AppState,
+    caller: &Caller,
+    kind: PrincipalFilter,
+    id: &str,
+) -> Result<HttpResponse, ApiError> {
     let id = path_id(id, PrincipalId::parse)?;
-    Ok(HttpResponse::Ok().json(PrincipalView::from(svc::get_principal(&state.deps, &caller.actor, kind, id).await?)))
+    Ok(HttpResponse::Ok().json(PrincipalView::from(
+        svc::get_principal(&state.deps, &caller.actor, kind, id).await?,
+    )))
 }
 
 async fn update_principal(
@@ -276,7 +328,12 @@ async fn update_principal(
     Ok(HttpResponse::Ok().json(PrincipalView::from(p)))
 }
 
-async fn delete_principal(state: &AppState, caller: &Caller, kind: PrincipalFilter, id: &str) -> Result<HttpResponse, ApiError> {
+async fn delete_principal(
+    state: &AppState,
+    caller: &Caller,
+    kind: PrincipalFilter,
+    id: &str,
+) -> Result<HttpResponse, ApiError> {
     let id = path_id(id, PrincipalId::parse)?;
     svc::delete_principal(&state.deps, &caller.actor, kind, id).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -285,7 +342,11 @@ async fn delete_principal(state: &AppState, caller: &Caller, kind: PrincipalFilt
 /// List users.
 #[utoipa::path(get, path = "/api/admin/users", tag = "users", params(ListParams), security(("bearer" = [])),
     responses((status = 200, body = List<UserView>), (status = 403, body = ErrorBody)))]
-pub async fn list_users(state: web::Data<AppState>, caller: Caller, params: web::Query<ListParams>) -> Result<HttpResponse, ApiError> {
+pub async fn list_users(
+    state: web::Data<AppState>,
+    caller: Caller,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
     list_principals(&state, &caller, PrincipalFilter::Users, &params).await
 }
 
@@ -293,7 +354,11 @@ pub async fn list_users(state: web::Data<AppState>, caller: Caller, params: web:
 #[utoipa::path(get, path = "/api/admin/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
     responses((status = 200, body = UserView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_user(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_user(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     get_principal(&state, &caller, PrincipalFilter::Users, &id).await
 }
 
@@ -315,7 +380,11 @@ pub async fn update_user(
 #[utoipa::path(delete, path = "/api/admin/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path, description = "User id")),
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn delete_user(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     delete_principal(&state, &caller, PrincipalFilter::Users, &id).await
 }
 
@@ -334,7 +403,11 @@ pub async fn list_service_accounts(
 #[utoipa::path(get, path = "/api/admin/service-accounts/{id}", tag = "service-accounts", security(("bearer" = [])),
     params(("id" = String, Path, description = "Service account id")),
     responses((status = 200, body = ServiceAccountView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_service_account(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_service_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     get_principal(&state, &caller, PrincipalFilter::ServiceAccounts, &id).await
 }
 
@@ -395,15 +468,27 @@ pub async fn list_audit_events(
     params: web::Query<AuditParams>,
 ) -> Result<HttpResponse, ApiError> {
     let params = params.into_inner();
-    let page = ListParams { limit: params.limit, cursor: params.cursor }.page()?;
+    let page = ListParams {
+        limit: params.limit,
+        cursor: params.cursor,
+    }
+    .page()?;
     let uuid = |field: &str, raw: Option<String>| {
-        raw.map(|r| Uuid::parse_str(&r).map_err(|_| ApiError::invalid_message(field, "is not a valid id"))).transpose()
+        raw.map(|r| {
+            Uuid::parse_str(&r).map_err(|_| ApiError::invalid_message(field, "is not a valid id"))
+        })
+        .transpose()
     };
     let since = params
         .since
         .map(|s| Timestamp::parse(&s, &Rfc3339))
         .transpose()
-        .map_err(|_| ApiError::invalid_message("since", "must be an RFC 3339 timestamp, e.g. 2026-11-22T10:15:00Z"))?;
+        .map_err(|_| {
+            ApiError::invalid_message(
+                "since",
+                "must be an RFC 3339 timestamp, e.g. 2026-11-22T10:15:00Z",
+            )
+        })?;
     let filter = AuditFilter {
         action: params.action,
         actor_id: uuid("actorId", params.actor_id)?,

@@ -31,7 +31,9 @@ pub struct Checks(Vec<ApiError>);
 impl Checks {
     /// Keeps the value or records why `field` is wrong.
     pub fn check<T>(&mut self, field: &str, result: Result<T, ValueError>) -> Option<T> {
-        result.map_err(|e| self.0.push(ApiError::invalid(field, &e))).ok()
+        result
+            .map_err(|e| self.0.push(ApiError::invalid(field, &e)))
+            .ok()
     }
 
     /// Records an error found otherwise.
@@ -43,14 +45,19 @@ impl Checks {
     /// in `details` when there are several.
     pub fn finish(self) -> Result<(), ApiError> {
         let mut errors = self.0.into_iter();
-        let Some(first) = errors.next() else { return Ok(()) };
+        let Some(first) = errors.next() else {
+            return Ok(());
+        };
         let rest: Vec<ApiError> = errors.collect();
         if rest.is_empty() {
             return Err(first);
         }
         let details = std::iter::once(&first)
             .chain(&rest)
-            .map(|e| FieldProblem { field: e.field_name().unwrap_or_default().to_owned(), message: e.message().to_owned() })
+            .map(|e| FieldProblem {
+                field: e.field_name().unwrap_or_default().to_owned(),
+                message: e.message().to_owned(),
+            })
             .collect();
         Err(first.details(details))
     }
@@ -58,7 +65,9 @@ impl Checks {
 
 /// For `Option<Option<T>>` fields: absent → `None`, `null` → `Some(None)`, a value →
 /// `Some(Some(v))`, so a PATCH can tell "leave alone" from "clear".
-pub fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+pub fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     T::deserialize(d).map(Some)
 }
 
@@ -68,17 +77,25 @@ pub fn refuse_other_fields(
     rest: &serde_json::Map<String, serde_json::Value>,
     readonly: &[(&str, &str)],
 ) -> Result<(), ApiError> {
-    let Some(key) = rest.keys().next() else { return Ok(()) };
+    let Some(key) = rest.keys().next() else {
+        return Ok(());
+    };
     match readonly.iter().find(|(field, _)| field == key) {
         Some((field, hint)) => Err(ApiError::readonly(field, hint)),
-        None => Err(ApiError::new(crate::error::ErrorCode::ValidationError, format!("{key} is not a field of this request"))
-            .field(key.clone())
-            .hint("Check the field against the API reference at /openapi.json.")),
+        None => Err(ApiError::new(
+            crate::error::ErrorCode::ValidationError,
+            format!("{key} is not a field of this request"),
+        )
+        .field(key.clone())
+        .hint("Check the field against the API reference at /openapi.json.")),
     }
 }
 
 /// Fields no PATCH can set: the server assigns them.
 pub const SERVER_FIELDS: [(&str, &str); 2] = [
     ("id", "The id is assigned by the server and never changes."),
-    ("createdAt", "The creation time is set by the server and never changes."),
+    (
+        "createdAt",
+        "The creation time is set by the server and never changes.",
+    ),
 ];

@@ -15,8 +15,12 @@ use crate::views::{CreatedTenantView, List, TenantView, ts};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/platform/tenants").get(list_tenants).post(create_tenant))
-        .service(web::resource("/platform/tenants/{id}").get(get_tenant));
+    cfg.service(
+        web::resource("/platform/tenants")
+            .get(list_tenants)
+            .post(create_tenant),
+    )
+    .service(web::resource("/platform/tenants/{id}").get(get_tenant));
 }
 
 /// Body of `POST /platform/tenants`.
@@ -63,7 +67,11 @@ pub async fn list_tenants(
 #[utoipa::path(get, path = "/platform/tenants/{id}", tag = "platform", security(("platform_admin_key" = [])),
     params(("id" = String, Path, description = "Tenant id")),
     responses((status = 200, body = TenantView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_tenant(state: web::Data<AppState>, _: PlatformAdmin, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_tenant(
+    state: web::Data<AppState>,
+    _: PlatformAdmin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, TenantId::parse)?;
     Ok(HttpResponse::Ok().json(TenantView::from(svc::get_tenant(&state.deps, id).await?)))
 }

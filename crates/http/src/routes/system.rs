@@ -33,7 +33,10 @@ pub struct Health {
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, body = Health)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(Health { status: "ok", persistence: None })
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        persistence: None,
+    })
 }
 
 /// Readiness: the store answers. Reports the persistence mode.
@@ -43,11 +46,17 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     let persistence = state.deps.store.persistence().as_str();
     state.deps.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "readiness check failed");
-        ApiError::new(ErrorCode::ServiceUnavailable, format!("the {persistence} store is unreachable"))
-            .hint("Retry shortly; check the database.")
-            .retry_after(5)
+        ApiError::new(
+            ErrorCode::ServiceUnavailable,
+            format!("the {persistence} store is unreachable"),
+        )
+        .hint("Retry shortly; check the database.")
+        .retry_after(5)
     })?;
-    Ok(HttpResponse::Ok().json(Health { status: "ready", persistence: Some(persistence) }))
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ready",
+        persistence: Some(persistence),
+    }))
 }
 
 /// The OpenAPI 3.1 document, generated from the code.

@@ -18,10 +18,19 @@ use crate::views::{CreatedTokenView, List, TokenView};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/api/admin/tokens").get(list_tokens).post(create_token))
-        .service(web::resource("/api/admin/tokens/{id}").get(get_token).patch(update_token).delete(revoke_token))
-        .service(web::resource("/api/admin/tokens/{id}/rotate").post(rotate_token))
-        .service(web::resource("/api/public/revocations").post(revoke_leaked));
+    cfg.service(
+        web::resource("/api/admin/tokens")
+            .get(list_tokens)
+            .post(create_token),
+    )
+    .service(
+        web::resource("/api/admin/tokens/{id}")
+            .get(get_token)
+            .patch(update_token)
+            .delete(revoke_token),
+    )
+    .service(web::resource("/api/admin/tokens/{id}/rotate").post(rotate_token))
+    .service(web::resource("/api/public/revocations").post(revoke_leaked));
 }
 
 /// Body of `POST /api/admin/tokens`, exactly as the API reference (seed 002).
@@ -57,18 +66,26 @@ impl CreateTokenBody {
         let name = checks.check("name", TokenName::new(&self.name));
         let role = checks.check("role", Role::parse(&self.role));
         let ttl = checks.check("expiresInDays", TokenTtlDays::new(self.expires_in_days));
-        let rate_limit = self.rate_limit_per_minute.map(RateLimitPerMinute::new).transpose();
+        let rate_limit = self
+            .rate_limit_per_minute
+            .map(RateLimitPerMinute::new)
+            .transpose();
         let rate_limit = checks.check("rateLimitPerMinute", rate_limit);
         let owner = match (&self.owner_user_id, &self.owner_service_account_id) {
             (Some(_), Some(_)) => {
                 checks.push(
-                    ApiError::invalid_message("ownerServiceAccountId", "cannot be given together with ownerUserId")
-                        .hint("Name at most one owner."),
+                    ApiError::invalid_message(
+                        "ownerServiceAccountId",
+                        "cannot be given together with ownerUserId",
+                    )
+                    .hint("Name at most one owner."),
                 );
                 None
             }
             (Some(raw), None) => owner_id(&mut checks, "ownerUserId", raw).map(OwnerRef::User),
-            (None, Some(raw)) => owner_id(&mut checks, "ownerServiceAccountId", raw).map(OwnerRef::ServiceAccount),
+            (None, Some(raw)) => {
+                owner_id(&mut checks, "ownerServiceAccountId", raw).map(OwnerRef::ServiceAccount)
+            }
             (None, None) => Some(OwnerRef::Caller),
         };
         let mut ids = Vec::new();
@@ -76,14 +93,19 @@ impl CreateTokenBody {
             match EnvironmentId::parse(&raw) {
                 Some(id) => ids.push(id),
                 None => {
-                    checks.push(ApiError::invalid_message("environmentIds", format!("contains {raw:?}, which is not an environment id")));
+                    checks.push(ApiError::invalid_message(
+                        "environmentIds",
+                        format!("contains {raw:?}, which is not an environment id"),
+                    ));
                     break;
                 }
             }
         }
         let scope = EnvScope::from_wire(self.all_environments, ids).map_err(|e| {
             let hint = match e {
-                ScopeError::EmptyList => "List the environment ids, or set allEnvironments to true.",
+                ScopeError::EmptyList => {
+                    "List the environment ids, or set allEnvironments to true."
+                }
                 ScopeError::ListWithAll => "Leave environmentIds out when allEnvironments is true.",
             };
             checks.push(ApiError::invalid_message("environmentIds", e.to_string()).hint(hint));
@@ -91,7 +113,14 @@ impl CreateTokenBody {
         checks.finish()?;
         match (name, role, ttl, rate_limit, owner, scope) {
             (Some(name), Some(role), Some(ttl), Some(rate_limit), Some(owner), Ok(scope)) => {
-                Ok(NewToken { name, owner, role, scope, ttl, rate_limit })
+                Ok(NewToken {
+                    name,
+                    owner,
+                    role,
+                    scope,
+                    ttl,
+                    rate_limit,
+                })
             }
             _ => Err(ApiError::internal()),
         }
@@ -101,7 +130,10 @@ impl CreateTokenBody {
 fn owner_id(checks: &mut Checks, field: &'static str, raw: &str) -> Option<PrincipalId> {
     let id = PrincipalId::parse(raw);
     if id.is_none() {
-        checks.push(ApiError::invalid_message(field, "is not a valid id").hint("Send the id as returned by the API."));
+        checks.push(
+            ApiError::invalid_message(field, "is not a valid id")
+                .hint("Send the id as returned by the API."),
+        );
     }
     id
 }
@@ -120,7 +152,10 @@ pub async fn create_token(
 ) -> Result<HttpResponse, ApiError> {
     let issued = svc::create_token(&state.deps, &caller.actor, body.into_domain()?).await?;
     let meta = TokenView::new(issued.token, state.deps.now());
-    Ok(HttpResponse::Created().json(CreatedTokenView { meta, token: issued.secret.expose().to_owned() }))
+    Ok(HttpResponse::Created().json(CreatedTokenView {
+        meta,
+        token: issued.secret.expose().to_owned(),
+    }))
 }
 
 /// List the tenant's API tokens (no secrets).
@@ -140,7 +175,11 @@ pub async fn list_tokens(
 #[utoipa::path(get, path = "/api/admin/tokens/{id}", tag = "tokens", security(("bearer" = [])),
     params(("id" = String, Path, description = "Token id")),
     responses((status = 200, body = TokenView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn get_token(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get_token(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, TokenId::parse)?;
     let token = svc::get_token(&state.deps, &caller.actor, id).await?;
     Ok(HttpResponse::Ok().json(TokenView::new(token, state.deps.now())))
@@ -166,16 +205,46 @@ pub struct PatchTokenBody {
 const TOKEN_READONLY: [(&str, &str); 12] = [
     SERVER_FIELDS[0],
     SERVER_FIELDS[1],
-    ("role", "role is fixed at creation: create a new token and revoke this one."),
-    ("allEnvironments", "scope is fixed at creation: create a new token with the scope you need and revoke this one."),
-    ("environmentIds", "scope is fixed at creation: create a new token with the scope you need and revoke this one."),
-    ("expiresInDays", "expiry is fixed at creation: create a new token and revoke this one."),
-    ("expiresAt", "expiry is fixed at creation: create a new token and revoke this one."),
-    ("ownerUserId", "ownership is fixed at creation: create a new token for the new owner."),
-    ("ownerServiceAccountId", "ownership is fixed at creation: create a new token for the new owner."),
-    ("token", "the secret never changes in place: rotate it with POST /api/admin/tokens/{id}/rotate."),
-    ("revokedAt", "revoke a token with DELETE /api/admin/tokens/{id}."),
-    ("status", "revoke a token with DELETE /api/admin/tokens/{id}; expiry is fixed at creation."),
+    (
+        "role",
+        "role is fixed at creation: create a new token and revoke this one.",
+    ),
+    (
+        "allEnvironments",
+        "scope is fixed at creation: create a new token with the scope you need and revoke this one.",
+    ),
+    (
+        "environmentIds",
+        "scope is fixed at creation: create a new token with the scope you need and revoke this one.",
+    ),
+    (
+        "expiresInDays",
+        "expiry is fixed at creation: create a new token and revoke this one.",
+    ),
+    (
+        "expiresAt",
+        "expiry is fixed at creation: create a new token and revoke this one.",
+    ),
+    (
+        "ownerUserId",
+        "ownership is fixed at creation: create a new token for the new owner.",
+    ),
+    (
+        "ownerServiceAccountId",
+        "ownership is fixed at creation: create a new token for the new owner.",
+    ),
+    (
+        "token",
+        "the secret never changes in place: rotate it with POST /api/admin/tokens/{id}/rotate.",
+    ),
+    (
+        "revokedAt",
+        "revoke a token with DELETE /api/admin/tokens/{id}.",
+    ),
+    (
+        "status",
+        "revoke a token with DELETE /api/admin/tokens/{id}; expiry is fixed at creation.",
+    ),
 ];
 
 /// Rename a token or change its rate limit.
@@ -193,9 +262,17 @@ pub async fn update_token(
     refuse_other_fields(&body.rest, &TOKEN_READONLY)?;
     let mut checks = Checks::default();
     let name = body.name.map(|n| checks.check("name", TokenName::new(&n)));
-    let limit = body.rate_limit_per_minute.map(|l| checks.check("rateLimitPerMinute", l.map(RateLimitPerMinute::new).transpose()));
+    let limit = body.rate_limit_per_minute.map(|l| {
+        checks.check(
+            "rateLimitPerMinute",
+            l.map(RateLimitPerMinute::new).transpose(),
+        )
+    });
     checks.finish()?;
-    let patch = TokenPatch { name: name.flatten(), rate_limit: limit.flatten() };
+    let patch = TokenPatch {
+        name: name.flatten(),
+        rate_limit: limit.flatten(),
+    };
     let token = svc::update_token(&state.deps, &caller.actor, id, patch).await?;
     Ok(HttpResponse::Ok().json(TokenView::new(token, state.deps.now())))
 }
@@ -204,7 +281,11 @@ pub async fn update_token(
 #[utoipa::path(delete, path = "/api/admin/tokens/{id}", tag = "tokens", security(("bearer" = [])),
     params(("id" = String, Path, description = "Token id")),
     responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn revoke_token(state: web::Data<AppState>, caller: Caller, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn revoke_token(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, TokenId::parse)?;
     svc::revoke_token(&state.deps, &caller.actor, id).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -236,7 +317,10 @@ pub async fn rotate_token(
     let grace = GraceHours::new(grace).map_err(|e| ApiError::invalid("graceHours", &e))?;
     let issued = svc::rotate_token(&state.deps, &caller.actor, id, grace).await?;
     let meta = TokenView::new(issued.token, state.deps.now());
-    Ok(HttpResponse::Created().json(CreatedTokenView { meta, token: issued.secret.expose().to_owned() }))
+    Ok(HttpResponse::Created().json(CreatedTokenView {
+        meta,
+        token: issued.secret.expose().to_owned(),
+    }))
 }
 
 /// Body of `POST /api/public/revocations`.
@@ -252,7 +336,10 @@ pub struct RevocationBody {
 #[utoipa::path(post, path = "/api/public/revocations", tag = "tokens", request_body = RevocationBody,
     responses((status = 202, description = "Accepted: if the secret existed, it is revoked now"),
         (status = 400, body = ErrorBody), (status = 422, description = "Not a Fleetpass secret", body = ErrorBody)))]
-pub async fn revoke_leaked(state: web::Data<AppState>, Body(body): Body<RevocationBody>) -> Result<HttpResponse, ApiError> {
+pub async fn revoke_leaked(
+    state: web::Data<AppState>,
+    Body(body): Body<RevocationBody>,
+) -> Result<HttpResponse, ApiError> {
     auth::revoke_leaked(&state.deps, &body.token).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({"status": "accepted"})))
 }

@@ -41,20 +41,33 @@ pub fn fixture(config: HttpConfig) -> Fixture {
         ids: Arc::new(UuidV7),
         secrets: Arc::new(RingSecrets::default()),
     };
-    Fixture { state: web::Data::new(AppState { deps, config }), clock }
+    Fixture {
+        state: web::Data::new(AppState { deps, config }),
+        clock,
+    }
 }
 
 /// The default test configuration: query tokens on, admin key set.
 pub fn config() -> HttpConfig {
-    HttpConfig { admin_key: Some(AdminKey::new(ADMIN_KEY)), ..HttpConfig::default() }
+    HttpConfig {
+        admin_key: Some(AdminKey::new(ADMIN_KEY)),
+        ..HttpConfig::default()
+    }
 }
 
 /// Creates a tenant straight through the service and returns (tenant id, admin token).
 pub async fn tenant(f: &Fixture, name: &str) -> (String, String) {
-    let created = tenants::create_tenant(&f.state.deps, TenantName::new(name).unwrap(), AuditActor::Platform)
-        .await
-        .unwrap();
-    (created.tenant.id.to_string(), created.admin_token.expose().to_owned())
+    let created = tenants::create_tenant(
+        &f.state.deps,
+        TenantName::new(name).unwrap(),
+        AuditActor::Platform,
+    )
+    .await
+    .unwrap();
+    (
+        created.tenant.id.to_string(),
+        created.admin_token.expose().to_owned(),
+    )
 }
 
 /// A decoded response.
@@ -78,9 +91,17 @@ impl Answer {
     pub fn error(&self, status: u16, code: &str) -> &Value {
         assert_eq!(self.status.as_u16(), status, "{}", self.body);
         assert_eq!(self.body["code"], code, "{}", self.body);
-        assert!(self.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", self.body);
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
         let rid = self.body["requestId"].as_str().unwrap_or_default();
-        assert!(!rid.is_empty() && Some(rid) == self.header("x-request-id"), "{}", self.body);
+        assert!(
+            !rid.is_empty() && Some(rid) == self.header("x-request-id"),
+            "{}",
+            self.body
+        );
         &self.body
     }
 }
@@ -96,7 +117,11 @@ where
     let headers = res.headers().clone();
     let bytes = test::read_body(res).await;
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Answer { status, headers, body }
+    Answer {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// A request with a bearer token.

@@ -1,0 +1,1644 @@
+//! The contract cases: one function per obligation of the [`Store`] port, each panicking
+//! with a message naming the broken obligation.
+//!
+//! Every case makes its own tenants, so cases are independent even when they share one
+//! store, and each case checks its tenants' whole audit log: a successful write must
+//! have recorded exactly its event, a failed one nothing.
+
+use std::collections::BTreeSet;
+
+use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
+use fleetpass_domain::identity::{
+    Email, EnvScope, Environment, EnvironmentName, PersonName, Principal, PrincipalKind, Role,
+    ServiceAccountName,
+};
+use fleetpass_domain::ids::{EnvironmentId, PrincipalId, TenantId, TokenId};
+use fleetpass_domain::token::{ApiToken, TokenLookup, TokenName};
+use fleetpass_ports::Store;
+use fleetpass_ports::store::{AuditFilter, PrincipalFilter, constraint};
+use time::Duration;
+use uuid::Uuid;
+
+use crate::fixtures::Fixtures;
+use crate::support::{Must, Setup, all, audit_events, first_page, pages};
+
+/// The names of every case that [`contract_suite!`](crate::contract_suite) runs, read
+/// from the same list the macro expands.
+pub const ALL: &[&str] = crate::__contract_cases!(names);
+
+/// What a lookup of a token's current, unrotated secret must return.
+fn found(token: &ApiToken, owner_disabled: bool) -> Option<TokenLookup> {
+    Some(TokenLookup {
+        token: token.clone(),
+        secret_valid_until: None,
+        owner_disabled,
+    })
+}
+
+/// `ping` answers on a reachable backend.
+pub async fn ping_answers(store: &dyn Store) {
+    store.ping().await.must("ping");
+}
+
+/// A new tenant's tenant, environment, admin, token, secret and audit events all read
+/// back exactly as written.
+pub async fn tenant_create_then_read(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let setup = Setup::tenant(store, &fx).await;
+    let (new, t) = (&setup.new, setup.id());
+
+    assert_eq!(store.get_tenant(t).await.must("get_tenant"), new.tenant);
+    assert_eq!(
+        store
+            .get_environment(t, new.environment.id)
+            .await
+            .must("get_environment"),
+        new.environment
+    );
+    let production = store
+        .find_environment_by_name(t, &EnvironmentName::production())
+        .await;
+    assert_eq!(
+        production.must("find_environment_by_name(production)"),
+        new.environment
+    );
+    assert_eq!(
+        store
+            .get_principal(t, new.admin.id)
+            .await
+            .must("get_principal"),
+        new.admin
+    );
+    assert_eq!(
+        store.get_token(t, new.token.id).await.must("get_token"),
+        new.token
+    );
+    assert_eq!(
+        store
+            .find_token_by_digest(&new.digest)
+            .await
+            .must("find_token_by_digest"),
+        found(&new.token, false),
+        "the admin token's secret"
+    );
+    let tenants = all(
+        "list_tenants",
+        |p| store.list_tenants(p),
+        |t| t.id.as_uuid(),
+    )
+    .await;
+    assert!(
+        tenants.contains(&new.tenant),
+        "list_tenants must list the new tenant"
+    );
+    setup.check_log("after create_tenant").await;
+}
+
+/// A taken tenant name is `Conflict(TENANT_NAME)`, and nothing of the refused tenant is
+/// stored: not its rows, not its secret, not its audit events.
+pub async fn tenant_name_conflict_stores_nothing(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let first = Setup::tenant(store, &fx).await;
+    let second = fx.new_tenant_named(first.new.tenant.name.as_str());
+    store
+        .create_tenant(&second)
+        .await
+        .must_conflict(constraint::TENANT_NAME, "create_tenant with a taken name");
+
+    let s = second.tenant.id;
+    store
+        .get_tenant(s)
+        .await
+        .must_be_not_found("the refused tenant");
+    store
+        .get_environment(s, second.environment.id)
+        .await
+        .must_be_not_found("the refused tenant's environment");
+    store
+        .get_principal(s, second.admin.id)
+        .await
+        .must_be_not_found("the refused tenant's admin");
+    store
+        .get_token(s, second.token.id)
+        .await
+        .must_be_not_found("the refused tenant's token");
+    let lookup = store
+        .find_token_by_digest(&second.digest)
+        .await
+        .must("find_token_by_digest");
+    assert_eq!(
+        lookup, None,
+        "the refused tenant's secret must not be found"
+    );
+    let events = audit_events(store, s, &AuditFilter::default()).await;
+    assert!(
+        events.is_empty(),
+        "the refused tenant must have no audit events, got {events:?}"
+    );
+    first.check_log("of the first tenant").await;
+}
+
+/// An unknown tenant id is `NotFound`.
+pub async fn tenant_unknown_is_not_found(store: &dyn Store) {
+    let fx = Fixtures::new();
+    store
+        .get_tenant(TenantId::from_uuid(fx.id()))
+        .await
+        .must_be_not_found("get_tenant of an unknown id");
+}
+
+/// `list_tenants` pages newest first and lists tenants in the order they were made.
+pub async fn tenant_list_pages_newest_first(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        made.push(Setup::tenant(store, &fx).await.new.tenant);
+    }
+    let listed = pages(
+        "list_tenants",
+        2,
+        |p| store.list_tenants(p),
+        |t| t.id.as_uuid(),
+    )
+    .await;
+    let ours: Vec<_> = listed
+        .into_iter()
+        .flatten()
+        .filter(|t| made.contains(t))
+        .collect();
+    made.reverse();
+    assert_eq!(
+        ours, made,
+        "list_tenants must list every new tenant, newest first"
+    );
+}
+
+/// An environment can be created, read by id and by name, listed, renamed and deleted,
+/// and each write records its audit event.
+pub async fn environment_lifecycle(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let env = setup.environment().await;
+
+    assert_eq!(
+        store
+            .get_environment(t, env.id)
+            .await
+            .must("get_environment"),
+        env
+    );
+    assert_eq!(
+        store
+            .find_environment_by_name(t, &env.name)
+            .await
+            .must("find_environment_by_name"),
+        env
+    );
+    let listed = all(
+        "list_environments",
+        |p| store.list_environments(t, p),
+        |e| e.id.as_uuid(),
+    )
+    .await;
+    assert_eq!(
+        listed,
+        vec![env.clone(), setup.new.environment.clone()],
+        "list_environments, newest first"
+    );
+
+    let renamed = Environment {
+        name: fx.environment_name(),
+        ..env.clone()
+    };
+    let audit = setup.audit(actions::ENVIRONMENT_UPDATED, env.id.as_uuid());
+    let got = store
+        .rename_environment(t, env.id, &renamed.name, &audit)
+        .await
+        .must("rename_environment");
+    setup.logged(&audit);
+    assert_eq!(
+        got, renamed,
+        "rename_environment returns the renamed environment"
+    );
+    assert_eq!(
+        store
+            .get_environment(t, env.id)
+            .await
+            .must("get_environment after rename"),
+        renamed
+    );
+    store
+        .find_environment_by_name(t, &env.name)
+        .await
+        .must_be_not_found("find_environment_by_name(old name)");
+    let by_name = store.find_environment_by_name(t, &renamed.name).await;
+    assert_eq!(by_name.must("find_environment_by_name(new name)"), renamed);
+
+    // An environment's own name is no clash with itself.
+    let audit = setup.audit(actions::ENVIRONMENT_UPDATED, env.id.as_uuid());
+    let got = store
+        .rename_environment(t, env.id, &renamed.name, &audit)
+        .await
+        .must("rename to its own name");
+    setup.logged(&audit);
+    assert_eq!(got, renamed, "renaming to its own name changes nothing");
+
+    let audit = setup.audit(actions::ENVIRONMENT_DELETED, env.id.as_uuid());
+    store
+        .delete_environment(t, env.id, &audit)
+        .await
+        .must("delete_environment");
+    setup.logged(&audit);
+    store
+        .get_environment(t, env.id)
+        .await
+        .must_be_not_found("get_environment after delete");
+    store
+        .find_environment_by_name(t, &renamed.name)
+        .await
+        .must_be_not_found("find_environment_by_name after delete");
+    let again = setup.audit(actions::ENVIRONMENT_DELETED, env.id.as_uuid());
+    store
+        .delete_environment(t, env.id, &again)
+        .await
+        .must_be_not_found("delete_environment twice");
+    let listed = all(
+        "list_environments",
+        |p| store.list_environments(t, p),
+        |e| e.id.as_uuid(),
+    )
+    .await;
+    assert_eq!(
+        listed,
+        vec![setup.new.environment.clone()],
+        "list_environments after delete"
+    );
+    setup.check_log("after the environment lifecycle").await;
+}
+
+/// A taken environment name is `Conflict(ENVIRONMENT_NAME)` in its tenant and fine in
+/// another one.
+pub async fn environment_name_unique_per_tenant(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let mut b = Setup::tenant(store, &fx).await;
+    let env = a.environment().await;
+
+    for name in [&env.name, &EnvironmentName::production()] {
+        let twin = fx.environment_named(a.id(), name);
+        let audit = a.audit(actions::ENVIRONMENT_CREATED, twin.id.as_uuid());
+        let refused = store.create_environment(&twin, &audit).await;
+        refused.must_conflict(
+            constraint::ENVIRONMENT_NAME,
+            "create_environment with a name taken in the tenant",
+        );
+        store
+            .get_environment(a.id(), twin.id)
+            .await
+            .must_be_not_found("the refused environment");
+    }
+
+    let elsewhere = b
+        .add_environment(fx.environment_named(b.id(), &env.name))
+        .await;
+    let in_b = store.find_environment_by_name(b.id(), &env.name).await;
+    assert_eq!(
+        in_b.must("find_environment_by_name in tenant B"),
+        elsewhere,
+        "each tenant finds its own"
+    );
+    let in_a = store.find_environment_by_name(a.id(), &env.name).await;
+    assert_eq!(
+        in_a.must("find_environment_by_name in tenant A"),
+        env,
+        "each tenant finds its own"
+    );
+    a.check_log("of tenant A").await;
+    b.check_log("of tenant B").await;
+}
+
+/// Renaming onto another environment's name is `Conflict(ENVIRONMENT_NAME)` and changes
+/// nothing; a name used only in another tenant is free.
+pub async fn environment_rename_conflict(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let mut b = Setup::tenant(store, &fx).await;
+    let env = a.environment().await;
+
+    let audit = a.audit(actions::ENVIRONMENT_UPDATED, env.id.as_uuid());
+    let refused = store
+        .rename_environment(a.id(), env.id, &EnvironmentName::production(), &audit)
+        .await;
+    refused.must_conflict(
+        constraint::ENVIRONMENT_NAME,
+        "rename_environment onto a taken name",
+    );
+    assert_eq!(
+        store
+            .get_environment(a.id(), env.id)
+            .await
+            .must("get_environment after a refused rename"),
+        env
+    );
+
+    let foreign = b.environment().await;
+    let audit = a.audit(actions::ENVIRONMENT_UPDATED, env.id.as_uuid());
+    let renamed = store
+        .rename_environment(a.id(), env.id, &foreign.name, &audit)
+        .await;
+    assert_eq!(
+        renamed
+            .must("rename onto a name only another tenant uses")
+            .name,
+        foreign.name
+    );
+    a.logged(&audit);
+    a.check_log("after a refused and an accepted rename").await;
+    b.check_log("of the other tenant").await;
+}
+
+/// `missing_environments` returns exactly the ids that are not environments of the
+/// tenant: another tenant's and unknown ones, never its own.
+pub async fn missing_environments_reports_foreign_and_unknown(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let b = Setup::tenant(store, &fx).await;
+    let (own, production, foreign) = (
+        a.environment().await.id,
+        a.new.environment.id,
+        b.new.environment.id,
+    );
+    let unknown = EnvironmentId::from_uuid(fx.id());
+
+    let missing = store
+        .missing_environments(a.id(), &[production, foreign, own, unknown])
+        .await;
+    let missing: BTreeSet<_> = missing.must("missing_environments").into_iter().collect();
+    assert_eq!(
+        missing,
+        BTreeSet::from([foreign, unknown]),
+        "missing_environments"
+    );
+    let none = store
+        .missing_environments(a.id(), &[production, own])
+        .await
+        .must("missing_environments(own)");
+    assert!(
+        none.is_empty(),
+        "a tenant's own environments are never missing, got {none:?}"
+    );
+    let none = store
+        .missing_environments(a.id(), &[])
+        .await
+        .must("missing_environments(nothing)");
+    assert!(
+        none.is_empty(),
+        "nothing asked, nothing missing, got {none:?}"
+    );
+}
+
+/// An environment a live token is scoped to cannot be deleted
+/// (`Conflict(ENVIRONMENT_IN_USE)`, nothing changes); once that token is revoked, it can.
+/// All-environment tokens never block a delete.
+pub async fn environment_delete_blocked_by_live_scoped_token(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (env, other) = (setup.environment().await, setup.environment().await);
+    // Scoped to both, so the check must look inside a scope of several environments.
+    let (token, _) = setup
+        .add_token(fx.scoped_token(&setup.new.admin, &[env.id, other.id]))
+        .await;
+
+    let audit = setup.audit(actions::ENVIRONMENT_DELETED, env.id.as_uuid());
+    let refused = store.delete_environment(t, env.id, &audit).await;
+    refused.must_conflict(
+        constraint::ENVIRONMENT_IN_USE,
+        "delete_environment with a live token scoped to it",
+    );
+    assert_eq!(
+        store
+            .get_environment(t, env.id)
+            .await
+            .must("get_environment after a refused delete"),
+        env
+    );
+    setup.check_log("after a refused delete").await;
+
+    let audit = setup.audit(actions::TOKEN_REVOKED, token.id.as_uuid());
+    store
+        .revoke_token(t, token.id, fx.now(), &audit)
+        .await
+        .must("revoke_token");
+    setup.logged(&audit);
+    let audit = setup.audit(actions::ENVIRONMENT_DELETED, env.id.as_uuid());
+    store
+        .delete_environment(t, env.id, &audit)
+        .await
+        .must("delete_environment once the token is revoked");
+    setup.logged(&audit);
+    store
+        .get_environment(t, env.id)
+        .await
+        .must_be_not_found("get_environment after delete");
+
+    // The admin token reaches every environment but names none.
+    let audit = setup.audit(actions::ENVIRONMENT_DELETED, other.id.as_uuid());
+    store
+        .delete_environment(t, other.id, &audit)
+        .await
+        .must("delete_environment with only all-environment tokens");
+    setup.logged(&audit);
+    setup.check_log("after both deletes").await;
+}
+
+/// Every environment read and write through another tenant is `NotFound` and changes
+/// nothing.
+pub async fn environment_cross_tenant_is_not_found(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let b = Setup::tenant(store, &fx).await;
+    let (env, other) = (a.environment().await, b.id());
+
+    store
+        .get_environment(other, env.id)
+        .await
+        .must_be_not_found("get_environment via another tenant");
+    let by_name = store.find_environment_by_name(other, &env.name).await;
+    by_name.must_be_not_found("find_environment_by_name via another tenant");
+    let audit = b.audit(actions::ENVIRONMENT_UPDATED, env.id.as_uuid());
+    let renamed = store
+        .rename_environment(other, env.id, &fx.environment_name(), &audit)
+        .await;
+    renamed.must_be_not_found("rename_environment via another tenant");
+    let audit = b.audit(actions::ENVIRONMENT_DELETED, env.id.as_uuid());
+    store
+        .delete_environment(other, env.id, &audit)
+        .await
+        .must_be_not_found("delete_environment via another tenant");
+    let missing = store
+        .missing_environments(other, &[env.id])
+        .await
+        .must("missing_environments");
+    assert_eq!(
+        missing,
+        vec![env.id],
+        "another tenant's environment is missing"
+    );
+
+    assert_eq!(
+        store
+            .get_environment(a.id(), env.id)
+            .await
+            .must("get_environment in its own tenant"),
+        env
+    );
+    let listed = all(
+        "list_environments",
+        |p| store.list_environments(other, p),
+        |e| e.id.as_uuid(),
+    )
+    .await;
+    assert_eq!(
+        listed,
+        vec![b.new.environment.clone()],
+        "list_environments shows only the tenant's own"
+    );
+    a.check_log("of the owning tenant").await;
+    b.check_log("of the other tenant").await;
+}
+
+/// Users and service accounts are listed apart, each newest first, and read back as
+/// written.
+pub async fn principals_listed_by_kind(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (u1, s1) = (setup.user().await, setup.service_account().await);
+    let (u2, s2) = (setup.user().await, setup.service_account().await);
+    for p in [&u1, &s1, &u2, &s2] {
+        assert_eq!(store.get_principal(t, p.id).await.must("get_principal"), *p);
+    }
+
+    let users = all(
+        "list_principals(Users)",
+        |p| store.list_principals(t, PrincipalFilter::Users, p),
+        |p| p.id.as_uuid(),
+    )
+    .await;
+    assert_eq!(users, vec![u2, u1], "list_principals(Users)");
+    let accounts = all(
+        "list_principals(ServiceAccounts)",
+        |p| store.list_principals(t, PrincipalFilter::ServiceAccounts, p),
+        |p| p.id.as_uuid(),
+    )
+    .await;
+    assert_eq!(
+        accounts,
+        vec![s2, s1, setup.new.admin.clone()],
+        "list_principals(ServiceAccounts)"
+    );
+    setup.check_log("after creating principals").await;
+}
+
+/// A taken user email is `Conflict(USER_EMAIL)` and a taken service account name
+/// `Conflict(SERVICE_ACCOUNT_NAME)` within a tenant; both are free in another tenant,
+/// user display names are not unique, and the two kinds never clash with each other.
+pub async fn principal_names_unique_per_tenant(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let mut b = Setup::tenant(store, &fx).await;
+    let user = a.user().await;
+    let PrincipalKind::User {
+        email,
+        name: Some(display_name),
+    } = &user.kind
+    else {
+        panic!(
+            "fixture users have an email and a display name, got {:?}",
+            user.kind
+        )
+    };
+
+    // Emails are lowercased when made, so a differently cased address is the same one.
+    let shouted = Email::new(&email.as_str().to_uppercase()).unwrap_or_else(|e| panic!("{e}"));
+    let twin = fx.user_with_email(a.id(), &shouted);
+    let audit = a.audit(actions::USER_CREATED, twin.id.as_uuid());
+    store
+        .create_principal(&twin, &audit)
+        .await
+        .must_conflict(constraint::USER_EMAIL, "a user with a taken email");
+    store
+        .get_principal(a.id(), twin.id)
+        .await
+        .must_be_not_found("the refused user");
+    b.add_principal(fx.user_with_email(b.id(), email)).await;
+
+    let namesake = a.user().await;
+    assert!(
+        matches!(&namesake.kind, PrincipalKind::User { name: Some(n), .. } if n == display_name),
+        "fixture users share a display name, so two of them exist now"
+    );
+
+    let account = a.service_account().await;
+    let PrincipalKind::ServiceAccount { name } = &account.kind else {
+        panic!(
+            "fixture service accounts are service accounts, got {:?}",
+            account.kind
+        )
+    };
+    let twin = fx.service_account_named(a.id(), name);
+    let audit = a.audit(actions::SERVICE_ACCOUNT_CREATED, twin.id.as_uuid());
+    let refused = store.create_principal(&twin, &audit).await;
+    refused.must_conflict(
+        constraint::SERVICE_ACCOUNT_NAME,
+        "a service account with a taken name",
+    );
+    store
+        .get_principal(a.id(), twin.id)
+        .await
+        .must_be_not_found("the refused service account");
+    b.add_principal(fx.service_account_named(b.id(), name))
+        .await;
+
+    for text in [email.as_str(), display_name.as_str()] {
+        let name = ServiceAccountName::new(text).unwrap_or_else(|e| panic!("{e}"));
+        a.add_principal(fx.service_account_named(a.id(), &name))
+            .await;
+    }
+    a.check_log("of tenant A").await;
+    b.check_log("of tenant B").await;
+}
+
+/// `update_principal` replaces names, role and disabled, keeps id, tenant and creation
+/// time, and leaves tokens alone without `revoke_tokens_at`.
+pub async fn update_principal_writes_fields(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let user = setup.user().await;
+    let (token, _) = setup.token(&user, Role::Viewer).await;
+
+    let grace = PersonName::new("Grace Hopper").unwrap_or_else(|e| panic!("{e}"));
+    let changes = [
+        Principal {
+            kind: PrincipalKind::User {
+                email: fx.email(),
+                name: Some(grace),
+            },
+            role: Role::Admin,
+            disabled: true,
+            ..user.clone()
+        },
+        Principal {
+            kind: PrincipalKind::User {
+                email: fx.email(),
+                name: None,
+            },
+            disabled: false,
+            ..user.clone()
+        },
+        Principal {
+            kind: PrincipalKind::ServiceAccount {
+                name: fx.service_account_name(),
+            },
+            role: Role::Viewer,
+            ..setup.new.admin.clone()
+        },
+    ];
+    for changed in changes {
+        let action = if changed.is_user() {
+            actions::USER_UPDATED
+        } else {
+            actions::SERVICE_ACCOUNT_UPDATED
+        };
+        let audit = setup.audit(action, changed.id.as_uuid());
+        store
+            .update_principal(&changed, None, &audit)
+            .await
+            .must("update_principal");
+        setup.logged(&audit);
+        assert_eq!(
+            store
+                .get_principal(t, changed.id)
+                .await
+                .must("get_principal after update"),
+            changed
+        );
+    }
+
+    assert_eq!(
+        store.get_token(t, token.id).await.must("get_token"),
+        token,
+        "no revoke_tokens_at, no revocation"
+    );
+    let admin_token = store
+        .get_token(t, setup.new.token.id)
+        .await
+        .must("get_token");
+    assert_eq!(
+        admin_token, setup.new.token,
+        "no revoke_tokens_at, no revocation"
+    );
+    setup.check_log("after updates").await;
+}
+
+/// An update that clashes is `Conflict` and changes nothing: not the principal, not its
+/// tokens even with `revoke_tokens_at`, not the audit log.
+pub async fn update_principal_conflict_changes_nothing(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (first, second, account) = (
+        setup.user().await,
+        setup.user().await,
+        setup.service_account().await,
+    );
+    let (token, _) = setup.token(&second, Role::Viewer).await;
+
+    let clash = Principal {
+        kind: first.kind.clone(),
+        disabled: true,
+        ..second.clone()
+    };
+    let audit = setup.audit(actions::USER_UPDATED, second.id.as_uuid());
+    let refused = store.update_principal(&clash, Some(fx.now()), &audit).await;
+    refused.must_conflict(
+        constraint::USER_EMAIL,
+        "update_principal onto a taken email",
+    );
+    assert_eq!(
+        store
+            .get_principal(t, second.id)
+            .await
+            .must("get_principal after a refused update"),
+        second
+    );
+    let kept = store.get_token(t, token.id).await.must("get_token");
+    assert_eq!(kept, token, "a refused update must not revoke tokens");
+
+    let clash = Principal {
+        kind: setup.new.admin.kind.clone(),
+        ..account.clone()
+    };
+    let audit = setup.audit(actions::SERVICE_ACCOUNT_UPDATED, account.id.as_uuid());
+    let refused = store.update_principal(&clash, None, &audit).await;
+    refused.must_conflict(
+        constraint::SERVICE_ACCOUNT_NAME,
+        "update_principal onto a taken service account name",
+    );
+    assert_eq!(
+        store
+            .get_principal(t, account.id)
+            .await
+            .must("get_principal after a refused update"),
+        account
+    );
+    setup.check_log("after refused updates").await;
+}
+
+/// With `revoke_tokens_at`, `update_principal` revokes exactly the principal's live
+/// tokens at that time; a token revoked before keeps its time, others' tokens stay
+/// live, and a lookup then reports the disabled owner.
+pub async fn update_principal_revokes_tokens(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let user = setup.user().await;
+    let (early, _) = setup.token(&user, Role::Operator).await;
+    let (live, live_secret) = setup.token(&user, Role::Operator).await;
+    let earlier = fx.now() + Duration::minutes(5);
+    let audit = setup.audit(actions::TOKEN_REVOKED, early.id.as_uuid());
+    store
+        .revoke_token(t, early.id, earlier, &audit)
+        .await
+        .must("revoke_token");
+    setup.logged(&audit);
+
+    let at = fx.now() + Duration::hours(1);
+    let disabled = Principal {
+        disabled: true,
+        ..user.clone()
+    };
+    let audit = setup.audit(actions::USER_UPDATED, user.id.as_uuid());
+    store
+        .update_principal(&disabled, Some(at), &audit)
+        .await
+        .must("update_principal with revoke_tokens_at");
+    setup.logged(&audit);
+
+    let early = store.get_token(t, early.id).await.must("get_token");
+    assert_eq!(
+        early.revoked_at,
+        Some(earlier),
+        "a token revoked before keeps its first revocation time"
+    );
+    let expected = ApiToken {
+        revoked_at: Some(at),
+        ..live
+    };
+    assert_eq!(
+        store.get_token(t, expected.id).await.must("get_token"),
+        expected,
+        "revoked at revoke_tokens_at"
+    );
+    let lookup = store
+        .find_token_by_digest(&live_secret.digest())
+        .await
+        .must("find_token_by_digest");
+    assert_eq!(lookup, found(&expected, true), "a disabled owner's token");
+    let admin_token = store
+        .get_token(t, setup.new.token.id)
+        .await
+        .must("get_token");
+    assert_eq!(
+        admin_token, setup.new.token,
+        "another principal's token stays live"
+    );
+    setup.check_log("after disabling with revocation").await;
+}
+
+/// `delete_principal` removes the principal, revokes its live tokens at `at`, keeps
+/// earlier revocation times, clears the tokens' owner, and records one event.
+pub async fn delete_principal_revokes_and_orphans_tokens(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let account = setup.service_account().await;
+    let early = setup.token(&account, Role::Operator).await;
+    let live = setup.token(&account, Role::Operator).await;
+    let earlier = fx.now() + Duration::minutes(5);
+    let audit = setup.audit(actions::TOKEN_REVOKED, early.0.id.as_uuid());
+    store
+        .revoke_token(t, early.0.id, earlier, &audit)
+        .await
+        .must("revoke_token");
+    setup.logged(&audit);
+
+    let at = fx.now() + Duration::hours(1);
+    let audit = setup.audit(actions::SERVICE_ACCOUNT_DELETED, account.id.as_uuid());
+    store
+        .delete_principal(t, account.id, at, &audit)
+        .await
+        .must("delete_principal");
+    setup.logged(&audit);
+    store
+        .get_principal(t, account.id)
+        .await
+        .must_be_not_found("get_principal after delete");
+
+    for ((token, secret), revoked_at) in [(early, earlier), (live, at)] {
+        let expected = ApiToken {
+            owner_id: None,
+            revoked_at: Some(revoked_at),
+            ..token
+        };
+        assert_eq!(
+            store.get_token(t, expected.id).await.must("get_token"),
+            expected,
+            "an orphaned token"
+        );
+        let lookup = store
+            .find_token_by_digest(&secret.digest())
+            .await
+            .must("find_token_by_digest");
+        assert_eq!(
+            lookup,
+            found(&expected, false),
+            "an orphaned token's secret"
+        );
+    }
+    let accounts = all(
+        "list_principals(ServiceAccounts)",
+        |p| store.list_principals(t, PrincipalFilter::ServiceAccounts, p),
+        |p| p.id.as_uuid(),
+    )
+    .await;
+    assert_eq!(
+        accounts,
+        vec![setup.new.admin.clone()],
+        "a deleted principal is no longer listed"
+    );
+    let admin_token = store
+        .get_token(t, setup.new.token.id)
+        .await
+        .must("get_token");
+    assert_eq!(
+        admin_token, setup.new.token,
+        "another principal's token stays live"
+    );
+
+    let audit = setup.audit(actions::SERVICE_ACCOUNT_DELETED, account.id.as_uuid());
+    store
+        .delete_principal(t, account.id, at, &audit)
+        .await
+        .must_be_not_found("delete_principal twice");
+    setup.check_log("after delete_principal").await;
+}
+
+/// Every principal read and write through another tenant is `NotFound` and changes
+/// nothing.
+pub async fn principal_cross_tenant_is_not_found(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let a = Setup::tenant(store, &fx).await;
+    let b = Setup::tenant(store, &fx).await;
+    let (admin, other) = (&a.new.admin, b.id());
+
+    store
+        .get_principal(other, admin.id)
+        .await
+        .must_be_not_found("get_principal via another tenant");
+    let moved = Principal {
+        tenant_id: other,
+        disabled: true,
+        ..admin.clone()
+    };
+    let audit = b.audit(actions::SERVICE_ACCOUNT_UPDATED, admin.id.as_uuid());
+    let updated = store.update_principal(&moved, Some(fx.now()), &audit).await;
+    updated.must_be_not_found("update_principal via another tenant");
+    let audit = b.audit(actions::SERVICE_ACCOUNT_DELETED, admin.id.as_uuid());
+    let deleted = store
+        .delete_principal(other, admin.id, fx.now(), &audit)
+        .await;
+    deleted.must_be_not_found("delete_principal via another tenant");
+    let unknown = PrincipalId::from_uuid(fx.id());
+    store
+        .get_principal(a.id(), unknown)
+        .await
+        .must_be_not_found("get_principal of an unknown id");
+
+    assert_eq!(
+        store
+            .get_principal(a.id(), admin.id)
+            .await
+            .must("get_principal in its own tenant"),
+        *admin
+    );
+    assert_eq!(
+        store
+            .get_token(a.id(), a.new.token.id)
+            .await
+            .must("get_token"),
+        a.new.token,
+        "its token untouched"
+    );
+    let listed = all(
+        "list_principals(ServiceAccounts)",
+        |p| store.list_principals(other, PrincipalFilter::ServiceAccounts, p),
+        |p| p.id.as_uuid(),
+    )
+    .await;
+    assert_eq!(
+        listed,
+        vec![b.new.admin.clone()],
+        "list_principals shows only the tenant's own"
+    );
+    a.check_log("of the owning tenant").await;
+    b.check_log("of the other tenant").await;
+}
+
+/// A created token reads back as written, by id and by its secret's digest; an unknown
+/// digest finds nothing.
+pub async fn token_create_then_lookup(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let env = setup.environment().await;
+    let (mut token, secret) =
+        fx.scoped_token(&setup.new.admin, &[env.id, setup.new.environment.id]);
+    token.rate_limit_per_minute = Some(Fixtures::rate_limit(1200));
+    let (token, secret) = setup.add_token((token, secret)).await;
+
+    assert_eq!(store.get_token(t, token.id).await.must("get_token"), token);
+    let lookup = store
+        .find_token_by_digest(&secret.digest())
+        .await
+        .must("find_token_by_digest");
+    assert_eq!(lookup, found(&token, false), "find_token_by_digest");
+    let unknown = store
+        .find_token_by_digest(&fx.secret().digest())
+        .await
+        .must("find_token_by_digest");
+    assert_eq!(unknown, None, "an unknown digest finds nothing");
+    store
+        .get_token(t, TokenId::from_uuid(fx.id()))
+        .await
+        .must_be_not_found("get_token of an unknown id");
+    setup.check_log("after create_token").await;
+}
+
+/// `list_tokens` lists the tenant's tokens newest first, and only them.
+pub async fn token_list_newest_first(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let b = Setup::tenant(store, &fx).await;
+    let admin = a.new.admin.clone();
+    let mut expected = vec![a.new.token.clone()];
+    for role in [Role::Viewer, Role::Operator, Role::Admin] {
+        expected.push(a.token(&admin, role).await.0);
+    }
+    expected.reverse();
+    let listed = all(
+        "list_tokens",
+        |p| store.list_tokens(a.id(), p),
+        |t| t.id.as_uuid(),
+    )
+    .await;
+    assert_eq!(listed, expected, "list_tokens, newest first");
+    let listed = all(
+        "list_tokens",
+        |p| store.list_tokens(b.id(), p),
+        |t| t.id.as_uuid(),
+    )
+    .await;
+    assert_eq!(
+        listed,
+        vec![b.new.token.clone()],
+        "list_tokens of another tenant"
+    );
+}
+
+/// `update_token` writes the name and the rate limit and nothing else, even when the
+/// token passed in differs in other fields.
+pub async fn update_token_writes_only_name_and_rate_limit(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let (t, original) = (setup.id(), setup.new.token.clone());
+
+    let sneaky = ApiToken {
+        name: TokenName::new("renamed").unwrap_or_else(|e| panic!("{e}")),
+        rate_limit_per_minute: Some(Fixtures::rate_limit(42)),
+        role: Role::Viewer,
+        scope: EnvScope::Only(BTreeSet::from([setup.new.environment.id])),
+        expires_at: fx.now() + Duration::days(1000),
+        revoked_at: Some(fx.now()),
+        last_used_at: Some(fx.now()),
+        hint: "fpk_…nope".to_owned(),
+        ..original.clone()
+    };
+    let expected = ApiToken {
+        name: sneaky.name.clone(),
+        rate_limit_per_minute: sneaky.rate_limit_per_minute,
+        ..original
+    };
+    let cleared = ApiToken {
+        rate_limit_per_minute: None,
+        ..expected.clone()
+    };
+    for (update, expected) in [(&sneaky, &expected), (&cleared, &cleared)] {
+        let audit = setup.audit(actions::TOKEN_UPDATED, update.id.as_uuid());
+        store
+            .update_token(update, &audit)
+            .await
+            .must("update_token");
+        setup.logged(&audit);
+        let stored = store
+            .get_token(t, update.id)
+            .await
+            .must("get_token after update_token");
+        assert_eq!(
+            stored, *expected,
+            "update_token writes only the name and the rate limit"
+        );
+    }
+    setup.check_log("after update_token").await;
+}
+
+/// Revoking sets `revoked_at` and records an event; revoking again returns the token
+/// with its first `revoked_at` and records nothing.
+pub async fn revoke_token_is_idempotent(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let (t, id) = (setup.id(), setup.new.token.id);
+
+    let first_at = fx.now() + Duration::minutes(1);
+    let audit = setup.audit(actions::TOKEN_REVOKED, id.as_uuid());
+    let revoked = store
+        .revoke_token(t, id, first_at, &audit)
+        .await
+        .must("revoke_token");
+    setup.logged(&audit);
+    let expected = ApiToken {
+        revoked_at: Some(first_at),
+        ..setup.new.token.clone()
+    };
+    assert_eq!(revoked, expected, "revoke_token returns the revoked token");
+    assert_eq!(
+        store
+            .get_token(t, id)
+            .await
+            .must("get_token after revoke_token"),
+        expected
+    );
+
+    let audit = setup.audit(actions::TOKEN_REVOKED, id.as_uuid());
+    let again = store
+        .revoke_token(t, id, fx.now() + Duration::hours(2), &audit)
+        .await
+        .must("revoke_token twice");
+    assert_eq!(
+        again, expected,
+        "a second revoke keeps the first revoked_at"
+    );
+    let lookup = store
+        .find_token_by_digest(&setup.new.digest)
+        .await
+        .must("find_token_by_digest");
+    assert_eq!(
+        lookup,
+        found(&expected, false),
+        "a revoked token's secret is still found, as revoked"
+    );
+    setup.check_log("after revoking twice (one event)").await;
+}
+
+/// Rotating stores the new secret with no end, caps every earlier secret at the
+/// earliest end it was given, updates the hint and records an event.
+pub async fn rotate_token_caps_old_secrets(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let (t, original) = (setup.id(), setup.new.token.clone());
+    let valid_until = |digest| async move {
+        match store
+            .find_token_by_digest(&digest)
+            .await
+            .must("find_token_by_digest")
+        {
+            Some(lookup) if lookup.token.id == original.id => lookup.secret_valid_until,
+            other => panic!("a rotated secret must still find its token, got {other:?}"),
+        }
+    };
+    let hour = |h| fx.now() + Duration::hours(h);
+
+    let second = fx.secret();
+    let audit = setup.audit(actions::TOKEN_ROTATED, original.id.as_uuid());
+    let rotated = store
+        .rotate_token(
+            t,
+            original.id,
+            &second.digest(),
+            &second.hint(),
+            hour(24),
+            &audit,
+        )
+        .await;
+    setup.logged(&audit);
+    let expected = ApiToken {
+        hint: second.hint(),
+        ..original.clone()
+    };
+    assert_eq!(
+        rotated.must("rotate_token"),
+        expected,
+        "rotate_token returns the token with the new hint"
+    );
+    assert_eq!(
+        store
+            .get_token(t, original.id)
+            .await
+            .must("get_token after rotate_token"),
+        expected
+    );
+    assert_eq!(
+        valid_until(setup.new.digest).await,
+        Some(hour(24)),
+        "the old secret ends at old_valid_until"
+    );
+    let lookup = store
+        .find_token_by_digest(&second.digest())
+        .await
+        .must("find_token_by_digest");
+    assert_eq!(
+        lookup,
+        found(&expected, false),
+        "the new secret has no end of its own"
+    );
+
+    // A later end never extends a secret that already ends earlier.
+    let third = fx.secret();
+    let audit = setup.audit(actions::TOKEN_ROTATED, original.id.as_uuid());
+    let rotated = store
+        .rotate_token(
+            t,
+            original.id,
+            &third.digest(),
+            &third.hint(),
+            hour(48),
+            &audit,
+        )
+        .await;
+    rotated.must("rotate_token again");
+    setup.logged(&audit);
+    assert_eq!(
+        valid_until(setup.new.digest).await,
+        Some(hour(24)),
+        "the first secret keeps its earlier end"
+    );
+    assert_eq!(
+        valid_until(second.digest()).await,
+        Some(hour(48)),
+        "the second secret ends at the new end"
+    );
+    assert_eq!(
+        valid_until(third.digest()).await,
+        None,
+        "the third secret has no end"
+    );
+
+    // An earlier end shortens every secret that would outlive it.
+    let fourth = fx.secret();
+    let audit = setup.audit(actions::TOKEN_ROTATED, original.id.as_uuid());
+    let rotated = store
+        .rotate_token(
+            t,
+            original.id,
+            &fourth.digest(),
+            &fourth.hint(),
+            hour(1),
+            &audit,
+        )
+        .await;
+    assert_eq!(
+        rotated.must("rotate_token with a short grace").hint,
+        fourth.hint(),
+        "the newest secret's hint"
+    );
+    setup.logged(&audit);
+    for digest in [setup.new.digest, second.digest(), third.digest()] {
+        assert_eq!(
+            valid_until(digest).await,
+            Some(hour(1)),
+            "every old secret is capped at the shorter end"
+        );
+    }
+    assert_eq!(
+        valid_until(fourth.digest()).await,
+        None,
+        "the newest secret has no end"
+    );
+    setup.check_log("after three rotations").await;
+}
+
+/// `touch_token` records the last use, and nothing else changes.
+pub async fn touch_token_sets_last_used(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let setup = Setup::tenant(store, &fx).await;
+    let (t, token) = (setup.id(), &setup.new.token);
+
+    let first = fx.now() + Duration::minutes(3);
+    store.touch_token(token.id, first).await.must("touch_token");
+    let expected = ApiToken {
+        last_used_at: Some(first),
+        ..token.clone()
+    };
+    assert_eq!(
+        store
+            .get_token(t, token.id)
+            .await
+            .must("get_token after touch_token"),
+        expected
+    );
+
+    let later = fx.now() + Duration::minutes(10);
+    store
+        .touch_token(token.id, later)
+        .await
+        .must("touch_token again");
+    let expected = ApiToken {
+        last_used_at: Some(later),
+        ..token.clone()
+    };
+    let lookup = store
+        .find_token_by_digest(&setup.new.digest)
+        .await
+        .must("find_token_by_digest");
+    assert_eq!(
+        lookup,
+        found(&expected, false),
+        "a later use moves last_used_at"
+    );
+    setup.check_log("after touch_token (no events)").await;
+}
+
+/// Every token read and write through another tenant is `NotFound` and changes nothing:
+/// the token stays live under its name and hint, and a refused rotation's secret is not
+/// stored.
+pub async fn token_cross_tenant_is_not_found(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let a = Setup::tenant(store, &fx).await;
+    let b = Setup::tenant(store, &fx).await;
+    let (token, other) = (&a.new.token, b.id());
+
+    store
+        .get_token(other, token.id)
+        .await
+        .must_be_not_found("get_token via another tenant");
+    let name = TokenName::new("stolen").unwrap_or_else(|e| panic!("{e}"));
+    let moved = ApiToken {
+        tenant_id: other,
+        name,
+        ..token.clone()
+    };
+    let audit = b.audit(actions::TOKEN_UPDATED, token.id.as_uuid());
+    store
+        .update_token(&moved, &audit)
+        .await
+        .must_be_not_found("update_token via another tenant");
+    let audit = b.audit(actions::TOKEN_REVOKED, token.id.as_uuid());
+    let revoked = store.revoke_token(other, token.id, fx.now(), &audit).await;
+    revoked.must_be_not_found("revoke_token via another tenant");
+    let secret = fx.secret();
+    let audit = b.audit(actions::TOKEN_ROTATED, token.id.as_uuid());
+    let rotated = store
+        .rotate_token(
+            other,
+            token.id,
+            &secret.digest(),
+            &secret.hint(),
+            fx.now(),
+            &audit,
+        )
+        .await;
+    rotated.must_be_not_found("rotate_token via another tenant");
+
+    assert_eq!(
+        store
+            .get_token(a.id(), token.id)
+            .await
+            .must("get_token in its own tenant"),
+        *token
+    );
+    let lookup = store
+        .find_token_by_digest(&a.new.digest)
+        .await
+        .must("find_token_by_digest");
+    assert_eq!(
+        lookup,
+        found(token, false),
+        "the secret still works, with no end"
+    );
+    let lookup = store
+        .find_token_by_digest(&secret.digest())
+        .await
+        .must("find_token_by_digest");
+    assert_eq!(lookup, None, "a refused rotation stores no secret");
+    let listed = all(
+        "list_tokens",
+        |p| store.list_tokens(other, p),
+        |t| t.id.as_uuid(),
+    )
+    .await;
+    assert_eq!(
+        listed,
+        vec![b.new.token.clone()],
+        "list_tokens shows only the tenant's own"
+    );
+    a.check_log("of the owning tenant").await;
+    b.check_log("of the other tenant").await;
+}
+
+/// Five items of each listing come back two at a time as pages of 2, 2 and 1: newest
+/// first, nothing repeated, nothing skipped, no cursor after the last page.
+pub async fn lists_paginate_newest_first(store: &dyn Store) {
+    fn check<T>(what: &str, got: &[Vec<T>], id_of: impl Fn(&T) -> Uuid, mut made: Vec<Uuid>) {
+        let sizes: Vec<usize> = got.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![2, 2, 1], "{what}: page sizes");
+        made.reverse();
+        let ids: Vec<Uuid> = got.iter().flatten().map(id_of).collect();
+        assert_eq!(ids, made, "{what}: every item once, newest first");
+    }
+
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let admin = setup.new.admin.clone();
+    // A new tenant already has one environment, service account and token, and no user.
+    let mut envs = vec![setup.new.environment.id.as_uuid()];
+    let mut accounts = vec![admin.id.as_uuid()];
+    let mut tokens = vec![setup.new.token.id.as_uuid()];
+    let mut users = Vec::new();
+    for _ in 0..4 {
+        envs.push(setup.environment().await.id.as_uuid());
+        accounts.push(setup.service_account().await.id.as_uuid());
+        tokens.push(setup.token(&admin, Role::Viewer).await.0.id.as_uuid());
+    }
+    // The users' events carry an action of their own, to page through under a filter.
+    let mut events = Vec::new();
+    for _ in 0..5 {
+        let user = fx.user(t);
+        let audit = setup.audit("contract.page", user.id.as_uuid());
+        store
+            .create_principal(&user, &audit)
+            .await
+            .must("create_principal");
+        setup.logged(&audit);
+        users.push(user.id.as_uuid());
+        events.push(audit.id.as_uuid());
+    }
+
+    let env_id = |e: &Environment| e.id.as_uuid();
+    let got = pages(
+        "list_environments",
+        2,
+        |p| store.list_environments(t, p),
+        env_id,
+    )
+    .await;
+    check("list_environments", &got, env_id, envs);
+    let principal_id = |p: &Principal| p.id.as_uuid();
+    let got = pages(
+        "list_principals(ServiceAccounts)",
+        2,
+        |p| store.list_principals(t, PrincipalFilter::ServiceAccounts, p),
+        principal_id,
+    )
+    .await;
+    check(
+        "list_principals(ServiceAccounts)",
+        &got,
+        principal_id,
+        accounts,
+    );
+    let token_id = |t: &ApiToken| t.id.as_uuid();
+    let got = pages("list_tokens", 2, |p| store.list_tokens(t, p), token_id).await;
+    check("list_tokens", &got, token_id, tokens);
+    let filter = AuditFilter {
+        action: Some("contract.page".to_owned()),
+        ..AuditFilter::default()
+    };
+    let event_id = |e: &AuditEvent| e.id.as_uuid();
+    let got = pages(
+        "list_audit_events",
+        2,
+        |p| store.list_audit_events(t, &filter, p),
+        event_id,
+    )
+    .await;
+    check("list_audit_events", &got, event_id, events);
+    let got = pages(
+        "list_principals(Users)",
+        2,
+        |p| store.list_principals(t, PrincipalFilter::Users, p),
+        principal_id,
+    )
+    .await;
+    check("list_principals(Users)", &got, principal_id, users);
+
+    let one = store
+        .list_tokens(t, first_page(200))
+        .await
+        .must("list_tokens");
+    assert_eq!(
+        (one.items.len(), one.next),
+        (5, None),
+        "a page that holds everything has no next cursor"
+    );
+    setup.check_log("after paging").await;
+}
+
+/// The audit filters each narrow the log as documented (exact action, acting token,
+/// target, `since` inclusive) and combine with AND.
+pub async fn audit_filters(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (token_a, token_b) = (fx.id(), fx.id());
+    let (env_a, env_b) = (fx.environment(t), fx.environment(t));
+    let hour = |h| fx.now() + Duration::hours(h);
+    let event = |actor, action, target: &Environment, at| {
+        fx.audit_by(t, actor, action, Some(target.id.as_uuid()), at)
+    };
+
+    let e1 = event(
+        AuditActor::Token(token_a),
+        actions::ENVIRONMENT_CREATED,
+        &env_a,
+        hour(1),
+    );
+    store
+        .create_environment(&env_a, &e1)
+        .await
+        .must("create_environment");
+    let e2 = event(
+        AuditActor::Token(token_b),
+        actions::ENVIRONMENT_CREATED,
+        &env_b,
+        hour(2),
+    );
+    store
+        .create_environment(&env_b, &e2)
+        .await
+        .must("create_environment");
+    let e3 = event(
+        AuditActor::Token(token_a),
+        actions::ENVIRONMENT_UPDATED,
+        &env_a,
+        hour(3),
+    );
+    store
+        .rename_environment(t, env_a.id, &fx.environment_name(), &e3)
+        .await
+        .must("rename_environment");
+    let e4 = event(
+        AuditActor::Public,
+        actions::ENVIRONMENT_DELETED,
+        &env_b,
+        hour(4),
+    );
+    store
+        .delete_environment(t, env_b.id, &e4)
+        .await
+        .must("delete_environment");
+    for e in [&e1, &e2, &e3, &e4] {
+        setup.logged(e);
+    }
+    setup.check_log("before filtering").await;
+    // Creating the tenant recorded its `production` environment too.
+    let production = &setup.new.audit[1];
+    assert_eq!(
+        production.action,
+        actions::ENVIRONMENT_CREATED,
+        "fixture audit order"
+    );
+
+    let any = AuditFilter::default();
+    let cases = [
+        (
+            "action",
+            AuditFilter {
+                action: Some(actions::ENVIRONMENT_CREATED.into()),
+                ..any.clone()
+            },
+            vec![&e2, &e1, production],
+        ),
+        (
+            "action is exact",
+            AuditFilter {
+                action: Some("environment".into()),
+                ..any.clone()
+            },
+            vec![],
+        ),
+        (
+            "actor",
+            AuditFilter {
+                actor_id: Some(token_a),
+                ..any.clone()
+            },
+            vec![&e3, &e1],
+        ),
+        (
+            "target",
+            AuditFilter {
+                target_id: Some(env_b.id.as_uuid()),
+                ..any.clone()
+            },
+            vec![&e4, &e2],
+        ),
+        (
+            "since is inclusive",
+            AuditFilter {
+                since: Some(hour(2)),
+                ..any.clone()
+            },
+            vec![&e4, &e3, &e2],
+        ),
+        (
+            "since after everything",
+            AuditFilter {
+                since: Some(hour(5)),
+                ..any.clone()
+            },
+            vec![],
+        ),
+        (
+            "all four",
+            AuditFilter {
+                action: Some(actions::ENVIRONMENT_UPDATED.into()),
+                actor_id: Some(token_a),
+                target_id: Some(env_a.id.as_uuid()),
+                since: Some(hour(3)),
+            },
+            vec![&e3],
+        ),
+        (
+            "filters are ANDed",
+            AuditFilter {
+                actor_id: Some(token_b),
+                target_id: Some(env_a.id.as_uuid()),
+                ..any
+            },
+            vec![],
+        ),
+    ];
+    for (what, filter, want) in cases {
+        let want: Vec<AuditEvent> = want.into_iter().cloned().collect();
+        assert_eq!(
+            audit_events(store, t, &filter).await,
+            want,
+            "audit filter: {what}"
+        );
+    }
+}
+
+/// One tenant's audit events never show in another's log, whatever the filter.
+pub async fn audit_is_tenant_isolated(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let b = Setup::tenant(store, &fx).await;
+    let env = a.environment().await;
+
+    a.check_log("of tenant A").await;
+    b.check_log("of tenant B").await;
+    let any = AuditFilter::default();
+    for filter in [
+        AuditFilter {
+            target_id: Some(env.id.as_uuid()),
+            ..any.clone()
+        },
+        AuditFilter {
+            target_id: Some(a.id().as_uuid()),
+            ..any.clone()
+        },
+        AuditFilter {
+            action: Some(actions::TENANT_CREATED.into()),
+            ..any.clone()
+        },
+    ] {
+        let events = audit_events(store, b.id(), &filter).await;
+        let foreign: Vec<_> = events.iter().filter(|e| e.tenant_id != b.id()).collect();
+        assert!(
+            foreign.is_empty(),
+            "tenant B's log with {filter:?} shows other tenants' events: {foreign:?}"
+        );
+    }
+    let by_target = AuditFilter {
+        target_id: Some(env.id.as_uuid()),
+        ..any
+    };
+    let leaked = audit_events(store, b.id(), &by_target).await;
+    assert!(
+        leaked.is_empty(),
+        "tenant B must not see tenant A's event, got {leaked:?}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// Every case in this file runs in the suite: a case missing from the macro's list
+    /// would silently never run against any adapter.
+    #[test]
+    fn the_suite_runs_every_case() {
+        let defined: BTreeSet<&str> = include_str!("cases.rs")
+            .lines()
+            .filter_map(|line| line.strip_prefix("pub async fn "))
+            .filter_map(|rest| rest.split('(').next())
+            .collect();
+        let listed: BTreeSet<&str> = super::ALL.iter().copied().collect();
+        assert_eq!(listed.len(), super::ALL.len(), "a case is listed twice");
+        assert_eq!(defined, listed, "cases defined vs cases the suite runs");
+    }
+}

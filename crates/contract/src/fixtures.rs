@@ -1,0 +1,278 @@
+//! Builders of valid domain values for the contract cases.
+//!
+//! Cases may share one store, so every name a builder makes is unique (it carries a
+//! fresh id). Ids come from UUID v7 like in production, so "newest first" in a listing
+//! is the order in which a case built its values.
+
+use std::collections::BTreeSet;
+
+use fleetpass_domain::Timestamp;
+use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
+use fleetpass_domain::identity::{
+    Email, EnvScope, Environment, EnvironmentName, PersonName, Principal, PrincipalKind, Role,
+    ServiceAccountName, Tenant, TenantName,
+};
+use fleetpass_domain::ids::{AuditEventId, EnvironmentId, PrincipalId, TenantId, TokenId};
+use fleetpass_domain::secret::{PlainSecret, SecretKind};
+use fleetpass_domain::token::{ApiToken, RateLimitPerMinute, TokenName};
+use fleetpass_ports::store::NewTenant;
+use fleetpass_ports::system::{RingSecrets, UuidV7};
+use fleetpass_ports::{IdGen, SecretGen};
+use time::macros::datetime;
+use uuid::Uuid;
+
+/// The instant every fixture is created at, unless a case says otherwise.
+pub const NOW: Timestamp = datetime!(2026-11-22 10:00 UTC);
+
+/// How long fixture tokens live.
+const TOKEN_LIFETIME: time::Duration = time::Duration::days(90);
+
+/// Builds fixtures from an id generator, a secret generator and a creation time.
+pub struct Fixtures {
+    ids: Box<dyn IdGen>,
+    secrets: Box<dyn SecretGen>,
+    now: Timestamp,
+}
+
+impl Default for Fixtures {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fixtures {
+    /// Production ids and randomness, created at [`NOW`].
+    pub fn new() -> Self {
+        Self::with(Box::new(UuidV7), Box::new(RingSecrets::default()), NOW)
+    }
+
+    /// Fixtures from the given ports and creation time. Names are unique only as long
+    /// as `ids` never repeats an id, so pinned ids suit a store of the case's own alone.
+    pub fn with(ids: Box<dyn IdGen>, secrets: Box<dyn SecretGen>, now: Timestamp) -> Self {
+        Self { ids, secrets, now }
+    }
+
+    /// When fixtures are created.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// A fresh id.
+    pub fn id(&self) -> Uuid {
+        self.ids.new_id()
+    }
+
+    /// A fresh API-token secret.
+    pub fn secret(&self) -> PlainSecret {
+        PlainSecret::from_random(SecretKind::ApiToken, self.secrets.random_32())
+    }
+
+    /// A short unique suffix for names: the simple form of a fresh id.
+    fn unique(&self) -> String {
+        self.id().simple().to_string()
+    }
+
+    /// A tenant with a unique name, its `production` environment, an admin service
+    /// account, an all-environments admin token owned by it, and one audit event for
+    /// each of the four.
+    pub fn new_tenant(&self) -> NewTenant {
+        self.new_tenant_named(&format!("tenant-{}", self.unique()))
+    }
+
+    /// As [`Fixtures::new_tenant`], with the given tenant name.
+    ///
+    /// # Panics
+    /// When `name` is not a valid tenant name.
+    pub fn new_tenant_named(&self, name: &str) -> NewTenant {
+        let tenant = Tenant {
+            id: TenantId::from_uuid(self.id()),
+            name: TenantName::new(name).expect("fixture tenant names are valid"),
+            created_at: self.now,
+        };
+        let environment = Environment {
+            id: EnvironmentId::from_uuid(self.id()),
+            tenant_id: tenant.id,
+            name: EnvironmentName::production(),
+            created_at: self.now,
+        };
+        let admin = Principal {
+            id: PrincipalId::from_uuid(self.id()),
+            tenant_id: tenant.id,
+            kind: PrincipalKind::ServiceAccount {
+                name: ServiceAccountName::new("admin").expect("a valid service account name"),
+            },
+            role: Role::Admin,
+            disabled: false,
+            created_at: self.now,
+        };
+        let (token, secret) = self.token(&admin, Role::Admin, EnvScope::All);
+        let audit = vec![
+            self.audit(
+                tenant.id,
+                actions::TENANT_CREATED,
+                Some(tenant.id.as_uuid()),
+            ),
+            self.audit(
+                tenant.id,
+                actions::ENVIRONMENT_CREATED,
+                Some(environment.id.as_uuid()),
+            ),
+            self.audit(
+                tenant.id,
+                actions::SERVICE_ACCOUNT_CREATED,
+                Some(admin.id.as_uuid()),
+            ),
+            self.audit(tenant.id, actions::TOKEN_CREATED, Some(token.id.as_uuid())),
+        ];
+        NewTenant {
+            tenant,
+            environment,
+            admin,
+            token,
+            digest: secret.digest(),
+            audit,
+        }
+    }
+
+    /// An environment of `tenant` with a unique name.
+    pub fn environment(&self, tenant: TenantId) -> Environment {
+        self.environment_named(tenant, &self.environment_name())
+    }
+
+    /// An environment of `tenant` called `name`.
+    pub fn environment_named(&self, tenant: TenantId, name: &EnvironmentName) -> Environment {
+        Environment {
+            id: EnvironmentId::from_uuid(self.id()),
+            tenant_id: tenant,
+            name: name.clone(),
+            created_at: self.now,
+        }
+    }
+
+    /// A unique, valid environment name.
+    pub fn environment_name(&self) -> EnvironmentName {
+        EnvironmentName::new(&format!("env-{}", self.unique()))
+            .expect("fixture environment names are valid")
+    }
+
+    /// An enabled operator user of `tenant` with a unique email.
+    pub fn user(&self, tenant: TenantId) -> Principal {
+        self.user_with_email(tenant, &self.email())
+    }
+
+    /// An enabled operator user of `tenant` with the given email.
+    pub fn user_with_email(&self, tenant: TenantId, email: &Email) -> Principal {
+        Principal {
+            id: PrincipalId::from_uuid(self.id()),
+            tenant_id: tenant,
+            kind: PrincipalKind::User {
+                email: email.clone(),
+                name: Some(PersonName::new("Ada Lovelace").expect("a valid person name")),
+            },
+            role: Role::Operator,
+            disabled: false,
+            created_at: self.now,
+        }
+    }
+
+    /// A unique, valid email address.
+    pub fn email(&self) -> Email {
+        Email::new(&format!("user-{}@example.com", self.unique()))
+            .expect("fixture emails are valid")
+    }
+
+    /// An enabled operator service account of `tenant` with a unique name.
+    pub fn service_account(&self, tenant: TenantId) -> Principal {
+        self.service_account_named(tenant, &self.service_account_name())
+    }
+
+    /// An enabled operator service account of `tenant` called `name`.
+    pub fn service_account_named(&self, tenant: TenantId, name: &ServiceAccountName) -> Principal {
+        Principal {
+            id: PrincipalId::from_uuid(self.id()),
+            tenant_id: tenant,
+            kind: PrincipalKind::ServiceAccount { name: name.clone() },
+            role: Role::Operator,
+            disabled: false,
+            created_at: self.now,
+        }
+    }
+
+    /// A unique, valid service account name.
+    pub fn service_account_name(&self) -> ServiceAccountName {
+        ServiceAccountName::new(&format!("sa-{}", self.unique())).expect("fixture names are valid")
+    }
+
+    /// A live token of `owner` (in the owner's tenant) with `role` and `scope`, and its
+    /// secret; the token's hint is that secret's.
+    pub fn token(&self, owner: &Principal, role: Role, scope: EnvScope) -> (ApiToken, PlainSecret) {
+        let secret = self.secret();
+        let token = ApiToken {
+            id: TokenId::from_uuid(self.id()),
+            tenant_id: owner.tenant_id,
+            owner_id: Some(owner.id),
+            name: TokenName::new(&format!("token-{}", self.unique()))
+                .expect("fixture token names are valid"),
+            role,
+            scope,
+            rate_limit_per_minute: None,
+            expires_at: self.now + TOKEN_LIFETIME,
+            created_at: self.now,
+            last_used_at: None,
+            revoked_at: None,
+            hint: secret.hint(),
+        };
+        (token, secret)
+    }
+
+    /// A token of `owner` that reaches only `envs`.
+    ///
+    /// # Panics
+    /// When `envs` is empty: a scope never is.
+    pub fn scoped_token(
+        &self,
+        owner: &Principal,
+        envs: &[EnvironmentId],
+    ) -> (ApiToken, PlainSecret) {
+        assert!(
+            !envs.is_empty(),
+            "a scoped token needs at least one environment"
+        );
+        let scope = EnvScope::Only(envs.iter().copied().collect::<BTreeSet<_>>());
+        self.token(owner, Role::Viewer, scope)
+    }
+
+    /// An audit event of `tenant` by the platform operator, at [`Fixtures::now`].
+    pub fn audit(&self, tenant: TenantId, action: &str, target: Option<Uuid>) -> AuditEvent {
+        self.audit_by(tenant, AuditActor::Platform, action, target, self.now)
+    }
+
+    /// An audit event of `tenant` by `actor` at `at`.
+    pub fn audit_by(
+        &self,
+        tenant: TenantId,
+        actor: AuditActor,
+        action: &str,
+        target: Option<Uuid>,
+        at: Timestamp,
+    ) -> AuditEvent {
+        AuditEvent {
+            id: AuditEventId::from_uuid(self.id()),
+            tenant_id: tenant,
+            actor,
+            action: action.to_owned(),
+            target_id: target,
+            at,
+            // Nested, typed details catch a store that flattens or stringifies them.
+            details: serde_json::json!({ "source": "contract", "count": 2, "tags": ["a", "b"] }),
+        }
+    }
+
+    /// A rate limit, for cases that change one.
+    ///
+    /// # Panics
+    /// When `per_minute` is out of bounds.
+    pub fn rate_limit(per_minute: i64) -> RateLimitPerMinute {
+        RateLimitPerMinute::new(per_minute).expect("fixture rate limits are in bounds")
+    }
+}

@@ -1,0 +1,371 @@
+//! Black-box tests of the `fleetpass` binary over real sockets: the README's first
+//! command, the seed 002 request, configuration errors, logs that never carry a query
+//! token, graceful shutdown, and several processes sharing one PostgreSQL database.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fleetpass_store_postgres::testing::TestDatabase;
+use serde_json::{Value, json};
+
+/// A running server process, stopped (by its own pid) when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn command(envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetpass"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Starts `fleetpass serve` on a free port and waits until it answers `/healthz`.
+fn start(envs: &[(&str, &str)]) -> Server {
+    let port = free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut all = vec![("FLEETPASS_BIND", bind.as_str())];
+    all.extend_from_slice(envs);
+    let child = command(&all)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the fleetpass binary starts");
+    let server = Server {
+        child,
+        base: format!("http://{bind}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(&bind).is_ok() {
+            return server;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the server did not start listening on {bind} within 30 s");
+}
+
+/// Reads stdout lines until one contains `marker` and returns the token after it.
+fn token_from_stdout(server: &mut Server, marker: &str) -> String {
+    let stdout = server.child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("a line with the token")
+            .expect("readable stdout");
+        if let Some((_, rest)) = line.split_once(marker) {
+            return rest.trim().to_owned();
+        }
+    }
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let mut req = client
+        .request(method, url)
+        .header("Authorization", format!("Bearer {token}"));
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await.expect("the server answers");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn memory_mode_prints_a_demo_token_that_answers_the_seed_request() {
+    let mut server = start(&[]);
+    let token = token_from_stdout(&mut server, "Demo tenant admin token (shown once):");
+    assert!(token.starts_with("fpk_"), "{token}");
+    // Seed 002's request. Its example fills every optional field with placeholder
+    // strings ("example"), which name no real owner or environment; a client sends the
+    // fields it means, as here.
+    let (status, body) = call(
+        reqwest::Method::POST,
+        &format!("{}/api/admin/tokens", server.base),
+        &token,
+        Some(json!({"name": "example", "role": "admin", "allEnvironments": true, "expiresInDays": 1})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let minted = body["token"].as_str().expect("the full token, once");
+    assert!(minted.starts_with("fpk_"));
+    let (status, me) = call(
+        reqwest::Method::GET,
+        &format!("{}/api/me", server.base),
+        minted,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, me["token"]["name"].as_str()),
+        (200, Some("example"))
+    );
+    // The literal placeholder body is refused with every problem named, never a 500.
+    let (status, err) = call(
+        reqwest::Method::POST,
+        &format!("{}/api/admin/tokens", server.base),
+        &token,
+        Some(json!({ "name": "example", "ownerUserId": "example", "ownerServiceAccountId": "example",
+                     "role": "admin", "allEnvironments": true, "environmentIds": ["example"], "expiresInDays": 1 })),
+    )
+    .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (422, Some("VALIDATION_ERROR")),
+        "{err}"
+    );
+    assert!(
+        err["details"].as_array().is_some_and(|d| d.len() >= 2),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_configuration_is_one_line_naming_the_variable_and_exit_2() {
+    for (var, value) in [
+        ("FLEETPASS_BIND", "nowhere"),
+        ("FLEETPASS_LOG_FORMAT", "xml"),
+        ("FLEETPASS_NOPE", "1"),
+    ] {
+        let out = command(&[(var, value)])
+            .arg("serve")
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_query_string_token_never_reaches_the_log() {
+    let mut server = start(&[("FLEETPASS_LOG", "trace"), ("FLEETPASS_LOG_FORMAT", "json")]);
+    let token = token_from_stdout(&mut server, "Demo tenant admin token (shown once):");
+    let url = format!("{}/api/me?api_key={token}", server.base);
+    let res = reqwest::get(&url).await.expect("answers");
+    assert_eq!(res.status().as_u16(), 200);
+    let bad = reqwest::get(format!("{}/nope?api_key={token}", server.base))
+        .await
+        .expect("answers");
+    assert_eq!(bad.status().as_u16(), 404);
+    let _ = server.child.kill();
+    let mut logs = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut logs)
+        .expect("readable");
+    assert!(
+        logs.contains("request finished"),
+        "the access log was captured: {logs}"
+    );
+    // The secret part of the token (after the prefix) must appear nowhere.
+    assert!(
+        !logs.contains(&token[4..]),
+        "a query token leaked into the log"
+    );
+    assert!(
+        logs.contains("\"request_id\":\"req_"),
+        "log lines carry the request id"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully() {
+    let mut server = start(&[]);
+    let pid = server.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(35);
+    loop {
+        if let Some(exit) = server.child.try_wait().expect("waitable") {
+            assert!(exit.success(), "exited with {exit}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 35 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn replicas_on_one_database_behave_as_one_service() {
+    let db = TestDatabase::unmigrated().await;
+    let url = db.url().to_owned();
+    // Two replicas start at once on an empty database: migrations must not race.
+    let a = start(&[("DATABASE_URL", &url)]);
+    let b = start(&[("DATABASE_URL", &url)]);
+    for s in [&a, &b] {
+        let ready: Value = reqwest::get(format!("{}/readyz", s.base))
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(ready["persistence"], "postgres");
+    }
+    // An operator creates a tenant from the command line, straight in the store.
+    let out = command(&[("DATABASE_URL", &url)])
+        .args(["tenant", "create", "--name", "acme"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let admin = stdout
+        .split("(shown once): ")
+        .nth(1)
+        .expect("token line")
+        .trim()
+        .to_owned();
+    // A token minted on one replica works on the other…
+    let (status, created) = call(
+        reqwest::Method::POST,
+        &format!("{}/api/admin/tokens", a.base),
+        &admin,
+        Some(json!({"name": "ci", "role": "viewer", "allEnvironments": true, "expiresInDays": 1})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let token = created["token"].as_str().expect("token").to_owned();
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        call(
+            reqwest::Method::GET,
+            &format!("{}/api/me", b.base),
+            &token,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    // …and revoking it on one replica stops it on the other at once.
+    let (status, _) = call(
+        reqwest::Method::DELETE,
+        &format!("{}/api/admin/tokens/{id}", a.base),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, err) = call(
+        reqwest::Method::GET,
+        &format!("{}/api/me", b.base),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!((status, err["code"].as_str()), (401, Some("UNAUTHORIZED")));
+    // A uniqueness rule holds across replicas.
+    let env = |base: String| {
+        let admin = admin.clone();
+        async move {
+            call(
+                reqwest::Method::POST,
+                &format!("{base}/api/admin/environments"),
+                &admin,
+                Some(json!({"name": "staging"})),
+            )
+            .await
+            .0
+        }
+    };
+    let (x, y) = tokio::join!(env(a.base.clone()), env(b.base.clone()));
+    let mut statuses = [x, y];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409]);
+    // `fleetpass migrate` on an up-to-date database applies nothing.
+    let out = command(&[("DATABASE_URL", &url)])
+        .arg("migrate")
+        .output()
+        .expect("runs");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("applied 0"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    drop((a, b));
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_503_not_500() {
+    let db = TestDatabase::fresh().await;
+    let out = command(&[("DATABASE_URL", db.url())])
+        .args(["tenant", "create", "--name", "acme"])
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let admin = stdout
+        .split("(shown once): ")
+        .nth(1)
+        .expect("token line")
+        .trim()
+        .to_owned();
+    let server = start(&[("DATABASE_URL", db.url()), ("FLEETPASS_MIGRATE", "off")]);
+    assert_eq!(
+        call(
+            reqwest::Method::GET,
+            &format!("{}/api/me", server.base),
+            &admin,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    drop(db); // the database vanishes under the running server
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/me", server.base))
+        .header("Authorization", format!("Bearer {admin}"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(res.status().as_u16(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["code"], "SERVICE_UNAVAILABLE", "{body}");
+    let ready = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .expect("answers");
+    assert_eq!(ready.status().as_u16(), 503);
+}

@@ -1,0 +1,179 @@
+//! The one place where diesel, pool and connection errors become [`RepoError`]s.
+//!
+//! Everything in this crate that talks to the database returns [`DbError`] internally
+//! and converts once, at the port boundary, through `From<DbError> for RepoError`.
+
+use diesel::result::{ConnectionError, DatabaseErrorKind, Error as DieselError};
+use diesel_async::pooled_connection::PoolError as ManagerError;
+use diesel_async::pooled_connection::deadpool::PoolError;
+use fleetpass_ports::RepoError;
+use fleetpass_ports::store::constraint;
+
+/// The constraint names a unique violation can be reported under, as the port's
+/// `&'static str`s (the database hands back a borrowed name).
+const UNIQUE_CONSTRAINTS: [&str; 4] = [
+    constraint::TENANT_NAME,
+    constraint::ENVIRONMENT_NAME,
+    constraint::USER_EMAIL,
+    constraint::SERVICE_ACCOUNT_NAME,
+];
+
+/// An error inside the adapter, before it crosses the port.
+///
+/// Transactions need an error type that diesel errors convert into (so `?` works on
+/// queries) and that can also carry a decided outcome such as `Conflict`; `RepoError`
+/// cannot be given a `From<diesel::result::Error>` here (both are foreign types).
+#[derive(Debug)]
+pub(crate) enum DbError {
+    /// A query failed.
+    Diesel(DieselError),
+    /// The adapter decided the outcome itself.
+    Repo(RepoError),
+}
+
+impl From<DieselError> for DbError {
+    fn from(e: DieselError) -> Self {
+        Self::Diesel(e)
+    }
+}
+
+impl From<RepoError> for DbError {
+    fn from(e: RepoError) -> Self {
+        Self::Repo(e)
+    }
+}
+
+impl From<PoolError> for DbError {
+    fn from(e: PoolError) -> Self {
+        Self::Repo(pool_error(e))
+    }
+}
+
+impl From<DbError> for RepoError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Repo(e) => e,
+            DbError::Diesel(e) => diesel_error(e),
+        }
+    }
+}
+
+/// Maps a query error.
+fn diesel_error(e: DieselError) -> RepoError {
+    match e {
+        DieselError::NotFound => RepoError::NotFound,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, ref info) => {
+            match info.constraint_name().and_then(known_constraint) {
+                Some(constraint) => RepoError::Conflict { constraint },
+                // A clash the port has no name for (say, a digest collision) is a bug
+                // or an attack, not a user error: keep the whole error for the log.
+                None => RepoError::Other(Box::new(e)),
+            }
+        }
+        // The connection died under the query, or the server is a read-only standby
+        // mid-failover: both go away by retrying later.
+        DieselError::DatabaseError(
+            DatabaseErrorKind::UnableToSendCommand
+            | DatabaseErrorKind::ClosedConnection
+            | DatabaseErrorKind::ReadOnlyTransaction,
+            ref info,
+        ) => RepoError::Unavailable(info.message().to_owned()),
+        // Left behind when a connection broke inside a transaction.
+        DieselError::BrokenTransactionManager => RepoError::Unavailable(e.to_string()),
+        other => RepoError::Other(Box::new(other)),
+    }
+}
+
+/// Maps a failure to get a connection from the pool. Every way that can fail means the
+/// database cannot be reached (or not quickly enough), except a misconfigured pool.
+pub(crate) fn pool_error(e: PoolError) -> RepoError {
+    match e {
+        PoolError::NoRuntimeSpecified => RepoError::Other(Box::new(e)),
+        PoolError::Backend(ManagerError::ConnectionError(e)) => connection_error(e),
+        other => RepoError::Unavailable(other.to_string()),
+    }
+}
+
+/// Maps a failure to open a connection outside the pool (migrations, the test harness).
+pub(crate) fn connection_error(e: ConnectionError) -> RepoError {
+    match e {
+        // A URL that does not parse will not start working on a retry.
+        ConnectionError::InvalidConnectionUrl(_) => RepoError::Other(Box::new(e)),
+        other => RepoError::Unavailable(other.to_string()),
+    }
+}
+
+/// Maps a failure of the migration harness. Its own bookkeeping queries fail with plain
+/// diesel errors (a dropped connection among them); a failing migration's SQL comes
+/// wrapped with the migration's name and is always `Other`.
+pub(crate) fn migration_error(e: Box<dyn std::error::Error + Send + Sync>) -> RepoError {
+    match e.downcast::<DieselError>() {
+        Ok(e) => diesel_error(*e),
+        Err(e) => RepoError::Other(e),
+    }
+}
+
+/// The port's name for a database constraint name, if it has one.
+fn known_constraint(name: &str) -> Option<&'static str> {
+    UNIQUE_CONSTRAINTS.into_iter().find(|known| *known == name)
+}
+
+/// A row that does not make a valid domain value: the database holds something the
+/// domain would never have written.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {table} row {id}: {reason}")]
+pub(crate) struct CorruptRow {
+    /// The table it came from.
+    pub table: &'static str,
+    /// Its primary key, for finding it.
+    pub id: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl CorruptRow {
+    /// A corrupt-row error as the port reports it.
+    pub(crate) fn repo(table: &'static str, id: impl ToString, reason: impl ToString) -> RepoError {
+        RepoError::Other(Box::new(Self {
+            table,
+            id: id.to_string(),
+            reason: reason.to_string(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_unique_constraint_of_the_port_is_known() {
+        assert_eq!(
+            known_constraint("tenants_name_key"),
+            Some(constraint::TENANT_NAME)
+        );
+        assert_eq!(
+            known_constraint("principals_tenant_sa_name_key"),
+            Some(constraint::SERVICE_ACCOUNT_NAME)
+        );
+        assert_eq!(known_constraint("api_token_secrets_pkey"), None);
+    }
+
+    #[test]
+    fn not_found_and_broken_connections_map_to_their_variants() {
+        assert!(matches!(
+            RepoError::from(DbError::from(DieselError::NotFound)),
+            RepoError::NotFound
+        ));
+        let closed = DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection,
+            Box::new("gone".to_owned()),
+        );
+        assert!(matches!(
+            RepoError::from(DbError::from(closed)),
+            RepoError::Unavailable(_)
+        ));
+        let bad_url = ConnectionError::InvalidConnectionUrl("nope".into());
+        assert!(matches!(connection_error(bad_url), RepoError::Other(_)));
+    }
+}

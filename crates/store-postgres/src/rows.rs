@@ -1,0 +1,322 @@
+//! The adapter's row types and their conversions to and from domain values.
+//!
+//! Rows are plain column bags that diesel reads and writes; they never leave this crate.
+//! Reading goes through `TryFrom<Row>` because the domain validates everything it
+//! holds: a row that fails validation is reported as corrupt rather than papered over.
+
+use diesel::prelude::*;
+use fleetpass_domain::Timestamp;
+use fleetpass_domain::audit::{AuditActor, AuditEvent};
+use fleetpass_domain::identity::{
+    Email, EnvScope, Environment, EnvironmentName, PersonName, Principal, PrincipalKind, Role,
+    ServiceAccountName, Tenant, TenantName,
+};
+use fleetpass_domain::ids::{AuditEventId, EnvironmentId, PrincipalId, TenantId, TokenId};
+use fleetpass_domain::secret::SecretDigest;
+use fleetpass_domain::token::{ApiToken, RateLimitPerMinute, TokenName};
+use fleetpass_ports::RepoError;
+use uuid::Uuid;
+
+use crate::error::CorruptRow;
+use crate::schema::{
+    api_token_secrets, api_tokens, audit_events, environments, principals, tenants,
+};
+
+/// The stored `kind` of a user.
+pub(crate) const KIND_USER: &str = "user";
+/// The stored `kind` of a service account.
+pub(crate) const KIND_SERVICE_ACCOUNT: &str = "service_account";
+
+/// A `tenants` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct TenantRow {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+impl From<&Tenant> for TenantRow {
+    fn from(t: &Tenant) -> Self {
+        Self {
+            id: t.id.as_uuid(),
+            name: t.name.as_str().to_owned(),
+            created_at: t.created_at,
+        }
+    }
+}
+
+impl TryFrom<TenantRow> for Tenant {
+    type Error = RepoError;
+
+    fn try_from(row: TenantRow) -> Result<Self, RepoError> {
+        Ok(Self {
+            id: TenantId::from_uuid(row.id),
+            name: TenantName::new(&row.name).map_err(|e| CorruptRow::repo("tenants", row.id, e))?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// An `environments` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = environments, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct EnvironmentRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+impl From<&Environment> for EnvironmentRow {
+    fn from(e: &Environment) -> Self {
+        Self {
+            id: e.id.as_uuid(),
+            tenant_id: e.tenant_id.as_uuid(),
+            name: e.name.as_str().to_owned(),
+            created_at: e.created_at,
+        }
+    }
+}
+
+impl TryFrom<EnvironmentRow> for Environment {
+    type Error = RepoError;
+
+    fn try_from(row: EnvironmentRow) -> Result<Self, RepoError> {
+        Ok(Self {
+            id: EnvironmentId::from_uuid(row.id),
+            tenant_id: TenantId::from_uuid(row.tenant_id),
+            name: EnvironmentName::new(&row.name)
+                .map_err(|e| CorruptRow::repo("environments", row.id, e))?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// A `principals` row: users and service accounts share the table, told apart by
+/// `kind`.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = principals, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct PrincipalRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub kind: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub role: String,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+}
+
+impl From<&Principal> for PrincipalRow {
+    fn from(p: &Principal) -> Self {
+        let (kind, email, name) = match &p.kind {
+            PrincipalKind::User { email, name } => (
+                KIND_USER,
+                Some(email.as_str().to_owned()),
+                name.as_ref().map(|n| n.as_str().to_owned()),
+            ),
+            PrincipalKind::ServiceAccount { name } => {
+                (KIND_SERVICE_ACCOUNT, None, Some(name.as_str().to_owned()))
+            }
+        };
+        Self {
+            id: p.id.as_uuid(),
+            tenant_id: p.tenant_id.as_uuid(),
+            kind: kind.to_owned(),
+            email,
+            name,
+            role: p.role.as_str().to_owned(),
+            disabled: p.disabled,
+            created_at: p.created_at,
+        }
+    }
+}
+
+impl TryFrom<PrincipalRow> for Principal {
+    type Error = RepoError;
+
+    fn try_from(row: PrincipalRow) -> Result<Self, RepoError> {
+        let corrupt =
+            |reason: &dyn std::fmt::Display| CorruptRow::repo("principals", row.id, reason);
+        let kind = match (row.kind.as_str(), &row.email, &row.name) {
+            (KIND_USER, Some(email), name) => PrincipalKind::User {
+                email: Email::new(email).map_err(|e| corrupt(&e))?,
+                name: name
+                    .as_deref()
+                    .map(PersonName::new)
+                    .transpose()
+                    .map_err(|e| corrupt(&e))?,
+            },
+            (KIND_SERVICE_ACCOUNT, None, Some(name)) => PrincipalKind::ServiceAccount {
+                name: ServiceAccountName::new(name).map_err(|e| corrupt(&e))?,
+            },
+            (kind, _, _) => return Err(corrupt(&format!("kind {kind:?} with these name columns"))),
+        };
+        Ok(Self {
+            id: PrincipalId::from_uuid(row.id),
+            tenant_id: TenantId::from_uuid(row.tenant_id),
+            kind,
+            role: Role::parse(&row.role).map_err(|e| corrupt(&e))?,
+            disabled: row.disabled,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// An `api_tokens` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_tokens, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct TokenRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub owner_id: Option<Uuid>,
+    pub name: String,
+    pub role: String,
+    pub all_environments: bool,
+    pub environment_ids: Vec<Uuid>,
+    pub rate_limit_per_minute: Option<i32>,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub hint: String,
+}
+
+impl From<&ApiToken> for TokenRow {
+    fn from(t: &ApiToken) -> Self {
+        Self {
+            id: t.id.as_uuid(),
+            tenant_id: t.tenant_id.as_uuid(),
+            owner_id: t.owner_id.map(|o| o.as_uuid()),
+            name: t.name.as_str().to_owned(),
+            role: t.role.as_str().to_owned(),
+            all_environments: t.scope.is_all(),
+            environment_ids: t.scope.ids().into_iter().map(|e| e.as_uuid()).collect(),
+            rate_limit_per_minute: t.rate_limit_per_minute.map(rate_limit_column),
+            expires_at: t.expires_at,
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+            revoked_at: t.revoked_at,
+            hint: t.hint.clone(),
+        }
+    }
+}
+
+/// A rate limit as stored. The domain bounds it to 100 000, far inside `i32`.
+pub(crate) fn rate_limit_column(limit: RateLimitPerMinute) -> i32 {
+    i32::try_from(limit.get()).unwrap_or(i32::MAX)
+}
+
+impl TryFrom<TokenRow> for ApiToken {
+    type Error = RepoError;
+
+    fn try_from(row: TokenRow) -> Result<Self, RepoError> {
+        let corrupt =
+            |reason: &dyn std::fmt::Display| CorruptRow::repo("api_tokens", row.id, reason);
+        let envs = row
+            .environment_ids
+            .iter()
+            .copied()
+            .map(EnvironmentId::from_uuid)
+            .collect();
+        Ok(Self {
+            id: TokenId::from_uuid(row.id),
+            tenant_id: TenantId::from_uuid(row.tenant_id),
+            owner_id: row.owner_id.map(PrincipalId::from_uuid),
+            name: TokenName::new(&row.name).map_err(|e| corrupt(&e))?,
+            role: Role::parse(&row.role).map_err(|e| corrupt(&e))?,
+            scope: EnvScope::from_wire(row.all_environments, envs).map_err(|e| corrupt(&e))?,
+            rate_limit_per_minute: row
+                .rate_limit_per_minute
+                .map(|l| RateLimitPerMinute::new(i64::from(l)))
+                .transpose()
+                .map_err(|e| corrupt(&e))?,
+            expires_at: row.expires_at,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            revoked_at: row.revoked_at,
+            hint: row.hint,
+        })
+    }
+}
+
+/// An `api_token_secrets` row, as inserted (lookups read single columns).
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = api_token_secrets, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct SecretRow {
+    pub digest: Vec<u8>,
+    pub token_id: Uuid,
+    pub valid_until: Option<Timestamp>,
+}
+
+impl SecretRow {
+    /// The current (unbounded) secret of `token`.
+    pub(crate) fn current(token: TokenId, digest: &SecretDigest) -> Self {
+        Self {
+            digest: digest.as_bytes().to_vec(),
+            token_id: token.as_uuid(),
+            valid_until: None,
+        }
+    }
+}
+
+/// An `audit_events` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct AuditRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub actor_kind: String,
+    pub actor_id: Option<Uuid>,
+    pub action: String,
+    pub target_id: Option<Uuid>,
+    pub at: Timestamp,
+    pub details: serde_json::Value,
+}
+
+impl From<&AuditEvent> for AuditRow {
+    fn from(e: &AuditEvent) -> Self {
+        Self {
+            id: e.id.as_uuid(),
+            tenant_id: e.tenant_id.as_uuid(),
+            actor_kind: e.actor.kind().to_owned(),
+            actor_id: e.actor.id(),
+            action: e.action.clone(),
+            target_id: e.target_id,
+            at: e.at,
+            details: e.details.clone(),
+        }
+    }
+}
+
+impl TryFrom<AuditRow> for AuditEvent {
+    type Error = RepoError;
+
+    fn try_from(row: AuditRow) -> Result<Self, RepoError> {
+        let actor = AuditActor::from_parts(&row.actor_kind, row.actor_id).ok_or_else(|| {
+            CorruptRow::repo(
+                "audit_events",
+                row.id,
+                format!("actor kind {:?} with this actor id", row.actor_kind),
+            )
+        })?;
+        Ok(Self {
+            id: AuditEventId::from_uuid(row.id),
+            tenant_id: TenantId::from_uuid(row.tenant_id),
+            actor,
+            action: row.action,
+            target_id: row.target_id,
+            at: row.at,
+            details: row.details,
+        })
+    }
+}
+
+/// Converts every row of a page, failing on the first corrupt one.
+pub(crate) fn convert_all<R, T>(rows: Vec<R>) -> Result<Vec<T>, RepoError>
+where
+    T: TryFrom<R, Error = RepoError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}

@@ -1,0 +1,910 @@
+//! [`PgStore`]: the `Store` port over a deadpool pool of diesel-async connections.
+//!
+//! Every method borrows a pooled connection, runs its queries as diesel DSL (no SQL
+//! strings except `SELECT 1` and the session settings), and converts rows to domain
+//! values through the row types in `rows`. Writes run in one transaction together with
+//! their audit events.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use diesel::dsl::exists;
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, JoinOnDsl, NullableExpressionMethods,
+    OptionalExtension, PgArrayExpressionMethods, QueryDsl, SelectableHelper,
+};
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use fleetpass_domain::Timestamp;
+use fleetpass_domain::audit::AuditEvent;
+use fleetpass_domain::identity::{EnvScope, Environment, EnvironmentName, Principal, Tenant};
+use fleetpass_domain::ids::{EnvironmentId, PrincipalId, TenantId, TokenId};
+use fleetpass_domain::page::{Page, PageRequest};
+use fleetpass_domain::secret::SecretDigest;
+use fleetpass_domain::token::{ApiToken, TokenLookup};
+use fleetpass_ports::store::{AuditFilter, NewTenant, Persistence, PrincipalFilter, constraint};
+use fleetpass_ports::{RepoError, Store};
+use uuid::Uuid;
+
+use crate::error::{DbError, pool_error};
+use crate::rows::{
+    AuditRow, EnvironmentRow, KIND_SERVICE_ACCOUNT, KIND_USER, PrincipalRow, SecretRow, TenantRow,
+    TokenRow, convert_all, rate_limit_column,
+};
+use crate::schema::{
+    api_token_secrets, api_tokens, audit_events, environments, principals, tenants,
+};
+
+/// How long a request waits for a pooled connection, and how long opening a new one
+/// may take. Short, so that a database that is down turns into a quick 503 instead of
+/// requests piling up.
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long `ping` may take in all. A pooled connection whose peer vanished without a
+/// reset would otherwise wait for TCP to give up, and readiness probes must not hang.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Session settings of every pooled connection. The statement timeout bounds what one
+/// runaway query can hold; the application name makes our sessions findable in
+/// `pg_stat_activity`.
+const SESSION_SETUP: &str = "SET statement_timeout = '10s'; SET application_name = 'fleetpass'";
+
+/// The PostgreSQL store.
+///
+/// Cheap to clone: clones share one pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool<AsyncPgConnection>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the URL: it may carry a password.
+        let status = self.pool.status();
+        f.debug_struct("PgStore")
+            .field("max_size", &status.max_size)
+            .field("size", &status.size)
+            .finish()
+    }
+}
+
+/// The setup hook of every new pooled connection: connect, then apply
+/// [`SESSION_SETUP`].
+fn establish(
+    url: &str,
+) -> Pin<Box<dyn Future<Output = diesel::ConnectionResult<AsyncPgConnection>> + Send + '_>> {
+    Box::pin(async move {
+        let mut conn = AsyncPgConnection::establish(url).await?;
+        conn.batch_execute(SESSION_SETUP)
+            .await
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+        Ok(conn)
+    })
+}
+
+/// The row limit that fetches one row beyond a page, to learn whether more exist.
+fn overfetch(page: PageRequest) -> i64 {
+    i64::from(page.limit.get()) + 1
+}
+
+impl PgStore {
+    /// A store over a pool of at most `max_connections` connections to `url`.
+    ///
+    /// Connections are opened lazily, so this succeeds while the database is down; the
+    /// first operation then fails with `Unavailable` within a few seconds, and the
+    /// store recovers by itself once the database is back.
+    ///
+    /// # Errors
+    /// `Other` when `url` is not a PostgreSQL connection string.
+    pub fn connect(url: &str, max_connections: usize) -> Result<Self, RepoError> {
+        // AsyncPgConnection reports an unparseable URL as a connection failure, which we
+        // would call `Unavailable` and retry forever; catch it up front instead. The
+        // parser's message names the bad option, never the URL (which may hold a
+        // password).
+        url.parse::<tokio_postgres::Config>()
+            .map_err(|e| RepoError::Other(Box::new(e)))?;
+        let mut config = ManagerConfig::default();
+        config.custom_setup = Box::new(establish);
+        let manager =
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+        let pool = Pool::builder(manager)
+            .max_size(max_connections.max(1))
+            .runtime(deadpool::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_TIMEOUT))
+            .create_timeout(Some(POOL_TIMEOUT))
+            .recycle_timeout(Some(POOL_TIMEOUT))
+            .build()
+            .map_err(|e| RepoError::Other(Box::new(e)))?;
+        Ok(Self { pool })
+    }
+
+    /// Closes the pool: idle connections are dropped and every later call fails with
+    /// `Unavailable`.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
+    /// Runs `f` on a pooled connection, outside any explicit transaction (each
+    /// statement is its own).
+    async fn run<'a, R, F>(&self, f: F) -> Result<R, RepoError>
+    where
+        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, DbError>>
+            + Send
+            + 'a,
+        R: Send + 'a,
+    {
+        let mut conn = self.pool.get().await.map_err(pool_error)?;
+        let conn: &mut AsyncPgConnection = &mut conn;
+        Ok(f(conn).await?)
+    }
+
+    /// Runs `f` in one transaction on a pooled connection: committed when it returns
+    /// `Ok`, rolled back otherwise.
+    async fn transaction<'a, R, F>(&self, f: F) -> Result<R, RepoError>
+    where
+        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, DbError>>
+            + Send
+            + 'a,
+        R: Send + 'a,
+    {
+        let mut conn = self.pool.get().await.map_err(pool_error)?;
+        let conn: &mut AsyncPgConnection = &mut conn;
+        Ok(conn.transaction(f).await?)
+    }
+}
+
+/// Appends audit events (inside the caller's transaction).
+async fn insert_audit(conn: &mut AsyncPgConnection, events: &[AuditEvent]) -> Result<(), DbError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<AuditRow> = events.iter().map(AuditRow::from).collect();
+    diesel::insert_into(audit_events::table)
+        .values(rows)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores a token and its current secret (inside the caller's transaction).
+async fn insert_token(
+    conn: &mut AsyncPgConnection,
+    token: &ApiToken,
+    digest: &SecretDigest,
+) -> Result<(), DbError> {
+    diesel::insert_into(api_tokens::table)
+        .values(TokenRow::from(token))
+        .execute(conn)
+        .await?;
+    diesel::insert_into(api_token_secrets::table)
+        .values(SecretRow::current(token.id, digest))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Key-share locks the environments a new token is scoped to and checks they are all
+/// environments of `tenant`.
+///
+/// Together with the `FOR UPDATE` in `delete_environment` (which conflicts with this
+/// lock) this closes the race between scoping a token and deleting its environment in
+/// both orders: a delete that locked first commits before our lock is granted, so the
+/// environment is gone and the token is refused with `NotFound`; a token that locked
+/// first commits before the delete's lock is granted, and the delete then sees it and
+/// refuses. `KEY SHARE` keeps renames (which do not touch the key) unblocked.
+async fn lock_scope(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    scope: &EnvScope,
+) -> Result<(), DbError> {
+    let ids: Vec<Uuid> = scope.ids().iter().map(EnvironmentId::as_uuid).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let locked = environments::table
+        .filter(environments::tenant_id.eq(tenant.as_uuid()))
+        .filter(environments::id.eq_any(&ids))
+        .select(environments::id)
+        // One lock order for every writer.
+        .order(environments::id)
+        .for_key_share()
+        .load::<Uuid>(conn)
+        .await?;
+    // `EnvScope::Only` holds a set, so the ids are distinct.
+    if locked.len() == ids.len() {
+        Ok(())
+    } else {
+        Err(RepoError::NotFound.into())
+    }
+}
+
+/// Reads a token of `tenant`.
+async fn load_token(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: TokenId,
+) -> Result<ApiToken, DbError> {
+    let row = api_tokens::table
+        .filter(api_tokens::tenant_id.eq(tenant.as_uuid()))
+        .filter(api_tokens::id.eq(id.as_uuid()))
+        .select(TokenRow::as_select())
+        .first(conn)
+        .await?;
+    Ok(ApiToken::try_from(row)?)
+}
+
+/// Revokes, at `at`, every unrevoked token of `tenant` that `owner` owns.
+async fn revoke_owned_tokens(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    owner: PrincipalId,
+    at: Timestamp,
+) -> Result<(), DbError> {
+    diesel::update(
+        api_tokens::table
+            .filter(api_tokens::tenant_id.eq(tenant.as_uuid()))
+            .filter(api_tokens::owner_id.eq(owner.as_uuid()))
+            .filter(api_tokens::revoked_at.is_null()),
+    )
+    .set(api_tokens::revoked_at.eq(at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `NotFound` unless exactly a row changed: tenant-scoped updates and deletes match no
+/// row for another tenant's id, which must look like a missing one.
+fn expect_one(changed: usize) -> Result<(), DbError> {
+    if changed == 0 {
+        Err(RepoError::NotFound.into())
+    } else {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn persistence(&self) -> Persistence {
+        Persistence::Postgres
+    }
+
+    async fn ping(&self) -> Result<(), RepoError> {
+        let ping = self.run(|c| {
+            async move {
+                diesel::sql_query("SELECT 1").execute(c).await?;
+                Ok(())
+            }
+            .scope_boxed()
+        });
+        tokio::time::timeout(PING_TIMEOUT, ping)
+            .await
+            .map_err(|_| RepoError::Unavailable("the database did not answer in time".to_owned()))?
+    }
+
+    // ---- tenants ----
+
+    async fn create_tenant(&self, new: &NewTenant) -> Result<(), RepoError> {
+        self.transaction(|c| {
+            async move {
+                diesel::insert_into(tenants::table)
+                    .values(TenantRow::from(&new.tenant))
+                    .execute(c)
+                    .await?;
+                diesel::insert_into(environments::table)
+                    .values(EnvironmentRow::from(&new.environment))
+                    .execute(c)
+                    .await?;
+                diesel::insert_into(principals::table)
+                    .values(PrincipalRow::from(&new.admin))
+                    .execute(c)
+                    .await?;
+                insert_token(c, &new.token, &new.digest).await?;
+                insert_audit(c, &new.audit).await
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn get_tenant(&self, id: TenantId) -> Result<Tenant, RepoError> {
+        self.run(|c| {
+            async move {
+                let row = tenants::table
+                    .find(id.as_uuid())
+                    .select(TenantRow::as_select())
+                    .first(c)
+                    .await?;
+                Ok(Tenant::try_from(row)?)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn list_tenants(&self, page: PageRequest) -> Result<Page<Tenant>, RepoError> {
+        self.run(|c| {
+            async move {
+                let mut query = tenants::table
+                    .select(TenantRow::as_select())
+                    .order(tenants::id.desc())
+                    .limit(overfetch(page))
+                    .into_boxed();
+                if let Some(cursor) = page.cursor {
+                    query = query.filter(tenants::id.lt(cursor.last_id()));
+                }
+                let items: Vec<Tenant> = convert_all(query.load(c).await?)?;
+                Ok(Page::from_overfetch(items, page.limit, |t| t.id.as_uuid()))
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    // ---- environments ----
+
+    async fn create_environment(
+        &self,
+        env: &Environment,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.transaction(|c| {
+            async move {
+                diesel::insert_into(environments::table)
+                    .values(EnvironmentRow::from(env))
+                    .execute(c)
+                    .await?;
+                insert_audit(c, std::slice::from_ref(audit)).await
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn get_environment(
+        &self,
+        tenant: TenantId,
+        id: EnvironmentId,
+    ) -> Result<Environment, RepoError> {
+        self.run(|c| {
+            async move {
+                let row = environments::table
+                    .filter(environments::tenant_id.eq(tenant.as_uuid()))
+                    .filter(environments::id.eq(id.as_uuid()))
+                    .select(EnvironmentRow::as_select())
+                    .first(c)
+                    .await?;
+                Ok(Environment::try_from(row)?)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn find_environment_by_name(
+        &self,
+        tenant: TenantId,
+        name: &EnvironmentName,
+    ) -> Result<Environment, RepoError> {
+        self.run(|c| {
+            async move {
+                let row = environments::table
+                    .filter(environments::tenant_id.eq(tenant.as_uuid()))
+                    .filter(environments::name.eq(name.as_str()))
+                    .select(EnvironmentRow::as_select())
+                    .first(c)
+                    .await?;
+                Ok(Environment::try_from(row)?)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn list_environments(
+        &self,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<Page<Environment>, RepoError> {
+        self.run(|c| {
+            async move {
+                let mut query = environments::table
+                    .filter(environments::tenant_id.eq(tenant.as_uuid()))
+                    .select(EnvironmentRow::as_select())
+                    .order(environments::id.desc())
+                    .limit(overfetch(page))
+                    .into_boxed();
+                if let Some(cursor) = page.cursor {
+                    query = query.filter(environments::id.lt(cursor.last_id()));
+                }
+                let items: Vec<Environment> = convert_all(query.load(c).await?)?;
+                Ok(Page::from_overfetch(items, page.limit, |e| e.id.as_uuid()))
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn missing_environments(
+        &self,
+        tenant: TenantId,
+        ids: &[EnvironmentId],
+    ) -> Result<Vec<EnvironmentId>, RepoError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<Uuid> = ids.iter().map(EnvironmentId::as_uuid).collect();
+        let found = self
+            .run(|c| {
+                async move {
+                    let found = environments::table
+                        .filter(environments::tenant_id.eq(tenant.as_uuid()))
+                        .filter(environments::id.eq_any(wanted))
+                        .select(environments::id)
+                        .load::<Uuid>(c)
+                        .await?;
+                    Ok(found)
+                }
+                .scope_boxed()
+            })
+            .await?;
+        Ok(ids
+            .iter()
+            .copied()
+            .filter(|id| !found.contains(&id.as_uuid()))
+            .collect())
+    }
+
+    async fn rename_environment(
+        &self,
+        tenant: TenantId,
+        id: EnvironmentId,
+        name: &EnvironmentName,
+        audit: &AuditEvent,
+    ) -> Result<Environment, RepoError> {
+        self.transaction(|c| {
+            async move {
+                let row = diesel::update(
+                    environments::table
+                        .filter(environments::tenant_id.eq(tenant.as_uuid()))
+                        .filter(environments::id.eq(id.as_uuid())),
+                )
+                .set(environments::name.eq(name.as_str()))
+                .returning(EnvironmentRow::as_returning())
+                .get_result(c)
+                .await?;
+                insert_audit(c, std::slice::from_ref(audit)).await?;
+                Ok(Environment::try_from(row)?)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn delete_environment(
+        &self,
+        tenant: TenantId,
+        id: EnvironmentId,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.transaction(|c| {
+            async move {
+                // The row lock makes a concurrent `create_token` scoped to this
+                // environment (which key-share locks it, see `lock_scope`) either finish
+                // first, so the check below sees its token, or wait until we are done.
+                environments::table
+                    .filter(environments::tenant_id.eq(tenant.as_uuid()))
+                    .filter(environments::id.eq(id.as_uuid()))
+                    .select(environments::id)
+                    .for_update()
+                    .first::<Uuid>(c)
+                    .await?;
+                let in_use: bool = diesel::select(exists(
+                    api_tokens::table
+                        .filter(api_tokens::tenant_id.eq(tenant.as_uuid()))
+                        .filter(api_tokens::revoked_at.is_null())
+                        .filter(api_tokens::environment_ids.contains(vec![id.as_uuid()])),
+                ))
+                .get_result(c)
+                .await?;
+                if in_use {
+                    return Err(RepoError::Conflict {
+                        constraint: constraint::ENVIRONMENT_IN_USE,
+                    }
+                    .into());
+                }
+                diesel::delete(environments::table.filter(environments::id.eq(id.as_uuid())))
+                    .execute(c)
+                    .await?;
+                insert_audit(c, std::slice::from_ref(audit)).await
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    // ---- principals ----
+
+    async fn create_principal(
+        &self,
+        principal: &Principal,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.transaction(|c| {
+            async move {
+                diesel::insert_into(principals::table)
+                    .values(PrincipalRow::from(principal))
+                    .execute(c)
+                    .await?;
+                insert_audit(c, std::slice::from_ref(audit)).await
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn get_principal(
+        &self,
+        tenant: TenantId,
+        id: PrincipalId,
+    ) -> Result<Principal, RepoError> {
+        self.run(|c| {
+            async move {
+                let row = principals::table
+                    .filter(principals::tenant_id.eq(tenant.as_uuid()))
+                    .filter(principals::id.eq(id.as_uuid()))
+                    .select(PrincipalRow::as_select())
+                    .first(c)
+                    .await?;
+                Ok(Principal::try_from(row)?)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn list_principals(
+        &self,
+        tenant: TenantId,
+        filter: PrincipalFilter,
+        page: PageRequest,
+    ) -> Result<Page<Principal>, RepoError> {
+        let kind = match filter {
+            PrincipalFilter::Users => KIND_USER,
+            PrincipalFilter::ServiceAccounts => KIND_SERVICE_ACCOUNT,
+        };
+        self.run(|c| {
+            async move {
+                let mut query = principals::table
+                    .filter(principals::tenant_id.eq(tenant.as_uuid()))
+                    .filter(principals::kind.eq(kind))
+                    .select(PrincipalRow::as_select())
+                    .order(principals::id.desc())
+                    .limit(overfetch(page))
+                    .into_boxed();
+                if let Some(cursor) = page.cursor {
+                    query = query.filter(principals::id.lt(cursor.last_id()));
+                }
+                let items: Vec<Principal> = convert_all(query.load(c).await?)?;
+                Ok(Page::from_overfetch(items, page.limit, |p| p.id.as_uuid()))
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn update_principal(
+        &self,
+        principal: &Principal,
+        revoke_tokens_at: Option<Timestamp>,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        let row = PrincipalRow::from(principal);
+        self.transaction(|c| {
+            async move {
+                // The kind is part of the match: a user cannot be "updated" into a
+                // service account, and the id of one is not found as the other.
+                let changed = diesel::update(
+                    principals::table
+                        .filter(principals::tenant_id.eq(row.tenant_id))
+                        .filter(principals::id.eq(row.id))
+                        .filter(principals::kind.eq(&row.kind)),
+                )
+                .set((
+                    principals::email.eq(&row.email),
+                    principals::name.eq(&row.name),
+                    principals::role.eq(&row.role),
+                    principals::disabled.eq(row.disabled),
+                ))
+                .execute(c)
+                .await?;
+                expect_one(changed)?;
+                if let Some(at) = revoke_tokens_at {
+                    revoke_owned_tokens(c, principal.tenant_id, principal.id, at).await?;
+                }
+                insert_audit(c, std::slice::from_ref(audit)).await
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn delete_principal(
+        &self,
+        tenant: TenantId,
+        id: PrincipalId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.transaction(|c| {
+            async move {
+                // Revoke first: the delete's ON DELETE SET NULL then clears the owner of
+                // every token it owned, revoked just now or earlier. A principal of
+                // another tenant matches nothing in either statement, and the NotFound
+                // below rolls the (empty) revocation back anyway.
+                revoke_owned_tokens(c, tenant, id, at).await?;
+                let deleted = diesel::delete(
+                    principals::table
+                        .filter(principals::tenant_id.eq(tenant.as_uuid()))
+                        .filter(principals::id.eq(id.as_uuid())),
+                )
+                .execute(c)
+                .await?;
+                expect_one(deleted)?;
+                insert_audit(c, std::slice::from_ref(audit)).await
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    // ---- API tokens ----
+
+    /// Also `NotFound` when the token is scoped to an id that is not (or, after a
+    /// concurrent delete, no longer) an environment of its tenant; see `lock_scope`.
+    async fn create_token(
+        &self,
+        token: &ApiToken,
+        digest: &SecretDigest,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.transaction(|c| {
+            async move {
+                lock_scope(c, token.tenant_id, &token.scope).await?;
+                insert_token(c, token, digest).await?;
+                insert_audit(c, std::slice::from_ref(audit)).await
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn find_token_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<TokenLookup>, RepoError> {
+        self.run(|c| {
+            async move {
+                let found = api_token_secrets::table
+                    .inner_join(api_tokens::table)
+                    .left_join(
+                        principals::table.on(principals::id.nullable().eq(api_tokens::owner_id)),
+                    )
+                    .filter(api_token_secrets::digest.eq(digest.as_bytes().as_slice()))
+                    .select((
+                        TokenRow::as_select(),
+                        api_token_secrets::valid_until,
+                        principals::disabled.nullable(),
+                    ))
+                    .first::<(TokenRow, Option<Timestamp>, Option<bool>)>(c)
+                    .await
+                    .optional()?;
+                let Some((row, secret_valid_until, owner_disabled)) = found else {
+                    return Ok(None);
+                };
+                Ok(Some(TokenLookup {
+                    token: ApiToken::try_from(row)?,
+                    secret_valid_until,
+                    // No owner row: the owner was deleted, which `authenticate` already
+                    // refuses through `owner_id: None`.
+                    owner_disabled: owner_disabled.unwrap_or(false),
+                }))
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn get_token(&self, tenant: TenantId, id: TokenId) -> Result<ApiToken, RepoError> {
+        self.run(|c| async move { load_token(c, tenant, id).await }.scope_boxed())
+            .await
+    }
+
+    async fn list_tokens(
+        &self,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<Page<ApiToken>, RepoError> {
+        self.run(|c| {
+            async move {
+                let mut query = api_tokens::table
+                    .filter(api_tokens::tenant_id.eq(tenant.as_uuid()))
+                    .select(TokenRow::as_select())
+                    .order(api_tokens::id.desc())
+                    .limit(overfetch(page))
+                    .into_boxed();
+                if let Some(cursor) = page.cursor {
+                    query = query.filter(api_tokens::id.lt(cursor.last_id()));
+                }
+                let items: Vec<ApiToken> = convert_all(query.load(c).await?)?;
+                Ok(Page::from_overfetch(items, page.limit, |t| t.id.as_uuid()))
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn update_token(&self, token: &ApiToken, audit: &AuditEvent) -> Result<(), RepoError> {
+        self.transaction(|c| {
+            async move {
+                let changed = diesel::update(
+                    api_tokens::table
+                        .filter(api_tokens::tenant_id.eq(token.tenant_id.as_uuid()))
+                        .filter(api_tokens::id.eq(token.id.as_uuid())),
+                )
+                .set((
+                    api_tokens::name.eq(token.name.as_str()),
+                    api_tokens::rate_limit_per_minute
+                        .eq(token.rate_limit_per_minute.map(rate_limit_column)),
+                ))
+                .execute(c)
+                .await?;
+                expect_one(changed)?;
+                insert_audit(c, std::slice::from_ref(audit)).await
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn revoke_token(
+        &self,
+        tenant: TenantId,
+        id: TokenId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<ApiToken, RepoError> {
+        self.transaction(|c| {
+            async move {
+                // Only an unrevoked token changes, so the first `revoked_at` stays and a
+                // repeat (or a concurrent second revocation) writes no audit event.
+                let revoked = diesel::update(
+                    api_tokens::table
+                        .filter(api_tokens::tenant_id.eq(tenant.as_uuid()))
+                        .filter(api_tokens::id.eq(id.as_uuid()))
+                        .filter(api_tokens::revoked_at.is_null()),
+                )
+                .set(api_tokens::revoked_at.eq(at))
+                .returning(TokenRow::as_returning())
+                .get_result(c)
+                .await
+                .optional()?;
+                match revoked {
+                    Some(row) => {
+                        insert_audit(c, std::slice::from_ref(audit)).await?;
+                        Ok(ApiToken::try_from(row)?)
+                    }
+                    None => load_token(c, tenant, id).await,
+                }
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn rotate_token(
+        &self,
+        tenant: TenantId,
+        id: TokenId,
+        new_digest: &SecretDigest,
+        new_hint: &str,
+        old_valid_until: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<ApiToken, RepoError> {
+        self.transaction(|c| {
+            async move {
+                // The tenant-scoped update both checks the token is this tenant's and
+                // locks its row, so two rotations of one token run one after the other.
+                let row = diesel::update(
+                    api_tokens::table
+                        .filter(api_tokens::tenant_id.eq(tenant.as_uuid()))
+                        .filter(api_tokens::id.eq(id.as_uuid())),
+                )
+                .set(api_tokens::hint.eq(new_hint))
+                .returning(TokenRow::as_returning())
+                .get_result(c)
+                .await?;
+                // valid_until = LEAST(COALESCE(valid_until, t), t): secrets without an
+                // end, or ending later, end at t; ones ending sooner keep their end.
+                diesel::update(
+                    api_token_secrets::table
+                        .filter(api_token_secrets::token_id.eq(id.as_uuid()))
+                        .filter(
+                            api_token_secrets::valid_until
+                                .is_null()
+                                .or(api_token_secrets::valid_until.gt(old_valid_until)),
+                        ),
+                )
+                .set(api_token_secrets::valid_until.eq(old_valid_until))
+                .execute(c)
+                .await?;
+                // After the update above, so the new secret keeps no end.
+                diesel::insert_into(api_token_secrets::table)
+                    .values(SecretRow::current(id, new_digest))
+                    .execute(c)
+                    .await?;
+                insert_audit(c, std::slice::from_ref(audit)).await?;
+                Ok(ApiToken::try_from(row)?)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn touch_token(&self, id: TokenId, at: Timestamp) -> Result<(), RepoError> {
+        self.run(|c| {
+            async move {
+                let changed =
+                    diesel::update(api_tokens::table.filter(api_tokens::id.eq(id.as_uuid())))
+                        .set(api_tokens::last_used_at.eq(at))
+                        .execute(c)
+                        .await?;
+                expect_one(changed)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    // ---- audit log ----
+
+    async fn list_audit_events(
+        &self,
+        tenant: TenantId,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> Result<Page<AuditEvent>, RepoError> {
+        self.run(|c| {
+            async move {
+                let mut query = audit_events::table
+                    .filter(audit_events::tenant_id.eq(tenant.as_uuid()))
+                    .select(AuditRow::as_select())
+                    .order(audit_events::id.desc())
+                    .limit(overfetch(page))
+                    .into_boxed();
+                if let Some(action) = &filter.action {
+                    query = query.filter(audit_events::action.eq(action));
+                }
+                if let Some(actor) = filter.actor_id {
+                    query = query.filter(audit_events::actor_id.eq(actor));
+                }
+                if let Some(target) = filter.target_id {
+                    query = query.filter(audit_events::target_id.eq(target));
+                }
+                if let Some(since) = filter.since {
+                    query = query.filter(audit_events::at.ge(since));
+                }
+                if let Some(cursor) = page.cursor {
+                    query = query.filter(audit_events::id.lt(cursor.last_id()));
+                }
+                let items: Vec<AuditEvent> = convert_all(query.load(c).await?)?;
+                Ok(Page::from_overfetch(items, page.limit, |e| e.id.as_uuid()))
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+}

@@ -1,0 +1,223 @@
+//! Migrations and availability: concurrent migration runs apply the schema once, the
+//! down migrations undo it, an unreachable database is `Unavailable` quickly, and the
+//! pool survives its connections being killed.
+
+use std::time::{Duration, Instant};
+
+use diesel::QueryableByName;
+use diesel::migration::MigrationSource;
+use diesel::pg::Pg;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::MigrationHarness;
+use fleetpass_contract::fixtures::Fixtures;
+use fleetpass_domain::ids::TenantId;
+use fleetpass_ports::{RepoError, Store};
+use fleetpass_store_postgres::testing::{TestDatabase, server_url};
+use fleetpass_store_postgres::{MIGRATIONS, PgStore, run_migrations};
+
+/// A URL where nothing listens.
+const DEAD_URL: &str = "postgres://postgres@127.0.0.1:1/postgres";
+
+/// How fast "quickly" is: well under the pool's 5 s timeouts plus slack for a loaded
+/// machine, and far from a hang.
+const QUICKLY: Duration = Duration::from_secs(8);
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Runs `sql`, a `SELECT count(*) AS n …` with one text parameter, on `url`.
+async fn count(url: &str, sql: &str, param: &str) -> i64 {
+    let mut conn = AsyncPgConnection::establish(url).await.expect("connect");
+    diesel::sql_query(sql)
+        .bind::<Text, _>(param)
+        .get_result::<Count>(&mut conn)
+        .await
+        .expect(sql)
+        .n
+}
+
+fn migration_count() -> usize {
+    MigrationSource::<Pg>::migrations(&MIGRATIONS)
+        .expect("embedded migrations")
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_apply_the_schema_once() {
+    let db = TestDatabase::unmigrated().await;
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let url = db.url().to_owned();
+            tokio::spawn(async move { run_migrations(&url).await })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for run in runs {
+        applied.push(
+            run.await
+                .expect("join")
+                .expect("every concurrent run succeeds"),
+        );
+    }
+    applied.sort_unstable();
+    // Whichever run got the lock first applied everything; the rest found nothing to do.
+    assert_eq!(
+        applied,
+        vec![0, 0, 0, migration_count()],
+        "applied counts of the four runs"
+    );
+    let recorded = count(
+        db.url(),
+        "SELECT count(*) AS n FROM __diesel_schema_migrations WHERE version >= $1",
+        "",
+    )
+    .await;
+    assert_eq!(
+        recorded,
+        i64::try_from(migration_count()).unwrap(),
+        "each migration recorded once"
+    );
+    assert_eq!(
+        run_migrations(db.url()).await.expect("a later run"),
+        0,
+        "nothing left to apply"
+    );
+    // The schema is there and usable.
+    db.list_tenants(Default::default())
+        .await
+        .expect("list_tenants on the migrated schema");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn down_migrations_undo_the_schema() {
+    let db = TestDatabase::fresh().await;
+    let url = db.url().to_owned();
+    let tables = "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = 'public' \
+                  AND table_name <> $1";
+    let migrated = count(&url, tables, "__diesel_schema_migrations").await;
+    assert!(migrated >= 6, "the schema has its tables, found {migrated}");
+
+    let conn = AsyncPgConnection::establish(&url).await.expect("connect");
+    let mut wrapper: AsyncConnectionWrapper<AsyncPgConnection> = AsyncConnectionWrapper::from(conn);
+    tokio::task::spawn_blocking(move || wrapper.revert_all_migrations(MIGRATIONS).map(|v| v.len()))
+        .await
+        .expect("join")
+        .expect("every down migration runs");
+    assert_eq!(
+        count(&url, tables, "__diesel_schema_migrations").await,
+        0,
+        "down migrations drop every table"
+    );
+    assert_eq!(
+        run_migrations(&url).await.expect("migrate again"),
+        migration_count(),
+        "and up again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_unavailable_quickly() {
+    let store = PgStore::connect(DEAD_URL, 2).expect("connecting is lazy");
+    let started = Instant::now();
+    let ping = store.ping().await;
+    assert!(
+        matches!(ping, Err(RepoError::Unavailable(_))),
+        "ping: {ping:?}"
+    );
+    let read = store
+        .get_tenant(TenantId::from_uuid(Fixtures::new().id()))
+        .await;
+    assert!(
+        matches!(read, Err(RepoError::Unavailable(_))),
+        "get_tenant: {read:?}"
+    );
+    let new = Fixtures::new().new_tenant();
+    let write = store.create_tenant(&new).await;
+    assert!(
+        matches!(write, Err(RepoError::Unavailable(_))),
+        "create_tenant: {write:?}"
+    );
+    let migrate = run_migrations(DEAD_URL).await;
+    assert!(
+        matches!(migrate, Err(RepoError::Unavailable(_))),
+        "run_migrations: {migrate:?}"
+    );
+    assert!(started.elapsed() < QUICKLY, "took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unresponsive_database_is_unavailable_within_the_timeouts() {
+    // Accepts connections and never answers: a hung server or a black-holed network.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!(
+        "postgres://postgres@{}/postgres",
+        silent.local_addr().expect("addr")
+    );
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            sockets.push(socket);
+        }
+    });
+    let store = PgStore::connect(&url, 2).expect("connecting is lazy");
+    let started = Instant::now();
+    let ping = store.ping().await;
+    assert!(
+        matches!(ping, Err(RepoError::Unavailable(_))),
+        "ping: {ping:?}"
+    );
+    let read = store
+        .get_tenant(TenantId::from_uuid(Fixtures::new().id()))
+        .await;
+    assert!(
+        matches!(read, Err(RepoError::Unavailable(_))),
+        "get_tenant: {read:?}"
+    );
+    assert!(
+        started.elapsed() < 2 * QUICKLY,
+        "took {:?}",
+        started.elapsed()
+    );
+    held.abort();
+}
+
+#[test]
+fn a_malformed_url_is_refused_up_front() {
+    let refused = PgStore::connect("postgres://host:notaport/db", 2);
+    assert!(matches!(refused, Err(RepoError::Other(_))), "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_set_up_and_the_pool_survives_killed_connections() {
+    let db = TestDatabase::fresh().await;
+    db.ping().await.expect("ping");
+    let admin = server_url();
+    let ours = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'fleetpass'";
+    assert!(
+        count(&admin, ours, db.name()).await >= 1,
+        "pooled sessions are named 'fleetpass'"
+    );
+
+    // What a database restart or failover does to the pool's connections.
+    let mut conn = AsyncPgConnection::establish(&admin).await.expect("connect");
+    diesel::sql_query(
+        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE datname = $1",
+    )
+    .bind::<Text, _>(db.name())
+    .get_result::<Count>(&mut conn)
+    .await
+    .expect("terminate the pool's connections");
+    db.ping()
+        .await
+        .expect("the pool replaces dead connections without a restart");
+    db.list_tenants(Default::default())
+        .await
+        .expect("and serves queries again");
+}
