@@ -13,6 +13,8 @@ pub enum AuditActor {
     Platform,
     /// An unauthenticated caller, such as a secret scanner revoking a leaked token.
     Public,
+    /// An agent (its id).
+    Agent(Uuid),
 }
 
 impl AuditActor {
@@ -22,13 +24,14 @@ impl AuditActor {
             Self::Token(_) => "token",
             Self::Platform => "platform",
             Self::Public => "public",
+            Self::Agent(_) => "agent",
         }
     }
 
     /// The stored id, if the actor has one.
     pub const fn id(self) -> Option<Uuid> {
         match self {
-            Self::Token(id) => Some(id),
+            Self::Token(id) | Self::Agent(id) => Some(id),
             Self::Platform | Self::Public => None,
         }
     }
@@ -39,6 +42,7 @@ impl AuditActor {
             ("token", Some(id)) => Some(Self::Token(id)),
             ("platform", None) => Some(Self::Platform),
             ("public", None) => Some(Self::Public),
+            ("agent", Some(id)) => Some(Self::Agent(id)),
             _ => None,
         }
     }
@@ -93,4 +97,18 @@ pub mod actions {
     pub const TOKEN_REVOKED: &str = "token.revoked";
     /// An API token was rotated.
     pub const TOKEN_ROTATED: &str = "token.rotated";
+    /// A fleet was created (with its first enrollment token).
+    pub const FLEET_CREATED: &str = "fleet.created";
+    /// A fleet was renamed.
+    pub const FLEET_UPDATED: &str = "fleet.updated";
+    /// A fleet was deleted, with its enrollment tokens and agents.
+    pub const FLEET_DELETED: &str = "fleet.deleted";
+    /// An enrollment token was issued.
+    pub const ENROLLMENT_TOKEN_ISSUED: &str = "enrollment_token.issued";
+    /// An enrollment token was revoked.
+    pub const ENROLLMENT_TOKEN_REVOKED: &str = "enrollment_token.revoked";
+    /// An agent enrolled.
+    pub const AGENT_ENROLLED: &str = "agent.enrolled";
+    /// An agent was revoked.
+    pub const AGENT_REVOKED: &str = "agent.revoked";
 }

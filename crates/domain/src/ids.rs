@@ -45,4 +45,10 @@ id_newtype!(
     TokenId,
     /// An audit event.
     AuditEventId,
+    /// A fleet.
+    FleetId,
+    /// An enrollment token (not its secret).
+    EnrollmentTokenId,
+    /// An enrolled agent.
+    AgentId,
 );

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod fleet;
 pub mod identity;
 pub mod ids;
 pub mod page;

@@ -14,8 +14,9 @@
 use async_trait::async_trait;
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::AuditEvent;
+use fleetpass_domain::fleet::{Agent, AgentVersion, EnrollmentRefusal, EnrollmentToken, Fleet, FleetName};
 use fleetpass_domain::identity::{Environment, EnvironmentName, Principal, Tenant};
-use fleetpass_domain::ids::{EnvironmentId, PrincipalId, TenantId, TokenId};
+use fleetpass_domain::ids::{AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, TenantId, TokenId};
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::token::{ApiToken, TokenLookup};
@@ -28,12 +29,15 @@ pub mod constraint {
     pub const TENANT_NAME: &str = "tenants_name_key";
     /// Environment names are unique per tenant.
     pub const ENVIRONMENT_NAME: &str = "environments_tenant_name_key";
-    /// An environment that live tokens are scoped to cannot be deleted.
+    /// An environment that live tokens are scoped to, or fleets live in, cannot be
+    /// deleted.
     pub const ENVIRONMENT_IN_USE: &str = "environment_in_use";
     /// User emails are unique per tenant.
     pub const USER_EMAIL: &str = "principals_tenant_email_key";
     /// Service account names are unique per tenant.
     pub const SERVICE_ACCOUNT_NAME: &str = "principals_tenant_sa_name_key";
+    /// Signing key ids are unique.
+    pub const SIGNING_KEY_ID: &str = "signing_keys_pkey";
 }
 
 /// Why a store call failed.
@@ -113,6 +117,32 @@ pub struct AuditFilter {
     /// Events at or after this instant.
     pub since: Option<Timestamp>,
 }
+
+/// A JWT signing key as stored: the private half sealed (encrypted) by the caller with
+/// the configured master key, so a store never holds a usable private key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    /// The key id (`kid` in JWT headers and the JWKS).
+    pub kid: String,
+    /// The sealed PKCS#8 private key.
+    pub sealed_private_key: Vec<u8>,
+    /// The raw public key (32 bytes for Ed25519).
+    pub public_key: Vec<u8>,
+    /// When it was made; the newest unretired key signs.
+    pub created_at: Timestamp,
+    /// When it was retired: it then neither signs nor verifies.
+    pub retired_at: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for StoredSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSigningKey").field("kid", &self.kid).field("retired_at", &self.retired_at).finish_non_exhaustive()
+    }
+}
+
+/// Builds the agent an enrollment creates, and its audit event, from the token being
+/// used: the store calls it inside its transaction, after the token was claimed.
+pub type EnrollBuilder<'a> = &'a (dyn Fn(&EnrollmentToken) -> (Agent, AuditEvent) + Send + Sync);
 
 /// The store. One trait so that a transaction can span any of its parts; see the module
 /// docs for the obligations every method carries.
@@ -198,7 +228,7 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// # Errors
     /// `NotFound`; MUST return `Conflict { constraint: ENVIRONMENT_IN_USE }` when a token
-    /// that is not revoked is scoped to it.
+    /// that is not revoked is scoped to it, or when a fleet lives in it.
     async fn delete_environment(
         &self,
         tenant: TenantId,
@@ -311,6 +341,119 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records a use of a token at `at` (callers rate-limit this to once a minute).
     async fn touch_token(&self, id: TokenId, at: Timestamp) -> Result<(), RepoError>;
+
+    // ---- fleets ----
+
+    /// Creates a fleet together with its first enrollment token (and that token's
+    /// digest), writing `audit` (fleet.created, enrollment_token.issued).
+    ///
+    /// # Errors
+    /// `NotFound` when the fleet's environment is not one of its tenant's.
+    async fn create_fleet(
+        &self,
+        fleet: &Fleet,
+        token: &EnrollmentToken,
+        digest: &SecretDigest,
+        audit: &[AuditEvent],
+    ) -> Result<(), RepoError>;
+
+    /// Reads a fleet of `tenant`.
+    async fn get_fleet(&self, tenant: TenantId, id: FleetId) -> Result<Fleet, RepoError>;
+
+    /// Lists the fleets of `tenant`, newest first; with `environments`, only the fleets
+    /// in those environments (an env-scoped caller's view).
+    async fn list_fleets(
+        &self,
+        tenant: TenantId,
+        environments: Option<&[EnvironmentId]>,
+        page: PageRequest,
+    ) -> Result<Page<Fleet>, RepoError>;
+
+    /// Renames a fleet and returns it.
+    async fn rename_fleet(&self, tenant: TenantId, id: FleetId, name: &FleetName, audit: &AuditEvent) -> Result<Fleet, RepoError>;
+
+    /// Deletes a fleet with its enrollment tokens and agents (their secrets stop working
+    /// with them).
+    async fn delete_fleet(&self, tenant: TenantId, id: FleetId, audit: &AuditEvent) -> Result<(), RepoError>;
+
+    // ---- enrollment tokens ----
+
+    /// Issues an enrollment token for its fleet.
+    ///
+    /// # Errors
+    /// `NotFound` when the fleet is not one of the token's tenant's.
+    async fn create_enrollment_token(
+        &self,
+        token: &EnrollmentToken,
+        digest: &SecretDigest,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
+
+    /// Lists a fleet's enrollment tokens, newest first. `NotFound` for an unknown fleet.
+    async fn list_enrollment_tokens(
+        &self,
+        tenant: TenantId,
+        fleet: FleetId,
+        page: PageRequest,
+    ) -> Result<Page<EnrollmentToken>, RepoError>;
+
+    /// Revokes an enrollment token of `fleet` and returns it; revoking a revoked one
+    /// changes nothing and writes no audit event.
+    async fn revoke_enrollment_token(
+        &self,
+        tenant: TenantId,
+        fleet: FleetId,
+        id: EnrollmentTokenId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<EnrollmentToken, RepoError>;
+
+    /// Enrolls an agent with the enrollment token whose secret has `digest`, atomically:
+    /// the token's use is claimed (refused unless `check_usable(now)` passes) and the
+    /// agent `build` makes from the token is stored with its secret digest and audit
+    /// event, or nothing happens. N concurrent calls on a token with m uses left succeed
+    /// exactly min(N, m) times, across processes too.
+    ///
+    /// # Errors
+    /// `Ok(Err(refusal))` when the token is unknown, revoked, used up or expired.
+    async fn enroll(
+        &self,
+        digest: &SecretDigest,
+        now: Timestamp,
+        agent_secret: &SecretDigest,
+        build: EnrollBuilder<'_>,
+    ) -> Result<Result<Agent, EnrollmentRefusal>, RepoError>;
+
+    // ---- agents ----
+
+    /// Reads an agent of `tenant`.
+    async fn get_agent(&self, tenant: TenantId, id: AgentId) -> Result<Agent, RepoError>;
+
+    /// Lists a fleet's agents, newest first. `NotFound` for an unknown fleet.
+    async fn list_agents(&self, tenant: TenantId, fleet: FleetId, page: PageRequest) -> Result<Page<Agent>, RepoError>;
+
+    /// Revokes an agent at `at` and returns it; revoking a revoked one changes nothing
+    /// and writes no audit event.
+    async fn revoke_agent(&self, tenant: TenantId, id: AgentId, at: Timestamp, audit: &AuditEvent) -> Result<Agent, RepoError>;
+
+    /// An agent and its secret's digest, in any tenant: for exchanging the secret for an
+    /// access token. `Ok(None)` when there is no such agent.
+    async fn find_agent_credentials(&self, id: AgentId) -> Result<Option<(Agent, SecretDigest)>, RepoError>;
+
+    /// Records a heartbeat: `last_seen_at = at` and, when given, the reported version.
+    /// Returns the agent. `NotFound` for an unknown agent.
+    async fn record_heartbeat(&self, id: AgentId, at: Timestamp, version: Option<&AgentVersion>) -> Result<Agent, RepoError>;
+
+    // ---- signing keys ----
+
+    /// Every signing key, retired ones included, oldest first.
+    async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>, RepoError>;
+
+    /// Adds a signing key. `Conflict { constraint: SIGNING_KEY_ID }` on a taken kid.
+    async fn add_signing_key(&self, key: &StoredSigningKey) -> Result<(), RepoError>;
+
+    /// Retires a signing key at `at` (no-op if retired). `NotFound` for an unknown kid.
+    async fn retire_signing_key(&self, kid: &str, at: Timestamp) -> Result<(), RepoError>;
 
     // ---- audit log ----
 

@@ -1,0 +1,268 @@
+//! Fleets, their one-time enrollment tokens and the agents that enroll with them.
+
+use crate::Timestamp;
+use crate::ids::{AgentId, EnrollmentTokenId, EnvironmentId, FleetId, TenantId};
+use crate::value::{int_newtype, text_newtype};
+
+text_newtype!(
+    /// A fleet's display name, 1-100 characters.
+    FleetName, 1, 100
+);
+int_newtype!(
+    /// An enrollment token's lifetime, 1-720 hours (default 72).
+    EnrollmentTtlHours, 1, 720
+);
+int_newtype!(
+    /// How many agents an enrollment token may enroll, 1-1000 (default 1: one-time).
+    MaxUses, 1, 1000
+);
+text_newtype!(
+    /// An agent's host name, 1-253 characters (a DNS name's limit).
+    Hostname, 1, 253
+);
+text_newtype!(
+    /// An agent's platform (`linux-x86_64`, …), 1-64 characters.
+    Platform, 1, 64
+);
+text_newtype!(
+    /// An agent's software version, 1-64 characters.
+    AgentVersion, 1, 64
+);
+
+impl FleetName {
+    /// The name of a fleet created without one.
+    pub fn untitled() -> Self {
+        Self("Untitled fleet".to_owned())
+    }
+}
+
+impl EnrollmentTtlHours {
+    /// The lifetime of a token that names none (and of a fleet's first token).
+    pub const fn default_ttl() -> Self {
+        Self(72)
+    }
+
+    /// The expiry of a token issued at `now`.
+    pub fn expiry_from(self, now: Timestamp) -> Timestamp {
+        now + time::Duration::hours(i64::from(self.get()))
+    }
+}
+
+impl MaxUses {
+    /// One use: the default.
+    pub const fn once() -> Self {
+        Self(1)
+    }
+}
+
+/// How long an agent access token (a JWT) lives.
+pub const ACCESS_TOKEN_TTL: time::Duration = time::Duration::minutes(15);
+
+/// A fleet: a set of agents in one environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fleet {
+    /// Its id.
+    pub id: FleetId,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// The environment it lives in; fixed at creation.
+    pub environment_id: EnvironmentId,
+    /// Its name.
+    pub name: FleetName,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// An enrollment token's metadata (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentToken {
+    /// Its id.
+    pub id: EnrollmentTokenId,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// The fleet agents enroll into with it.
+    pub fleet_id: FleetId,
+    /// How many enrollments it allows.
+    pub max_uses: MaxUses,
+    /// How many it has had.
+    pub uses: u32,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// When it was issued.
+    pub created_at: Timestamp,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+    /// The non-secret hint of its secret (`fpe_…x7Qa`).
+    pub hint: String,
+}
+
+/// An enrollment token's status at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrollmentStatus {
+    /// Usable.
+    Active,
+    /// Every use taken.
+    Used,
+    /// Past its expiry.
+    Expired,
+    /// Revoked.
+    Revoked,
+}
+
+impl EnrollmentStatus {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Used => "used",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// Why an enrollment was refused: each says which, so an operator can act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EnrollmentRefusal {
+    /// No token has this secret (or it is not an enrollment token at all).
+    #[error("unknown enrollment token")]
+    Unknown,
+    /// The token is past its expiry.
+    #[error("the enrollment token has expired")]
+    Expired,
+    /// The token was revoked.
+    #[error("the enrollment token was revoked")]
+    Revoked,
+    /// Every use of the token is taken.
+    #[error("the enrollment token has been used up")]
+    UsedUp,
+}
+
+impl EnrollmentRefusal {
+    /// What the agent's operator can do about it.
+    pub const fn hint(self) -> &'static str {
+        match self {
+            Self::Unknown => "Check the token was copied whole; issue a new one with POST /tenant/discovery/fleets/{fleet_id}/enrollment-tokens.",
+            Self::Expired | Self::Revoked | Self::UsedUp => {
+                "Issue a new enrollment token with POST /tenant/discovery/fleets/{fleet_id}/enrollment-tokens."
+            }
+        }
+    }
+}
+
+impl EnrollmentToken {
+    /// Its status at `now`. Revocation wins, then exhaustion, then expiry.
+    pub fn status(&self, now: Timestamp) -> EnrollmentStatus {
+        if self.revoked_at.is_some() {
+            EnrollmentStatus::Revoked
+        } else if self.uses >= self.max_uses.get() {
+            EnrollmentStatus::Used
+        } else if now >= self.expires_at {
+            EnrollmentStatus::Expired
+        } else {
+            EnrollmentStatus::Active
+        }
+    }
+
+    /// Enrollments still possible (0 unless active).
+    pub fn uses_left(&self, now: Timestamp) -> u32 {
+        match self.status(now) {
+            EnrollmentStatus::Active => self.max_uses.get() - self.uses,
+            _ => 0,
+        }
+    }
+
+    /// Whether one more enrollment may use it at `now`.
+    ///
+    /// # Errors
+    /// The refusal that says why not.
+    pub fn check_usable(&self, now: Timestamp) -> Result<(), EnrollmentRefusal> {
+        match self.status(now) {
+            EnrollmentStatus::Active => Ok(()),
+            EnrollmentStatus::Used => Err(EnrollmentRefusal::UsedUp),
+            EnrollmentStatus::Expired => Err(EnrollmentRefusal::Expired),
+            EnrollmentStatus::Revoked => Err(EnrollmentRefusal::Revoked),
+        }
+    }
+}
+
+/// An enrolled agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    /// Its id (the JWT subject).
+    pub id: AgentId,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// Its fleet.
+    pub fleet_id: FleetId,
+    /// The host it runs on.
+    pub hostname: Hostname,
+    /// Its platform.
+    pub platform: Platform,
+    /// Its software version, as last reported.
+    pub agent_version: Option<AgentVersion>,
+    /// When it enrolled.
+    pub enrolled_at: Timestamp,
+    /// When it last sent a heartbeat.
+    pub last_seen_at: Option<Timestamp>,
+    /// When it was revoked; its secret and tokens stop working then.
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl Agent {
+    /// The wire status.
+    pub fn status(&self) -> &'static str {
+        if self.revoked_at.is_some() { "revoked" } else { "active" }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    const NOW: Timestamp = datetime!(2026-11-22 10:00 UTC);
+
+    fn token(max: u32) -> EnrollmentToken {
+        EnrollmentToken {
+            id: EnrollmentTokenId::from_uuid(Uuid::from_u128(1)),
+            tenant_id: TenantId::from_uuid(Uuid::from_u128(2)),
+            fleet_id: FleetId::from_uuid(Uuid::from_u128(3)),
+            max_uses: MaxUses::new(i64::from(max)).unwrap(),
+            uses: 0,
+            expires_at: EnrollmentTtlHours::default_ttl().expiry_from(NOW),
+            created_at: NOW,
+            revoked_at: None,
+            hint: "fpe_…abcd".into(),
+        }
+    }
+
+    #[test]
+    fn works_until_the_expiry_instant() {
+        let t = token(1);
+        let almost = NOW + time::Duration::hours(72) - time::Duration::seconds(1);
+        assert_eq!(t.check_usable(almost), Ok(()));
+        assert_eq!(t.check_usable(NOW + time::Duration::hours(72)), Err(EnrollmentRefusal::Expired));
+    }
+
+    #[test]
+    fn uses_run_out_and_revocation_wins() {
+        let mut t = token(3);
+        assert_eq!(t.uses_left(NOW), 3);
+        t.uses = 3;
+        assert_eq!((t.status(NOW), t.uses_left(NOW)), (EnrollmentStatus::Used, 0));
+        assert_eq!(t.check_usable(NOW), Err(EnrollmentRefusal::UsedUp));
+        t.revoked_at = Some(NOW);
+        assert_eq!(t.check_usable(NOW + time::Duration::days(9)), Err(EnrollmentRefusal::Revoked));
+    }
+
+    #[test]
+    fn bounds() {
+        assert!(EnrollmentTtlHours::new(0).is_err() && EnrollmentTtlHours::new(721).is_err());
+        assert!(EnrollmentTtlHours::new(1).is_ok() && EnrollmentTtlHours::new(720).is_ok());
+        assert!(MaxUses::new(0).is_err() && MaxUses::new(1001).is_err());
+        assert!(MaxUses::new(1000).is_ok());
+        assert_eq!(FleetName::untitled().as_str(), "Untitled fleet");
+    }
+}
