@@ -80,6 +80,23 @@ async fn provision(admin: &str, dev: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The dev database's master key file (`target/fleetpass-dev.key`), made on first
+/// use: the dev database outlives one server run, so its signing keys need a key that
+/// does too. Never use it anywhere else.
+fn dev_master_key() -> anyhow::Result<PathBuf> {
+    use base64::Engine as _;
+    let path = root().join("target/fleetpass-dev.key");
+    if !path.exists() {
+        std::fs::create_dir_all(root().join("target"))?;
+        let mut key = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+            .map_err(|_| anyhow::anyhow!("the OS random source failed"))?;
+        std::fs::write(&path, base64::engine::general_purpose::STANDARD.encode(key))?;
+        println!("made a dev master key at {}", path.display());
+    }
+    Ok(path)
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -94,10 +111,12 @@ fn main() -> anyhow::Result<()> {
         Task::Dev => {
             let (admin, dev) = dev_urls();
             rt.block_on(provision(&admin, &dev))?;
+            let master_key = dev_master_key()?;
             let status =
                 Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
                     .args(["run", "--package", "fleetpass", "--", "serve"])
                     .env("DATABASE_URL", &dev)
+                    .env("FLEETPASS_MASTER_KEY_FILE", &master_key)
                     .current_dir(root())
                     .status()
                     .context("Failed to run the server")?;

@@ -8,19 +8,25 @@
 use std::collections::BTreeSet;
 
 use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
+use fleetpass_domain::fleet::{Agent, EnrollmentRefusal, EnrollmentToken, Fleet};
 use fleetpass_domain::identity::{
     Email, EnvScope, Environment, EnvironmentName, PersonName, Principal, PrincipalKind, Role,
     ServiceAccountName,
 };
-use fleetpass_domain::ids::{EnvironmentId, PrincipalId, TenantId, TokenId};
+use fleetpass_domain::ids::{
+    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, TenantId, TokenId,
+};
+use fleetpass_domain::secret::SecretKind;
 use fleetpass_domain::token::{ApiToken, TokenLookup, TokenName};
 use fleetpass_ports::Store;
-use fleetpass_ports::store::{AuditFilter, PrincipalFilter, constraint};
+use fleetpass_ports::store::{AuditFilter, PrincipalFilter, StoredSigningKey, constraint};
+use futures_util::future::join_all;
 use time::Duration;
-use uuid::Uuid;
 
 use crate::fixtures::Fixtures;
-use crate::support::{Must, Setup, all, audit_events, first_page, pages};
+use crate::support::{
+    AgentMaker, Must, Setup, all, audit_events, expect_pages_of_five, first_page, pages,
+};
 
 /// The names of every case that [`contract_suite!`](crate::contract_suite) runs, read
 /// from the same list the macro expands.
@@ -1341,14 +1347,6 @@ pub async fn token_cross_tenant_is_not_found(store: &dyn Store) {
 /// Five items of each listing come back two at a time as pages of 2, 2 and 1: newest
 /// first, nothing repeated, nothing skipped, no cursor after the last page.
 pub async fn lists_paginate_newest_first(store: &dyn Store) {
-    fn check<T>(what: &str, got: &[Vec<T>], id_of: impl Fn(&T) -> Uuid, mut made: Vec<Uuid>) {
-        let sizes: Vec<usize> = got.iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![2, 2, 1], "{what}: page sizes");
-        made.reverse();
-        let ids: Vec<Uuid> = got.iter().flatten().map(id_of).collect();
-        assert_eq!(ids, made, "{what}: every item once, newest first");
-    }
-
     let fx = Fixtures::new();
     let mut setup = Setup::tenant(store, &fx).await;
     let t = setup.id();
@@ -1385,7 +1383,7 @@ pub async fn lists_paginate_newest_first(store: &dyn Store) {
         env_id,
     )
     .await;
-    check("list_environments", &got, env_id, envs);
+    expect_pages_of_five("list_environments", &got, env_id, envs);
     let principal_id = |p: &Principal| p.id.as_uuid();
     let got = pages(
         "list_principals(ServiceAccounts)",
@@ -1394,7 +1392,7 @@ pub async fn lists_paginate_newest_first(store: &dyn Store) {
         principal_id,
     )
     .await;
-    check(
+    expect_pages_of_five(
         "list_principals(ServiceAccounts)",
         &got,
         principal_id,
@@ -1402,7 +1400,7 @@ pub async fn lists_paginate_newest_first(store: &dyn Store) {
     );
     let token_id = |t: &ApiToken| t.id.as_uuid();
     let got = pages("list_tokens", 2, |p| store.list_tokens(t, p), token_id).await;
-    check("list_tokens", &got, token_id, tokens);
+    expect_pages_of_five("list_tokens", &got, token_id, tokens);
     let filter = AuditFilter {
         action: Some("contract.page".to_owned()),
         ..AuditFilter::default()
@@ -1415,7 +1413,7 @@ pub async fn lists_paginate_newest_first(store: &dyn Store) {
         event_id,
     )
     .await;
-    check("list_audit_events", &got, event_id, events);
+    expect_pages_of_five("list_audit_events", &got, event_id, events);
     let got = pages(
         "list_principals(Users)",
         2,
@@ -1423,7 +1421,7 @@ pub async fn lists_paginate_newest_first(store: &dyn Store) {
         principal_id,
     )
     .await;
-    check("list_principals(Users)", &got, principal_id, users);
+    expect_pages_of_five("list_principals(Users)", &got, principal_id, users);
 
     let one = store
         .list_tokens(t, first_page(200))
@@ -1622,6 +1620,1304 @@ pub async fn audit_is_tenant_isolated(store: &dyn Store) {
         leaked.is_empty(),
         "tenant B must not see tenant A's event, got {leaked:?}"
     );
+}
+
+/// Every fleet of `tenant` (in `environments`, when given), newest first.
+async fn fleets_of(
+    store: &dyn Store,
+    tenant: TenantId,
+    environments: Option<&[EnvironmentId]>,
+) -> Vec<Fleet> {
+    all(
+        "list_fleets",
+        |p| store.list_fleets(tenant, environments, p),
+        |f| f.id.as_uuid(),
+    )
+    .await
+}
+
+/// Every enrollment token of `fleet`, newest first.
+async fn enrollment_tokens_of(
+    store: &dyn Store,
+    tenant: TenantId,
+    fleet: FleetId,
+) -> Vec<EnrollmentToken> {
+    all(
+        "list_enrollment_tokens",
+        |p| store.list_enrollment_tokens(tenant, fleet, p),
+        |t| t.id.as_uuid(),
+    )
+    .await
+}
+
+/// Every agent of `fleet`, newest first.
+async fn agents_of(store: &dyn Store, tenant: TenantId, fleet: FleetId) -> Vec<Agent> {
+    all(
+        "list_agents",
+        |p| store.list_agents(tenant, fleet, p),
+        |a| a.id.as_uuid(),
+    )
+    .await
+}
+
+/// `token` after `uses` enrollments.
+fn used(token: &EnrollmentToken, uses: u32) -> EnrollmentToken {
+    EnrollmentToken {
+        uses,
+        ..token.clone()
+    }
+}
+
+/// A new fleet and its first token read back as written (the fleet by id and in the
+/// listing, the token in the fleet's token listing, its secret enrolls), with one
+/// `fleet.created` and one `enrollment_token.issued` event; unknown ids are `NotFound`.
+pub async fn fleet_create_then_read(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (fleet, token, secret) = setup.fleet().await;
+
+    assert_eq!(store.get_fleet(t, fleet.id).await.must("get_fleet"), fleet);
+    assert_eq!(
+        fleets_of(store, t, None).await,
+        vec![fleet.clone()],
+        "list_fleets"
+    );
+    assert_eq!(
+        enrollment_tokens_of(store, t, fleet.id).await,
+        vec![token.clone()],
+        "the first token is listed as written"
+    );
+    assert_eq!(
+        agents_of(store, t, fleet.id).await,
+        vec![],
+        "a new fleet has no agents"
+    );
+    let maker = AgentMaker::new(&fx, fx.now());
+    let (agent, seen, _) = setup.enroll(&maker, &secret.digest()).await;
+    assert_eq!(seen.id, token.id, "enroll builds from the first token");
+    assert_eq!(agent.fleet_id, fleet.id, "the agent joins the fleet");
+
+    let unknown = FleetId::from_uuid(fx.id());
+    store
+        .get_fleet(t, unknown)
+        .await
+        .must_be_not_found("get_fleet of an unknown id");
+    store
+        .list_enrollment_tokens(t, unknown, first_page(10))
+        .await
+        .must_be_not_found("list_enrollment_tokens of an unknown fleet");
+    store
+        .list_agents(t, unknown, first_page(10))
+        .await
+        .must_be_not_found("list_agents of an unknown fleet");
+    let audit = setup.audit(actions::FLEET_UPDATED, unknown.as_uuid());
+    store
+        .rename_fleet(t, unknown, &fx.fleet_name(), &audit)
+        .await
+        .must_be_not_found("rename_fleet of an unknown id");
+    let audit = setup.audit(actions::FLEET_DELETED, unknown.as_uuid());
+    store
+        .delete_fleet(t, unknown, &audit)
+        .await
+        .must_be_not_found("delete_fleet of an unknown id");
+    setup
+        .check_log("after create_fleet and one enrollment")
+        .await;
+}
+
+/// A fleet in another tenant's environment, or in an unknown one, is `NotFound`, and
+/// nothing of it is stored: not the fleet, not its first token (whose secret stays
+/// unknown), not its audit events.
+pub async fn fleet_create_refuses_foreign_environment(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let a = Setup::tenant(store, &fx).await;
+    let b = Setup::tenant(store, &fx).await;
+    let maker = AgentMaker::new(&fx, fx.now());
+
+    for (what, env) in [
+        ("another tenant's environment", b.new.environment.id),
+        ("an unknown environment", EnvironmentId::from_uuid(fx.id())),
+    ] {
+        let fleet = fx.fleet(a.id(), env);
+        let (token, secret) = fx.enrollment_token(&fleet);
+        let audit = [
+            a.audit(actions::FLEET_CREATED, fleet.id.as_uuid()),
+            a.audit(actions::ENROLLMENT_TOKEN_ISSUED, token.id.as_uuid()),
+        ];
+        store
+            .create_fleet(&fleet, &token, &secret.digest(), &audit)
+            .await
+            .must_be_not_found(&format!("create_fleet in {what}"));
+        for tenant in [a.id(), b.id()] {
+            store
+                .get_fleet(tenant, fleet.id)
+                .await
+                .must_be_not_found("the refused fleet");
+        }
+        assert_eq!(
+            maker.refused(store, &secret.digest()).await,
+            EnrollmentRefusal::Unknown,
+            "the refused fleet's token secret must not be stored"
+        );
+    }
+    assert_eq!(
+        fleets_of(store, a.id(), None).await,
+        vec![],
+        "tenant A's fleets"
+    );
+    assert_eq!(
+        fleets_of(store, b.id(), None).await,
+        vec![],
+        "tenant B's fleets"
+    );
+    a.check_log("of tenant A").await;
+    b.check_log("of tenant B").await;
+}
+
+/// `list_fleets` lists the tenant's fleets newest first; with environments, only the
+/// fleets in them, filtered before paging so that every page but the last is full.
+pub async fn fleet_list_filters_by_environment(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let mut b = Setup::tenant(store, &fx).await;
+    let (x, y) = (a.environment().await.id, a.environment().await.id);
+    let mut in_x = Vec::new();
+    let mut in_y = Vec::new();
+    // Interleaved, so a store that pages before filtering returns short pages.
+    for _ in 0..5 {
+        in_x.push(a.fleet_in(x).await.0);
+        in_y.push(a.fleet_in(y).await.0);
+    }
+    let foreign = b.fleet().await.0;
+
+    let fleet_id = |f: &Fleet| f.id.as_uuid();
+    let only_x = [x];
+    let got = pages(
+        "list_fleets([x])",
+        2,
+        |p| store.list_fleets(a.id(), Some(&only_x), p),
+        fleet_id,
+    )
+    .await;
+    let made = in_x.iter().map(fleet_id).collect();
+    expect_pages_of_five(
+        "list_fleets filtered to one environment",
+        &got,
+        fleet_id,
+        made,
+    );
+
+    let newest_first = |fleets: &[&Vec<Fleet>]| {
+        let mut all: Vec<Fleet> = fleets.iter().flat_map(|f| f.iter().cloned()).collect();
+        all.sort_by_key(|f| std::cmp::Reverse(f.id));
+        all
+    };
+    assert_eq!(
+        fleets_of(store, a.id(), None).await,
+        newest_first(&[&in_x, &in_y]),
+        "list_fleets without a filter lists all of the tenant's fleets"
+    );
+    assert_eq!(
+        fleets_of(store, a.id(), Some(&[y, x])).await,
+        newest_first(&[&in_x, &in_y]),
+        "list_fleets filtered to both environments"
+    );
+    let production = a.new.environment.id;
+    assert_eq!(
+        fleets_of(store, a.id(), Some(&[production])).await,
+        vec![],
+        "an environment without fleets"
+    );
+    assert_eq!(
+        fleets_of(store, a.id(), Some(&[])).await,
+        vec![],
+        "no environments, no fleets"
+    );
+    assert_eq!(
+        fleets_of(store, a.id(), Some(&[foreign.environment_id])).await,
+        vec![],
+        "another tenant's environment holds none of the tenant's fleets"
+    );
+    assert_eq!(
+        fleets_of(store, b.id(), None).await,
+        vec![foreign],
+        "each tenant lists only its own fleets"
+    );
+    a.check_log("of tenant A").await;
+    b.check_log("of tenant B").await;
+}
+
+/// `rename_fleet` changes the name only, returns the fleet, and records an event.
+pub async fn fleet_rename(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (fleet, token, _) = setup.fleet().await;
+
+    let renamed = Fleet {
+        name: fx.fleet_name(),
+        ..fleet.clone()
+    };
+    let audit = setup.audit(actions::FLEET_UPDATED, fleet.id.as_uuid());
+    let got = store
+        .rename_fleet(t, fleet.id, &renamed.name, &audit)
+        .await
+        .must("rename_fleet");
+    setup.logged(&audit);
+    assert_eq!(got, renamed, "rename_fleet returns the renamed fleet");
+    assert_eq!(
+        store
+            .get_fleet(t, fleet.id)
+            .await
+            .must("get_fleet after rename"),
+        renamed
+    );
+    assert_eq!(
+        enrollment_tokens_of(store, t, fleet.id).await,
+        vec![token],
+        "renaming keeps the fleet's tokens"
+    );
+    setup.check_log("after rename_fleet").await;
+}
+
+/// `delete_fleet` removes the fleet with its enrollment tokens and agents: their secrets
+/// stop working (an enrollment secret is unknown, an agent has no credentials), every
+/// read and write of them is `NotFound`, another fleet keeps all of its own, and one
+/// `fleet.deleted` event is recorded (earlier events stay).
+pub async fn fleet_delete_cascades(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let maker = AgentMaker::new(&fx, fx.now());
+    let day = fx.now() + Duration::days(1);
+    let (doomed, first, first_secret) = setup.fleet().await;
+    let (second, second_secret) = setup
+        .add_enrollment_token(fx.enrollment_token_with(&doomed, 5, day))
+        .await;
+    let (gone_a, _, _) = setup.enroll(&maker, &second_secret.digest()).await;
+    let (gone_b, _, _) = setup.enroll(&maker, &first_secret.digest()).await;
+    let (kept, kept_first, kept_first_secret) = setup.fleet().await;
+    let (kept_second, kept_second_secret) = setup
+        .add_enrollment_token(fx.enrollment_token_with(&kept, 5, day))
+        .await;
+    let (kept_agent, _, kept_agent_secret) =
+        setup.enroll(&maker, &kept_second_secret.digest()).await;
+
+    let audit = setup.audit(actions::FLEET_DELETED, doomed.id.as_uuid());
+    store
+        .delete_fleet(t, doomed.id, &audit)
+        .await
+        .must("delete_fleet");
+    setup.logged(&audit);
+
+    store
+        .get_fleet(t, doomed.id)
+        .await
+        .must_be_not_found("get_fleet after delete");
+    store
+        .list_enrollment_tokens(t, doomed.id, first_page(10))
+        .await
+        .must_be_not_found("list_enrollment_tokens of a deleted fleet");
+    store
+        .list_agents(t, doomed.id, first_page(10))
+        .await
+        .must_be_not_found("list_agents of a deleted fleet");
+    for token in [&first, &second] {
+        let audit = setup.audit(actions::ENROLLMENT_TOKEN_REVOKED, token.id.as_uuid());
+        store
+            .revoke_enrollment_token(t, doomed.id, token.id, fx.now(), &audit)
+            .await
+            .must_be_not_found("revoke_enrollment_token of a deleted fleet's token");
+    }
+    for secret in [&first_secret, &second_secret] {
+        assert_eq!(
+            maker.refused(store, &secret.digest()).await,
+            EnrollmentRefusal::Unknown,
+            "a deleted fleet's enrollment secret is unknown"
+        );
+    }
+    for agent in [&gone_a, &gone_b] {
+        store
+            .get_agent(t, agent.id)
+            .await
+            .must_be_not_found("get_agent of a deleted fleet's agent");
+        let creds = store
+            .find_agent_credentials(agent.id)
+            .await
+            .must("find_agent_credentials");
+        assert!(
+            creds.is_none(),
+            "a deleted fleet's agent has no credentials, got {creds:?}"
+        );
+        store
+            .record_heartbeat(agent.id, fx.now(), None)
+            .await
+            .must_be_not_found("record_heartbeat of a deleted fleet's agent");
+        let audit = setup.audit(actions::AGENT_REVOKED, agent.id.as_uuid());
+        store
+            .revoke_agent(t, agent.id, fx.now(), &audit)
+            .await
+            .must_be_not_found("revoke_agent of a deleted fleet's agent");
+    }
+    let audit = setup.audit(actions::FLEET_DELETED, doomed.id.as_uuid());
+    store
+        .delete_fleet(t, doomed.id, &audit)
+        .await
+        .must_be_not_found("delete_fleet twice");
+
+    assert_eq!(
+        fleets_of(store, t, None).await,
+        vec![kept.clone()],
+        "list_fleets after delete"
+    );
+    assert_eq!(
+        agents_of(store, t, kept.id).await,
+        vec![kept_agent.clone()],
+        "the other fleet keeps its agents"
+    );
+    let creds = store
+        .find_agent_credentials(kept_agent.id)
+        .await
+        .must("find_agent_credentials");
+    assert_eq!(
+        creds,
+        Some((kept_agent, kept_agent_secret.digest())),
+        "the other fleet's agent keeps its credentials"
+    );
+    let (_, seen, _) = setup.enroll(&maker, &kept_first_secret.digest()).await;
+    assert_eq!(
+        seen.id, kept_first.id,
+        "the other fleet's enrollment secrets keep working"
+    );
+    assert_eq!(
+        enrollment_tokens_of(store, t, kept.id).await,
+        vec![used(&kept_second, 1), used(&kept_first, 1)],
+        "the other fleet keeps its tokens"
+    );
+    setup.check_log("after delete_fleet").await;
+}
+
+/// Every fleet read and write through another tenant is `NotFound` and changes nothing;
+/// another tenant's listing never shows the fleet, whatever environments it names.
+pub async fn fleet_cross_tenant_is_not_found(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let b = Setup::tenant(store, &fx).await;
+    let (fleet, token, _) = a.fleet().await;
+    let other = b.id();
+
+    store
+        .get_fleet(other, fleet.id)
+        .await
+        .must_be_not_found("get_fleet via another tenant");
+    let audit = b.audit(actions::FLEET_UPDATED, fleet.id.as_uuid());
+    store
+        .rename_fleet(other, fleet.id, &fx.fleet_name(), &audit)
+        .await
+        .must_be_not_found("rename_fleet via another tenant");
+    let audit = b.audit(actions::FLEET_DELETED, fleet.id.as_uuid());
+    store
+        .delete_fleet(other, fleet.id, &audit)
+        .await
+        .must_be_not_found("delete_fleet via another tenant");
+    for envs in [None, Some(&[fleet.environment_id][..])] {
+        assert_eq!(
+            fleets_of(store, other, envs).await,
+            vec![],
+            "list_fleets({envs:?}) of another tenant"
+        );
+    }
+
+    assert_eq!(
+        store
+            .get_fleet(a.id(), fleet.id)
+            .await
+            .must("get_fleet in its own tenant"),
+        fleet
+    );
+    assert_eq!(
+        enrollment_tokens_of(store, a.id(), fleet.id).await,
+        vec![token],
+        "the fleet keeps its token"
+    );
+    a.check_log("of the owning tenant").await;
+    b.check_log("of the other tenant").await;
+}
+
+/// Enrollment tokens are issued only for a fleet of their own tenant (otherwise
+/// `NotFound`, and neither the token nor its secret is stored), listed newest first per
+/// fleet, and revoked only through their own fleet and tenant, idempotently: one
+/// event, the first `revoked_at` kept, and the secret then refused as `Revoked`.
+pub async fn enrollment_token_issue_list_revoke(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let maker = AgentMaker::new(&fx, fx.now());
+    let (fleet, first, _) = setup.fleet().await;
+    let (other, other_first, _) = setup.fleet().await;
+    let (second, second_secret) = setup
+        .add_enrollment_token(fx.enrollment_token_with(&fleet, 10, fx.now() + Duration::hours(2)))
+        .await;
+    let (third, _) = setup
+        .add_enrollment_token(fx.enrollment_token_with(
+            &fleet,
+            1000,
+            fx.now() + Duration::hours(720),
+        ))
+        .await;
+
+    assert_eq!(
+        enrollment_tokens_of(store, t, fleet.id).await,
+        vec![third.clone(), second.clone(), first.clone()],
+        "list_enrollment_tokens, newest first, as written"
+    );
+    assert_eq!(
+        enrollment_tokens_of(store, t, other.id).await,
+        vec![other_first],
+        "each fleet lists only its own tokens"
+    );
+
+    let unmade = fx.fleet(t, setup.new.environment.id);
+    let (orphan, orphan_secret) = fx.enrollment_token(&unmade);
+    let audit = setup.audit(actions::ENROLLMENT_TOKEN_ISSUED, orphan.id.as_uuid());
+    store
+        .create_enrollment_token(&orphan, &orphan_secret.digest(), &audit)
+        .await
+        .must_be_not_found("create_enrollment_token for an unknown fleet");
+    assert_eq!(
+        maker.refused(store, &orphan_secret.digest()).await,
+        EnrollmentRefusal::Unknown,
+        "a refused token's secret must not be stored"
+    );
+
+    let audit = setup.audit(actions::ENROLLMENT_TOKEN_REVOKED, second.id.as_uuid());
+    store
+        .revoke_enrollment_token(t, other.id, second.id, fx.now(), &audit)
+        .await
+        .must_be_not_found("revoke_enrollment_token through another fleet");
+    let unknown = EnrollmentTokenId::from_uuid(fx.id());
+    store
+        .revoke_enrollment_token(t, fleet.id, unknown, fx.now(), &audit)
+        .await
+        .must_be_not_found("revoke_enrollment_token of an unknown id");
+
+    let first_at = fx.now() + Duration::minutes(1);
+    let revoked = store
+        .revoke_enrollment_token(t, fleet.id, second.id, first_at, &audit)
+        .await
+        .must("revoke_enrollment_token");
+    setup.logged(&audit);
+    let expected = EnrollmentToken {
+        revoked_at: Some(first_at),
+        ..second.clone()
+    };
+    assert_eq!(
+        revoked, expected,
+        "revoke_enrollment_token returns the revoked token"
+    );
+    let audit = setup.audit(actions::ENROLLMENT_TOKEN_REVOKED, second.id.as_uuid());
+    let again = store
+        .revoke_enrollment_token(
+            t,
+            fleet.id,
+            second.id,
+            fx.now() + Duration::hours(1),
+            &audit,
+        )
+        .await
+        .must("revoke_enrollment_token twice");
+    assert_eq!(
+        again, expected,
+        "a second revoke keeps the first revoked_at"
+    );
+    assert_eq!(
+        enrollment_tokens_of(store, t, fleet.id).await,
+        vec![third, expected, first],
+        "list_enrollment_tokens after revoking"
+    );
+    assert_eq!(
+        maker.refused(store, &second_secret.digest()).await,
+        EnrollmentRefusal::Revoked,
+        "a revoked token's secret"
+    );
+    setup
+        .check_log("after issuing and revoking (one revoke event)")
+        .await;
+}
+
+/// Every enrollment-token read and write through another tenant is `NotFound` and
+/// changes nothing: a token naming another tenant's fleet is not stored, and a foreign
+/// revoke leaves the token usable.
+pub async fn enrollment_token_cross_tenant_is_not_found(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let b = Setup::tenant(store, &fx).await;
+    let (fleet, token, secret) = a.fleet().await;
+    let other = b.id();
+    let maker = AgentMaker::new(&fx, fx.now());
+
+    let (mut stolen, stolen_secret) = fx.enrollment_token(&fleet);
+    stolen.tenant_id = other;
+    let audit = b.audit(actions::ENROLLMENT_TOKEN_ISSUED, stolen.id.as_uuid());
+    store
+        .create_enrollment_token(&stolen, &stolen_secret.digest(), &audit)
+        .await
+        .must_be_not_found("create_enrollment_token for another tenant's fleet");
+    assert_eq!(
+        maker.refused(store, &stolen_secret.digest()).await,
+        EnrollmentRefusal::Unknown,
+        "a refused token's secret must not be stored"
+    );
+    store
+        .list_enrollment_tokens(other, fleet.id, first_page(10))
+        .await
+        .must_be_not_found("list_enrollment_tokens via another tenant");
+    let audit = b.audit(actions::ENROLLMENT_TOKEN_REVOKED, token.id.as_uuid());
+    store
+        .revoke_enrollment_token(other, fleet.id, token.id, fx.now(), &audit)
+        .await
+        .must_be_not_found("revoke_enrollment_token via another tenant");
+
+    assert_eq!(
+        enrollment_tokens_of(store, a.id(), fleet.id).await,
+        vec![token.clone()],
+        "the token is untouched and nothing was added"
+    );
+    let (_, seen, _) = a.enroll(&maker, &secret.digest()).await;
+    assert_eq!(seen.id, token.id, "the token still enrolls");
+    a.check_log("of the owning tenant").await;
+    b.check_log("of the other tenant").await;
+}
+
+/// A digest that is no enrollment token's secret is refused as `Unknown`, even when it
+/// is an API token's or an agent's, and nothing is stored or counted.
+pub async fn enroll_unknown_secret_is_refused(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (fleet, token, secret) = setup.fleet().await;
+    let maker = AgentMaker::new(&fx, fx.now());
+    let (agent, _, agent_secret) = setup.enroll(&maker, &secret.digest()).await;
+
+    for (what, digest) in [
+        (
+            "a fresh enrollment secret",
+            fx.secret_of(SecretKind::Enrollment).digest(),
+        ),
+        ("an API token's secret", setup.new.digest),
+        ("an agent's secret", agent_secret.digest()),
+    ] {
+        assert_eq!(
+            maker.refused(store, &digest).await,
+            EnrollmentRefusal::Unknown,
+            "enroll with {what}"
+        );
+    }
+    assert_eq!(
+        agents_of(store, t, fleet.id).await,
+        vec![agent],
+        "refused enrollments store no agent"
+    );
+    assert_eq!(
+        enrollment_tokens_of(store, t, fleet.id).await,
+        vec![used(&token, 1)],
+        "refused enrollments count no use"
+    );
+    setup
+        .check_log("after refused enrollments (no events)")
+        .await;
+}
+
+/// A token works until one second before `expires_at` and is refused as `Expired` from
+/// `expires_at` on; a revoked token is refused as `Revoked`. The store applies
+/// `check_usable`: revocation wins over exhaustion and expiry, exhaustion over expiry.
+/// A refusal stores no agent, writes no event and counts no use.
+pub async fn enroll_refuses_expired_and_revoked(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (fleet, one_time, one_time_secret) = setup.fleet().await;
+    let expires = fx.now() + Duration::hours(1);
+    let (token, secret) = setup
+        .add_enrollment_token(fx.enrollment_token_with(&fleet, 2, expires))
+        .await;
+    let (digest, one_time_digest) = (secret.digest(), one_time_secret.digest());
+    let at_expiry = AgentMaker::new(&fx, expires);
+    let just_before = AgentMaker::new(&fx, expires - Duration::seconds(1));
+    let token_state = |id| async move {
+        enrollment_tokens_of(store, t, fleet.id)
+            .await
+            .into_iter()
+            .find(|tok| tok.id == id)
+            .unwrap_or_else(|| panic!("list_enrollment_tokens must list {id}"))
+    };
+
+    assert_eq!(
+        at_expiry.refused(store, &digest).await,
+        EnrollmentRefusal::Expired,
+        "enroll at exactly expires_at"
+    );
+    assert_eq!(
+        token_state(token.id).await,
+        token,
+        "an expired refusal counts no use"
+    );
+    assert_eq!(
+        agents_of(store, t, fleet.id).await,
+        vec![],
+        "a refusal stores no agent"
+    );
+    setup.check_log("after an expired refusal").await;
+
+    let (agent, seen, _) = setup.enroll(&just_before, &digest).await;
+    assert_eq!(
+        seen,
+        used(&token, 1),
+        "one second before expires_at works; the builder sees the use counted"
+    );
+    assert_eq!(
+        at_expiry.refused(store, &digest).await,
+        EnrollmentRefusal::Expired,
+        "a token with a use left is still expired at expires_at"
+    );
+
+    let revoked_at = fx.now() + Duration::minutes(30);
+    let audit = setup.audit(actions::ENROLLMENT_TOKEN_REVOKED, token.id.as_uuid());
+    store
+        .revoke_enrollment_token(t, fleet.id, token.id, revoked_at, &audit)
+        .await
+        .must("revoke_enrollment_token");
+    setup.logged(&audit);
+    for (what, maker) in [
+        ("before expiry", &just_before),
+        ("at expiry: revocation wins", &at_expiry),
+    ] {
+        assert_eq!(
+            maker.refused(store, &digest).await,
+            EnrollmentRefusal::Revoked,
+            "a revoked token {what}"
+        );
+    }
+    let revoked = EnrollmentToken {
+        revoked_at: Some(revoked_at),
+        ..used(&token, 1)
+    };
+    assert_eq!(
+        token_state(token.id).await,
+        revoked,
+        "refusals count no use"
+    );
+
+    // The one-time first token: used up, then past expiry, then revoked.
+    let now = AgentMaker::new(&fx, fx.now());
+    let (first_agent, _, _) = setup.enroll(&now, &one_time_digest).await;
+    let past_expiry = AgentMaker::new(&fx, one_time.expires_at);
+    for (what, maker) in [
+        ("before expiry", &now),
+        ("at expiry: exhaustion wins", &past_expiry),
+    ] {
+        assert_eq!(
+            maker.refused(store, &one_time_digest).await,
+            EnrollmentRefusal::UsedUp,
+            "a used-up token {what}"
+        );
+    }
+    let audit = setup.audit(actions::ENROLLMENT_TOKEN_REVOKED, one_time.id.as_uuid());
+    store
+        .revoke_enrollment_token(t, fleet.id, one_time.id, fx.now(), &audit)
+        .await
+        .must("revoke_enrollment_token");
+    setup.logged(&audit);
+    assert_eq!(
+        now.refused(store, &one_time_digest).await,
+        EnrollmentRefusal::Revoked,
+        "a used-up, revoked token: revocation wins"
+    );
+    assert_eq!(
+        token_state(one_time.id).await.uses,
+        1,
+        "refusals count no use"
+    );
+    assert_eq!(
+        agents_of(store, t, fleet.id).await,
+        vec![first_agent, agent],
+        "only the accepted enrollments stored agents"
+    );
+    setup
+        .check_log("after refusals (no events of theirs)")
+        .await;
+}
+
+/// A token of three uses enrolls exactly three agents, each built from the token with
+/// its own use counted (1, 2, 3); after that every enrollment is `UsedUp` and counts
+/// nothing.
+pub async fn enroll_counts_uses_until_used_up(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (fleet, first, _) = setup.fleet().await;
+    let (token, secret) = setup
+        .add_enrollment_token(fx.enrollment_token_with(&fleet, 3, fx.now() + Duration::days(1)))
+        .await;
+    let maker = AgentMaker::new(&fx, fx.now());
+
+    let mut agents = Vec::new();
+    for n in 1..=3 {
+        let (agent, seen, _) = setup.enroll(&maker, &secret.digest()).await;
+        assert_eq!(
+            seen,
+            used(&token, n),
+            "enrollment {n}: the builder sees the token with this use counted"
+        );
+        assert_eq!(
+            (agent.tenant_id, agent.fleet_id),
+            (t, fleet.id),
+            "the agent joins the token's fleet"
+        );
+        assert_eq!(
+            store.get_agent(t, agent.id).await.must("get_agent"),
+            agent,
+            "the agent reads back as enrolled"
+        );
+        agents.push(agent);
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            maker.refused(store, &secret.digest()).await,
+            EnrollmentRefusal::UsedUp,
+            "enrollment past max_uses"
+        );
+    }
+    agents.reverse();
+    assert_eq!(
+        agents_of(store, t, fleet.id).await,
+        agents,
+        "exactly max_uses agents, newest first"
+    );
+    assert_eq!(
+        enrollment_tokens_of(store, t, fleet.id).await,
+        vec![used(&token, 3), first],
+        "uses stop at max_uses"
+    );
+    setup.check_log("after three enrollments").await;
+}
+
+/// How many enrollments the concurrency cases start at once.
+const CONCURRENT_ENROLLMENTS: usize = 50;
+
+/// Starts [`CONCURRENT_ENROLLMENTS`] enrollments at once on a fresh token of
+/// `max_uses` uses and checks exactly `max_uses` succeed, each with its own use counted,
+/// and every other one is `UsedUp` and leaves no trace.
+async fn enroll_concurrently(store: &dyn Store, max_uses: u32) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (fleet, _, _) = setup.fleet().await;
+    let (token, secret) = setup
+        .add_enrollment_token(fx.enrollment_token_with(
+            &fleet,
+            max_uses,
+            fx.now() + Duration::days(1),
+        ))
+        .await;
+    let maker = AgentMaker::new(&fx, fx.now());
+    let digest = secret.digest();
+
+    // All calls borrow one store and run at once: on a pooled backend each holds its
+    // own connection, so the claims really race.
+    let outcomes =
+        join_all((0..CONCURRENT_ENROLLMENTS).map(|_| maker.enroll(store, &digest))).await;
+    let mut agents = Vec::new();
+    let mut refusals = Vec::new();
+    for (outcome, _) in outcomes {
+        match outcome {
+            Ok(agent) => agents.push(agent),
+            Err(refusal) => refusals.push(refusal),
+        }
+    }
+    assert_eq!(
+        agents.len(),
+        max_uses as usize,
+        "{CONCURRENT_ENROLLMENTS} concurrent enrollments on a token of {max_uses} uses: \
+         exactly {max_uses} must succeed (refusals: {refusals:?})"
+    );
+    assert!(
+        refusals.iter().all(|r| *r == EnrollmentRefusal::UsedUp),
+        "every other concurrent enrollment is UsedUp, got {refusals:?}"
+    );
+
+    let mut built: Vec<_> = agents.iter().map(|a| maker.built(a)).collect();
+    let seen: BTreeSet<u32> = built.iter().map(|b| b.token.uses).collect();
+    assert_eq!(
+        seen,
+        (1..=max_uses).collect(),
+        "each successful enrollment was built from the token with its own use counted"
+    );
+    built.sort_by_key(|b| b.audit.id);
+    for b in &built {
+        setup.logged(&b.audit);
+    }
+    agents.sort_by_key(|a| std::cmp::Reverse(a.id));
+    assert_eq!(
+        agents_of(store, t, fleet.id).await,
+        agents,
+        "exactly the successful enrollments' agents are stored"
+    );
+    let stored = enrollment_tokens_of(store, t, fleet.id).await;
+    assert_eq!(
+        stored.iter().find(|tok| tok.id == token.id),
+        Some(&used(&token, max_uses)),
+        "the token counts exactly max_uses uses"
+    );
+    setup.check_log("after concurrent enrollments").await;
+}
+
+/// Fifty concurrent enrollments with a one-time token: exactly one succeeds, the other
+/// 49 are `UsedUp`.
+pub async fn enroll_concurrent_one_time_token(store: &dyn Store) {
+    enroll_concurrently(store, 1).await;
+}
+
+/// Fifty concurrent enrollments with a token of three uses: exactly three succeed.
+pub async fn enroll_concurrent_respects_max_uses(store: &dyn Store) {
+    enroll_concurrently(store, 3).await;
+}
+
+/// Agents read back as enrolled and list newest first per fleet; revoking is
+/// idempotent (one event, the first `revoked_at` kept); `find_agent_credentials` finds
+/// any agent, revoked ones too, with its secret's digest; unknown ids are `NotFound`
+/// (or `None` for credentials).
+pub async fn agent_read_list_revoke(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let maker = AgentMaker::new(&fx, fx.now());
+    let (fleet, _, _) = setup.fleet().await;
+    let (_, secret) = setup
+        .add_enrollment_token(fx.enrollment_token_with(&fleet, 3, fx.now() + Duration::days(1)))
+        .await;
+    let (other, _, other_secret) = setup.fleet().await;
+    let mut enrolled = Vec::new();
+    for _ in 0..3 {
+        let (agent, _, agent_secret) = setup.enroll(&maker, &secret.digest()).await;
+        enrolled.push((agent, agent_secret));
+    }
+    let (elsewhere, _, _) = setup.enroll(&maker, &other_secret.digest()).await;
+
+    for (agent, agent_secret) in &enrolled {
+        assert_eq!(store.get_agent(t, agent.id).await.must("get_agent"), *agent);
+        let creds = store
+            .find_agent_credentials(agent.id)
+            .await
+            .must("find_agent_credentials");
+        assert_eq!(
+            creds,
+            Some((agent.clone(), agent_secret.digest())),
+            "an agent's credentials"
+        );
+    }
+    let [(a1, _), (a2, a2_secret), (a3, _)] = &enrolled[..] else {
+        panic!("three agents were enrolled")
+    };
+    assert_eq!(
+        agents_of(store, t, fleet.id).await,
+        vec![a3.clone(), a2.clone(), a1.clone()],
+        "list_agents, newest first"
+    );
+    assert_eq!(
+        agents_of(store, t, other.id).await,
+        vec![elsewhere],
+        "each fleet lists only its own agents"
+    );
+
+    let first_at = fx.now() + Duration::minutes(5);
+    let audit = setup.audit(actions::AGENT_REVOKED, a2.id.as_uuid());
+    let revoked = store
+        .revoke_agent(t, a2.id, first_at, &audit)
+        .await
+        .must("revoke_agent");
+    setup.logged(&audit);
+    let expected = Agent {
+        revoked_at: Some(first_at),
+        ..a2.clone()
+    };
+    assert_eq!(revoked, expected, "revoke_agent returns the revoked agent");
+    let audit = setup.audit(actions::AGENT_REVOKED, a2.id.as_uuid());
+    let again = store
+        .revoke_agent(t, a2.id, fx.now() + Duration::hours(1), &audit)
+        .await
+        .must("revoke_agent twice");
+    assert_eq!(
+        again, expected,
+        "a second revoke keeps the first revoked_at"
+    );
+    assert_eq!(
+        store
+            .get_agent(t, a2.id)
+            .await
+            .must("get_agent after revoke"),
+        expected
+    );
+    let creds = store
+        .find_agent_credentials(a2.id)
+        .await
+        .must("find_agent_credentials");
+    assert_eq!(
+        creds,
+        Some((expected.clone(), a2_secret.digest())),
+        "a revoked agent's credentials are still found, as revoked"
+    );
+    assert_eq!(
+        agents_of(store, t, fleet.id).await,
+        vec![a3.clone(), expected, a1.clone()],
+        "list_agents after revoking one"
+    );
+
+    let unknown = AgentId::from_uuid(fx.id());
+    store
+        .get_agent(t, unknown)
+        .await
+        .must_be_not_found("get_agent of an unknown id");
+    let audit = setup.audit(actions::AGENT_REVOKED, unknown.as_uuid());
+    store
+        .revoke_agent(t, unknown, fx.now(), &audit)
+        .await
+        .must_be_not_found("revoke_agent of an unknown id");
+    let creds = store
+        .find_agent_credentials(unknown)
+        .await
+        .must("find_agent_credentials of an unknown id");
+    assert!(
+        creds.is_none(),
+        "an unknown agent has no credentials, got {creds:?}"
+    );
+    setup
+        .check_log("after revoking an agent twice (one event)")
+        .await;
+}
+
+/// Every agent read and write through another tenant is `NotFound` and changes nothing.
+pub async fn agent_cross_tenant_is_not_found(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let b = Setup::tenant(store, &fx).await;
+    let (fleet, _, secret) = a.fleet().await;
+    let maker = AgentMaker::new(&fx, fx.now());
+    let (agent, _, _) = a.enroll(&maker, &secret.digest()).await;
+    let other = b.id();
+
+    store
+        .get_agent(other, agent.id)
+        .await
+        .must_be_not_found("get_agent via another tenant");
+    store
+        .list_agents(other, fleet.id, first_page(10))
+        .await
+        .must_be_not_found("list_agents via another tenant");
+    let audit = b.audit(actions::AGENT_REVOKED, agent.id.as_uuid());
+    store
+        .revoke_agent(other, agent.id, fx.now(), &audit)
+        .await
+        .must_be_not_found("revoke_agent via another tenant");
+
+    assert_eq!(
+        store
+            .get_agent(a.id(), agent.id)
+            .await
+            .must("get_agent in its own tenant"),
+        agent,
+        "the agent is untouched"
+    );
+    a.check_log("of the owning tenant").await;
+    b.check_log("of the other tenant").await;
+}
+
+/// `record_heartbeat` sets `last_seen_at` and, when given, the version (kept when not),
+/// returns the agent, writes no event, and is `NotFound` for an unknown agent.
+pub async fn record_heartbeat_sets_last_seen_and_version(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (_, _, secret) = setup.fleet().await;
+    let maker = AgentMaker::new(&fx, fx.now());
+    let (agent, _, agent_secret) = setup.enroll(&maker, &secret.digest()).await;
+
+    let first = fx.now() + Duration::minutes(1);
+    let upgraded = Fixtures::agent_version("1.1.0");
+    let got = store
+        .record_heartbeat(agent.id, first, Some(&upgraded))
+        .await
+        .must("record_heartbeat with a version");
+    let expected = Agent {
+        last_seen_at: Some(first),
+        agent_version: Some(upgraded),
+        ..agent.clone()
+    };
+    assert_eq!(got, expected, "record_heartbeat returns the updated agent");
+    assert_eq!(
+        store
+            .get_agent(t, agent.id)
+            .await
+            .must("get_agent after a heartbeat"),
+        expected
+    );
+
+    let later = fx.now() + Duration::minutes(2);
+    let got = store
+        .record_heartbeat(agent.id, later, None)
+        .await
+        .must("record_heartbeat without a version");
+    let expected = Agent {
+        last_seen_at: Some(later),
+        ..expected
+    };
+    assert_eq!(got, expected, "no version reported, the last one is kept");
+    let creds = store
+        .find_agent_credentials(agent.id)
+        .await
+        .must("find_agent_credentials");
+    assert_eq!(
+        creds,
+        Some((expected, agent_secret.digest())),
+        "credentials show the heartbeat"
+    );
+
+    store
+        .record_heartbeat(AgentId::from_uuid(fx.id()), later, None)
+        .await
+        .must_be_not_found("record_heartbeat of an unknown agent");
+    setup.check_log("after heartbeats (no events)").await;
+}
+
+/// Fleets, a fleet's enrollment tokens and a fleet's agents each page newest first:
+/// five of each, two at a time, come as pages of 2, 2 and 1.
+pub async fn fleet_lists_paginate_newest_first(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let maker = AgentMaker::new(&fx, fx.now());
+    let mut fleets = Vec::new();
+    let mut tokens = Vec::new();
+    for _ in 0..5 {
+        let (fleet, token, _) = setup.fleet().await;
+        fleets.push(fleet);
+        tokens.push(token);
+    }
+    let fleet = fleets[0].clone();
+    let mut tokens = vec![tokens[0].id.as_uuid()];
+    let mut last_secret = None;
+    for _ in 0..4 {
+        let (token, secret) = setup
+            .add_enrollment_token(fx.enrollment_token_with(&fleet, 5, fx.now() + Duration::days(1)))
+            .await;
+        tokens.push(token.id.as_uuid());
+        last_secret = Some(secret);
+    }
+    let digest = last_secret
+        .map(|s| s.digest())
+        .unwrap_or_else(|| panic!("four tokens were issued"));
+    let mut agents = Vec::new();
+    for _ in 0..5 {
+        agents.push(setup.enroll(&maker, &digest).await.0.id.as_uuid());
+    }
+
+    let fleet_id = |f: &Fleet| f.id.as_uuid();
+    let got = pages(
+        "list_fleets",
+        2,
+        |p| store.list_fleets(t, None, p),
+        fleet_id,
+    )
+    .await;
+    let made = fleets.iter().map(fleet_id).collect();
+    expect_pages_of_five("list_fleets", &got, fleet_id, made);
+    let token_id = |tok: &EnrollmentToken| tok.id.as_uuid();
+    let got = pages(
+        "list_enrollment_tokens",
+        2,
+        |p| store.list_enrollment_tokens(t, fleet.id, p),
+        token_id,
+    )
+    .await;
+    expect_pages_of_five("list_enrollment_tokens", &got, token_id, tokens);
+    let agent_id = |a: &Agent| a.id.as_uuid();
+    let got = pages(
+        "list_agents",
+        2,
+        |p| store.list_agents(t, fleet.id, p),
+        agent_id,
+    )
+    .await;
+    expect_pages_of_five("list_agents", &got, agent_id, agents);
+    setup.check_log("after paging").await;
+}
+
+/// Signing keys read back as added (every byte), listed oldest first whatever order
+/// they were added in, retired ones included; a taken kid is
+/// `Conflict(SIGNING_KEY_ID)` and changes nothing; retiring sets `retired_at` once (a
+/// second retire keeps the first time) and an unknown kid is `NotFound`.
+pub async fn signing_keys_add_list_retire(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let hour = |h| fx.now() + Duration::hours(h);
+    // Keys are not tenant-scoped: a shared store may hold other cases' keys, so only
+    // this case's kids are looked at.
+    let ours = |keys: Vec<StoredSigningKey>, kids: &[String]| -> Vec<StoredSigningKey> {
+        keys.into_iter().filter(|k| kids.contains(&k.kid)).collect()
+    };
+    let (middle, oldest, newest) = (
+        fx.signing_key(hour(2)),
+        fx.signing_key(hour(1)),
+        fx.signing_key(hour(3)),
+    );
+    let retired_before = StoredSigningKey {
+        retired_at: Some(hour(5)),
+        ..fx.signing_key(hour(4))
+    };
+    for key in [&middle, &oldest, &newest, &retired_before] {
+        store.add_signing_key(key).await.must("add_signing_key");
+    }
+    let kids = [&oldest, &middle, &newest, &retired_before].map(|k| k.kid.clone());
+    let listed = ours(
+        store.list_signing_keys().await.must("list_signing_keys"),
+        &kids,
+    );
+    assert_eq!(
+        listed,
+        vec![
+            oldest.clone(),
+            middle.clone(),
+            newest.clone(),
+            retired_before.clone()
+        ],
+        "list_signing_keys, oldest first, as added"
+    );
+
+    let twin = StoredSigningKey {
+        kid: middle.kid.clone(),
+        ..fx.signing_key(hour(6))
+    };
+    store.add_signing_key(&twin).await.must_conflict(
+        constraint::SIGNING_KEY_ID,
+        "add_signing_key with a taken kid",
+    );
+
+    store
+        .retire_signing_key(&middle.kid, hour(7))
+        .await
+        .must("retire_signing_key");
+    store
+        .retire_signing_key(&middle.kid, hour(8))
+        .await
+        .must("retire_signing_key twice");
+    store
+        .retire_signing_key(&retired_before.kid, hour(9))
+        .await
+        .must("retire_signing_key of a retired key");
+    let unknown = format!("kid-{}", fx.id().simple());
+    store
+        .retire_signing_key(&unknown, hour(7))
+        .await
+        .must_be_not_found("retire_signing_key of an unknown kid");
+
+    let retired = StoredSigningKey {
+        retired_at: Some(hour(7)),
+        ..middle
+    };
+    let listed = ours(
+        store.list_signing_keys().await.must("list_signing_keys"),
+        &kids,
+    );
+    assert_eq!(
+        listed,
+        vec![oldest, retired, newest, retired_before],
+        "after a refused duplicate and retirements: the first retired_at stays, \
+         retired keys are still listed"
+    );
+}
+
+/// An environment a fleet lives in cannot be deleted (`Conflict(ENVIRONMENT_IN_USE)`,
+/// nothing changes); once its fleets are deleted it can, unless a live token is scoped
+/// to it: both rules hold together. A fleet in another environment blocks nothing.
+pub async fn environment_delete_blocked_by_fleet(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (env, other) = (setup.environment().await, setup.environment().await);
+    let (fleet, _, _) = setup.fleet_in(env.id).await;
+    let (fleet_elsewhere, _, _) = setup.fleet_in(other.id).await;
+    let (token, _) = setup
+        .add_token(fx.scoped_token(&setup.new.admin, &[other.id]))
+        .await;
+
+    for e in [&env, &other] {
+        let audit = setup.audit(actions::ENVIRONMENT_DELETED, e.id.as_uuid());
+        store
+            .delete_environment(t, e.id, &audit)
+            .await
+            .must_conflict(
+                constraint::ENVIRONMENT_IN_USE,
+                "delete_environment with a fleet in it",
+            );
+        assert_eq!(
+            store
+                .get_environment(t, e.id)
+                .await
+                .must("get_environment after a refused delete"),
+            *e
+        );
+    }
+    assert_eq!(
+        store.get_fleet(t, fleet.id).await.must("get_fleet"),
+        fleet,
+        "a refused delete keeps the fleet"
+    );
+    setup.check_log("after refused deletes").await;
+
+    let audit = setup.audit(actions::FLEET_DELETED, fleet.id.as_uuid());
+    store
+        .delete_fleet(t, fleet.id, &audit)
+        .await
+        .must("delete_fleet");
+    setup.logged(&audit);
+    let audit = setup.audit(actions::ENVIRONMENT_DELETED, env.id.as_uuid());
+    store
+        .delete_environment(t, env.id, &audit)
+        .await
+        .must("delete_environment once its fleet is gone");
+    setup.logged(&audit);
+    store
+        .get_environment(t, env.id)
+        .await
+        .must_be_not_found("get_environment after delete");
+
+    let audit = setup.audit(actions::FLEET_DELETED, fleet_elsewhere.id.as_uuid());
+    store
+        .delete_fleet(t, fleet_elsewhere.id, &audit)
+        .await
+        .must("delete_fleet");
+    setup.logged(&audit);
+    let audit = setup.audit(actions::ENVIRONMENT_DELETED, other.id.as_uuid());
+    store
+        .delete_environment(t, other.id, &audit)
+        .await
+        .must_conflict(
+            constraint::ENVIRONMENT_IN_USE,
+            "delete_environment without fleets but with a live scoped token",
+        );
+    let audit = setup.audit(actions::TOKEN_REVOKED, token.id.as_uuid());
+    store
+        .revoke_token(t, token.id, fx.now(), &audit)
+        .await
+        .must("revoke_token");
+    setup.logged(&audit);
+    let audit = setup.audit(actions::ENVIRONMENT_DELETED, other.id.as_uuid());
+    store
+        .delete_environment(t, other.id, &audit)
+        .await
+        .must("delete_environment with neither fleets nor live tokens");
+    setup.logged(&audit);
+    setup.check_log("after the deletes").await;
 }
 
 #[cfg(test)]

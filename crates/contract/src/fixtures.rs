@@ -8,14 +8,21 @@ use std::collections::BTreeSet;
 
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
+use fleetpass_domain::fleet::{
+    Agent, AgentVersion, EnrollmentToken, EnrollmentTtlHours, Fleet, FleetName, Hostname, MaxUses,
+    Platform,
+};
 use fleetpass_domain::identity::{
     Email, EnvScope, Environment, EnvironmentName, PersonName, Principal, PrincipalKind, Role,
     ServiceAccountName, Tenant, TenantName,
 };
-use fleetpass_domain::ids::{AuditEventId, EnvironmentId, PrincipalId, TenantId, TokenId};
+use fleetpass_domain::ids::{
+    AgentId, AuditEventId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, TenantId,
+    TokenId,
+};
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
 use fleetpass_domain::token::{ApiToken, RateLimitPerMinute, TokenName};
-use fleetpass_ports::store::NewTenant;
+use fleetpass_ports::store::{NewTenant, StoredSigningKey};
 use fleetpass_ports::system::{RingSecrets, UuidV7};
 use fleetpass_ports::{IdGen, SecretGen};
 use time::macros::datetime;
@@ -64,7 +71,17 @@ impl Fixtures {
 
     /// A fresh API-token secret.
     pub fn secret(&self) -> PlainSecret {
-        PlainSecret::from_random(SecretKind::ApiToken, self.secrets.random_32())
+        self.secret_of(SecretKind::ApiToken)
+    }
+
+    /// A fresh secret of `kind`.
+    pub fn secret_of(&self, kind: SecretKind) -> PlainSecret {
+        PlainSecret::from_random(kind, self.secrets.random_32())
+    }
+
+    /// A fresh agent secret.
+    pub fn agent_secret(&self) -> PlainSecret {
+        self.secret_of(SecretKind::Agent)
     }
 
     /// A short unique suffix for names: the simple form of a fresh id.
@@ -240,6 +257,93 @@ impl Fixtures {
         );
         let scope = EnvScope::Only(envs.iter().copied().collect::<BTreeSet<_>>());
         self.token(owner, Role::Viewer, scope)
+    }
+
+    /// A fleet of `tenant` in `environment`, with a unique name.
+    pub fn fleet(&self, tenant: TenantId, environment: EnvironmentId) -> Fleet {
+        Fleet {
+            id: FleetId::from_uuid(self.id()),
+            tenant_id: tenant,
+            environment_id: environment,
+            name: self.fleet_name(),
+            created_at: self.now,
+        }
+    }
+
+    /// A unique, valid fleet name.
+    pub fn fleet_name(&self) -> FleetName {
+        FleetName::new(&format!("fleet-{}", self.unique())).expect("fixture fleet names are valid")
+    }
+
+    /// A one-time enrollment token of `fleet` with the default lifetime, and its secret.
+    pub fn enrollment_token(&self, fleet: &Fleet) -> (EnrollmentToken, PlainSecret) {
+        let expires_at = EnrollmentTtlHours::default_ttl().expiry_from(self.now);
+        self.enrollment_token_with(fleet, 1, expires_at)
+    }
+
+    /// An unused, unrevoked enrollment token of `fleet` (in the fleet's tenant) allowing
+    /// `max_uses` enrollments until `expires_at`, and its secret; the token's hint is
+    /// that secret's.
+    ///
+    /// # Panics
+    /// When `max_uses` is out of bounds.
+    pub fn enrollment_token_with(
+        &self,
+        fleet: &Fleet,
+        max_uses: u32,
+        expires_at: Timestamp,
+    ) -> (EnrollmentToken, PlainSecret) {
+        let secret = self.secret_of(SecretKind::Enrollment);
+        let token = EnrollmentToken {
+            id: EnrollmentTokenId::from_uuid(self.id()),
+            tenant_id: fleet.tenant_id,
+            fleet_id: fleet.id,
+            max_uses: MaxUses::new(i64::from(max_uses)).expect("fixture max uses are in bounds"),
+            uses: 0,
+            expires_at,
+            created_at: self.now,
+            revoked_at: None,
+            hint: secret.hint(),
+        };
+        (token, secret)
+    }
+
+    /// The agent an enrollment with `token` at `at` makes: a fresh id, in the token's
+    /// tenant and fleet, reporting version `1.0.0`, never seen, not revoked.
+    pub fn agent(&self, token: &EnrollmentToken, at: Timestamp) -> Agent {
+        Agent {
+            id: AgentId::from_uuid(self.id()),
+            tenant_id: token.tenant_id,
+            fleet_id: token.fleet_id,
+            hostname: Hostname::new(&format!("host-{}.example.com", self.unique()))
+                .expect("fixture host names are valid"),
+            platform: Platform::new("linux-x86_64").expect("a valid platform"),
+            agent_version: Some(Self::agent_version("1.0.0")),
+            enrolled_at: at,
+            last_seen_at: None,
+            revoked_at: None,
+        }
+    }
+
+    /// An agent version.
+    ///
+    /// # Panics
+    /// When `version` is not a valid one.
+    pub fn agent_version(version: &str) -> AgentVersion {
+        AgentVersion::new(version).expect("fixture agent versions are valid")
+    }
+
+    /// An unretired signing key with a unique kid, made at `created_at`, with random key
+    /// bytes (a sealed private key longer than the 32-byte public key).
+    pub fn signing_key(&self, created_at: Timestamp) -> StoredSigningKey {
+        let sealed_private_key = [self.secrets.random_32(), self.secrets.random_32()].concat();
+        StoredSigningKey {
+            kid: format!("kid-{}", self.unique()),
+            sealed_private_key,
+            public_key: self.secrets.random_32().to_vec(),
+            created_at,
+            retired_at: None,
+        }
     }
 
     /// An audit event of `tenant` by the platform operator, at [`Fixtures::now`].

@@ -70,6 +70,25 @@ macro_rules! __contract_cases {
             lists_paginate_newest_first
             audit_filters
             audit_is_tenant_isolated
+            fleet_create_then_read
+            fleet_create_refuses_foreign_environment
+            fleet_list_filters_by_environment
+            fleet_rename
+            fleet_delete_cascades
+            fleet_cross_tenant_is_not_found
+            fleet_lists_paginate_newest_first
+            enrollment_token_issue_list_revoke
+            enrollment_token_cross_tenant_is_not_found
+            enroll_unknown_secret_is_refused
+            enroll_refuses_expired_and_revoked
+            enroll_counts_uses_until_used_up
+            enroll_concurrent_one_time_token
+            enroll_concurrent_respects_max_uses
+            agent_read_list_revoke
+            agent_cross_tenant_is_not_found
+            record_heartbeat_sets_last_seen_and_version
+            signing_keys_add_list_retire
+            environment_delete_blocked_by_fleet
         }
     };
 }

@@ -1,19 +1,22 @@
 //! What the contract cases share: result checks whose panic names the broken obligation,
-//! a walk over every page of a listing that checks the paging rules on the way, and a
+//! a walk over every page of a listing that checks the paging rules on the way, a
 //! per-tenant [`Setup`] that makes rows through the store and tracks the audit log the
-//! tenant must end up with.
+//! tenant must end up with, and an [`AgentMaker`] that builds the agents of enrollments.
 
 use std::fmt::Debug;
 use std::future::Future;
+use std::sync::{Mutex, PoisonError};
 
-use fleetpass_domain::audit::{AuditEvent, actions};
+use fleetpass_domain::Timestamp;
+use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
+use fleetpass_domain::fleet::{Agent, EnrollmentRefusal, EnrollmentToken, Fleet};
 use fleetpass_domain::identity::{EnvScope, Environment, Principal, Role};
-use fleetpass_domain::ids::TenantId;
+use fleetpass_domain::ids::{EnvironmentId, TenantId};
 use fleetpass_domain::page::{Page, PageLimit, PageRequest};
-use fleetpass_domain::secret::PlainSecret;
+use fleetpass_domain::secret::{PlainSecret, SecretDigest};
 use fleetpass_domain::token::ApiToken;
 use fleetpass_ports::Store;
-use fleetpass_ports::store::{AuditFilter, NewTenant, RepoError};
+use fleetpass_ports::store::{AuditFilter, EnrollBuilder, NewTenant, RepoError};
 use uuid::Uuid;
 
 use crate::fixtures::Fixtures;
@@ -128,6 +131,21 @@ where
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// Checks a listing fetched two at a time (by [`pages`]) came as pages of 2, 2 and 1
+/// holding exactly `made` (given oldest first), newest first.
+pub(crate) fn expect_pages_of_five<T>(
+    what: &str,
+    got: &[Vec<T>],
+    id_of: impl Fn(&T) -> Uuid,
+    mut made: Vec<Uuid>,
+) {
+    let sizes: Vec<usize> = got.iter().map(Vec::len).collect();
+    assert_eq!(sizes, vec![2, 2, 1], "{what}: page sizes");
+    made.reverse();
+    let ids: Vec<Uuid> = got.iter().flatten().map(id_of).collect();
+    assert_eq!(ids, made, "{what}: every item once, newest first");
 }
 
 /// The audit events of `tenant` that pass `filter`, newest first.
@@ -259,5 +277,166 @@ impl<'a> Setup<'a> {
                 actions(&got)
             );
         }
+    }
+}
+
+/// What one call of [`AgentMaker::build`] made.
+#[derive(Debug, Clone)]
+pub(crate) struct Built {
+    /// The token the store passed in.
+    pub(crate) token: EnrollmentToken,
+    /// The agent built from it.
+    pub(crate) agent: Agent,
+    /// The agent's `agent.enrolled` event.
+    pub(crate) audit: AuditEvent,
+}
+
+/// Builds the agents of enrollments at one instant, as the service would, and remembers
+/// every build. A store may build and then roll back (a retried transaction, say), so a
+/// build is not an enrollment: only the agent `enroll` returns is one, and
+/// [`AgentMaker::built`] finds what was built for it.
+pub(crate) struct AgentMaker<'a> {
+    fx: &'a Fixtures,
+    /// When the enrollments happen: the `now` passed to `enroll`.
+    pub(crate) at: Timestamp,
+    built: Mutex<Vec<Built>>,
+}
+
+impl<'a> AgentMaker<'a> {
+    /// A maker of enrollments at `at`.
+    pub(crate) fn new(fx: &'a Fixtures, at: Timestamp) -> Self {
+        Self {
+            fx,
+            at,
+            built: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The agent an enrollment with `token` makes, and its audit event by that agent.
+    pub(crate) fn build(&self, token: &EnrollmentToken) -> (Agent, AuditEvent) {
+        let agent = self.fx.agent(token, self.at);
+        let audit = self.fx.audit_by(
+            token.tenant_id,
+            AuditActor::Agent(agent.id.as_uuid()),
+            actions::AGENT_ENROLLED,
+            Some(agent.id.as_uuid()),
+            self.at,
+        );
+        self.built
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Built {
+                token: token.clone(),
+                agent: agent.clone(),
+                audit: audit.clone(),
+            });
+        (agent, audit)
+    }
+
+    /// What was built for `agent`, which an `enroll` returned: it must be exactly the
+    /// agent that was built.
+    pub(crate) fn built(&self, agent: &Agent) -> Built {
+        let built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = built
+            .iter()
+            .find(|b| b.agent.id == agent.id)
+            .unwrap_or_else(|| {
+                panic!("enroll returned an agent its builder never built: {agent:?}")
+            })
+            .clone();
+        assert_eq!(
+            *agent, found.agent,
+            "enroll must return the agent the builder built, as built"
+        );
+        found
+    }
+
+    /// Calls `enroll` with the enrollment secret `digest`, a fresh agent secret, at
+    /// [`AgentMaker::at`]; the store call itself must not fail. Returns the outcome and
+    /// the agent secret.
+    pub(crate) async fn enroll(
+        &self,
+        store: &dyn Store,
+        digest: &SecretDigest,
+    ) -> (Result<Agent, EnrollmentRefusal>, PlainSecret) {
+        let secret = self.fx.agent_secret();
+        let build: EnrollBuilder<'_> = &|token| self.build(token);
+        let outcome = store
+            .enroll(digest, self.at, &secret.digest(), build)
+            .await
+            .must("enroll");
+        (outcome, secret)
+    }
+
+    /// Calls `enroll`, which must refuse, and returns why.
+    pub(crate) async fn refused(
+        &self,
+        store: &dyn Store,
+        digest: &SecretDigest,
+    ) -> EnrollmentRefusal {
+        match self.enroll(store, digest).await.0 {
+            Err(refusal) => refusal,
+            Ok(agent) => panic!("enroll: expected a refusal, got the agent {agent:?}"),
+        }
+    }
+}
+
+impl Setup<'_> {
+    /// Creates a fleet in `environment` with a fresh one-time first token, which must
+    /// succeed. Returns the fleet, that token and its secret.
+    pub(crate) async fn fleet_in(
+        &mut self,
+        environment: EnvironmentId,
+    ) -> (Fleet, EnrollmentToken, PlainSecret) {
+        let fleet = self.fx.fleet(self.id(), environment);
+        let (token, secret) = self.fx.enrollment_token(&fleet);
+        let audit = [
+            self.audit(actions::FLEET_CREATED, fleet.id.as_uuid()),
+            self.audit(actions::ENROLLMENT_TOKEN_ISSUED, token.id.as_uuid()),
+        ];
+        self.store
+            .create_fleet(&fleet, &token, &secret.digest(), &audit)
+            .await
+            .must("create_fleet");
+        for event in &audit {
+            self.logged(event);
+        }
+        (fleet, token, secret)
+    }
+
+    /// Creates a fleet in the tenant's `production` environment, as [`Setup::fleet_in`].
+    pub(crate) async fn fleet(&mut self) -> (Fleet, EnrollmentToken, PlainSecret) {
+        self.fleet_in(self.new.environment.id).await
+    }
+
+    /// Issues `token` with its secret, which must succeed.
+    pub(crate) async fn add_enrollment_token(
+        &mut self,
+        (token, secret): (EnrollmentToken, PlainSecret),
+    ) -> (EnrollmentToken, PlainSecret) {
+        let audit = self.audit(actions::ENROLLMENT_TOKEN_ISSUED, token.id.as_uuid());
+        self.store
+            .create_enrollment_token(&token, &secret.digest(), &audit)
+            .await
+            .must("create_enrollment_token");
+        self.logged(&audit);
+        (token, secret)
+    }
+
+    /// Enrolls with the enrollment secret `digest` through `maker`, which must succeed,
+    /// and expects the agent's event in the log. Returns the agent, the token as the
+    /// builder saw it, and the agent's secret.
+    pub(crate) async fn enroll(
+        &mut self,
+        maker: &AgentMaker<'_>,
+        digest: &SecretDigest,
+    ) -> (Agent, EnrollmentToken, PlainSecret) {
+        let (outcome, secret) = maker.enroll(self.store, digest).await;
+        let agent = outcome.unwrap_or_else(|refusal| {
+            panic!("enroll: expected an agent, got the refusal {refusal:?}")
+        });
+        let built = maker.built(&agent);
+        self.logged(&built.audit);
+        (agent, built.token, secret)
     }
 }

@@ -142,7 +142,9 @@ impl EnrollmentRefusal {
     /// What the agent's operator can do about it.
     pub const fn hint(self) -> &'static str {
         match self {
-            Self::Unknown => "Check the token was copied whole; issue a new one with POST /tenant/discovery/fleets/{fleet_id}/enrollment-tokens.",
+            Self::Unknown => {
+                "Check the token was copied whole; issue a new one with POST /tenant/discovery/fleets/{fleet_id}/enrollment-tokens."
+            }
             Self::Expired | Self::Revoked | Self::UsedUp => {
                 "Issue a new enrollment token with POST /tenant/discovery/fleets/{fleet_id}/enrollment-tokens."
             }
@@ -212,7 +214,93 @@ pub struct Agent {
 impl Agent {
     /// The wire status.
     pub fn status(&self) -> &'static str {
-        if self.revoked_at.is_some() { "revoked" } else { "active" }
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else {
+            "active"
+        }
+    }
+}
+
+/// The claims of an agent access token (a JWT signed by the server's keys).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AgentClaims {
+    /// Issuer: always [`AgentClaims::ISSUER`].
+    pub iss: String,
+    /// Audience: always [`AgentClaims::AUDIENCE`], so no other token of ours passes.
+    pub aud: String,
+    /// The agent id.
+    pub sub: String,
+    /// The tenant id.
+    pub tid: String,
+    /// The fleet id.
+    pub fid: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Not before (Unix seconds).
+    pub nbf: i64,
+    /// Expires at (Unix seconds).
+    pub exp: i64,
+}
+
+/// Why a well-signed access token is not accepted now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimsRejected {
+    /// Past `exp`.
+    #[error("the access token has expired")]
+    Expired,
+    /// Before `nbf`.
+    #[error("the access token is not valid yet")]
+    NotYetValid,
+    /// Wrong issuer, audience or subject.
+    #[error("the access token is not an agent access token")]
+    WrongKind,
+}
+
+impl AgentClaims {
+    /// The issuer of every token this server signs.
+    pub const ISSUER: &'static str = "fleetpass";
+    /// The audience of agent access tokens.
+    pub const AUDIENCE: &'static str = "fleetpass-agent";
+
+    /// The claims of an access token for `agent`, issued at `now`, valid for
+    /// [`ACCESS_TOKEN_TTL`].
+    pub fn new(agent: &Agent, now: Timestamp) -> Self {
+        let iat = now.unix_timestamp();
+        Self {
+            iss: Self::ISSUER.to_owned(),
+            aud: Self::AUDIENCE.to_owned(),
+            sub: agent.id.to_string(),
+            tid: agent.tenant_id.to_string(),
+            fid: agent.fleet_id.to_string(),
+            iat,
+            nbf: iat,
+            exp: (now + ACCESS_TOKEN_TTL).unix_timestamp(),
+        }
+    }
+
+    /// When it expires.
+    pub fn expires_at(&self) -> Timestamp {
+        Timestamp::from_unix_timestamp(self.exp).unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// Checks issuer, audience and the time window at `now`, and returns the agent id.
+    ///
+    /// # Errors
+    /// Why the claims are not acceptable now.
+    pub fn check(&self, now: Timestamp) -> Result<AgentId, ClaimsRejected> {
+        if self.iss != Self::ISSUER || self.aud != Self::AUDIENCE {
+            return Err(ClaimsRejected::WrongKind);
+        }
+        let agent = AgentId::parse(&self.sub).ok_or(ClaimsRejected::WrongKind)?;
+        let now = now.unix_timestamp();
+        if now >= self.exp {
+            return Err(ClaimsRejected::Expired);
+        }
+        if now < self.nbf {
+            return Err(ClaimsRejected::NotYetValid);
+        }
+        Ok(agent)
     }
 }
 
@@ -243,7 +331,10 @@ mod tests {
         let t = token(1);
         let almost = NOW + time::Duration::hours(72) - time::Duration::seconds(1);
         assert_eq!(t.check_usable(almost), Ok(()));
-        assert_eq!(t.check_usable(NOW + time::Duration::hours(72)), Err(EnrollmentRefusal::Expired));
+        assert_eq!(
+            t.check_usable(NOW + time::Duration::hours(72)),
+            Err(EnrollmentRefusal::Expired)
+        );
     }
 
     #[test]
@@ -251,10 +342,47 @@ mod tests {
         let mut t = token(3);
         assert_eq!(t.uses_left(NOW), 3);
         t.uses = 3;
-        assert_eq!((t.status(NOW), t.uses_left(NOW)), (EnrollmentStatus::Used, 0));
+        assert_eq!(
+            (t.status(NOW), t.uses_left(NOW)),
+            (EnrollmentStatus::Used, 0)
+        );
         assert_eq!(t.check_usable(NOW), Err(EnrollmentRefusal::UsedUp));
         t.revoked_at = Some(NOW);
-        assert_eq!(t.check_usable(NOW + time::Duration::days(9)), Err(EnrollmentRefusal::Revoked));
+        assert_eq!(
+            t.check_usable(NOW + time::Duration::days(9)),
+            Err(EnrollmentRefusal::Revoked)
+        );
+    }
+
+    #[test]
+    fn access_tokens_live_fifteen_minutes() {
+        let agent = Agent {
+            id: AgentId::from_uuid(Uuid::from_u128(9)),
+            tenant_id: TenantId::from_uuid(Uuid::from_u128(2)),
+            fleet_id: FleetId::from_uuid(Uuid::from_u128(3)),
+            hostname: Hostname::new("h").unwrap(),
+            platform: Platform::new("linux").unwrap(),
+            agent_version: None,
+            enrolled_at: NOW,
+            last_seen_at: None,
+            revoked_at: None,
+        };
+        let claims = AgentClaims::new(&agent, NOW);
+        assert_eq!(
+            claims.check(NOW + time::Duration::seconds(899)),
+            Ok(agent.id)
+        );
+        assert_eq!(
+            claims.check(NOW + ACCESS_TOKEN_TTL),
+            Err(ClaimsRejected::Expired)
+        );
+        assert_eq!(
+            claims.check(NOW - time::Duration::seconds(1)),
+            Err(ClaimsRejected::NotYetValid)
+        );
+        let mut other = claims.clone();
+        other.aud = "somebody-else".into();
+        assert_eq!(other.check(NOW), Err(ClaimsRejected::WrongKind));
     }
 
     #[test]

@@ -348,7 +348,13 @@ impl From<ServiceError> for ApiError {
                     None => err,
                 }
             }
-            ServiceError::Unauthorized(why) => Self::unauthorized(why),
+            ServiceError::Unauthorized { message, hint } => {
+                let e = Self::unauthorized(message);
+                match hint {
+                    Some(h) => e.hint(h),
+                    None => e,
+                }
+            }
             ServiceError::Denied(Denied::Role { needed, has }) => Self::new(
                 ErrorCode::ForbiddenRole,
                 format!("this action needs the {needed} role; the token has {has}"),

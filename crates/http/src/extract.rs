@@ -174,6 +174,37 @@ impl FromRequest for Caller {
     }
 }
 
+/// An authenticated agent: a valid, unexpired access token of an agent that is not
+/// revoked. Only `Authorization: Bearer` carries agent tokens.
+#[derive(Debug, Clone)]
+pub struct AgentCaller(pub fleetpass_domain::fleet::Agent);
+
+impl FromRequest for AgentCaller {
+    type Error = ApiError;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = state(req).map(|s| (s.deps.clone(), s.keys.clone()));
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim().to_owned());
+        Box::pin(async move {
+            let (deps, keys) = found?;
+            let token = bearer.ok_or_else(|| {
+                ApiError::unauthorized("an agent access token is required")
+                    .hint("Send `Authorization: Bearer <access token>` from POST /agent/token.")
+            })?;
+            Ok(AgentCaller(
+                fleetpass_ports::service::agents::authenticate(&deps, &keys, &token).await?,
+            ))
+        })
+    }
+}
+
 /// The platform operator, proven by `FLEETPASS_ADMIN_KEY`.
 #[derive(Debug, Clone, Copy)]
 pub struct PlatformAdmin;

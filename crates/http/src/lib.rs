@@ -14,7 +14,10 @@ pub mod views;
 use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, web};
+use std::sync::Arc;
+
 use fleetpass_ports::Deps;
+use fleetpass_ports::keys::KeyRing;
 
 pub use extract::AdminKey;
 
@@ -43,6 +46,8 @@ impl Default for HttpConfig {
 pub struct AppState {
     /// The ports.
     pub deps: Deps,
+    /// The signing keys (agent access tokens, JWKS).
+    pub keys: Arc<KeyRing>,
     /// HTTP settings.
     pub config: HttpConfig,
 }

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{directory, platform, system, tokens};
+use crate::routes::{agent, directory, fleets, platform, system, tokens};
 
 /// The document.
 #[derive(OpenApi)]
@@ -22,6 +22,10 @@ use crate::routes::{directory, platform, system, tokens};
         directory::create_service_account, directory::list_service_accounts, directory::get_service_account,
         directory::update_service_account, directory::delete_service_account,
         directory::list_audit_events,
+        fleets::create_fleet, fleets::list_fleets, fleets::get_fleet, fleets::update_fleet, fleets::delete_fleet,
+        fleets::issue_enrollment_token, fleets::list_enrollment_tokens, fleets::revoke_enrollment_token,
+        fleets::list_agents, fleets::get_agent, fleets::revoke_agent,
+        agent::enroll, agent::token, agent::heartbeat, agent::claim, agent::jwks,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, crate::error::FieldProblem)),
     modifiers(&Security),
@@ -40,6 +44,15 @@ impl Modify for Security {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("fpk_…")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "agent",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
                     .build(),
             ),
         );

@@ -3,9 +3,11 @@
 
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::AuditEvent;
+use fleetpass_domain::fleet::{Agent, EnrollmentToken, Fleet};
 use fleetpass_domain::identity::{Environment, Principal, PrincipalKind, Tenant};
 use fleetpass_domain::page::Page;
 use fleetpass_domain::token::{ApiToken, RateLimitPerMinute};
+use fleetpass_ports::service::fleets::{CreatedFleet, IssuedEnrollment};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
@@ -298,6 +300,183 @@ impl From<AuditEvent> for AuditEventView {
             target_id: e.target_id.map(|id| id.to_string()),
             at: ts(e.at),
             details: e.details,
+        }
+    }
+}
+
+/// A fleet.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetView {
+    /// Its id.
+    pub fleet_id: String,
+    /// Its name.
+    pub name: String,
+    /// The environment it lives in.
+    pub environment_id: String,
+    /// When it was created.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<Fleet> for FleetView {
+    fn from(f: Fleet) -> Self {
+        Self {
+            fleet_id: f.id.to_string(),
+            name: f.name.to_string(),
+            environment_id: f.environment_id.to_string(),
+            created_at: ts(f.created_at),
+        }
+    }
+}
+
+/// A new fleet and its one-time enrollment token, shown once (seed 000).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedFleetView {
+    /// New fleet id.
+    pub fleet_id: String,
+    /// 72 h one-time enrollment token (`fpe_…`). Shown only here.
+    pub enrollment_token: String,
+    /// ISO-8601 expiry of the enrollment token.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// The enrollment token's id (to list or revoke it).
+    pub enrollment_token_id: String,
+    /// The fleet's name.
+    pub name: String,
+    /// The fleet's environment.
+    pub environment_id: String,
+    /// When the fleet was created.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl CreatedFleetView {
+    /// The view of a new fleet.
+    pub fn new(created: CreatedFleet) -> Self {
+        let CreatedFleet { fleet, enrollment } = created;
+        Self {
+            fleet_id: fleet.id.to_string(),
+            enrollment_token: enrollment.secret.expose().to_owned(),
+            expires_at: ts(enrollment.token.expires_at),
+            enrollment_token_id: enrollment.token.id.to_string(),
+            name: fleet.name.to_string(),
+            environment_id: fleet.environment_id.to_string(),
+            created_at: ts(fleet.created_at),
+        }
+    }
+}
+
+/// An enrollment token's metadata (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrollmentTokenView {
+    /// Its id.
+    pub id: String,
+    /// Its fleet.
+    pub fleet_id: String,
+    /// `active`, `used`, `expired` or `revoked`.
+    #[schema(example = "active")]
+    pub status: String,
+    /// Enrollments still possible.
+    pub uses_left: u32,
+    /// Enrollments allowed.
+    pub max_uses: u32,
+    /// Enrollments made.
+    pub uses: u32,
+    /// A non-secret hint, e.g. `fpe_…x7Qa`.
+    pub token_hint: String,
+    /// When it stops working.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// When it was issued.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When it was revoked.
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+}
+
+impl EnrollmentTokenView {
+    /// The view of `t` as of `now`.
+    pub fn new(t: EnrollmentToken, now: Timestamp) -> Self {
+        Self {
+            id: t.id.to_string(),
+            fleet_id: t.fleet_id.to_string(),
+            status: t.status(now).as_str().to_owned(),
+            uses_left: t.uses_left(now),
+            max_uses: t.max_uses.get(),
+            uses: t.uses,
+            expires_at: ts(t.expires_at),
+            created_at: ts(t.created_at),
+            revoked_at: t.revoked_at.map(ts),
+            token_hint: t.hint,
+        }
+    }
+}
+
+/// A new enrollment token with its secret, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssuedEnrollmentView {
+    /// The metadata.
+    #[serde(flatten)]
+    pub meta: EnrollmentTokenView,
+    /// The secret (`fpe_…`). Shown only here.
+    pub enrollment_token: String,
+}
+
+impl IssuedEnrollmentView {
+    /// The view of a just-issued token.
+    pub fn new(issued: IssuedEnrollment, now: Timestamp) -> Self {
+        Self {
+            enrollment_token: issued.secret.expose().to_owned(),
+            meta: EnrollmentTokenView::new(issued.token, now),
+        }
+    }
+}
+
+/// An agent.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    /// Its id.
+    pub agent_id: String,
+    /// Its fleet.
+    pub fleet_id: String,
+    /// Its host.
+    pub hostname: String,
+    /// Its platform.
+    pub platform: String,
+    /// Its version, as last reported.
+    pub agent_version: Option<String>,
+    /// `active` or `revoked`.
+    #[schema(example = "active")]
+    pub status: String,
+    /// When it enrolled.
+    #[schema(format = DateTime)]
+    pub enrolled_at: String,
+    /// Its last heartbeat.
+    #[schema(format = DateTime)]
+    pub last_seen_at: Option<String>,
+    /// When it was revoked.
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+}
+
+impl From<Agent> for AgentView {
+    fn from(a: Agent) -> Self {
+        Self {
+            agent_id: a.id.to_string(),
+            fleet_id: a.fleet_id.to_string(),
+            status: a.status().to_owned(),
+            hostname: a.hostname.to_string(),
+            platform: a.platform.to_string(),
+            agent_version: a.agent_version.map(|v| v.to_string()),
+            enrolled_at: ts(a.enrolled_at),
+            last_seen_at: a.last_seen_at.map(ts),
+            revoked_at: a.revoked_at.map(ts),
         }
     }
 }

@@ -18,7 +18,7 @@ macro_rules! app {
 
 #[actix_web::test]
 async fn unknown_routes_and_methods_answer_in_the_error_format() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let app = app!(f);
     send(&app, TestRequest::get().uri("/nope"))
         .await
@@ -33,7 +33,7 @@ async fn unknown_routes_and_methods_answer_in_the_error_format() {
 
 #[actix_web::test]
 async fn unreadable_bodies_are_400_and_oversized_413() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     let raw = |ct: &str, body: &'static str| {
@@ -59,7 +59,7 @@ async fn unreadable_bodies_are_400_and_oversized_413() {
 
 #[actix_web::test]
 async fn request_ids_are_kept_when_valid_and_made_otherwise() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let app = app!(f);
     let kept = send(
         &app,
@@ -83,7 +83,7 @@ async fn request_ids_are_kept_when_valid_and_made_otherwise() {
 
 #[actix_web::test]
 async fn health_and_readiness() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let app = app!(f);
     let ready = send(&app, TestRequest::get().uri("/readyz")).await;
     assert_eq!(ready.status, 200);
@@ -101,7 +101,7 @@ async fn health_and_readiness() {
 
 #[actix_web::test]
 async fn a_token_works_from_each_of_the_three_places() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (tenant_id, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     let bearer = send(&app, authed(TestRequest::get().uri("/api/me"), &admin)).await;
@@ -129,7 +129,8 @@ async fn query_tokens_can_be_turned_off() {
     let f = fixture(fleetpass_http::HttpConfig {
         query_tokens: false,
         ..config()
-    });
+    })
+    .await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     let res = send(
@@ -148,7 +149,7 @@ async fn query_tokens_can_be_turned_off() {
 
 #[actix_web::test]
 async fn missing_malformed_and_unknown_tokens_are_401_with_a_challenge() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     let none = send(&app, TestRequest::get().uri("/api/me")).await;
@@ -196,7 +197,7 @@ async fn missing_malformed_and_unknown_tokens_are_401_with_a_challenge() {
 
 #[actix_web::test]
 async fn tokens_expire_at_the_instant_and_revocation_is_immediate() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     let created = send(
@@ -273,7 +274,7 @@ async fn tokens_expire_at_the_instant_and_revocation_is_immediate() {
 
 #[actix_web::test]
 async fn last_used_is_recorded_coarsely() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     let me = send(&app, authed(TestRequest::get().uri("/api/me"), &admin)).await;
@@ -316,7 +317,7 @@ async fn last_used_is_recorded_coarsely() {
 
 #[actix_web::test]
 async fn the_seed_request_creates_a_token_shown_once() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     // The seed's body names both owners with placeholder ids; a real client names one.
@@ -374,7 +375,7 @@ async fn create_status(
 
 #[actix_web::test]
 async fn name_and_expiry_bounds() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     for (name, ok) in [
@@ -429,7 +430,7 @@ async fn name_and_expiry_bounds() {
 
 #[actix_web::test]
 async fn required_fields_types_and_enums() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     for field in ["name", "role", "allEnvironments", "expiresInDays"] {
@@ -460,7 +461,7 @@ async fn required_fields_types_and_enums() {
 
 #[actix_web::test]
 async fn environment_scope_rules() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     let envs = send(
@@ -555,7 +556,7 @@ async fn mint(
 
 #[actix_web::test]
 async fn owner_rules_and_no_escalation() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     let viewer_user = send(
@@ -679,7 +680,7 @@ async fn owner_rules_and_no_escalation() {
 
 #[actix_web::test]
 async fn every_admin_route_refuses_viewers_and_operators() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     let viewer = mint(&app, &admin, json!({"role": "viewer"})).await;
@@ -758,7 +759,7 @@ async fn every_admin_route_refuses_viewers_and_operators() {
 
 #[actix_web::test]
 async fn another_tenants_ids_are_404() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, acme) = tenant(&f, "acme").await;
     let (_, globex) = tenant(&f, "globex").await;
     let app = app!(f);
@@ -851,7 +852,7 @@ async fn another_tenants_ids_are_404() {
 
 #[actix_web::test]
 async fn patch_changes_name_and_limit_and_refuses_the_rest() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     let created = send(
@@ -903,7 +904,7 @@ async fn patch_changes_name_and_limit_and_refuses_the_rest() {
 
 #[actix_web::test]
 async fn rotation_keeps_the_old_secret_for_the_grace_period() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     let created = send(
@@ -960,7 +961,7 @@ async fn rotation_keeps_the_old_secret_for_the_grace_period() {
 
 #[actix_web::test]
 async fn anyone_can_revoke_a_leaked_token_and_learns_nothing() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     let leaked = mint(&app, &admin, json!({})).await;
@@ -1006,7 +1007,7 @@ async fn anyone_can_revoke_a_leaked_token_and_learns_nothing() {
 
 #[actix_web::test]
 async fn platform_api_needs_the_admin_key() {
-    let off = fixture(fleetpass_http::HttpConfig::default());
+    let off = fixture(fleetpass_http::HttpConfig::default()).await;
     let app = app!(off);
     let res = send(
         &app,
@@ -1020,7 +1021,7 @@ async fn platform_api_needs_the_admin_key() {
         "admin API not configured"
     );
 
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let app = app!(f);
     send(&app, TestRequest::get().uri("/platform/tenants"))
         .await
@@ -1078,7 +1079,7 @@ async fn platform_api_needs_the_admin_key() {
 
 #[actix_web::test]
 async fn disabling_or_deleting_a_principal_revokes_its_tokens() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     for (kind, body) in [
@@ -1167,7 +1168,7 @@ async fn disabling_or_deleting_a_principal_revokes_its_tokens() {
 
 #[actix_web::test]
 async fn environments_are_unique_and_in_use_ones_stay() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     send(
@@ -1236,7 +1237,7 @@ async fn environments_are_unique_and_in_use_ones_stay() {
 
 #[actix_web::test]
 async fn lists_paginate_newest_first_without_gaps() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     for i in 0..5 {
@@ -1300,7 +1301,7 @@ async fn lists_paginate_newest_first_without_gaps() {
 
 #[actix_web::test]
 async fn every_change_is_audited() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
     let app = app!(f);
     let created = send(
@@ -1374,7 +1375,7 @@ async fn every_change_is_audited() {
 
 #[actix_web::test]
 async fn the_openapi_document_is_served_and_current() {
-    let f = fixture(config());
+    let f = fixture(config()).await;
     let app = app!(f);
     let doc = send(&app, TestRequest::get().uri("/openapi.json")).await;
     assert_eq!(doc.status, 200);

@@ -6,6 +6,7 @@
 //! ports as trait objects in [`Deps`], so the HTTP layer, the CLI and tests share one
 //! wiring and tests pin the clock, ids and secrets.
 
+pub mod keys;
 pub mod service;
 pub mod store;
 pub mod system;

@@ -14,9 +14,13 @@
 use async_trait::async_trait;
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::AuditEvent;
-use fleetpass_domain::fleet::{Agent, AgentVersion, EnrollmentRefusal, EnrollmentToken, Fleet, FleetName};
+use fleetpass_domain::fleet::{
+    Agent, AgentVersion, EnrollmentRefusal, EnrollmentToken, Fleet, FleetName,
+};
 use fleetpass_domain::identity::{Environment, EnvironmentName, Principal, Tenant};
-use fleetpass_domain::ids::{AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, TenantId, TokenId};
+use fleetpass_domain::ids::{
+    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, TenantId, TokenId,
+};
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::token::{ApiToken, TokenLookup};
@@ -136,7 +140,10 @@ pub struct StoredSigningKey {
 
 impl std::fmt::Debug for StoredSigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredSigningKey").field("kid", &self.kid).field("retired_at", &self.retired_at).finish_non_exhaustive()
+        f.debug_struct("StoredSigningKey")
+            .field("kid", &self.kid)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
     }
 }
 
@@ -370,11 +377,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Page<Fleet>, RepoError>;
 
     /// Renames a fleet and returns it.
-    async fn rename_fleet(&self, tenant: TenantId, id: FleetId, name: &FleetName, audit: &AuditEvent) -> Result<Fleet, RepoError>;
+    async fn rename_fleet(
+        &self,
+        tenant: TenantId,
+        id: FleetId,
+        name: &FleetName,
+        audit: &AuditEvent,
+    ) -> Result<Fleet, RepoError>;
 
     /// Deletes a fleet with its enrollment tokens and agents (their secrets stop working
     /// with them).
-    async fn delete_fleet(&self, tenant: TenantId, id: FleetId, audit: &AuditEvent) -> Result<(), RepoError>;
+    async fn delete_fleet(
+        &self,
+        tenant: TenantId,
+        id: FleetId,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
 
     // ---- enrollment tokens ----
 
@@ -430,19 +448,38 @@ pub trait Store: Send + Sync + 'static {
     async fn get_agent(&self, tenant: TenantId, id: AgentId) -> Result<Agent, RepoError>;
 
     /// Lists a fleet's agents, newest first. `NotFound` for an unknown fleet.
-    async fn list_agents(&self, tenant: TenantId, fleet: FleetId, page: PageRequest) -> Result<Page<Agent>, RepoError>;
+    async fn list_agents(
+        &self,
+        tenant: TenantId,
+        fleet: FleetId,
+        page: PageRequest,
+    ) -> Result<Page<Agent>, RepoError>;
 
     /// Revokes an agent at `at` and returns it; revoking a revoked one changes nothing
     /// and writes no audit event.
-    async fn revoke_agent(&self, tenant: TenantId, id: AgentId, at: Timestamp, audit: &AuditEvent) -> Result<Agent, RepoError>;
+    async fn revoke_agent(
+        &self,
+        tenant: TenantId,
+        id: AgentId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<Agent, RepoError>;
 
     /// An agent and its secret's digest, in any tenant: for exchanging the secret for an
     /// access token. `Ok(None)` when there is no such agent.
-    async fn find_agent_credentials(&self, id: AgentId) -> Result<Option<(Agent, SecretDigest)>, RepoError>;
+    async fn find_agent_credentials(
+        &self,
+        id: AgentId,
+    ) -> Result<Option<(Agent, SecretDigest)>, RepoError>;
 
     /// Records a heartbeat: `last_seen_at = at` and, when given, the reported version.
     /// Returns the agent. `NotFound` for an unknown agent.
-    async fn record_heartbeat(&self, id: AgentId, at: Timestamp, version: Option<&AgentVersion>) -> Result<Agent, RepoError>;
+    async fn record_heartbeat(
+        &self,
+        id: AgentId,
+        at: Timestamp,
+        version: Option<&AgentVersion>,
+    ) -> Result<Agent, RepoError>;
 
     // ---- signing keys ----
 

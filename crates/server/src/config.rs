@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use fleetpass_http::{AdminKey, HttpConfig};
+use fleetpass_ports::keys::MasterKey;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,9 @@ pub struct Config {
     pub migrate_on_start: bool,
     /// `FLEETPASS_DB_POOL_SIZE`: Postgres connections per process.
     pub pool_size: usize,
+    /// `FLEETPASS_MASTER_KEY` or the file named by `FLEETPASS_MASTER_KEY_FILE`: seals
+    /// signing keys at rest. Required in Postgres mode; ephemeral in memory mode.
+    pub master_key: Option<MasterKey>,
     /// HTTP settings (`FLEETPASS_PUBLIC_URL`, `FLEETPASS_ADMIN_KEY`, `FLEETPASS_QUERY_TOKENS`).
     pub http: HttpConfig,
 }
@@ -52,7 +56,7 @@ fn err(var: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-const KNOWN: [&str; 9] = [
+const KNOWN: [&str; 11] = [
     "FLEETPASS_BIND",
     "FLEETPASS_PUBLIC_URL",
     "FLEETPASS_ADMIN_KEY",
@@ -61,6 +65,8 @@ const KNOWN: [&str; 9] = [
     "FLEETPASS_QUERY_TOKENS",
     "FLEETPASS_MIGRATE",
     "FLEETPASS_DB_POOL_SIZE",
+    "FLEETPASS_MASTER_KEY",
+    "FLEETPASS_MASTER_KEY_FILE",
     // Read by the test harness, not the server; allowed so tests can run the binary.
     "FLEETPASS_TEST_KEEP_DB",
 ];
@@ -89,7 +95,7 @@ impl Config {
         {
             return Err(err(
                 unknown,
-                format!("unknown setting; known ones are {}", KNOWN[..8].join(", ")),
+                format!("unknown setting; known ones are {}", KNOWN[..10].join(", ")),
             ));
         }
         let get = |k: &str| vars.get(k).filter(|v| !v.is_empty());
@@ -149,7 +155,35 @@ impl Config {
                 .filter(|n| (1..=200).contains(n))
                 .ok_or_else(|| err("FLEETPASS_DB_POOL_SIZE", "must be a number from 1 to 200"))?,
         };
+        let master_key = match (
+            get("FLEETPASS_MASTER_KEY"),
+            get("FLEETPASS_MASTER_KEY_FILE"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "FLEETPASS_MASTER_KEY_FILE",
+                    "set either FLEETPASS_MASTER_KEY or FLEETPASS_MASTER_KEY_FILE, not both",
+                ));
+            }
+            (Some(key), None) => {
+                Some(MasterKey::parse(key).map_err(|e| err("FLEETPASS_MASTER_KEY", e))?)
+            }
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    err(
+                        "FLEETPASS_MASTER_KEY_FILE",
+                        format!("cannot read {path}: {e}"),
+                    )
+                })?;
+                Some(
+                    MasterKey::parse(&text)
+                        .map_err(|e| err("FLEETPASS_MASTER_KEY_FILE", format!("{path}: {e}")))?,
+                )
+            }
+            (None, None) => None,
+        };
         Ok(Self {
+            master_key,
             database_url,
             bind,
             log_filter,
@@ -202,11 +236,35 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("FLEETPASS_LOG", "[[["),
             ("FLEETPASS_TYPO", "1"),
+            ("FLEETPASS_MASTER_KEY", "too-short"),
+            ("FLEETPASS_MASTER_KEY_FILE", "/nonexistent/master.key"),
         ];
         for (var, value) in cases {
             let e = Config::from_vars(vars(&[(var, value)])).unwrap_err();
             assert_eq!(e.var, var, "{value}");
         }
+    }
+
+    #[test]
+    fn master_key_from_the_environment_or_a_file() {
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let c = Config::from_vars(vars(&[("FLEETPASS_MASTER_KEY", key)])).unwrap();
+        assert!(c.master_key.is_some());
+        let path =
+            std::env::temp_dir().join(format!("fleetpass-master-{}.key", std::process::id()));
+        std::fs::write(&path, format!("{key}\n")).unwrap();
+        let c = Config::from_vars(vars(&[(
+            "FLEETPASS_MASTER_KEY_FILE",
+            path.to_str().unwrap(),
+        )]))
+        .unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(c.master_key.is_some());
+        let both = Config::from_vars(vars(&[
+            ("FLEETPASS_MASTER_KEY", key),
+            ("FLEETPASS_MASTER_KEY_FILE", "x"),
+        ]));
+        assert_eq!(both.unwrap_err().var, "FLEETPASS_MASTER_KEY_FILE");
     }
 
     #[test]

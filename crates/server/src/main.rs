@@ -8,12 +8,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use fleetpass_domain::audit::AuditActor;
 use fleetpass_domain::identity::TenantName;
 use fleetpass_http::AppState;
+use fleetpass_ports::keys::{KeyRing, MasterKey};
 use fleetpass_ports::service::tenants;
-use fleetpass_ports::{Deps, Store};
+use fleetpass_ports::system::RingSecrets;
+use fleetpass_ports::{Deps, SecretGen, Store};
 
 use crate::config::{Config, LogFormat};
 
@@ -36,6 +39,26 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
+    /// Manage the keys that sign access tokens (needs DATABASE_URL and the master key).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Add a new signing key; it signs from now on, older keys still verify.
+    Rotate,
+    /// List the signing keys.
+    List,
+    /// Retire a key: tokens it signed stop verifying.
+    Retire {
+        /// The key id, as `keys list` shows it.
+        kid: String,
+    },
+    /// Print a new random master key (base64), for FLEETPASS_MASTER_KEY.
+    NewMasterKey,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +80,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let needs_keys = matches!(
+        cli.command,
+        None | Some(Command::Serve) | Some(Command::Keys { .. })
+    );
+    if needs_keys && config.database_url.is_some() && config.master_key.is_none() {
+        eprintln!(
+            "fleetpass: invalid configuration: FLEETPASS_MASTER_KEY: required with DATABASE_URL, so that signing keys \
+             survive restarts (set FLEETPASS_MASTER_KEY or FLEETPASS_MASTER_KEY_FILE; `fleetpass keys new-master-key` makes one)"
+        );
+        return ExitCode::from(2);
+    }
     init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -75,6 +109,7 @@ fn main() -> ExitCode {
             Command::Tenant {
                 command: TenantCommand::Create { name },
             } => create_tenant(&config, &name).await,
+            Command::Keys { command } => keys(&config, command).await,
         }
     });
     match result {
@@ -151,9 +186,79 @@ async fn create_tenant(config: &Config, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The master key: the configured one, or (memory mode only, checked in `main`) a
+/// random one that lives as long as the process, like the data it protects.
+fn master_key(config: &Config, secrets: &dyn SecretGen) -> MasterKey {
+    config
+        .master_key
+        .clone()
+        .unwrap_or_else(|| MasterKey::from_bytes(secrets.random_32()))
+}
+
+async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
+    if let KeysCommand::NewMasterKey = command {
+        let key = RingSecrets::default().random_32();
+        println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
+        return Ok(());
+    }
+    if config.database_url.is_none() {
+        anyhow::bail!(
+            "DATABASE_URL is not set: in memory mode keys live and die with the server process"
+        );
+    }
+    let deps = Deps::system(open_store(config).await?);
+    let master = master_key(config, deps.secrets.as_ref());
+    match command {
+        KeysCommand::Rotate => {
+            let kid = fleetpass_ports::keys::add_key(
+                deps.store.as_ref(),
+                deps.secrets.as_ref(),
+                &master,
+                deps.now(),
+            )
+            .await
+            .context("Failed to add a signing key")?;
+            println!(
+                "new signing key {kid}; every replica signs with it within a minute, older keys still verify"
+            );
+        }
+        KeysCommand::List => {
+            for key in deps
+                .store
+                .list_signing_keys()
+                .await
+                .context("Failed to list signing keys")?
+            {
+                let state = key
+                    .retired_at
+                    .map_or_else(|| "active".to_owned(), |at| format!("retired {at}"));
+                println!("{}  created {}  {state}", key.kid, key.created_at);
+            }
+        }
+        KeysCommand::Retire { kid } => {
+            deps.store
+                .retire_signing_key(&kid, deps.now())
+                .await
+                .context("Failed to retire the key")?;
+            println!("retired {kid}");
+        }
+        KeysCommand::NewMasterKey => {}
+    }
+    Ok(())
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let deps = Deps::system(store);
+    let master = master_key(&config, deps.secrets.as_ref());
+    let keys = KeyRing::load(
+        deps.store.clone(),
+        deps.secrets.as_ref(),
+        master,
+        deps.now(),
+    )
+    .await
+    .context("Failed to load the signing keys")?;
     let bind = config.bind;
     if config.database_url.is_none() {
         let demo = TenantName::new("demo").map_err(|e| anyhow::anyhow!("demo tenant name {e}"))?;
@@ -172,6 +277,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let state = actix_web::web::Data::new(AppState {
         deps,
+        keys: Arc::new(keys),
         config: config.http,
     });
     tracing::info!(%bind, "listening");

@@ -30,10 +30,23 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// The master key of every Postgres-mode process in these tests (any 32 bytes do).
+const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// The binary with exactly `envs` (and PATH) in its environment, plus the test master
+/// key for Postgres mode unless `envs` names one.
 fn command(envs: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetpass"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
+    let postgres = envs.iter().any(|(k, _)| *k == "DATABASE_URL");
+    if postgres
+        && !envs
+            .iter()
+            .any(|(k, _)| k.starts_with("FLEETPASS_MASTER_KEY"))
+    {
+        cmd.env("FLEETPASS_MASTER_KEY", MASTER_KEY);
+    }
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -52,7 +65,7 @@ fn start(envs: &[(&str, &str)]) -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the fleetpass binary starts");
-    let server = Server {
+    let mut server = Server {
         child,
         base: format!("http://{bind}"),
     };
@@ -60,6 +73,13 @@ fn start(envs: &[(&str, &str)]) -> Server {
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(&bind).is_ok() {
             return server;
+        }
+        if let Ok(Some(status)) = server.child.try_wait() {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = server.child.stderr.take() {
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            panic!("the server exited with {status} before listening: {stderr}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -154,6 +174,7 @@ fn invalid_configuration_is_one_line_naming_the_variable_and_exit_2() {
         ("FLEETPASS_BIND", "nowhere"),
         ("FLEETPASS_LOG_FORMAT", "xml"),
         ("FLEETPASS_NOPE", "1"),
+        ("FLEETPASS_MASTER_KEY", "short"),
     ] {
         let out = command(&[(var, value)])
             .arg("serve")
@@ -368,4 +389,252 @@ async fn an_unreachable_database_is_503_not_500() {
         .await
         .expect("answers");
     assert_eq!(ready.status().as_u16(), 503);
+}
+
+#[test]
+fn postgres_mode_refuses_to_start_without_a_durable_master_key() {
+    let out = command(&[
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ),
+        ("FLEETPASS_MASTER_KEY_FILE", ""),
+    ])
+    .arg("serve")
+    .output()
+    .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("FLEETPASS_MASTER_KEY") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+}
+
+/// Creates a tenant with the CLI and returns its admin token.
+fn cli_tenant(url: &str, name: &str) -> String {
+    let out = command(&[("DATABASE_URL", url)])
+        .args(["tenant", "create", "--name", name])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    stdout
+        .split("(shown once): ")
+        .nth(1)
+        .expect("token line")
+        .trim()
+        .to_owned()
+}
+
+async fn post_json(url: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = reqwest::Client::new().post(url).json(&body);
+    if let Some(token) = token {
+        req = req.header("Authorization", format!("Bearer {token}"));
+    }
+    let res = req.send().await.expect("answers");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_seed_fleet_request_works_unchanged_with_an_operator_token() {
+    let mut server = start(&[]);
+    let admin = token_from_stdout(&mut server, "Demo tenant admin token (shown once):");
+    let (_, op) = post_json(
+        &format!("{}/api/admin/tokens", server.base),
+        Some(&admin),
+        json!({"name": "op", "role": "operator", "allEnvironments": true, "expiresInDays": 1}),
+    )
+    .await;
+    let operator = op["token"].as_str().expect("token").to_owned();
+    // Seed 000's curl, byte for byte but for the host and the token.
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-X",
+            "POST",
+            &format!("{}/tenant/discovery/fleets", server.base),
+        ])
+        .args(["-H", &format!("Authorization: Bearer {operator}")])
+        .args(["-H", "Content-Type: application/json"])
+        .args(["-d", "{\n\"name\": \"Production\"\n}"])
+        .args(["-w", "\n%{http_code}"])
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').expect("status line");
+    assert_eq!(code, "201", "{text}");
+    let body: Value = serde_json::from_str(body).expect("json");
+    assert!(
+        body["fleetId"].is_string() && body["expiresAt"].is_string(),
+        "{body}"
+    );
+    assert!(
+        body["enrollmentToken"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("fpe_")),
+        "{body}"
+    );
+}
+
+/// Sends `n` enrollments with one token, alternating between `bases`, all at once, and
+/// returns how many succeeded and how many were refused as used up.
+async fn enroll_race(bases: &[String], token: &str, n: usize) -> (usize, usize) {
+    let client = reqwest::Client::new();
+    let calls = (0..n).map(|i| {
+        let client = client.clone();
+        let url = format!("{}/agent/enroll", bases[i % bases.len()]);
+        let body =
+            json!({"enrollmentToken": token, "hostname": format!("host-{i}"), "platform": "linux"});
+        tokio::spawn(async move {
+            let res = client.post(url).json(&body).send().await.expect("answers");
+            let status = res.status().as_u16();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            (status, body)
+        })
+    });
+    let mut ok = 0;
+    let mut used_up = 0;
+    for call in calls.collect::<Vec<_>>() {
+        let (status, body) = call.await.expect("joined");
+        match status {
+            201 => ok += 1,
+            401 if body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("used up")) =>
+            {
+                used_up += 1
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    (ok, used_up)
+}
+
+#[tokio::test]
+async fn one_time_tokens_hold_under_races_across_two_processes() {
+    let db = TestDatabase::fresh().await;
+    let url = db.url().to_owned();
+    let admin = cli_tenant(&url, "acme");
+    let a = start(&[("DATABASE_URL", &url)]);
+    let b = start(&[("DATABASE_URL", &url)]);
+    let bases = [a.base.clone(), b.base.clone()];
+    let (status, fleet) = post_json(
+        &format!("{}/tenant/discovery/fleets", a.base),
+        Some(&admin),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 201, "{fleet}");
+    let once = fleet["enrollmentToken"].as_str().expect("token").to_owned();
+    assert_eq!(enroll_race(&bases, &once, 50).await, (1, 49));
+    let issue = format!(
+        "{}/tenant/discovery/fleets/{}/enrollment-tokens",
+        b.base,
+        fleet["fleetId"].as_str().expect("id")
+    );
+    let (_, three) = post_json(&issue, Some(&admin), json!({"maxUses": 3})).await;
+    let three = three["enrollmentToken"].as_str().expect("token").to_owned();
+    assert_eq!(enroll_race(&bases, &three, 50).await, (3, 47));
+    let agents = call(
+        reqwest::Method::GET,
+        &format!(
+            "{}/tenant/discovery/fleets/{}/agents?limit=200",
+            a.base,
+            fleet["fleetId"].as_str().expect("id")
+        ),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(
+        agents.1["items"].as_array().map(Vec::len),
+        Some(4),
+        "exactly the successful enrollments exist"
+    );
+}
+
+#[tokio::test]
+async fn signing_keys_are_shared_persist_and_rotate() {
+    let db = TestDatabase::fresh().await;
+    let url = db.url().to_owned();
+    let admin = cli_tenant(&url, "acme");
+    let a = start(&[("DATABASE_URL", &url)]);
+    let (_, fleet) = post_json(
+        &format!("{}/tenant/discovery/fleets", a.base),
+        Some(&admin),
+        json!({}),
+    )
+    .await;
+    let issue = format!(
+        "{}/tenant/discovery/fleets/{}/enrollment-tokens",
+        a.base,
+        fleet["fleetId"].as_str().expect("id")
+    );
+    let (_, many) = post_json(&issue, Some(&admin), json!({"maxUses": 5})).await;
+    let token = many["enrollmentToken"].as_str().expect("token").to_owned();
+    let body = json!({"enrollmentToken": token, "hostname": "h", "platform": "linux"});
+    let (status, enrolled) = post_json(&format!("{}/agent/enroll", a.base), None, body).await;
+    assert_eq!(status, 201, "{enrolled}");
+    let before = enrolled["accessToken"].as_str().expect("jwt").to_owned();
+    let beat = |base: String, jwt: String| async move {
+        post_json(&format!("{base}/agent/heartbeat"), Some(&jwt), json!({}))
+            .await
+            .0
+    };
+
+    // A second process verifies what the first signed: the keys live in the database.
+    let b = start(&[("DATABASE_URL", &url)]);
+    assert_eq!(beat(b.base.clone(), before.clone()).await, 200);
+
+    // Rotate from the command line; a process started after it signs with the new key.
+    let out = command(&[("DATABASE_URL", &url)])
+        .args(["keys", "rotate"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = start(&[("DATABASE_URL", &url)]);
+    let exchange = json!({"agentId": enrolled["agentId"], "agentSecret": enrolled["agentSecret"]});
+    let (status, fresh) = post_json(&format!("{}/agent/token", c.base), None, exchange).await;
+    assert_eq!(status, 200, "{fresh}");
+    let after = fresh["accessToken"].as_str().expect("jwt").to_owned();
+    assert_ne!(kid(&before), kid(&after));
+    // The token minted before the rotation still verifies everywhere, and the older
+    // processes learn the new key on first sight of its kid (within a few seconds).
+    assert_eq!(beat(c.base.clone(), before.clone()).await, 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while beat(a.base.clone(), after.clone()).await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "replica a never learned the rotated key"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", c.base))
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
+    drop((a, b, c));
+}
+
+fn kid(jwt: &str) -> String {
+    use base64::Engine as _;
+    let header = jwt.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .expect("base64url header");
+    let header: Value = serde_json::from_slice(&bytes).expect("json header");
+    header["kid"].as_str().unwrap_or_default().to_owned()
 }

@@ -11,11 +11,12 @@ use fleetpass_ports::store::constraint;
 
 /// The constraint names a unique violation can be reported under, as the port's
 /// `&'static str`s (the database hands back a borrowed name).
-const UNIQUE_CONSTRAINTS: [&str; 4] = [
+const UNIQUE_CONSTRAINTS: [&str; 5] = [
     constraint::TENANT_NAME,
     constraint::ENVIRONMENT_NAME,
     constraint::USER_EMAIL,
     constraint::SERVICE_ACCOUNT_NAME,
+    constraint::SIGNING_KEY_ID,
 ];
 
 /// An error inside the adapter, before it crosses the port.
@@ -142,6 +143,31 @@ impl CorruptRow {
     }
 }
 
+/// A write whose parts contradict each other (say, an agent built for another fleet than
+/// the token it enrolls with): a bug in the caller, refused before it reaches the
+/// database.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing to write {table} row {id}: {reason}")]
+pub(crate) struct InconsistentWrite {
+    /// The table it was meant for.
+    pub table: &'static str,
+    /// Its primary key.
+    pub id: String,
+    /// What contradicts what.
+    pub reason: &'static str,
+}
+
+impl InconsistentWrite {
+    /// An inconsistent-write error as the port reports it.
+    pub(crate) fn repo(table: &'static str, id: impl ToString, reason: &'static str) -> RepoError {
+        RepoError::Other(Box::new(Self {
+            table,
+            id: id.to_string(),
+            reason,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,7 +182,12 @@ mod tests {
             known_constraint("principals_tenant_sa_name_key"),
             Some(constraint::SERVICE_ACCOUNT_NAME)
         );
+        assert_eq!(
+            known_constraint("signing_keys_pkey"),
+            Some(constraint::SIGNING_KEY_ID)
+        );
         assert_eq!(known_constraint("api_token_secrets_pkey"), None);
+        assert_eq!(known_constraint("enrollment_tokens_digest_key"), None);
     }
 
     #[test]

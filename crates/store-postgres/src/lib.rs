@@ -18,6 +18,13 @@
 //!   them with `TryFrom<Row> for Domain`, so diesel types never cross the port and a row
 //!   the domain would refuse is reported rather than served.
 //! - **Transactions**: every write runs in one transaction with its audit events.
+//! - **Locks**: a write that depends on a parent row (a token scoped to environments, a
+//!   fleet in an environment, an enrollment token or agent in a fleet) key-share locks
+//!   the parent first, and the parent's deletion locks it `FOR UPDATE` before checking
+//!   for children, so either side sees the other's outcome. Parents are always locked
+//!   before their children (`enroll` locks the fleet, then the token), which keeps
+//!   cascading deletes free of deadlocks. `enroll` claims a use under the token's row
+//!   lock, so concurrent enrollments, from any number of processes, take turns.
 //! - **Tests**: the [`testing`] module (feature `testing`) gives each test its own
 //!   migrated database and drops it afterwards.
 //!

@@ -7,19 +7,27 @@
 use diesel::prelude::*;
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::{AuditActor, AuditEvent};
+use fleetpass_domain::fleet::{
+    Agent, AgentVersion, EnrollmentToken, Fleet, FleetName, Hostname, MaxUses, Platform,
+};
 use fleetpass_domain::identity::{
     Email, EnvScope, Environment, EnvironmentName, PersonName, Principal, PrincipalKind, Role,
     ServiceAccountName, Tenant, TenantName,
 };
-use fleetpass_domain::ids::{AuditEventId, EnvironmentId, PrincipalId, TenantId, TokenId};
+use fleetpass_domain::ids::{
+    AgentId, AuditEventId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, TenantId,
+    TokenId,
+};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::token::{ApiToken, RateLimitPerMinute, TokenName};
 use fleetpass_ports::RepoError;
+use fleetpass_ports::store::StoredSigningKey;
 use uuid::Uuid;
 
 use crate::error::CorruptRow;
 use crate::schema::{
-    api_token_secrets, api_tokens, audit_events, environments, principals, tenants,
+    agents, api_token_secrets, api_tokens, audit_events, enrollment_tokens, environments, fleets,
+    principals, signing_keys, tenants,
 };
 
 /// The stored `kind` of a user.
@@ -310,6 +318,230 @@ impl TryFrom<AuditRow> for AuditEvent {
             at: row.at,
             details: row.details,
         })
+    }
+}
+
+/// A `fleets` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = fleets, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct FleetRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub environment_id: Uuid,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+impl From<&Fleet> for FleetRow {
+    fn from(f: &Fleet) -> Self {
+        Self {
+            id: f.id.as_uuid(),
+            tenant_id: f.tenant_id.as_uuid(),
+            environment_id: f.environment_id.as_uuid(),
+            name: f.name.as_str().to_owned(),
+            created_at: f.created_at,
+        }
+    }
+}
+
+impl TryFrom<FleetRow> for Fleet {
+    type Error = RepoError;
+
+    fn try_from(row: FleetRow) -> Result<Self, RepoError> {
+        Ok(Self {
+            id: FleetId::from_uuid(row.id),
+            tenant_id: TenantId::from_uuid(row.tenant_id),
+            environment_id: EnvironmentId::from_uuid(row.environment_id),
+            name: FleetName::new(&row.name).map_err(|e| CorruptRow::repo("fleets", row.id, e))?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+/// An `enrollment_tokens` row as read: everything but the digest, which only lookups
+/// use.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = enrollment_tokens, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct EnrollmentTokenRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub fleet_id: Uuid,
+    pub max_uses: i32,
+    pub uses: i32,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub hint: String,
+}
+
+/// An `enrollment_tokens` row as inserted: the token and the digest of its secret.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = enrollment_tokens, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct NewEnrollmentTokenRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub fleet_id: Uuid,
+    pub digest: Vec<u8>,
+    pub max_uses: i32,
+    pub uses: i32,
+    pub expires_at: Timestamp,
+    pub created_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub hint: String,
+}
+
+/// A count as stored. The domain bounds uses and limits to 1000, far inside `i32`;
+/// anything beyond saturates, and the table's CHECKs refuse it.
+fn count_column(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+impl NewEnrollmentTokenRow {
+    /// The row of `token` with the digest of its secret.
+    pub(crate) fn new(token: &EnrollmentToken, digest: &SecretDigest) -> Self {
+        Self {
+            id: token.id.as_uuid(),
+            tenant_id: token.tenant_id.as_uuid(),
+            fleet_id: token.fleet_id.as_uuid(),
+            digest: digest.as_bytes().to_vec(),
+            max_uses: count_column(token.max_uses.get()),
+            uses: count_column(token.uses),
+            expires_at: token.expires_at,
+            created_at: token.created_at,
+            revoked_at: token.revoked_at,
+            hint: token.hint.clone(),
+        }
+    }
+}
+
+impl TryFrom<EnrollmentTokenRow> for EnrollmentToken {
+    type Error = RepoError;
+
+    fn try_from(row: EnrollmentTokenRow) -> Result<Self, RepoError> {
+        let corrupt =
+            |reason: &dyn std::fmt::Display| CorruptRow::repo("enrollment_tokens", row.id, reason);
+        Ok(Self {
+            id: EnrollmentTokenId::from_uuid(row.id),
+            tenant_id: TenantId::from_uuid(row.tenant_id),
+            fleet_id: FleetId::from_uuid(row.fleet_id),
+            max_uses: MaxUses::new(i64::from(row.max_uses)).map_err(|e| corrupt(&e))?,
+            uses: u32::try_from(row.uses).map_err(|e| corrupt(&e))?,
+            expires_at: row.expires_at,
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+            hint: row.hint,
+        })
+    }
+}
+
+/// An `agents` row as read: everything but the secret's digest, which only
+/// `find_agent_credentials` reads.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = agents, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct AgentRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub fleet_id: Uuid,
+    pub hostname: String,
+    pub platform: String,
+    pub agent_version: Option<String>,
+    pub enrolled_at: Timestamp,
+    pub last_seen_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// An `agents` row as inserted: the agent and the digest of its secret.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = agents, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct NewAgentRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub fleet_id: Uuid,
+    pub hostname: String,
+    pub platform: String,
+    pub agent_version: Option<String>,
+    pub secret_digest: Vec<u8>,
+    pub enrolled_at: Timestamp,
+    pub last_seen_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl NewAgentRow {
+    /// The row of `agent` with the digest of its secret.
+    pub(crate) fn new(agent: &Agent, secret: &SecretDigest) -> Self {
+        Self {
+            id: agent.id.as_uuid(),
+            tenant_id: agent.tenant_id.as_uuid(),
+            fleet_id: agent.fleet_id.as_uuid(),
+            hostname: agent.hostname.as_str().to_owned(),
+            platform: agent.platform.as_str().to_owned(),
+            agent_version: agent.agent_version.as_ref().map(|v| v.as_str().to_owned()),
+            secret_digest: secret.as_bytes().to_vec(),
+            enrolled_at: agent.enrolled_at,
+            last_seen_at: agent.last_seen_at,
+            revoked_at: agent.revoked_at,
+        }
+    }
+}
+
+impl TryFrom<AgentRow> for Agent {
+    type Error = RepoError;
+
+    fn try_from(row: AgentRow) -> Result<Self, RepoError> {
+        let corrupt = |reason: &dyn std::fmt::Display| CorruptRow::repo("agents", row.id, reason);
+        Ok(Self {
+            id: AgentId::from_uuid(row.id),
+            tenant_id: TenantId::from_uuid(row.tenant_id),
+            fleet_id: FleetId::from_uuid(row.fleet_id),
+            hostname: Hostname::new(&row.hostname).map_err(|e| corrupt(&e))?,
+            platform: Platform::new(&row.platform).map_err(|e| corrupt(&e))?,
+            agent_version: row
+                .agent_version
+                .as_deref()
+                .map(AgentVersion::new)
+                .transpose()
+                .map_err(|e| corrupt(&e))?,
+            enrolled_at: row.enrolled_at,
+            last_seen_at: row.last_seen_at,
+            revoked_at: row.revoked_at,
+        })
+    }
+}
+
+/// A `signing_keys` row.
+#[derive(Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = signing_keys, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct SigningKeyRow {
+    pub kid: String,
+    pub sealed_private_key: Vec<u8>,
+    pub public_key: Vec<u8>,
+    pub created_at: Timestamp,
+    pub retired_at: Option<Timestamp>,
+}
+
+impl From<&StoredSigningKey> for SigningKeyRow {
+    fn from(k: &StoredSigningKey) -> Self {
+        Self {
+            kid: k.kid.clone(),
+            sealed_private_key: k.sealed_private_key.clone(),
+            public_key: k.public_key.clone(),
+            created_at: k.created_at,
+            retired_at: k.retired_at,
+        }
+    }
+}
+
+impl From<SigningKeyRow> for StoredSigningKey {
+    fn from(row: SigningKeyRow) -> Self {
+        // Nothing to validate: the key material is opaque here, and whoever unseals it
+        // checks it.
+        Self {
+            kid: row.kid,
+            sealed_private_key: row.sealed_private_key,
+            public_key: row.public_key,
+            created_at: row.created_at,
+            retired_at: row.retired_at,
+        }
     }
 }
 

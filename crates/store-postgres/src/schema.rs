@@ -103,9 +103,9 @@ diesel::table! {
         id -> Uuid,
         /// Owning tenant.
         tenant_id -> Uuid,
-        /// `token`, `platform` or `public`.
+        /// `token`, `platform`, `public` or `agent`.
         actor_kind -> Text,
-        /// The acting token, for `token` actors.
+        /// The acting token or agent, for `token` and `agent` actors.
         actor_id -> Nullable<Uuid>,
         /// `noun.verb`.
         action -> Text,
@@ -118,11 +118,99 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Fleets: sets of agents in one environment.
+    fleets (id) {
+        /// Fleet id.
+        id -> Uuid,
+        /// Owning tenant.
+        tenant_id -> Uuid,
+        /// The environment it lives in (same tenant, by a composite foreign key).
+        environment_id -> Uuid,
+        /// Display name.
+        name -> Text,
+        /// Creation time.
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// Enrollment tokens of fleets (metadata and the digest of the secret).
+    enrollment_tokens (id) {
+        /// Token id.
+        id -> Uuid,
+        /// Owning tenant.
+        tenant_id -> Uuid,
+        /// The fleet agents enroll into (deleted with it).
+        fleet_id -> Uuid,
+        /// SHA-256 digest of the secret (32 bytes, unique).
+        digest -> Bytea,
+        /// Enrollments allowed, 1-1000.
+        max_uses -> Int4,
+        /// Enrollments had, 0-`max_uses`.
+        uses -> Int4,
+        /// Expiry.
+        expires_at -> Timestamptz,
+        /// Issue time.
+        created_at -> Timestamptz,
+        /// Revocation time.
+        revoked_at -> Nullable<Timestamptz>,
+        /// Non-secret hint of the secret.
+        hint -> Text,
+    }
+}
+
+diesel::table! {
+    /// Enrolled agents.
+    agents (id) {
+        /// Agent id.
+        id -> Uuid,
+        /// Owning tenant.
+        tenant_id -> Uuid,
+        /// Its fleet (deleted with it).
+        fleet_id -> Uuid,
+        /// Host name.
+        hostname -> Text,
+        /// Platform.
+        platform -> Text,
+        /// Software version, as last reported.
+        agent_version -> Nullable<Text>,
+        /// SHA-256 digest of the agent's secret (32 bytes, unique).
+        secret_digest -> Bytea,
+        /// Enrollment time.
+        enrolled_at -> Timestamptz,
+        /// Last heartbeat.
+        last_seen_at -> Nullable<Timestamptz>,
+        /// Revocation time.
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    /// JWT signing keys, platform-wide (`signing_keys_pkey`: kids unique).
+    signing_keys (kid) {
+        /// Key id.
+        kid -> Text,
+        /// The private key, sealed by the service.
+        sealed_private_key -> Bytea,
+        /// The raw public key.
+        public_key -> Bytea,
+        /// Creation time.
+        created_at -> Timestamptz,
+        /// Retirement time.
+        retired_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(environments -> tenants (tenant_id));
 diesel::joinable!(principals -> tenants (tenant_id));
 diesel::joinable!(api_tokens -> tenants (tenant_id));
 diesel::joinable!(api_token_secrets -> api_tokens (token_id));
 diesel::joinable!(audit_events -> tenants (tenant_id));
+diesel::joinable!(fleets -> tenants (tenant_id));
+diesel::joinable!(fleets -> environments (environment_id));
+diesel::joinable!(enrollment_tokens -> fleets (fleet_id));
+diesel::joinable!(agents -> fleets (fleet_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -131,4 +219,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     api_token_secrets,
     audit_events,
+    fleets,
+    enrollment_tokens,
+    agents,
+    signing_keys,
 );

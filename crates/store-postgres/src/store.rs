@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diesel::dsl::exists;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{
     BoolExpressionMethods, ExpressionMethods, JoinOnDsl, NullableExpressionMethods,
     OptionalExtension, PgArrayExpressionMethods, QueryDsl, SelectableHelper,
@@ -21,22 +22,32 @@ use diesel_async::scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::AuditEvent;
+use fleetpass_domain::fleet::{
+    Agent, AgentVersion, EnrollmentRefusal, EnrollmentToken, Fleet, FleetName,
+};
 use fleetpass_domain::identity::{EnvScope, Environment, EnvironmentName, Principal, Tenant};
-use fleetpass_domain::ids::{EnvironmentId, PrincipalId, TenantId, TokenId};
+use fleetpass_domain::ids::{
+    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, TenantId, TokenId,
+};
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::token::{ApiToken, TokenLookup};
-use fleetpass_ports::store::{AuditFilter, NewTenant, Persistence, PrincipalFilter, constraint};
+use fleetpass_ports::store::{
+    AuditFilter, EnrollBuilder, NewTenant, Persistence, PrincipalFilter, StoredSigningKey,
+    constraint,
+};
 use fleetpass_ports::{RepoError, Store};
 use uuid::Uuid;
 
-use crate::error::{DbError, pool_error};
+use crate::error::{CorruptRow, DbError, InconsistentWrite, pool_error};
 use crate::rows::{
-    AuditRow, EnvironmentRow, KIND_SERVICE_ACCOUNT, KIND_USER, PrincipalRow, SecretRow, TenantRow,
-    TokenRow, convert_all, rate_limit_column,
+    AgentRow, AuditRow, EnrollmentTokenRow, EnvironmentRow, FleetRow, KIND_SERVICE_ACCOUNT,
+    KIND_USER, NewAgentRow, NewEnrollmentTokenRow, PrincipalRow, SecretRow, SigningKeyRow,
+    TenantRow, TokenRow, convert_all, rate_limit_column,
 };
 use crate::schema::{
-    api_token_secrets, api_tokens, audit_events, environments, principals, tenants,
+    agents, api_token_secrets, api_tokens, audit_events, enrollment_tokens, environments, fleets,
+    principals, signing_keys, tenants,
 };
 
 /// How long a request waits for a pooled connection, and how long opening a new one
@@ -254,6 +265,99 @@ async fn revoke_owned_tokens(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Key-share locks the environment a new fleet lives in and checks it is one of
+/// `tenant`'s; the same discipline as [`lock_scope`], against the same `FOR UPDATE` in
+/// `delete_environment`: whichever locks first wins, and the other sees its outcome.
+async fn lock_environment(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: EnvironmentId,
+) -> Result<(), DbError> {
+    environments::table
+        .filter(environments::tenant_id.eq(tenant.as_uuid()))
+        .filter(environments::id.eq(id.as_uuid()))
+        .select(environments::id)
+        .for_key_share()
+        .first::<Uuid>(conn)
+        .await?;
+    Ok(())
+}
+
+/// Key-share locks a fleet of `tenant` (`NotFound` when there is none), so that it
+/// cannot be deleted until the caller's transaction ends.
+///
+/// Lock order: every transaction that locks a fleet and rows under it (its enrollment
+/// tokens) locks the fleet first. `delete_fleet` takes the fleet's row lock and then,
+/// through the cascade, its tokens'; `enroll` holding a token's lock while waiting for
+/// the fleet (the agent's foreign key check key-share locks it) would deadlock with it.
+async fn lock_fleet(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: FleetId,
+) -> Result<(), DbError> {
+    fleets::table
+        .filter(fleets::tenant_id.eq(tenant.as_uuid()))
+        .filter(fleets::id.eq(id.as_uuid()))
+        .select(fleets::id)
+        .for_key_share()
+        .first::<Uuid>(conn)
+        .await?;
+    Ok(())
+}
+
+/// `NotFound` unless `id` is a fleet of `tenant`: for listings under a fleet, where an
+/// empty page must not hide that the fleet does not exist.
+async fn ensure_fleet(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: FleetId,
+) -> Result<(), DbError> {
+    let found: bool = diesel::select(exists(
+        fleets::table
+            .filter(fleets::tenant_id.eq(tenant.as_uuid()))
+            .filter(fleets::id.eq(id.as_uuid())),
+    ))
+    .get_result(conn)
+    .await?;
+    if found {
+        Ok(())
+    } else {
+        Err(RepoError::NotFound.into())
+    }
+}
+
+/// Reads an enrollment token of `fleet` of `tenant`.
+async fn load_enrollment_token(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    fleet: FleetId,
+    id: EnrollmentTokenId,
+) -> Result<EnrollmentToken, DbError> {
+    let row = enrollment_tokens::table
+        .filter(enrollment_tokens::tenant_id.eq(tenant.as_uuid()))
+        .filter(enrollment_tokens::fleet_id.eq(fleet.as_uuid()))
+        .filter(enrollment_tokens::id.eq(id.as_uuid()))
+        .select(EnrollmentTokenRow::as_select())
+        .first(conn)
+        .await?;
+    Ok(EnrollmentToken::try_from(row)?)
+}
+
+/// Reads an agent of `tenant`.
+async fn load_agent(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+    id: AgentId,
+) -> Result<Agent, DbError> {
+    let row = agents::table
+        .filter(agents::tenant_id.eq(tenant.as_uuid()))
+        .filter(agents::id.eq(id.as_uuid()))
+        .select(AgentRow::as_select())
+        .first(conn)
+        .await?;
+    Ok(Agent::try_from(row)?)
 }
 
 /// `NotFound` unless exactly a row changed: tenant-scoped updates and deletes match no
@@ -502,23 +606,40 @@ impl Store for PgStore {
                     .for_update()
                     .first::<Uuid>(c)
                     .await?;
-                let in_use: bool = diesel::select(exists(
-                    api_tokens::table
-                        .filter(api_tokens::tenant_id.eq(tenant.as_uuid()))
-                        .filter(api_tokens::revoked_at.is_null())
-                        .filter(api_tokens::environment_ids.contains(vec![id.as_uuid()])),
-                ))
+                // Likewise for a concurrent `create_fleet` (see `lock_environment`).
+                let in_use: bool = diesel::select(
+                    exists(
+                        api_tokens::table
+                            .filter(api_tokens::tenant_id.eq(tenant.as_uuid()))
+                            .filter(api_tokens::revoked_at.is_null())
+                            .filter(api_tokens::environment_ids.contains(vec![id.as_uuid()])),
+                    )
+                    .or(exists(
+                        fleets::table
+                            .filter(fleets::tenant_id.eq(tenant.as_uuid()))
+                            .filter(fleets::environment_id.eq(id.as_uuid())),
+                    )),
+                )
                 .get_result(c)
                 .await?;
+                let conflict = || RepoError::Conflict {
+                    constraint: constraint::ENVIRONMENT_IN_USE,
+                };
                 if in_use {
-                    return Err(RepoError::Conflict {
-                        constraint: constraint::ENVIRONMENT_IN_USE,
-                    }
-                    .into());
+                    return Err(conflict().into());
                 }
-                diesel::delete(environments::table.filter(environments::id.eq(id.as_uuid())))
-                    .execute(c)
-                    .await?;
+                // The fleets' foreign key is the backstop should a fleet slip past the
+                // check above: the caller must still hear "in use", never a 500.
+                let deleted =
+                    diesel::delete(environments::table.filter(environments::id.eq(id.as_uuid())))
+                        .execute(c)
+                        .await;
+                match deleted {
+                    Err(DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => {
+                        return Err(conflict().into());
+                    }
+                    other => other?,
+                };
                 insert_audit(c, std::slice::from_ref(audit)).await
             }
             .scope_boxed()
@@ -863,6 +984,506 @@ impl Store for PgStore {
                         .execute(c)
                         .await?;
                 expect_one(changed)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    // ---- fleets ----
+
+    async fn create_fleet(
+        &self,
+        fleet: &Fleet,
+        token: &EnrollmentToken,
+        digest: &SecretDigest,
+        audit: &[AuditEvent],
+    ) -> Result<(), RepoError> {
+        self.transaction(|c| {
+            async move {
+                // The foreign keys only tie the token to *a* fleet of its tenant; a first
+                // token of another fleet is a bug in the caller, not a user error.
+                if token.fleet_id != fleet.id || token.tenant_id != fleet.tenant_id {
+                    return Err(InconsistentWrite::repo(
+                        "enrollment_tokens",
+                        token.id,
+                        "the first token of a new fleet belongs to another fleet",
+                    )
+                    .into());
+                }
+                lock_environment(c, fleet.tenant_id, fleet.environment_id).await?;
+                diesel::insert_into(fleets::table)
+                    .values(FleetRow::from(fleet))
+                    .execute(c)
+                    .await?;
+                diesel::insert_into(enrollment_tokens::table)
+                    .values(NewEnrollmentTokenRow::new(token, digest))
+                    .execute(c)
+                    .await?;
+                insert_audit(c, audit).await
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn get_fleet(&self, tenant: TenantId, id: FleetId) -> Result<Fleet, RepoError> {
+        self.run(|c| {
+            async move {
+                let row = fleets::table
+                    .filter(fleets::tenant_id.eq(tenant.as_uuid()))
+                    .filter(fleets::id.eq(id.as_uuid()))
+                    .select(FleetRow::as_select())
+                    .first(c)
+                    .await?;
+                Ok(Fleet::try_from(row)?)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn list_fleets(
+        &self,
+        tenant: TenantId,
+        environments: Option<&[EnvironmentId]>,
+        page: PageRequest,
+    ) -> Result<Page<Fleet>, RepoError> {
+        let envs: Option<Vec<Uuid>> =
+            environments.map(|ids| ids.iter().map(EnvironmentId::as_uuid).collect());
+        self.run(|c| {
+            async move {
+                let mut query = fleets::table
+                    .filter(fleets::tenant_id.eq(tenant.as_uuid()))
+                    .select(FleetRow::as_select())
+                    .order(fleets::id.desc())
+                    .limit(overfetch(page))
+                    .into_boxed();
+                // In SQL, not after the fact: filtering a fetched page would shrink it
+                // and break the overfetch that tells whether another page exists.
+                if let Some(envs) = envs {
+                    query = query.filter(fleets::environment_id.eq_any(envs));
+                }
+                if let Some(cursor) = page.cursor {
+                    query = query.filter(fleets::id.lt(cursor.last_id()));
+                }
+                let items: Vec<Fleet> = convert_all(query.load(c).await?)?;
+                Ok(Page::from_overfetch(items, page.limit, |f| f.id.as_uuid()))
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn rename_fleet(
+        &self,
+        tenant: TenantId,
+        id: FleetId,
+        name: &FleetName,
+        audit: &AuditEvent,
+    ) -> Result<Fleet, RepoError> {
+        self.transaction(|c| {
+            async move {
+                let row = diesel::update(
+                    fleets::table
+                        .filter(fleets::tenant_id.eq(tenant.as_uuid()))
+                        .filter(fleets::id.eq(id.as_uuid())),
+                )
+                .set(fleets::name.eq(name.as_str()))
+                .returning(FleetRow::as_returning())
+                .get_result(c)
+                .await?;
+                insert_audit(c, std::slice::from_ref(audit)).await?;
+                Ok(Fleet::try_from(row)?)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn delete_fleet(
+        &self,
+        tenant: TenantId,
+        id: FleetId,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.transaction(|c| {
+            async move {
+                // The foreign keys cascade to the fleet's enrollment tokens and agents.
+                // The delete waits for enrollments in flight (they key-share lock the
+                // fleet), and later ones find no fleet: no agent outlives its fleet.
+                let deleted = diesel::delete(
+                    fleets::table
+                        .filter(fleets::tenant_id.eq(tenant.as_uuid()))
+                        .filter(fleets::id.eq(id.as_uuid())),
+                )
+                .execute(c)
+                .await?;
+                expect_one(deleted)?;
+                insert_audit(c, std::slice::from_ref(audit)).await
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    // ---- enrollment tokens ----
+
+    async fn create_enrollment_token(
+        &self,
+        token: &EnrollmentToken,
+        digest: &SecretDigest,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.transaction(|c| {
+            async move {
+                // Checks the fleet is the token's tenant's, and keeps a concurrent
+                // `delete_fleet` from slipping in between (which would turn the insert
+                // into a foreign key violation instead of NotFound).
+                lock_fleet(c, token.tenant_id, token.fleet_id).await?;
+                diesel::insert_into(enrollment_tokens::table)
+                    .values(NewEnrollmentTokenRow::new(token, digest))
+                    .execute(c)
+                    .await?;
+                insert_audit(c, std::slice::from_ref(audit)).await
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn list_enrollment_tokens(
+        &self,
+        tenant: TenantId,
+        fleet: FleetId,
+        page: PageRequest,
+    ) -> Result<Page<EnrollmentToken>, RepoError> {
+        self.run(|c| {
+            async move {
+                ensure_fleet(c, tenant, fleet).await?;
+                let mut query = enrollment_tokens::table
+                    .filter(enrollment_tokens::tenant_id.eq(tenant.as_uuid()))
+                    .filter(enrollment_tokens::fleet_id.eq(fleet.as_uuid()))
+                    .select(EnrollmentTokenRow::as_select())
+                    .order(enrollment_tokens::id.desc())
+                    .limit(overfetch(page))
+                    .into_boxed();
+                if let Some(cursor) = page.cursor {
+                    query = query.filter(enrollment_tokens::id.lt(cursor.last_id()));
+                }
+                let items: Vec<EnrollmentToken> = convert_all(query.load(c).await?)?;
+                Ok(Page::from_overfetch(items, page.limit, |t| t.id.as_uuid()))
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn revoke_enrollment_token(
+        &self,
+        tenant: TenantId,
+        fleet: FleetId,
+        id: EnrollmentTokenId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<EnrollmentToken, RepoError> {
+        self.transaction(|c| {
+            async move {
+                // As in `revoke_token`: only an unrevoked token changes, so a repeat
+                // keeps the first `revoked_at` and writes no audit event.
+                let revoked = diesel::update(
+                    enrollment_tokens::table
+                        .filter(enrollment_tokens::tenant_id.eq(tenant.as_uuid()))
+                        .filter(enrollment_tokens::fleet_id.eq(fleet.as_uuid()))
+                        .filter(enrollment_tokens::id.eq(id.as_uuid()))
+                        .filter(enrollment_tokens::revoked_at.is_null()),
+                )
+                .set(enrollment_tokens::revoked_at.eq(at))
+                .returning(EnrollmentTokenRow::as_returning())
+                .get_result(c)
+                .await
+                .optional()?;
+                match revoked {
+                    Some(row) => {
+                        insert_audit(c, std::slice::from_ref(audit)).await?;
+                        Ok(EnrollmentToken::try_from(row)?)
+                    }
+                    None => load_enrollment_token(c, tenant, fleet, id).await,
+                }
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    /// Race-free across processes: the token's row lock (`FOR UPDATE`) makes concurrent
+    /// enrollments with one token take turns, each deciding on the `uses` the previous
+    /// one committed. A refusal writes nothing (the transaction ends having only read).
+    async fn enroll(
+        &self,
+        digest: &SecretDigest,
+        now: Timestamp,
+        agent_secret: &SecretDigest,
+        build: EnrollBuilder<'_>,
+    ) -> Result<Result<Agent, EnrollmentRefusal>, RepoError> {
+        let digest = digest.as_bytes().as_slice();
+        self.transaction(|c| {
+            async move {
+                // The fleet is locked before the token (see `lock_fleet` for why), so
+                // first learn which fleet that is, without a lock.
+                let fleet = enrollment_tokens::table
+                    .filter(enrollment_tokens::digest.eq(digest))
+                    .select(enrollment_tokens::fleet_id)
+                    .first::<Uuid>(c)
+                    .await
+                    .optional()?;
+                let Some(fleet) = fleet else {
+                    return Ok(Err(EnrollmentRefusal::Unknown));
+                };
+                // Gone since (deleted with its fleet): as unknown as never issued.
+                let fleet_live = fleets::table
+                    .find(fleet)
+                    .select(fleets::id)
+                    .for_key_share()
+                    .first::<Uuid>(c)
+                    .await
+                    .optional()?;
+                if fleet_live.is_none() {
+                    return Ok(Err(EnrollmentRefusal::Unknown));
+                }
+                // Waits for any enrollment holding the token, then reads what it
+                // committed (READ COMMITTED re-reads a locked row's newest version).
+                let row = enrollment_tokens::table
+                    .filter(enrollment_tokens::digest.eq(digest))
+                    .select(EnrollmentTokenRow::as_select())
+                    .for_update()
+                    .first(c)
+                    .await
+                    .optional()?;
+                let Some(row) = row else {
+                    return Ok(Err(EnrollmentRefusal::Unknown));
+                };
+                let mut token = EnrollmentToken::try_from(row)?;
+                if let Err(refusal) = token.check_usable(now) {
+                    return Ok(Err(refusal));
+                }
+                diesel::update(enrollment_tokens::table.find(token.id.as_uuid()))
+                    .set(enrollment_tokens::uses.eq(enrollment_tokens::uses + 1))
+                    .execute(c)
+                    .await?;
+                token.uses += 1;
+                let (agent, audit) = build(&token);
+                // The composite foreign key only ties the agent to *a* fleet of its
+                // tenant; an agent built for another fleet than the token's is a bug.
+                if agent.fleet_id != token.fleet_id || agent.tenant_id != token.tenant_id {
+                    return Err(InconsistentWrite::repo(
+                        "agents",
+                        agent.id,
+                        "built for another fleet than its enrollment token's",
+                    )
+                    .into());
+                }
+                diesel::insert_into(agents::table)
+                    .values(NewAgentRow::new(&agent, agent_secret))
+                    .execute(c)
+                    .await?;
+                insert_audit(c, std::slice::from_ref(&audit)).await?;
+                Ok(Ok(agent))
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    // ---- agents ----
+
+    async fn get_agent(&self, tenant: TenantId, id: AgentId) -> Result<Agent, RepoError> {
+        self.run(|c| async move { load_agent(c, tenant, id).await }.scope_boxed())
+            .await
+    }
+
+    async fn list_agents(
+        &self,
+        tenant: TenantId,
+        fleet: FleetId,
+        page: PageRequest,
+    ) -> Result<Page<Agent>, RepoError> {
+        self.run(|c| {
+            async move {
+                ensure_fleet(c, tenant, fleet).await?;
+                let mut query = agents::table
+                    .filter(agents::tenant_id.eq(tenant.as_uuid()))
+                    .filter(agents::fleet_id.eq(fleet.as_uuid()))
+                    .select(AgentRow::as_select())
+                    .order(agents::id.desc())
+                    .limit(overfetch(page))
+                    .into_boxed();
+                if let Some(cursor) = page.cursor {
+                    query = query.filter(agents::id.lt(cursor.last_id()));
+                }
+                let items: Vec<Agent> = convert_all(query.load(c).await?)?;
+                Ok(Page::from_overfetch(items, page.limit, |a| a.id.as_uuid()))
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn revoke_agent(
+        &self,
+        tenant: TenantId,
+        id: AgentId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<Agent, RepoError> {
+        self.transaction(|c| {
+            async move {
+                // Only an unrevoked agent changes; see `revoke_token`.
+                let revoked = diesel::update(
+                    agents::table
+                        .filter(agents::tenant_id.eq(tenant.as_uuid()))
+                        .filter(agents::id.eq(id.as_uuid()))
+                        .filter(agents::revoked_at.is_null()),
+                )
+                .set(agents::revoked_at.eq(at))
+                .returning(AgentRow::as_returning())
+                .get_result(c)
+                .await
+                .optional()?;
+                match revoked {
+                    Some(row) => {
+                        insert_audit(c, std::slice::from_ref(audit)).await?;
+                        Ok(Agent::try_from(row)?)
+                    }
+                    None => load_agent(c, tenant, id).await,
+                }
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn find_agent_credentials(
+        &self,
+        id: AgentId,
+    ) -> Result<Option<(Agent, SecretDigest)>, RepoError> {
+        self.run(|c| {
+            async move {
+                let found = agents::table
+                    .find(id.as_uuid())
+                    .select((AgentRow::as_select(), agents::secret_digest))
+                    .first::<(AgentRow, Vec<u8>)>(c)
+                    .await
+                    .optional()?;
+                let Some((row, digest)) = found else {
+                    return Ok(None);
+                };
+                let digest = SecretDigest::from_slice(&digest).ok_or_else(|| {
+                    CorruptRow::repo("agents", row.id, "secret digest is not 32 bytes")
+                })?;
+                Ok(Some((Agent::try_from(row)?, digest)))
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn record_heartbeat(
+        &self,
+        id: AgentId,
+        at: Timestamp,
+        version: Option<&AgentVersion>,
+    ) -> Result<Agent, RepoError> {
+        self.run(|c| {
+            async move {
+                let agent = agents::table.find(id.as_uuid());
+                // Without a version the stored one stays: agents need not report it on
+                // every beat.
+                let row = match version {
+                    Some(version) => {
+                        diesel::update(agent)
+                            .set((
+                                agents::last_seen_at.eq(at),
+                                agents::agent_version.eq(version.as_str()),
+                            ))
+                            .returning(AgentRow::as_returning())
+                            .get_result(c)
+                            .await?
+                    }
+                    None => {
+                        diesel::update(agent)
+                            .set(agents::last_seen_at.eq(at))
+                            .returning(AgentRow::as_returning())
+                            .get_result(c)
+                            .await?
+                    }
+                };
+                Ok(Agent::try_from(row)?)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    // ---- signing keys ----
+
+    async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>, RepoError> {
+        self.run(|c| {
+            async move {
+                let rows = signing_keys::table
+                    .select(SigningKeyRow::as_select())
+                    // The kid breaks ties so the order is total.
+                    .order((signing_keys::created_at.asc(), signing_keys::kid.asc()))
+                    .load::<SigningKeyRow>(c)
+                    .await?;
+                Ok(rows.into_iter().map(StoredSigningKey::from).collect())
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn add_signing_key(&self, key: &StoredSigningKey) -> Result<(), RepoError> {
+        self.run(|c| {
+            async move {
+                // A taken kid violates `signing_keys_pkey`, which error.rs reports as
+                // `Conflict { constraint: SIGNING_KEY_ID }`.
+                diesel::insert_into(signing_keys::table)
+                    .values(SigningKeyRow::from(key))
+                    .execute(c)
+                    .await?;
+                Ok(())
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn retire_signing_key(&self, kid: &str, at: Timestamp) -> Result<(), RepoError> {
+        self.run(|c| {
+            async move {
+                // Only an unretired key changes, so the first `retired_at` stays.
+                let retired = diesel::update(
+                    signing_keys::table
+                        .filter(signing_keys::kid.eq(kid))
+                        .filter(signing_keys::retired_at.is_null()),
+                )
+                .set(signing_keys::retired_at.eq(at))
+                .execute(c)
+                .await?;
+                if retired > 0 {
+                    return Ok(());
+                }
+                let known: bool = diesel::select(exists(
+                    signing_keys::table.filter(signing_keys::kid.eq(kid)),
+                ))
+                .get_result(c)
+                .await?;
+                if known {
+                    Ok(())
+                } else {
+                    Err(RepoError::NotFound.into())
+                }
             }
             .scope_boxed()
         })

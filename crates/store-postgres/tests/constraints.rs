@@ -1,12 +1,15 @@
 //! Unique violations become `Conflict` named by the port's constraint names, and only
-//! those: the schema's unique indexes carry exactly those names, and a clash on any other
-//! unique key is `Other`.
+//! those: the schema's unique indexes carry exactly those names, except a few listed
+//! below that no user action can violate, and a clash on any of those is `Other`. The
+//! CHECKs mirror the domain, and writes whose parts contradict each other are refused
+//! whole.
 
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use fleetpass_contract::fixtures::Fixtures;
-use fleetpass_domain::audit::actions;
+use fleetpass_domain::audit::{AuditActor, actions};
+use fleetpass_domain::fleet::EnrollmentToken;
 use fleetpass_domain::identity::{EnvScope, Role};
 use fleetpass_ports::store::constraint;
 use fleetpass_ports::{RepoError, Store};
@@ -50,6 +53,19 @@ async fn unique_indexes_are_named_after_the_port() {
         ),
         ("principals".to_owned(), constraint::USER_EMAIL.to_owned()),
         ("tenants".to_owned(), constraint::TENANT_NAME.to_owned()),
+        // Not the port's: secret digests (a clash means a 256-bit collision, a bug or
+        // an attack) and (tenant_id, id) pairs that tenant-consistent foreign keys
+        // point at (implied by the primary keys, so they cannot clash at all).
+        ("agents".to_owned(), "agents_secret_digest_key".to_owned()),
+        (
+            "enrollment_tokens".to_owned(),
+            "enrollment_tokens_digest_key".to_owned(),
+        ),
+        (
+            "environments".to_owned(),
+            "environments_tenant_id_key".to_owned(),
+        ),
+        ("fleets".to_owned(), "fleets_tenant_id_idx".to_owned()),
     ];
     expected.sort();
     assert_eq!(
@@ -108,4 +124,104 @@ async fn a_clash_the_port_has_no_name_for_is_other() {
         matches!(stored, Err(RepoError::NotFound)),
         "the failed write left nothing: {stored:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_actor_checks_mirror_audit_actor() {
+    let db = TestDatabase::fresh().await;
+    let fx = Fixtures::new();
+    let new = fx.new_tenant();
+    db.create_tenant(&new).await.expect("create_tenant");
+    let mut conn = AsyncPgConnection::establish(db.url())
+        .await
+        .expect("connect");
+    let tenant = new.tenant.id.as_uuid().to_string();
+    // (kind, has an id, allowed): exactly the shapes `AuditActor::from_parts` accepts.
+    let shapes = [
+        ("token", true, true),
+        ("agent", true, true),
+        ("platform", false, true),
+        ("public", false, true),
+        ("token", false, false),
+        ("agent", false, false),
+        ("platform", true, false),
+        ("robot", true, false),
+    ];
+    for (kind, has_id, allowed) in shapes {
+        let actor_id = if has_id {
+            format!("'{}'", fx.id())
+        } else {
+            "NULL".to_owned()
+        };
+        let inserted = diesel::sql_query(format!(
+            "INSERT INTO audit_events (id, tenant_id, actor_kind, actor_id, action, at) \
+             VALUES ('{}', '{tenant}', '{kind}', {actor_id}, 'test.checked', now())",
+            fx.id()
+        ))
+        .execute(&mut conn)
+        .await;
+        assert_eq!(
+            inserted.is_ok(),
+            allowed,
+            "actor kind {kind} with an id: {has_id}: {inserted:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_whose_parts_disagree_are_refused_whole() {
+    let db = TestDatabase::fresh().await;
+    let fx = Fixtures::new();
+    let new = fx.new_tenant();
+    db.create_tenant(&new).await.expect("create_tenant");
+    let t = new.tenant.id;
+
+    // A new fleet whose first token belongs to another (existing) fleet of the tenant:
+    // the composite foreign key alone would let it through.
+    let fleet = fx.fleet(t, new.environment.id);
+    let (token, secret) = fx.enrollment_token(&fleet);
+    let audit = [
+        fx.audit(t, actions::FLEET_CREATED, Some(fleet.id.as_uuid())),
+        fx.audit(
+            t,
+            actions::ENROLLMENT_TOKEN_ISSUED,
+            Some(token.id.as_uuid()),
+        ),
+    ];
+    db.create_fleet(&fleet, &token, &secret.digest(), &audit)
+        .await
+        .expect("create_fleet");
+    let stray = fx.fleet(t, new.environment.id);
+    let (misfiled, misfiled_secret) = fx.enrollment_token(&fleet);
+    let refused = db
+        .create_fleet(&stray, &misfiled, &misfiled_secret.digest(), &audit)
+        .await;
+    assert!(matches!(refused, Err(RepoError::Other(_))), "{refused:?}");
+    assert!(matches!(
+        db.get_fleet(t, stray.id).await,
+        Err(RepoError::NotFound)
+    ));
+
+    // An agent built for another fleet than its token's: the claimed use rolls back.
+    let build = |token: &EnrollmentToken| {
+        let mut agent = fx.agent(token, fx.now());
+        agent.fleet_id = stray.id;
+        let actor = AuditActor::Agent(agent.id.as_uuid());
+        let event = fx.audit_by(t, actor, actions::AGENT_ENROLLED, None, fx.now());
+        (agent, event)
+    };
+    let enrolled = db
+        .enroll(
+            &secret.digest(),
+            fx.now(),
+            &fx.agent_secret().digest(),
+            &build,
+        )
+        .await;
+    assert!(matches!(enrolled, Err(RepoError::Other(_))), "{enrolled:?}");
+    let tokens = db
+        .list_enrollment_tokens(t, fleet.id, Default::default())
+        .await
+        .expect("list_enrollment_tokens");
+    assert_eq!(tokens.items, vec![token], "the use was not claimed");
 }

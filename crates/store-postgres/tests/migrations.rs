@@ -1,6 +1,7 @@
 //! Migrations and availability: concurrent migration runs apply the schema once, the
-//! down migrations undo it, an unreachable database is `Unavailable` quickly, and the
-//! pool survives its connections being killed.
+//! down migrations undo it (keeping the audit history they can keep), an unreachable
+//! database is `Unavailable` quickly, and the pool survives its connections being
+//! killed.
 
 use std::time::{Duration, Instant};
 
@@ -12,13 +13,19 @@ use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::MigrationHarness;
 use fleetpass_contract::fixtures::Fixtures;
+use fleetpass_domain::audit::{AuditActor, actions};
+use fleetpass_domain::fleet::EnrollmentToken;
 use fleetpass_domain::ids::TenantId;
+use fleetpass_ports::store::AuditFilter;
 use fleetpass_ports::{RepoError, Store};
 use fleetpass_store_postgres::testing::{TestDatabase, server_url};
 use fleetpass_store_postgres::{MIGRATIONS, PgStore, run_migrations};
 
 /// A URL where nothing listens.
 const DEAD_URL: &str = "postgres://postgres@127.0.0.1:1/postgres";
+
+/// The version of the migration that made agents audit actors.
+const FLEETS_VERSION: &str = "20261122010000";
 
 /// How fast "quickly" is: well under the pool's 5 s timeouts plus slack for a loaded
 /// machine, and far from a hang.
@@ -117,6 +124,87 @@ async fn down_migrations_undo_the_schema() {
         run_migrations(&url).await.expect("migrate again"),
         migration_count(),
         "and up again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverting_the_fleets_migration_keeps_events_by_agents() {
+    let db = TestDatabase::fresh().await;
+    let fx = Fixtures::new();
+    let new = fx.new_tenant();
+    db.create_tenant(&new).await.expect("create_tenant");
+    let t = new.tenant.id;
+    let fleet = fx.fleet(t, new.environment.id);
+    let (token, secret) = fx.enrollment_token(&fleet);
+    let audit = [
+        fx.audit(t, actions::FLEET_CREATED, Some(fleet.id.as_uuid())),
+        fx.audit(
+            t,
+            actions::ENROLLMENT_TOKEN_ISSUED,
+            Some(token.id.as_uuid()),
+        ),
+    ];
+    db.create_fleet(&fleet, &token, &secret.digest(), &audit)
+        .await
+        .expect("create_fleet");
+    let build = |token: &EnrollmentToken| {
+        let agent = fx.agent(token, fx.now());
+        let actor = AuditActor::Agent(agent.id.as_uuid());
+        let event = fx.audit_by(t, actor, actions::AGENT_ENROLLED, None, fx.now());
+        (agent, event)
+    };
+    db.enroll(
+        &secret.digest(),
+        fx.now(),
+        &fx.agent_secret().digest(),
+        &build,
+    )
+    .await
+    .expect("enroll")
+    .expect("a fresh token enrolls");
+    let by_agents = AuditFilter {
+        action: Some(actions::AGENT_ENROLLED.to_owned()),
+        ..AuditFilter::default()
+    };
+    let before = db
+        .list_audit_events(t, &by_agents, Default::default())
+        .await
+        .expect("list_audit_events")
+        .items;
+    assert_eq!(before.len(), 1, "the enrollment's event");
+
+    let conn = AsyncPgConnection::establish(db.url())
+        .await
+        .expect("connect");
+    let mut wrapper: AsyncConnectionWrapper<AsyncPgConnection> = AsyncConnectionWrapper::from(conn);
+    // Back to before the fleets migration, through any that came after it.
+    let reverted = tokio::task::spawn_blocking(move || {
+        let mut reverted = 0;
+        loop {
+            let version = wrapper.revert_last_migration(MIGRATIONS)?;
+            reverted += 1;
+            if version.to_string().starts_with(FLEETS_VERSION) {
+                return diesel::migration::Result::Ok(reverted);
+            }
+        }
+    })
+    .await
+    .expect("join");
+    let reverted = match reverted {
+        Ok(n) => n,
+        Err(e) => panic!("the fleets migration reverts with an agent's event in the log: {e}"),
+    };
+    let after = db
+        .list_audit_events(t, &by_agents, Default::default())
+        .await
+        .expect("list_audit_events on the reverted schema")
+        .items;
+    assert_eq!(after, before, "history stays");
+
+    assert_eq!(
+        run_migrations(db.url()).await.expect("migrate again"),
+        reverted,
+        "and the fleets migration applies again over it"
     );
 }
 

@@ -4,7 +4,9 @@
 //! unknown method is a 405 and an unknown path a 404 (both rendered as the error
 //! contract by the middleware).
 
+pub mod agent;
 pub mod directory;
+pub mod fleets;
 pub mod platform;
 pub mod system;
 pub mod tokens;
@@ -21,6 +23,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     platform::configure(cfg);
     tokens::configure(cfg);
     directory::configure(cfg);
+    fleets::configure(cfg);
+    agent::configure(cfg);
 }
 
 /// Collects field errors so that a request with several wrong fields hears of all of

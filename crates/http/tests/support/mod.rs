@@ -14,9 +14,10 @@ use actix_web::web;
 use fleetpass_domain::audit::AuditActor;
 use fleetpass_domain::identity::TenantName;
 use fleetpass_http::{AdminKey, AppState, HttpConfig};
-use fleetpass_ports::Deps;
+use fleetpass_ports::keys::{KeyRing, MasterKey};
 use fleetpass_ports::service::tenants;
 use fleetpass_ports::system::{FixedClock, RingSecrets, UuidV7};
+use fleetpass_ports::{Clock, Deps};
 use fleetpass_store_memory::MemoryStore;
 use serde_json::Value;
 use time::macros::datetime;
@@ -30,10 +31,12 @@ pub struct Fixture {
     pub state: web::Data<AppState>,
     /// The pinned clock.
     pub clock: Arc<FixedClock>,
+    /// The master key sealing the signing keys.
+    pub master: MasterKey,
 }
 
-/// A fresh in-memory app state with a pinned clock.
-pub fn fixture(config: HttpConfig) -> Fixture {
+/// A fresh in-memory app state with a pinned clock and its own signing key.
+pub async fn fixture(config: HttpConfig) -> Fixture {
     let clock = Arc::new(FixedClock::new(datetime!(2026-11-22 10:00 UTC)));
     let deps = Deps {
         store: Arc::new(MemoryStore::new()),
@@ -41,9 +44,24 @@ pub fn fixture(config: HttpConfig) -> Fixture {
         ids: Arc::new(UuidV7),
         secrets: Arc::new(RingSecrets::default()),
     };
+    let master = MasterKey::from_bytes(deps.secrets.random_32());
+    let keys = KeyRing::load(
+        deps.store.clone(),
+        deps.secrets.as_ref(),
+        master.clone(),
+        clock.now(),
+    )
+    .await
+    .unwrap();
+    let state = web::Data::new(AppState {
+        deps,
+        keys: Arc::new(keys),
+        config,
+    });
     Fixture {
-        state: web::Data::new(AppState { deps, config }),
+        state,
         clock,
+        master,
     }
 }
 

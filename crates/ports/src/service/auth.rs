@@ -14,11 +14,11 @@ use crate::Deps;
 /// use (coarsely) as `lastUsedAt`.
 pub async fn authenticate(deps: &Deps, presented: &str) -> ServiceResult<(Actor, ApiToken)> {
     let secret = PlainSecret::parse_kind(presented, SecretKind::ApiToken)
-        .map_err(|e| ServiceError::Unauthorized(format!("the API token {e}")))?;
+        .map_err(|e| ServiceError::unauthorized(format!("the API token {e}")))?;
     let lookup = deps.store.find_token_by_digest(&secret.digest()).await?;
     let now = deps.now();
     let (actor, token) =
-        decide(lookup, now).map_err(|e| ServiceError::Unauthorized(e.to_string()))?;
+        decide(lookup, now).map_err(|e| ServiceError::unauthorized(e.to_string()))?;
     if token.last_used_is_stale(now) {
         // A lost `lastUsedAt` write must not fail the request it describes.
         if let Err(e) = deps.store.touch_token(token.id, now).await {

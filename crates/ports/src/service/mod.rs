@@ -5,8 +5,10 @@
 //! One error type, [`ServiceError`], serves every use case: the HTTP layer maps each
 //! variant to exactly one row of the spec's error table.
 
+pub mod agents;
 pub mod auth;
 pub mod directory;
+pub mod fleets;
 pub mod tenants;
 pub mod tokens;
 
@@ -32,8 +34,13 @@ pub enum ServiceError {
         hint: Option<String>,
     },
     /// No or bad credentials; the message says which, without leaking anything.
-    #[error("{0}")]
-    Unauthorized(String),
+    #[error("{message}")]
+    Unauthorized {
+        /// What is wrong with the credentials.
+        message: String,
+        /// How to get good ones, when there is more to say than the default.
+        hint: Option<&'static str>,
+    },
     /// Authenticated, but not allowed.
     #[error(transparent)]
     Denied(#[from] Denied),
@@ -66,6 +73,14 @@ impl From<RepoError> for ServiceError {
 }
 
 impl ServiceError {
+    /// Bad credentials, with the default hint.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            message: message.into(),
+            hint: None,
+        }
+    }
+
     /// A rule broken by `field`.
     pub fn invalid(
         field: &'static str,

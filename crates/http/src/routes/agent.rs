@@ -1,0 +1,174 @@
+//! `/agent/*` and the JWKS: what agents call. Enrollment and token exchange are public
+//! (the enrollment token or the agent secret is the credential); the rest takes the
+//! agent's access token.
+
+use actix_web::{HttpResponse, web};
+use fleetpass_domain::fleet::{AgentVersion, Hostname, Platform};
+use fleetpass_domain::ids::AgentId;
+use fleetpass_ports::service::agents::{self as svc, Enrollment};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::Checks;
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{AgentCaller, Body};
+use crate::views::{AgentView, ts};
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/agent/enroll").post(enroll))
+        .service(web::resource("/agent/token").post(token))
+        .service(web::resource("/agent/heartbeat").post(heartbeat))
+        .service(web::resource("/agent/jobs/claim").post(claim))
+        .service(web::resource("/.well-known/jwks.json").get(jwks));
+}
+
+/// Body of `POST /agent/enroll`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnrollBody {
+    /// The enrollment token (`fpe_…`).
+    pub enrollment_token: String,
+    /// The agent's host name, 1-253 characters.
+    pub hostname: String,
+    /// The agent's platform, 1-64 characters.
+    pub platform: String,
+    /// The agent's version, 1-64 characters.
+    pub agent_version: Option<String>,
+}
+
+/// A new agent's credentials, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnrolledView {
+    /// The agent's id.
+    pub agent_id: String,
+    /// Its fleet.
+    pub fleet_id: String,
+    /// Its long-lived secret (`fpa_…`): store it; it is never shown again.
+    pub agent_secret: String,
+    /// A first access token (a JWT, 15 minutes).
+    pub access_token: String,
+    /// When the access token expires.
+    #[schema(format = DateTime)]
+    pub access_token_expires_at: String,
+}
+
+/// Enroll an agent with an enrollment token.
+#[utoipa::path(post, path = "/agent/enroll", tag = "agent", request_body = EnrollBody,
+    responses((status = 201, body = EnrolledView),
+        (status = 401, description = "Unknown, expired, revoked or used-up enrollment token (the message says which)", body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn enroll(
+    state: web::Data<AppState>,
+    Body(body): Body<EnrollBody>,
+) -> Result<HttpResponse, ApiError> {
+    let mut checks = Checks::default();
+    let hostname = checks.check("hostname", Hostname::new(&body.hostname));
+    let platform = checks.check("platform", Platform::new(&body.platform));
+    let version = body
+        .agent_version
+        .map(|v| checks.check("agentVersion", AgentVersion::new(&v)));
+    checks.finish()?;
+    let (Some(hostname), Some(platform)) = (hostname, platform) else {
+        return Err(ApiError::internal());
+    };
+    let report = Enrollment {
+        hostname,
+        platform,
+        agent_version: version.flatten(),
+    };
+    let enrolled = svc::enroll(&state.deps, &state.keys, &body.enrollment_token, report).await?;
+    Ok(HttpResponse::Created().json(EnrolledView {
+        agent_id: enrolled.agent.id.to_string(),
+        fleet_id: enrolled.agent.fleet_id.to_string(),
+        agent_secret: enrolled.secret.expose().to_owned(),
+        access_token: enrolled.access.token,
+        access_token_expires_at: ts(enrolled.access.expires_at),
+    }))
+}
+
+/// Body of `POST /agent/token`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenBody {
+    /// The agent's id.
+    pub agent_id: String,
+    /// The agent's secret (`fpa_…`).
+    pub agent_secret: String,
+}
+
+/// A fresh access token.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessTokenView {
+    /// The JWT (EdDSA, `kid` in the header; verify with `/.well-known/jwks.json`).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// When it expires (15 minutes from now).
+    #[schema(format = DateTime)]
+    pub access_token_expires_at: String,
+}
+
+/// Exchange an agent's id and secret for a 15-minute access token.
+#[utoipa::path(post, path = "/agent/token", tag = "agent", request_body = TokenBody,
+    responses((status = 200, body = AccessTokenView), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn token(
+    state: web::Data<AppState>,
+    Body(body): Body<TokenBody>,
+) -> Result<HttpResponse, ApiError> {
+    // An unknown id is an authentication failure like a wrong secret: no hint either way.
+    let agent = AgentId::parse(&body.agent_id)
+        .ok_or_else(|| ApiError::unauthorized("invalid agent credentials"))?;
+    let access = svc::exchange(&state.deps, &state.keys, agent, &body.agent_secret).await?;
+    Ok(HttpResponse::Ok().json(AccessTokenView {
+        access_token: access.token,
+        token_type: "Bearer",
+        access_token_expires_at: ts(access.expires_at),
+    }))
+}
+
+/// Body of `POST /agent/heartbeat`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeartbeatBody {
+    /// The agent's current version, 1-64 characters.
+    pub agent_version: Option<String>,
+}
+
+/// Report that the agent is alive (and its version).
+#[utoipa::path(post, path = "/agent/heartbeat", tag = "agent", request_body = HeartbeatBody, security(("agent" = [])),
+    responses((status = 200, body = AgentView), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn heartbeat(
+    state: web::Data<AppState>,
+    AgentCaller(agent): AgentCaller,
+    Body(body): Body<HeartbeatBody>,
+) -> Result<HttpResponse, ApiError> {
+    let version = body
+        .agent_version
+        .map(|v| AgentVersion::new(&v))
+        .transpose()
+        .map_err(|e| ApiError::invalid("agentVersion", &e))?;
+    let agent = svc::heartbeat(&state.deps, &agent, version).await?;
+    Ok(HttpResponse::Ok().json(AgentView::from(agent)))
+}
+
+/// Claim the oldest queued scan of the agent's fleet: 200 with the scan, or 204 when
+/// there is none.
+#[utoipa::path(post, path = "/agent/jobs/claim", tag = "agent", security(("agent" = [])),
+    responses((status = 204, description = "No queued scan"), (status = 401, body = ErrorBody)))]
+pub async fn claim(AgentCaller(_agent): AgentCaller) -> HttpResponse {
+    // Scans are not part of the service yet, so no fleet ever has one queued.
+    HttpResponse::NoContent().finish()
+}
+
+/// The public keys that verify access tokens (and passports), as a JWKS.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "agent",
+    responses((status = 200, description = "JSON Web Key Set (Ed25519 keys, `kid` per key)")))]
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(state.keys.jwks())
+}

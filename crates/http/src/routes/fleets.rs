@@ -1,0 +1,300 @@
+//! `/tenant/discovery/*`: fleets (seed `000`), their enrollment tokens and agents, as
+//! operators manage them.
+
+use actix_web::{HttpResponse, web};
+use fleetpass_domain::fleet::{EnrollmentTtlHours, FleetName, MaxUses};
+use fleetpass_domain::ids::{AgentId, EnrollmentTokenId, EnvironmentId, FleetId};
+use fleetpass_ports::service::fleets as svc;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::{Checks, SERVER_FIELDS, refuse_other_fields};
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Body, Caller, ListParams, path_id};
+use crate::views::{
+    AgentView, CreatedFleetView, EnrollmentTokenView, FleetView, IssuedEnrollmentView, List,
+};
+
+/// Registers the routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/tenant/discovery/fleets")
+            .get(list_fleets)
+            .post(create_fleet),
+    )
+    .service(
+        web::resource("/tenant/discovery/fleets/{fleet_id}")
+            .get(get_fleet)
+            .patch(update_fleet)
+            .delete(delete_fleet),
+    )
+    .service(
+        web::resource("/tenant/discovery/fleets/{fleet_id}/enrollment-tokens")
+            .get(list_enrollment_tokens)
+            .post(issue_enrollment_token),
+    )
+    .service(
+        web::resource("/tenant/discovery/fleets/{fleet_id}/enrollment-tokens/{token_id}")
+            .delete(revoke_enrollment_token),
+    )
+    .service(web::resource("/tenant/discovery/fleets/{fleet_id}/agents").get(list_agents))
+    .service(
+        web::resource("/tenant/discovery/agents/{agent_id}")
+            .get(get_agent)
+            .delete(revoke_agent),
+    );
+}
+
+/// Body of `POST /tenant/discovery/fleets` (seed 000).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateFleetBody {
+    /// Fleet display name, 1-100 characters (default "Untitled fleet").
+    #[schema(example = "Production", min_length = 1, max_length = 100)]
+    pub name: Option<String>,
+    /// The environment the fleet lives in (default: the tenant's `production`).
+    pub environment_id: Option<String>,
+}
+
+/// Create a fleet and return a one-time enrollment token (72 h).
+#[utoipa::path(post, path = "/tenant/discovery/fleets", tag = "fleets", request_body = CreateFleetBody,
+    security(("bearer" = [])),
+    responses((status = 201, body = CreatedFleetView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody), (status = 500, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn create_fleet(
+    state: web::Data<AppState>,
+    caller: Caller,
+    Body(body): Body<CreateFleetBody>,
+) -> Result<HttpResponse, ApiError> {
+    let mut checks = Checks::default();
+    let name = body.name.map(|n| checks.check("name", FleetName::new(&n)));
+    let environment = body.environment_id.map(|raw| {
+        let id = EnvironmentId::parse(&raw);
+        if id.is_none() {
+            checks.push(ApiError::invalid_message(
+                "environmentId",
+                "is not a valid id",
+            ));
+        }
+        id
+    });
+    checks.finish()?;
+    let created = svc::create_fleet(
+        &state.deps,
+        &caller.actor,
+        name.flatten(),
+        environment.flatten(),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(CreatedFleetView::new(created)))
+}
+
+/// List fleets in the caller's environments, newest first.
+#[utoipa::path(get, path = "/tenant/discovery/fleets", tag = "fleets", params(ListParams), security(("bearer" = [])),
+    responses((status = 200, body = List<FleetView>), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list_fleets(
+    state: web::Data<AppState>,
+    caller: Caller,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let page = svc::list_fleets(&state.deps, &caller.actor, params.page()?).await?;
+    Ok(HttpResponse::Ok().json(List::from_page(page, FleetView::from)))
+}
+
+/// Read a fleet.
+#[utoipa::path(get, path = "/tenant/discovery/fleets/{fleet_id}", tag = "fleets", security(("bearer" = [])),
+    params(("fleet_id" = String, Path, description = "Fleet id")),
+    responses((status = 200, body = FleetView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_fleet(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id, FleetId::parse)?;
+    Ok(HttpResponse::Ok().json(FleetView::from(
+        svc::get_fleet(&state.deps, &caller.actor, id).await?,
+    )))
+}
+
+/// Body of `PATCH /tenant/discovery/fleets/{fleet_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PatchFleetBody {
+    /// A new name, 1-100 characters.
+    pub name: Option<String>,
+    /// Any other field is refused (`environmentId` as READONLY_FIELD).
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub rest: serde_json::Map<String, serde_json::Value>,
+}
+
+const FLEET_READONLY: [(&str, &str); 4] = [
+    SERVER_FIELDS[0],
+    SERVER_FIELDS[1],
+    (
+        "environmentId",
+        "A fleet stays in its environment: create a fleet in the other environment and enroll its agents there.",
+    ),
+    (
+        "fleetId",
+        "The id is assigned by the server and never changes.",
+    ),
+];
+
+/// Rename a fleet.
+#[utoipa::path(patch, path = "/tenant/discovery/fleets/{fleet_id}", tag = "fleets", request_body = PatchFleetBody,
+    security(("bearer" = [])), params(("fleet_id" = String, Path, description = "Fleet id")),
+    responses((status = 200, body = FleetView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, description = "VALIDATION_ERROR or READONLY_FIELD", body = ErrorBody)))]
+pub async fn update_fleet(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    Body(body): Body<PatchFleetBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id, FleetId::parse)?;
+    refuse_other_fields(&body.rest, &FLEET_READONLY)?;
+    let fleet = match body.name {
+        Some(raw) => {
+            let name = FleetName::new(&raw).map_err(|e| ApiError::invalid("name", &e))?;
+            svc::rename_fleet(&state.deps, &caller.actor, id, name).await?
+        }
+        None => svc::get_fleet(&state.deps, &caller.actor, id).await?,
+    };
+    Ok(HttpResponse::Ok().json(FleetView::from(fleet)))
+}
+
+/// Delete a fleet with its enrollment tokens and agents.
+#[utoipa::path(delete, path = "/tenant/discovery/fleets/{fleet_id}", tag = "fleets", security(("bearer" = [])),
+    params(("fleet_id" = String, Path, description = "Fleet id")),
+    responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_fleet(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id, FleetId::parse)?;
+    svc::delete_fleet(&state.deps, &caller.actor, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Body of `POST …/enrollment-tokens`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IssueEnrollmentBody {
+    /// Lifetime, 1-720 hours (default 72).
+    #[schema(minimum = 1, maximum = 720)]
+    pub expires_hours: Option<i64>,
+    /// Enrollments allowed, 1-1000 (default 1).
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_uses: Option<i64>,
+}
+
+/// Issue an enrollment token for a fleet (the secret is returned once).
+#[utoipa::path(post, path = "/tenant/discovery/fleets/{fleet_id}/enrollment-tokens", tag = "fleets",
+    request_body = IssueEnrollmentBody, security(("bearer" = [])), params(("fleet_id" = String, Path, description = "Fleet id")),
+    responses((status = 201, body = IssuedEnrollmentView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn issue_enrollment_token(
+    state: web::Data<AppState>,
+    caller: Caller,
+    fleet: web::Path<String>,
+    Body(body): Body<IssueEnrollmentBody>,
+) -> Result<HttpResponse, ApiError> {
+    let fleet = path_id(&fleet, FleetId::parse)?;
+    let mut checks = Checks::default();
+    let ttl = body.expires_hours.map_or(
+        Ok(EnrollmentTtlHours::default_ttl()),
+        EnrollmentTtlHours::new,
+    );
+    let ttl = checks.check("expiresHours", ttl);
+    let max_uses = checks.check(
+        "maxUses",
+        body.max_uses.map_or(Ok(MaxUses::once()), MaxUses::new),
+    );
+    checks.finish()?;
+    let (Some(ttl), Some(max_uses)) = (ttl, max_uses) else {
+        return Err(ApiError::internal());
+    };
+    let issued =
+        svc::issue_enrollment_token(&state.deps, &caller.actor, fleet, ttl, max_uses).await?;
+    Ok(HttpResponse::Created().json(IssuedEnrollmentView::new(issued, state.deps.now())))
+}
+
+/// List a fleet's enrollment tokens (no secrets).
+#[utoipa::path(get, path = "/tenant/discovery/fleets/{fleet_id}/enrollment-tokens", tag = "fleets", params(ListParams,
+    ("fleet_id" = String, Path, description = "Fleet id")), security(("bearer" = [])),
+    responses((status = 200, body = List<EnrollmentTokenView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_enrollment_tokens(
+    state: web::Data<AppState>,
+    caller: Caller,
+    fleet: web::Path<String>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let fleet = path_id(&fleet, FleetId::parse)?;
+    let page =
+        svc::list_enrollment_tokens(&state.deps, &caller.actor, fleet, params.page()?).await?;
+    let now = state.deps.now();
+    Ok(HttpResponse::Ok().json(List::from_page(page, |t| EnrollmentTokenView::new(t, now))))
+}
+
+/// Revoke an enrollment token.
+#[utoipa::path(delete, path = "/tenant/discovery/fleets/{fleet_id}/enrollment-tokens/{token_id}", tag = "fleets",
+    security(("bearer" = [])),
+    params(("fleet_id" = String, Path, description = "Fleet id"), ("token_id" = String, Path, description = "Enrollment token id")),
+    responses((status = 204, description = "Revoked"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn revoke_enrollment_token(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let fleet = path_id(&path.0, FleetId::parse)?;
+    let token = path_id(&path.1, EnrollmentTokenId::parse)?;
+    svc::revoke_enrollment_token(&state.deps, &caller.actor, fleet, token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// List a fleet's agents.
+#[utoipa::path(get, path = "/tenant/discovery/fleets/{fleet_id}/agents", tag = "agents", params(ListParams,
+    ("fleet_id" = String, Path, description = "Fleet id")), security(("bearer" = [])),
+    responses((status = 200, body = List<AgentView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn list_agents(
+    state: web::Data<AppState>,
+    caller: Caller,
+    fleet: web::Path<String>,
+    params: web::Query<ListParams>,
+) -> Result<HttpResponse, ApiError> {
+    let fleet = path_id(&fleet, FleetId::parse)?;
+    let page = svc::list_agents(&state.deps, &caller.actor, fleet, params.page()?).await?;
+    Ok(HttpResponse::Ok().json(List::from_page(page, AgentView::from)))
+}
+
+/// Read an agent.
+#[utoipa::path(get, path = "/tenant/discovery/agents/{agent_id}", tag = "agents", security(("bearer" = [])),
+    params(("agent_id" = String, Path, description = "Agent id")),
+    responses((status = 200, body = AgentView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_agent(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id, AgentId::parse)?;
+    Ok(HttpResponse::Ok().json(AgentView::from(
+        svc::get_agent(&state.deps, &caller.actor, id).await?,
+    )))
+}
+
+/// Revoke an agent: its secret stops working at once, and so do its access tokens.
+#[utoipa::path(delete, path = "/tenant/discovery/agents/{agent_id}", tag = "agents", security(("bearer" = [])),
+    params(("agent_id" = String, Path, description = "Agent id")),
+    responses((status = 204, description = "Revoked"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn revoke_agent(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id, AgentId::parse)?;
+    svc::revoke_agent(&state.deps, &caller.actor, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

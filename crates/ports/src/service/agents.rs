@@ -1,0 +1,178 @@
+//! The agent side: enrolling with an enrollment token, exchanging the agent secret for
+//! short-lived access tokens, authenticating those, heartbeats and job claims.
+
+use fleetpass_domain::Timestamp;
+use fleetpass_domain::audit::{AuditActor, actions};
+use fleetpass_domain::fleet::{Agent, AgentClaims, AgentVersion, Hostname, Platform};
+use fleetpass_domain::ids::AgentId;
+use fleetpass_domain::secret::{PlainSecret, SecretKind};
+use serde_json::json;
+
+use super::{ServiceError, ServiceResult};
+use crate::Deps;
+use crate::keys::KeyRing;
+
+/// What an agent reports when it enrolls.
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    /// Its host.
+    pub hostname: Hostname,
+    /// Its platform.
+    pub platform: Platform,
+    /// Its version, if it says.
+    pub agent_version: Option<AgentVersion>,
+}
+
+/// A fresh access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// The JWT.
+    pub token: String,
+    /// When it expires.
+    pub expires_at: Timestamp,
+}
+
+/// An enrolled agent with its secret (shown this once) and a first access token.
+#[derive(Debug)]
+pub struct Enrolled {
+    /// The agent.
+    pub agent: Agent,
+    /// Its long-lived secret, exchanged for access tokens at `/agent/token`.
+    pub secret: PlainSecret,
+    /// A first access token.
+    pub access: AccessToken,
+}
+
+fn internal(e: crate::keys::KeyError) -> ServiceError {
+    ServiceError::Internal(crate::RepoError::Other(Box::new(e)))
+}
+
+async fn mint(deps: &Deps, keys: &KeyRing, agent: &Agent) -> ServiceResult<AccessToken> {
+    let claims = AgentClaims::new(agent, deps.now());
+    let token = keys.sign(&claims).await.map_err(internal)?;
+    Ok(AccessToken {
+        token,
+        expires_at: claims.expires_at(),
+    })
+}
+
+/// Enrolls an agent with an enrollment token: exactly as many enrollments succeed as
+/// the token has uses, however many arrive at once.
+///
+/// # Errors
+/// `Unauthorized` saying whether the token is malformed, unknown, expired, revoked or
+/// used up, with a hint; store errors.
+pub async fn enroll(
+    deps: &Deps,
+    keys: &KeyRing,
+    presented: &str,
+    report: Enrollment,
+) -> ServiceResult<Enrolled> {
+    let token = PlainSecret::parse_kind(presented, SecretKind::Enrollment).map_err(|e| {
+        ServiceError::Unauthorized {
+            message: format!("the enrollment token {e}"),
+            hint: Some("Send the enrollment token exactly as issued (it starts with fpe_)."),
+        }
+    })?;
+    let secret = PlainSecret::from_random(SecretKind::Agent, deps.secrets.random_32());
+    let agent_id = AgentId::from_uuid(deps.ids.new_id());
+    let now = deps.now();
+    let build = |t: &fleetpass_domain::fleet::EnrollmentToken| {
+        let agent = Agent {
+            id: agent_id,
+            tenant_id: t.tenant_id,
+            fleet_id: t.fleet_id,
+            hostname: report.hostname.clone(),
+            platform: report.platform.clone(),
+            agent_version: report.agent_version.clone(),
+            enrolled_at: now,
+            last_seen_at: None,
+            revoked_at: None,
+        };
+        let audit = deps.audit(
+            t.tenant_id,
+            AuditActor::Agent(agent_id.as_uuid()),
+            actions::AGENT_ENROLLED,
+            Some(agent_id.as_uuid()),
+            json!({"fleetId": t.fleet_id.to_string(), "enrollmentTokenId": t.id.to_string(),
+                   "hostname": agent.hostname.as_str(), "platform": agent.platform.as_str()}),
+        );
+        (agent, audit)
+    };
+    let agent = deps
+        .store
+        .enroll(&token.digest(), now, &secret.digest(), &build)
+        .await?
+        .map_err(|refusal| ServiceError::Unauthorized {
+            message: refusal.to_string(),
+            hint: Some(refusal.hint()),
+        })?;
+    let access = mint(deps, keys, &agent).await?;
+    Ok(Enrolled {
+        agent,
+        secret,
+        access,
+    })
+}
+
+const BAD_CREDENTIALS: &str = "invalid agent credentials";
+
+/// Exchanges an agent's id and secret for a fresh access token.
+///
+/// # Errors
+/// `Unauthorized` for an unknown agent, a wrong secret or a revoked agent; store errors.
+pub async fn exchange(
+    deps: &Deps,
+    keys: &KeyRing,
+    agent: AgentId,
+    presented: &str,
+) -> ServiceResult<AccessToken> {
+    let secret = PlainSecret::parse_kind(presented, SecretKind::Agent)
+        .map_err(|e| ServiceError::unauthorized(format!("the agent secret {e}")))?;
+    let Some((agent, digest)) = deps.store.find_agent_credentials(agent).await? else {
+        return Err(ServiceError::unauthorized(BAD_CREDENTIALS));
+    };
+    // `SecretDigest` compares in constant time.
+    if digest != secret.digest() {
+        return Err(ServiceError::unauthorized(BAD_CREDENTIALS));
+    }
+    if agent.revoked_at.is_some() {
+        return Err(ServiceError::unauthorized("the agent was revoked"));
+    }
+    mint(deps, keys, &agent).await
+}
+
+/// Authenticates an agent by its access token. A revoked agent is refused at once,
+/// even while its token has life left.
+///
+/// # Errors
+/// `Unauthorized` saying why; store errors.
+pub async fn authenticate(deps: &Deps, keys: &KeyRing, token: &str) -> ServiceResult<Agent> {
+    let id = keys
+        .verify_agent_token(token, deps.now())
+        .await
+        .map_err(|e| ServiceError::Unauthorized {
+            message: e.to_string(),
+            hint: Some("Get a fresh access token from POST /agent/token."),
+        })?;
+    match deps.store.find_agent_credentials(id).await? {
+        Some((agent, _)) if agent.revoked_at.is_none() => Ok(agent),
+        Some(_) => Err(ServiceError::unauthorized("the agent was revoked")),
+        None => Err(ServiceError::unauthorized("the agent no longer exists")),
+    }
+}
+
+/// Records a heartbeat.
+///
+/// # Errors
+/// Store errors.
+pub async fn heartbeat(
+    deps: &Deps,
+    agent: &Agent,
+    version: Option<AgentVersion>,
+) -> ServiceResult<Agent> {
+    Ok(deps
+        .store
+        .record_heartbeat(agent.id, deps.now(), version.as_ref())
+        .await?)
+}
