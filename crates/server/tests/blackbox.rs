@@ -2,122 +2,15 @@
 //! command, the seed 002 request, configuration errors, logs that never carry a query
 //! token, graceful shutdown, and several processes sharing one PostgreSQL database.
 
-use std::io::{BufRead as _, BufReader, Read as _};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::io::Read as _;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fleetpass_store_postgres::testing::TestDatabase;
 use serde_json::{Value, json};
-
-/// A running server process, stopped (by its own pid) when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// The master key of every Postgres-mode process in these tests (any 32 bytes do).
-const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-
-/// The binary with exactly `envs` (and PATH) in its environment, plus the test master
-/// key for Postgres mode unless `envs` names one.
-fn command(envs: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetpass"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    let postgres = envs.iter().any(|(k, _)| *k == "DATABASE_URL");
-    if postgres
-        && !envs
-            .iter()
-            .any(|(k, _)| k.starts_with("FLEETPASS_MASTER_KEY"))
-    {
-        cmd.env("FLEETPASS_MASTER_KEY", MASTER_KEY);
-    }
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
-/// Starts `fleetpass serve` on a free port and waits until it answers `/healthz`.
-fn start(envs: &[(&str, &str)]) -> Server {
-    let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
-    let mut all = vec![("FLEETPASS_BIND", bind.as_str())];
-    all.extend_from_slice(envs);
-    let child = command(&all)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the fleetpass binary starts");
-    let mut server = Server {
-        child,
-        base: format!("http://{bind}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(&bind).is_ok() {
-            return server;
-        }
-        if let Ok(Some(status)) = server.child.try_wait() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = server.child.stderr.take() {
-                let _ = pipe.read_to_string(&mut stderr);
-            }
-            panic!("the server exited with {status} before listening: {stderr}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("the server did not start listening on {bind} within 30 s");
-}
-
-/// Reads stdout lines until one contains `marker` and returns the token after it.
-fn token_from_stdout(server: &mut Server, marker: &str) -> String {
-    let stdout = server.child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        let line = lines
-            .next()
-            .expect("a line with the token")
-            .expect("readable stdout");
-        if let Some((_, rest)) = line.split_once(marker) {
-            return rest.trim().to_owned();
-        }
-    }
-}
-
-async fn call(
-    method: reqwest::Method,
-    url: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let client = reqwest::Client::new();
-    let mut req = client
-        .request(method, url)
-        .header("Authorization", format!("Bearer {token}"));
-    if let Some(body) = body {
-        req = req.json(&body);
-    }
-    let res = req.send().await.expect("the server answers");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
+use support::*;
 
 #[tokio::test]
 async fn memory_mode_prints_a_demo_token_that_answers_the_seed_request() {
@@ -411,36 +304,6 @@ fn postgres_mode_refuses_to_start_without_a_durable_master_key() {
     );
 }
 
-/// Creates a tenant with the CLI and returns its admin token.
-fn cli_tenant(url: &str, name: &str) -> String {
-    let out = command(&[("DATABASE_URL", url)])
-        .args(["tenant", "create", "--name", name])
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    stdout
-        .split("(shown once): ")
-        .nth(1)
-        .expect("token line")
-        .trim()
-        .to_owned()
-}
-
-async fn post_json(url: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut req = reqwest::Client::new().post(url).json(&body);
-    if let Some(token) = token {
-        req = req.header("Authorization", format!("Bearer {token}"));
-    }
-    let res = req.send().await.expect("answers");
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn the_seed_fleet_request_works_unchanged_with_an_operator_token() {
     let mut server = start(&[]);
@@ -627,14 +490,4 @@ async fn signing_keys_are_shared_persist_and_rotate() {
         .expect("json");
     assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2));
     drop((a, b, c));
-}
-
-fn kid(jwt: &str) -> String {
-    use base64::Engine as _;
-    let header = jwt.split('.').next().unwrap_or_default();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .expect("base64url header");
-    let header: Value = serde_json::from_slice(&bytes).expect("json header");
-    header["kid"].as_str().unwrap_or_default().to_owned()
 }
