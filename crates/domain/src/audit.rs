@@ -15,6 +15,8 @@ pub enum AuditActor {
     Public,
     /// An agent (its id).
     Agent(Uuid),
+    /// The service itself, such as the sweeper that fails overdue scans.
+    System,
 }
 
 impl AuditActor {
@@ -25,6 +27,7 @@ impl AuditActor {
             Self::Platform => "platform",
             Self::Public => "public",
             Self::Agent(_) => "agent",
+            Self::System => "system",
         }
     }
 
@@ -32,7 +35,7 @@ impl AuditActor {
     pub const fn id(self) -> Option<Uuid> {
         match self {
             Self::Token(id) | Self::Agent(id) => Some(id),
-            Self::Platform | Self::Public => None,
+            Self::Platform | Self::Public | Self::System => None,
         }
     }
 
@@ -43,6 +46,7 @@ impl AuditActor {
             ("platform", None) => Some(Self::Platform),
             ("public", None) => Some(Self::Public),
             ("agent", Some(id)) => Some(Self::Agent(id)),
+            ("system", None) => Some(Self::System),
             _ => None,
         }
     }
@@ -111,4 +115,20 @@ pub mod actions {
     pub const AGENT_ENROLLED: &str = "agent.enrolled";
     /// An agent was revoked.
     pub const AGENT_REVOKED: &str = "agent.revoked";
+    /// A scan was requested.
+    pub const SCAN_REQUESTED: &str = "scan.requested";
+    /// An agent claimed a scan.
+    pub const SCAN_CLAIMED: &str = "scan.claimed";
+    /// A scan's results arrived.
+    pub const SCAN_COMPLETED: &str = "scan.completed";
+    /// A claimed scan got no results in time.
+    pub const SCAN_FAILED: &str = "scan.failed";
+    /// A queued scan passed its `notAfter`.
+    pub const SCAN_EXPIRED: &str = "scan.expired";
+    /// A share link was created.
+    pub const SHARE_LINK_CREATED: &str = "share_link.created";
+    /// A share link was opened.
+    pub const SHARE_LINK_ACCESSED: &str = "share_link.accessed";
+    /// A share link was revoked.
+    pub const SHARE_LINK_REVOKED: &str = "share_link.revoked";
 }

@@ -51,4 +51,8 @@ id_newtype!(
     EnrollmentTokenId,
     /// An enrolled agent.
     AgentId,
+    /// A scan.
+    ScanId,
+    /// A share link (not its token).
+    ShareLinkId,
 );

@@ -12,7 +12,9 @@ pub mod fleet;
 pub mod identity;
 pub mod ids;
 pub mod page;
+pub mod scan;
 pub mod secret;
+pub mod share;
 pub mod token;
 pub mod value;
 

@@ -19,10 +19,13 @@ use fleetpass_domain::fleet::{
 };
 use fleetpass_domain::identity::{Environment, EnvironmentName, Principal, Tenant};
 use fleetpass_domain::ids::{
-    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, TenantId, TokenId,
+    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId, ShareLinkId, TenantId,
+    TokenId,
 };
 use fleetpass_domain::page::{Page, PageRequest};
+use fleetpass_domain::scan::{Scan, ScanStatus, Scenario};
 use fleetpass_domain::secret::SecretDigest;
+use fleetpass_domain::share::ShareLink;
 use fleetpass_domain::token::{ApiToken, TokenLookup};
 use uuid::Uuid;
 
@@ -42,6 +45,8 @@ pub mod constraint {
     pub const SERVICE_ACCOUNT_NAME: &str = "principals_tenant_sa_name_key";
     /// Signing key ids are unique.
     pub const SIGNING_KEY_ID: &str = "signing_keys_pkey";
+    /// Results can only complete a running scan.
+    pub const SCAN_NOT_RUNNING: &str = "scan_not_running";
 }
 
 /// Why a store call failed.
@@ -150,6 +155,37 @@ impl std::fmt::Debug for StoredSigningKey {
 /// Builds the agent an enrollment creates, and its audit event, from the token being
 /// used: the store calls it inside its transaction, after the token was claimed.
 pub type EnrollBuilder<'a> = &'a (dyn Fn(&EnrollmentToken) -> (Agent, AuditEvent) + Send + Sync);
+
+/// Filters of the scan listing; all optional, all must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanFilter {
+    /// Only this fleet's scans.
+    pub fleet: Option<FleetId>,
+    /// Only scans in this status.
+    pub status: Option<ScanStatus>,
+    /// Only this scenario.
+    pub scenario: Option<Scenario>,
+    /// Only scans in these environments (an env-scoped caller's view).
+    pub environments: Option<Vec<EnvironmentId>>,
+}
+
+/// Everything a completed scan keeps, made once when its results arrive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanArtifacts {
+    /// The bundle: the canonical JSON of the results, byte for byte as hashed.
+    pub bundle_json: String,
+    /// SHA-256 of `bundle_json`, lowercase hex.
+    pub bundle_sha256: String,
+    /// The report, as JSON.
+    pub report: serde_json::Value,
+    /// The passport: a compact JWS.
+    pub passport: String,
+}
+
+/// Builds the audit event of a state change the store decides on (a claim, a sweep, a
+/// share-link access): the store calls it inside the transaction, with the row as
+/// changed.
+pub type AuditFor<'a, T> = &'a (dyn Fn(&T) -> AuditEvent + Send + Sync);
 
 /// The store. One trait so that a transaction can span any of its parts; see the module
 /// docs for the obligations every method carries.
@@ -491,6 +527,120 @@ pub trait Store: Send + Sync + 'static {
 
     /// Retires a signing key at `at` (no-op if retired). `NotFound` for an unknown kid.
     async fn retire_signing_key(&self, kid: &str, at: Timestamp) -> Result<(), RepoError>;
+
+    // ---- scans ----
+
+    /// Stores a requested scan (status queued).
+    ///
+    /// # Errors
+    /// `NotFound` when its fleet is not one of its tenant's.
+    async fn create_scan(&self, scan: &Scan, audit: &AuditEvent) -> Result<(), RepoError>;
+
+    /// Reads a scan of `tenant`.
+    async fn get_scan(&self, tenant: TenantId, id: ScanId) -> Result<Scan, RepoError>;
+
+    /// Lists the scans of `tenant` that pass `filter`, newest first (filter before
+    /// paginating, so pages are full).
+    async fn list_scans(
+        &self,
+        tenant: TenantId,
+        filter: &ScanFilter,
+        page: PageRequest,
+    ) -> Result<Page<Scan>, RepoError>;
+
+    /// Claims for `agent` the oldest scan of its fleet that is `claimable(now)`: it
+    /// becomes running, claimed by the agent at `now`, and `audit` records it. Two
+    /// concurrent claims never get the same scan (Postgres: `FOR UPDATE SKIP LOCKED`),
+    /// across processes too. `Ok(None)` when there is nothing to claim.
+    async fn claim_scan(
+        &self,
+        agent: &Agent,
+        now: Timestamp,
+        audit: AuditFor<'_, Scan>,
+    ) -> Result<Option<Scan>, RepoError>;
+
+    /// Completes a running scan claimed by `agent` at `at`, storing its artifacts;
+    /// returns the completed scan.
+    ///
+    /// # Errors
+    /// MUST return `NotFound` when the scan does not exist or was not claimed by this
+    /// agent, and `Conflict { constraint: SCAN_NOT_RUNNING }` when it was, but is no
+    /// longer running (completed already, or failed by the sweeper).
+    async fn complete_scan(
+        &self,
+        agent: AgentId,
+        id: ScanId,
+        at: Timestamp,
+        artifacts: &ScanArtifacts,
+        audit: &AuditEvent,
+    ) -> Result<Scan, RepoError>;
+
+    /// The artifacts of a completed scan of `tenant`; `Ok(None)` when it has none yet
+    /// (`NotFound` for an unknown scan).
+    async fn get_scan_artifacts(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+    ) -> Result<Option<ScanArtifacts>, RepoError>;
+
+    /// Moves every overdue scan (`Scan::overdue(now)`) to failed or expired, with
+    /// `finished_at = now` and an audit event each; returns how many moved. Safe to run
+    /// on several replicas at once: each scan moves once.
+    async fn sweep_scans(
+        &self,
+        now: Timestamp,
+        audit: AuditFor<'_, Scan>,
+    ) -> Result<usize, RepoError>;
+
+    // ---- share links ----
+
+    /// Stores a share link and its token's digest.
+    ///
+    /// # Errors
+    /// `NotFound` when its scan is not one of its tenant's.
+    async fn create_share_link(
+        &self,
+        link: &ShareLink,
+        digest: &SecretDigest,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
+
+    /// Reads a share link of `tenant`.
+    async fn get_share_link(
+        &self,
+        tenant: TenantId,
+        id: ShareLinkId,
+    ) -> Result<ShareLink, RepoError>;
+
+    /// Lists a scan's share links, newest first. `NotFound` for an unknown scan.
+    async fn list_share_links(
+        &self,
+        tenant: TenantId,
+        scan: ScanId,
+        page: PageRequest,
+    ) -> Result<Page<ShareLink>, RepoError>;
+
+    /// Revokes a share link and returns it; revoking a revoked one changes nothing and
+    /// writes no audit event.
+    async fn revoke_share_link(
+        &self,
+        tenant: TenantId,
+        id: ShareLinkId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<ShareLink, RepoError>;
+
+    /// Opens the share link whose token has `digest`, atomically: when its status at
+    /// `now` is active, its access count goes up by one, `last_accessed_at = now`, the
+    /// `audit` event is written, and the link (as changed) and its scan are returned.
+    /// `Ok(None)` for an unknown, expired, revoked or used-up link — indistinguishably.
+    /// N concurrent opens of a link with m accesses left succeed exactly min(N, m) times.
+    async fn access_share_link(
+        &self,
+        digest: &SecretDigest,
+        now: Timestamp,
+        audit: AuditFor<'_, ShareLink>,
+    ) -> Result<Option<(ShareLink, Scan)>, RepoError>;
 
     // ---- audit log ----
 

@@ -1,0 +1,606 @@
+//! Scans: what an operator asks a fleet to do, the rules that make a request feasible,
+//! the lifecycle, the results an agent sends back and the artifacts made from them.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+use crate::ids::{AgentId, EnvironmentId, FleetId, ScanId, TenantId};
+use crate::value::{ValueError, int_newtype};
+
+/// What a scan looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Hosts on the network.
+    Inventory,
+    /// Open ports.
+    Ports,
+    /// Installed software.
+    Software,
+    /// Compliance checks.
+    Compliance,
+}
+
+impl Scenario {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Inventory => "inventory",
+            Self::Ports => "ports",
+            Self::Software => "software",
+            Self::Compliance => "compliance",
+        }
+    }
+
+    /// Parses the wire name.
+    ///
+    /// # Errors
+    /// `OneOf` for anything but the four scenarios.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        match raw {
+            "inventory" => Ok(Self::Inventory),
+            "ports" => Ok(Self::Ports),
+            "software" => Ok(Self::Software),
+            "compliance" => Ok(Self::Compliance),
+            _ => Err(ValueError::OneOf { allowed: "inventory, ports, software, compliance" }),
+        }
+    }
+
+    /// The shortest time the scenario can run in, in minutes.
+    pub const fn min_minutes(self) -> u32 {
+        match self {
+            Self::Inventory => 5,
+            Self::Software => 10,
+            Self::Ports => 15,
+            Self::Compliance => 30,
+        }
+    }
+}
+
+int_newtype!(
+    /// How long a claimed scan may run before it fails, 1-1440 minutes.
+    MaxDurationMinutes, 1, 1440
+);
+int_newtype!(
+    /// How many assets a scan may report, 1-100 000.
+    MaxAssets, 1, 100_000
+);
+
+impl MaxDurationMinutes {
+    /// The limit of a scan that sets none: an hour, above every scenario's minimum.
+    pub const fn default_limit() -> Self {
+        Self(60)
+    }
+}
+
+/// The most assets any scan may report.
+pub const MAX_ASSETS: usize = 100_000;
+
+/// The constraints of a scan request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanConstraints {
+    /// How long a claimed scan may run.
+    pub max_duration_minutes: Option<MaxDurationMinutes>,
+    /// Not to be claimed before this.
+    pub not_before: Option<Timestamp>,
+    /// Not to be claimed after this (a queued scan then expires).
+    pub not_after: Option<Timestamp>,
+    /// At most this many assets.
+    pub max_assets: Option<MaxAssets>,
+}
+
+/// One infeasible constraint: the wire field and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Infeasible {
+    /// The field (`notAfter`, `maxDurationMinutes`).
+    pub field: &'static str,
+    /// Why, read after the field name.
+    pub message: String,
+}
+
+impl ScanConstraints {
+    /// The effective run-time limit.
+    pub fn max_duration(&self) -> MaxDurationMinutes {
+        self.max_duration_minutes.unwrap_or(MaxDurationMinutes::default_limit())
+    }
+
+    /// Checks that a `scenario` scan requested at `now` with these constraints can run.
+    ///
+    /// # Errors
+    /// Every infeasible constraint, naming its field.
+    pub fn check_feasible(&self, scenario: Scenario, now: Timestamp) -> Result<(), Vec<Infeasible>> {
+        let min = scenario.min_minutes();
+        let name = scenario.as_str();
+        let mut problems = Vec::new();
+        if let Some(max) = self.max_duration_minutes
+            && max.get() < min
+        {
+            problems.push(Infeasible {
+                field: "maxDurationMinutes",
+                message: format!("is below the {name} scenario's minimum duration of {min} minutes"),
+            });
+        }
+        if let Some(not_after) = self.not_after {
+            let start = self.not_before.map_or(now, |nb| nb.max(now));
+            if self.not_before.is_some_and(|nb| not_after <= nb) {
+                problems.push(Infeasible { field: "notAfter", message: "must be after notBefore".to_owned() });
+            } else if not_after <= now {
+                problems.push(Infeasible { field: "notAfter", message: "is already past".to_owned() });
+            } else if not_after - start < time::Duration::minutes(i64::from(min)) {
+                let window = (not_after - start).whole_minutes();
+                problems.push(Infeasible {
+                    field: "notAfter",
+                    message: format!(
+                        "leaves a window of {window} minutes, shorter than the {name} scenario's minimum of {min} minutes"
+                    ),
+                });
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+}
+
+/// Where a scan is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanStatus {
+    /// Waiting for an agent.
+    Queued,
+    /// Claimed by an agent.
+    Running,
+    /// Results received.
+    Completed,
+    /// Claimed, but no results within `maxDurationMinutes`.
+    Failed,
+    /// Never claimed before `notAfter`.
+    Expired,
+}
+
+impl ScanStatus {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Parses the wire name.
+    ///
+    /// # Errors
+    /// `OneOf` for an unknown status.
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        match raw {
+            "queued" => Ok(Self::Queued),
+            "running" => Ok(Self::Running),
+            "completed" => Ok(Self::Completed),
+            "failed" => Ok(Self::Failed),
+            "expired" => Ok(Self::Expired),
+            _ => Err(ValueError::OneOf { allowed: "queued, running, completed, failed, expired" }),
+        }
+    }
+}
+
+/// A scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// Its id.
+    pub id: ScanId,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// The fleet that runs it.
+    pub fleet_id: FleetId,
+    /// The fleet's environment, inherited.
+    pub environment_id: EnvironmentId,
+    /// What it looks for.
+    pub scenario: Scenario,
+    /// Its constraints.
+    pub constraints: ScanConstraints,
+    /// Where it is.
+    pub status: ScanStatus,
+    /// When it was requested.
+    pub requested_at: Timestamp,
+    /// The agent that claimed it.
+    pub claimed_by: Option<AgentId>,
+    /// When it was claimed.
+    pub claimed_at: Option<Timestamp>,
+    /// When it completed, failed or expired.
+    pub finished_at: Option<Timestamp>,
+}
+
+impl Scan {
+    /// Whether an agent may claim it at `now`.
+    pub fn claimable(&self, now: Timestamp) -> bool {
+        self.status == ScanStatus::Queued
+            && self.constraints.not_before.is_none_or(|nb| nb <= now)
+            && self.constraints.not_after.is_none_or(|na| now < na)
+    }
+
+    /// The status the sweeper moves it to at `now`, if any: a running scan past its
+    /// deadline fails; a queued one past `notAfter` expires.
+    pub fn overdue(&self, now: Timestamp) -> Option<ScanStatus> {
+        match (self.status, self.claimed_at, self.constraints.not_after) {
+            (ScanStatus::Running, Some(claimed), _)
+                if now >= claimed + time::Duration::minutes(i64::from(self.constraints.max_duration().get())) =>
+            {
+                Some(ScanStatus::Failed)
+            }
+            (ScanStatus::Queued, _, Some(not_after)) if now >= not_after => Some(ScanStatus::Expired),
+            _ => None,
+        }
+    }
+}
+
+/// A finding's severity, ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Informational.
+    Info,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+impl Severity {
+    /// Every severity, most severe first.
+    pub const DESCENDING: [Severity; 5] = [Self::Critical, Self::High, Self::Medium, Self::Low, Self::Info];
+
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+/// A piece of installed software.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Software {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+}
+
+/// One asset a scan found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Asset {
+    /// Host name.
+    pub hostname: String,
+    /// IP address.
+    pub ip: String,
+    /// Operating system.
+    pub os: String,
+    /// Open TCP/UDP ports.
+    #[serde(default)]
+    pub open_ports: Vec<u32>,
+    /// Installed software.
+    #[serde(default)]
+    pub software: Vec<Software>,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Finding {
+    /// How bad.
+    pub severity: Severity,
+    /// What.
+    pub title: String,
+    /// On which asset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_hostname: Option<String>,
+    /// More.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What an agent sends back: the bundle's content.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScanResults {
+    /// The assets.
+    #[serde(default)]
+    pub assets: Vec<Asset>,
+    /// The findings.
+    #[serde(default)]
+    pub findings: Vec<Finding>,
+}
+
+/// One invalid part of a result set: a JSON path and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidResult {
+    /// Where, e.g. `assets[3].ip`.
+    pub path: String,
+    /// Why, read after the path.
+    pub message: String,
+}
+
+fn text_ok(s: &str, max: usize) -> bool {
+    !s.trim().is_empty() && s.chars().count() <= max
+}
+
+impl ScanResults {
+    /// Checks the results against the rules and the scan's `max_assets`.
+    ///
+    /// # Errors
+    /// The first invalid part.
+    pub fn validate(&self, max_assets: Option<MaxAssets>) -> Result<(), InvalidResult> {
+        let limit = max_assets.map_or(MAX_ASSETS, |m| m.get() as usize);
+        let bad = |path: String, message: &str| Err(InvalidResult { path, message: message.to_owned() });
+        if self.assets.len() > limit {
+            return bad("assets".into(), &format!("has {} entries; at most {limit} are allowed", self.assets.len()));
+        }
+        for (i, a) in self.assets.iter().enumerate() {
+            if !text_ok(&a.hostname, 253) {
+                return bad(format!("assets[{i}].hostname"), "must be 1-253 characters");
+            }
+            if a.ip.parse::<IpAddr>().is_err() {
+                return bad(format!("assets[{i}].ip"), "must be an IPv4 or IPv6 address");
+            }
+            if a.os.chars().count() > 200 {
+                return bad(format!("assets[{i}].os"), "must be at most 200 characters");
+            }
+            if let Some(j) = a.open_ports.iter().position(|p| !(1..=65_535).contains(p)) {
+                return bad(format!("assets[{i}].openPorts[{j}]"), "must be a port from 1 to 65535");
+            }
+            if let Some(j) = a.software.iter().position(|s| !text_ok(&s.name, 200) || s.version.chars().count() > 100) {
+                return bad(format!("assets[{i}].software[{j}]"), "needs a name of 1-200 and a version of at most 100 characters");
+            }
+        }
+        for (i, f) in self.findings.iter().enumerate() {
+            if !text_ok(&f.title, 500) {
+                return bad(format!("findings[{i}].title"), "must be 1-500 characters");
+            }
+            if f.detail.as_ref().is_some_and(|d| d.chars().count() > 10_000) {
+                return bad(format!("findings[{i}].detail"), "must be at most 10000 characters");
+            }
+        }
+        Ok(())
+    }
+
+    /// The bundle: the canonical JSON of the results (struct field order, no extra
+    /// whitespace) and its SHA-256 in lowercase hex. The same results always give the
+    /// same bytes, so the digest in a passport names exactly one bundle.
+    pub fn bundle(&self) -> (String, String) {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        let digest = ring::digest::digest(&ring::digest::SHA256, json.as_bytes());
+        let hex = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        (json, hex)
+    }
+
+    /// The counts a report and a passport state.
+    pub fn counts(&self) -> Counts {
+        let mut by_severity: BTreeMap<String, usize> =
+            Severity::DESCENDING.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
+        for f in &self.findings {
+            *by_severity.entry(f.severity.as_str().to_owned()).or_default() += 1;
+        }
+        Counts {
+            assets: self.assets.len(),
+            open_ports: self.assets.iter().map(|a| a.open_ports.len()).sum(),
+            software: self.assets.iter().map(|a| a.software.len()).sum(),
+            findings: self.findings.len(),
+            findings_by_severity: by_severity,
+        }
+    }
+
+    /// The report: counts and the ten most severe findings.
+    pub fn report(&self) -> Report {
+        let mut top: Vec<Finding> = self.findings.clone();
+        // Stable sort: among equals, the agent's order stands.
+        top.sort_by(|a, b| b.severity.cmp(&a.severity));
+        top.truncate(10);
+        Report { counts: self.counts(), top_findings: top }
+    }
+}
+
+/// Counts of a result set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    /// Assets.
+    pub assets: usize,
+    /// Open ports, over all assets.
+    pub open_ports: usize,
+    /// Software entries, over all assets.
+    pub software: usize,
+    /// Findings.
+    pub findings: usize,
+    /// Findings per severity (every severity present, zero or not).
+    pub findings_by_severity: BTreeMap<String, usize>,
+}
+
+/// The summary of a completed scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// The counts.
+    pub counts: Counts,
+    /// The most severe findings, at most ten.
+    pub top_findings: Vec<Finding>,
+}
+
+/// The claims of a scan passport: a JWS an auditor verifies offline with the JWKS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PassportClaims {
+    /// Issuer: `fleetpass`.
+    pub iss: String,
+    /// Subject: the scan id.
+    pub sub: String,
+    /// Always `fleetpass-scan-passport`.
+    pub typ: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// The tenant.
+    pub tenant_id: String,
+    /// The fleet.
+    pub fleet_id: String,
+    /// The environment.
+    pub environment_id: String,
+    /// The scan.
+    pub scan_id: String,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// When the scan completed (RFC 3339).
+    pub completed_at: String,
+    /// The counts.
+    pub counts: Counts,
+    /// SHA-256 (hex) of the bundle's bytes.
+    pub bundle_sha256: String,
+}
+
+impl PassportClaims {
+    /// The `typ` of every passport.
+    pub const TYPE: &'static str = "fleetpass-scan-passport";
+
+    /// The passport of `scan`, completed at `at`, over `results`.
+    pub fn new(scan: &Scan, results: &ScanResults, at: Timestamp) -> Self {
+        let (_, bundle_sha256) = results.bundle();
+        Self {
+            iss: "fleetpass".to_owned(),
+            sub: scan.id.to_string(),
+            typ: Self::TYPE.to_owned(),
+            iat: at.unix_timestamp(),
+            tenant_id: scan.tenant_id.to_string(),
+            fleet_id: scan.fleet_id.to_string(),
+            environment_id: scan.environment_id.to_string(),
+            scan_id: scan.id.to_string(),
+            scenario: scan.scenario,
+            completed_at: at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            counts: results.counts(),
+            bundle_sha256,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: Timestamp = datetime!(2026-11-22 10:00 UTC);
+
+    fn minutes(n: i64) -> time::Duration {
+        time::Duration::minutes(n)
+    }
+
+    fn constraints(nb: Option<i64>, na: Option<i64>, max: Option<i64>) -> ScanConstraints {
+        ScanConstraints {
+            max_duration_minutes: max.map(|m| MaxDurationMinutes::new(m).unwrap()),
+            not_before: nb.map(|m| NOW + minutes(m)),
+            not_after: na.map(|m| NOW + minutes(m)),
+            max_assets: None,
+        }
+    }
+
+    fn fields(r: Result<(), Vec<Infeasible>>) -> Vec<&'static str> {
+        r.err().unwrap_or_default().into_iter().map(|p| p.field).collect()
+    }
+
+    #[test]
+    fn scenario_minimums_bound_windows_and_durations() {
+        let s = Scenario::Compliance;
+        assert_eq!(fields(constraints(None, None, Some(30)).check_feasible(s, NOW)), Vec::<&str>::new());
+        assert_eq!(fields(constraints(None, None, Some(29)).check_feasible(s, NOW)), ["maxDurationMinutes"]);
+        assert_eq!(fields(constraints(None, Some(30), None).check_feasible(s, NOW)), Vec::<&str>::new());
+        assert_eq!(fields(constraints(None, Some(29), None).check_feasible(s, NOW)), ["notAfter"]);
+        assert_eq!(fields(constraints(Some(60), Some(89), None).check_feasible(s, NOW)), ["notAfter"]);
+        assert_eq!(fields(constraints(Some(60), Some(90), None).check_feasible(s, NOW)), Vec::<&str>::new());
+        assert_eq!(fields(constraints(Some(60), Some(60), None).check_feasible(s, NOW)), ["notAfter"]);
+        assert_eq!(fields(constraints(None, Some(0), None).check_feasible(s, NOW)), ["notAfter"]);
+        assert_eq!(fields(constraints(None, Some(-5), Some(1)).check_feasible(s, NOW)), ["maxDurationMinutes", "notAfter"]);
+        assert_eq!(Scenario::Inventory.min_minutes(), 5);
+        assert!(Scenario::parse("vuln").is_err());
+    }
+
+    #[test]
+    fn lifecycle_deadlines() {
+        let mut scan = Scan {
+            id: ScanId::from_uuid(uuid::Uuid::from_u128(1)),
+            tenant_id: TenantId::from_uuid(uuid::Uuid::from_u128(2)),
+            fleet_id: FleetId::from_uuid(uuid::Uuid::from_u128(3)),
+            environment_id: EnvironmentId::from_uuid(uuid::Uuid::from_u128(4)),
+            scenario: Scenario::Ports,
+            constraints: constraints(Some(10), Some(60), Some(20)),
+            status: ScanStatus::Queued,
+            requested_at: NOW,
+            claimed_by: None,
+            claimed_at: None,
+            finished_at: None,
+        };
+        assert!(!scan.claimable(NOW + minutes(9)));
+        assert!(scan.claimable(NOW + minutes(10)));
+        assert!(!scan.claimable(NOW + minutes(60)));
+        assert_eq!(scan.overdue(NOW + minutes(59)), None);
+        assert_eq!(scan.overdue(NOW + minutes(60)), Some(ScanStatus::Expired));
+        scan.status = ScanStatus::Running;
+        scan.claimed_at = Some(NOW + minutes(10));
+        assert_eq!(scan.overdue(NOW + minutes(29)), None);
+        assert_eq!(scan.overdue(NOW + minutes(30)), Some(ScanStatus::Failed));
+    }
+
+    fn results() -> ScanResults {
+        serde_json::from_value(serde_json::json!({
+            "assets": [{"hostname": "db-1", "ip": "10.0.0.5", "os": "Debian 12", "openPorts": [22, 5432],
+                        "software": [{"name": "postgresql", "version": "15.4"}]}],
+            "findings": [
+                {"severity": "low", "title": "banner"},
+                {"severity": "critical", "title": "weak password", "assetHostname": "db-1"},
+                {"severity": "high", "title": "old TLS"}
+            ]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn reports_count_and_rank() {
+        let report = results().report();
+        assert_eq!((report.counts.assets, report.counts.open_ports, report.counts.software), (1, 2, 1));
+        assert_eq!(report.counts.findings_by_severity["critical"], 1);
+        assert_eq!(report.counts.findings_by_severity["medium"], 0);
+        let titles: Vec<_> = report.top_findings.iter().map(|f| f.title.as_str()).collect();
+        assert_eq!(titles, ["weak password", "old TLS", "banner"]);
+    }
+
+    #[test]
+    fn bundles_are_canonical() {
+        let (json, sha) = results().bundle();
+        let reparsed: ScanResults = serde_json::from_str(&json).unwrap();
+        assert_eq!(reparsed.bundle(), (json, sha.clone()));
+        assert_eq!(sha.len(), 64);
+    }
+
+    #[test]
+    fn results_are_validated() {
+        assert_eq!(results().validate(None), Ok(()));
+        let mut bad = results();
+        bad.assets[0].ip = "999.1.1.1".into();
+        assert_eq!(bad.validate(None).unwrap_err().path, "assets[0].ip");
+        let mut bad = results();
+        bad.assets[0].open_ports.push(70_000);
+        assert_eq!(bad.validate(None).unwrap_err().path, "assets[0].openPorts[2]");
+        assert_eq!(results().validate(Some(MaxAssets::new(1).unwrap())), Ok(()));
+        let mut two = results();
+        two.assets.push(two.assets[0].clone());
+        assert_eq!(two.validate(Some(MaxAssets::new(1).unwrap())).unwrap_err().path, "assets");
+    }
+}
