@@ -25,7 +25,7 @@ use fleetpass_domain::ids::{
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::scan::{Scan, ScanStatus, Scenario};
 use fleetpass_domain::secret::SecretDigest;
-use fleetpass_domain::share::ShareLink;
+use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_domain::token::{ApiToken, TokenLookup};
 use uuid::Uuid;
 
@@ -180,6 +180,17 @@ pub struct ScanArtifacts {
     pub report: serde_json::Value,
     /// The passport: a compact JWS.
     pub passport: String,
+}
+
+/// The outcome of opening a share link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShareAccess {
+    /// Counted: the link as changed, and its scan.
+    Opened(ShareLink, Scan),
+    /// The link works but does not grant the artifact asked for.
+    OutOfScope(ShareLink),
+    /// Unknown, expired, revoked or used up.
+    Unavailable,
 }
 
 /// Builds the audit event of a state change the store decides on (a claim, a sweep, a
@@ -630,17 +641,21 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEvent,
     ) -> Result<ShareLink, RepoError>;
 
-    /// Opens the share link whose token has `digest`, atomically: when its status at
-    /// `now` is active, its access count goes up by one, `last_accessed_at = now`, the
-    /// `audit` event is written, and the link (as changed) and its scan are returned.
-    /// `Ok(None)` for an unknown, expired, revoked or used-up link — indistinguishably.
-    /// N concurrent opens of a link with m accesses left succeed exactly min(N, m) times.
+    /// Opens the share link whose token has `digest` for `artifact`, atomically: when
+    /// its status at `now` is active and it grants `artifact`, its access count goes up
+    /// by one, `last_accessed_at = now`, the `audit` event is written, and the link (as
+    /// changed) and its scan are returned. An active link that does not grant the
+    /// artifact is `OutOfScope` and nothing is written (a refused request is no
+    /// access). An unknown, expired, revoked or used-up link is `Unavailable` —
+    /// indistinguishably — and nothing is written. N concurrent opens of a link with m
+    /// accesses left succeed exactly min(N, m) times.
     async fn access_share_link(
         &self,
         digest: &SecretDigest,
         now: Timestamp,
+        artifact: Artifact,
         audit: AuditFor<'_, ShareLink>,
-    ) -> Result<Option<(ShareLink, Scan)>, RepoError>;
+    ) -> Result<ShareAccess, RepoError>;
 
     // ---- audit log ----
 
