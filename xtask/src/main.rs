@@ -1,6 +1,8 @@
 //! `cargo xtask`: project automation — code generation, migrations, a local dev server
 //! on Postgres, and benchmarks. Run `cargo xtask --help`.
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,6 +18,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Measure what idempotency keys and rate limits add to a request (in process,
+    /// memory vs PostgreSQL, plus PostgreSQL vs Redis for the shared limiter); see
+    /// docs/PERFORMANCE.md.
+    Bench {
+        /// Requests per in-process scenario (a third of it with PostgreSQL).
+        #[arg(long, default_value_t = 3000)]
+        requests: usize,
+    },
     /// Regenerate generated files (docs/openapi.json); `--check` fails if one is stale.
     Codegen {
         /// Only check; write nothing.
@@ -27,6 +37,13 @@ enum Task {
     /// Create the local `fleetpass_dev` database if PostgreSQL is reachable, migrate it
     /// and run the server on it.
     Dev,
+    /// Run the whole test suite: make sure PostgreSQL is up and Debian's Chromium is
+    /// installed (for the browser test), then `cargo test --workspace`.
+    Test {
+        /// Passed on to `cargo test`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn root() -> PathBuf {
@@ -97,6 +114,81 @@ fn dev_master_key() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Runs `program` with `args`, failing unless it succeeds.
+fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("Failed to run {program}"))?;
+    if !status.success() {
+        bail!("{program} {} exited with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn postgres_up() -> bool {
+    Command::new("pg_isready")
+        .args(["-h", "127.0.0.1", "-p", "5432", "-q"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts the machine's PostgreSQL cluster if it is down (the command the machines'
+/// docs give), and waits for it.
+fn ensure_postgres() -> anyhow::Result<()> {
+    if postgres_up() || std::env::var_os("TEST_DATABASE_URL").is_some() {
+        return Ok(());
+    }
+    println!("PostgreSQL is down; starting it");
+    let version = std::fs::read_dir("/etc/postgresql")
+        .context("PostgreSQL is not installed here (no /etc/postgresql); set TEST_DATABASE_URL")?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .context("no PostgreSQL cluster under /etc/postgresql")?;
+    run(
+        "pg_ctlcluster",
+        &["--skip-systemctl-redirect", &version, "main", "start"],
+    )?;
+    for _ in 0..30 {
+        if postgres_up() {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    bail!("PostgreSQL did not come up on 127.0.0.1:5432")
+}
+
+/// Installs Debian's Chromium for the browser test, if it is missing.
+fn ensure_chromium() -> anyhow::Result<()> {
+    if Path::new("/usr/bin/chromium").exists() {
+        return Ok(());
+    }
+    println!("installing Debian's chromium for the browser test");
+    run("apt-get", &["update", "-q"])?;
+    run(
+        "apt-get",
+        &["install", "-y", "-q", "--no-install-recommends", "chromium"],
+    )
+}
+
+fn test(args: &[String]) -> anyhow::Result<()> {
+    ensure_postgres()?;
+    ensure_chromium()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut all = vec!["test", "--workspace"];
+    all.extend(args.iter().map(String::as_str));
+    let status = Command::new(cargo)
+        .args(&all)
+        .current_dir(root())
+        .status()
+        .context("Failed to run cargo test")?;
+    if !status.success() {
+        bail!("the test suite failed");
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -104,6 +196,8 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Task::Codegen { check } => codegen(check),
+        Task::Bench { requests } => bench::run(requests),
+        Task::Test { args } => test(&args),
         Task::Migrate => {
             let (admin, dev) = dev_urls();
             rt.block_on(provision(&admin, &dev))

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
 use fleetpass_domain::fleet::{Agent, EnrollmentRefusal, EnrollmentToken, Fleet};
 use fleetpass_domain::identity::{
@@ -14,18 +15,23 @@ use fleetpass_domain::identity::{
     ServiceAccountName,
 };
 use fleetpass_domain::ids::{
-    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, TenantId, TokenId,
+    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId, ShareLinkId, TenantId,
+    TokenId,
 };
+use fleetpass_domain::scan::{Scan, ScanConstraints, ScanStatus, Scenario};
 use fleetpass_domain::secret::SecretKind;
+use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_domain::token::{ApiToken, TokenLookup, TokenName};
 use fleetpass_ports::Store;
-use fleetpass_ports::store::{AuditFilter, PrincipalFilter, StoredSigningKey, constraint};
+use fleetpass_ports::store::{
+    AuditFilter, PrincipalFilter, ScanFilter, ShareAccess, StoredSigningKey, constraint,
+};
 use futures_util::future::join_all;
 use time::Duration;
 
 use crate::fixtures::Fixtures;
 use crate::support::{
-    AgentMaker, Must, Setup, all, audit_events, expect_pages_of_five, first_page, pages,
+    AgentMaker, Auditor, Must, Setup, all, audit_events, expect_pages_of_five, first_page, pages,
 };
 
 /// The names of every case that [`contract_suite!`](crate::contract_suite) runs, read
@@ -2918,6 +2924,1731 @@ pub async fn environment_delete_blocked_by_fleet(store: &dyn Store) {
         .must("delete_environment with neither fleets nor live tokens");
     setup.logged(&audit);
     setup.check_log("after the deletes").await;
+}
+
+// ---- scans ----
+
+/// Every scan of `tenant` that passes `filter`, newest first.
+async fn scans_of(store: &dyn Store, tenant: TenantId, filter: &ScanFilter) -> Vec<Scan> {
+    all(
+        "list_scans",
+        |p| store.list_scans(tenant, filter, p),
+        |s| s.id.as_uuid(),
+    )
+    .await
+}
+
+/// Every share link of `scan`, newest first.
+async fn share_links_of(store: &dyn Store, tenant: TenantId, scan: ScanId) -> Vec<ShareLink> {
+    all(
+        "list_share_links",
+        |p| store.list_share_links(tenant, scan, p),
+        |l| l.id.as_uuid(),
+    )
+    .await
+}
+
+/// What `list_scans` must list of `rows` (one tenant's scans as they now are) for
+/// `filter`: the rows that pass every field of it, newest first.
+fn filtered(rows: &[Scan], filter: &ScanFilter) -> Vec<Scan> {
+    let mut want: Vec<Scan> = rows
+        .iter()
+        .filter(|s| {
+            filter.fleet.is_none_or(|f| s.fleet_id == f)
+                && filter.status.is_none_or(|st| s.status == st)
+                && filter.scenario.is_none_or(|sc| s.scenario == sc)
+                && filter
+                    .environments
+                    .as_ref()
+                    .is_none_or(|envs| envs.contains(&s.environment_id))
+        })
+        .cloned()
+        .collect();
+    want.sort_by_key(|s| std::cmp::Reverse(s.id));
+    want
+}
+
+/// `scan` as the sweeper leaves it at `now`: moved to `status`, finished then.
+fn swept(scan: &Scan, status: ScanStatus, now: Timestamp) -> Scan {
+    Scan {
+        status,
+        finished_at: Some(now),
+        ..scan.clone()
+    }
+}
+
+/// A requested scan reads back exactly as written (every constraint kept), is listed,
+/// has neither artifacts nor share links yet, and records one `scan.requested` event;
+/// an unknown scan id is `NotFound` for every scan read.
+pub async fn scan_create_then_read(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (fleet, _, _) = setup.fleet().await;
+    let constraints = Fixtures::constraints(
+        90,
+        fx.now() + Duration::minutes(5),
+        fx.now() + Duration::hours(3),
+    );
+    let constrained = setup
+        .add_scan(fx.scan(&fleet, Scenario::Compliance, constraints))
+        .await;
+    let plain = setup.scan(&fleet).await;
+
+    for scan in [&constrained, &plain] {
+        assert_eq!(
+            store.get_scan(t, scan.id).await.must("get_scan"),
+            *scan,
+            "get_scan reads the scan back as written"
+        );
+        assert_eq!(
+            store
+                .get_scan_artifacts(t, scan.id)
+                .await
+                .must("get_scan_artifacts"),
+            None,
+            "a queued scan has no artifacts"
+        );
+        assert_eq!(
+            share_links_of(store, t, scan.id).await,
+            vec![],
+            "a new scan has no share links"
+        );
+    }
+    assert_eq!(
+        scans_of(store, t, &ScanFilter::default()).await,
+        vec![plain, constrained],
+        "list_scans lists both, newest first"
+    );
+
+    let unknown = ScanId::from_uuid(fx.id());
+    store
+        .get_scan(t, unknown)
+        .await
+        .must_be_not_found("get_scan of an unknown id");
+    store
+        .get_scan_artifacts(t, unknown)
+        .await
+        .must_be_not_found("get_scan_artifacts of an unknown scan");
+    store
+        .list_share_links(t, unknown, first_page(10))
+        .await
+        .must_be_not_found("list_share_links of an unknown scan");
+    setup.check_log("after create_scan").await;
+}
+
+/// A scan of another tenant's fleet, or of an unknown fleet, is `NotFound`, and nothing
+/// of it is stored: it cannot be read, listed or claimed, and has no audit event.
+pub async fn scan_create_refuses_foreign_fleet(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let a = Setup::tenant(store, &fx).await;
+    let mut b = Setup::tenant(store, &fx).await;
+    let (foreign, _, _) = b.fleet().await;
+    let foreign_agent = b.agent(&foreign).await;
+    let claims = Auditor::claims(&fx);
+
+    for (what, fleet) in [
+        (
+            "another tenant's fleet",
+            Fleet {
+                tenant_id: a.id(),
+                ..foreign.clone()
+            },
+        ),
+        ("an unknown fleet", fx.fleet(a.id(), a.new.environment.id)),
+    ] {
+        let scan = fx.plain_scan(&fleet);
+        let audit = a.audit(actions::SCAN_REQUESTED, scan.id.as_uuid());
+        store
+            .create_scan(&scan, &audit)
+            .await
+            .must_be_not_found(&format!("create_scan in {what}"));
+        for tenant in [a.id(), b.id()] {
+            store
+                .get_scan(tenant, scan.id)
+                .await
+                .must_be_not_found("the refused scan");
+        }
+    }
+    assert_eq!(
+        b.claim(&claims, &foreign_agent, fx.now()).await,
+        None,
+        "the fleet's own agent finds no refused scan to claim"
+    );
+    for tenant in [a.id(), b.id()] {
+        assert_eq!(
+            scans_of(store, tenant, &ScanFilter::default()).await,
+            vec![],
+            "no tenant lists a refused scan"
+        );
+    }
+    a.check_log("of tenant A").await;
+    b.check_log("of tenant B").await;
+}
+
+/// `list_scans` applies every filter field (fleet, status, scenario, environments), alone
+/// and together, before paginating: each listing, fetched two at a time, has full pages
+/// and holds exactly the tenant's matching scans, newest first. Another tenant's fleet
+/// or environment matches none of the tenant's scans, and each tenant lists its own.
+pub async fn scan_list_filters_before_paging(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let mut b = Setup::tenant(store, &fx).await;
+    let (x, y) = (a.environment().await.id, a.environment().await.id);
+    let (f1, _, _) = a.fleet_in(x).await;
+    let (f2, _, _) = a.fleet_in(y).await;
+    let (agent1, agent2) = (a.agent(&f1).await, a.agent(&f2).await);
+    let claims = Auditor::claims(&fx);
+    let later = ScanConstraints {
+        not_before: Some(fx.now() + Duration::hours(1)),
+        ..ScanConstraints::default()
+    };
+    let scenarios = [Scenario::Inventory, Scenario::Ports, Scenario::Software];
+
+    // Interleaved fleets, scenarios and (after the claims) statuses, so a store that
+    // pages before filtering returns short pages.
+    let mut rows = Vec::new();
+    for i in 0..16 {
+        let fleet = if i % 2 == 0 { &f1 } else { &f2 };
+        let constraints = if i % 4 < 2 {
+            ScanConstraints::default()
+        } else {
+            later.clone()
+        };
+        rows.push(
+            a.add_scan(fx.scan(fleet, scenarios[i % 3], constraints))
+                .await,
+        );
+    }
+    let mut claimed = Vec::new();
+    for agent in [&agent1, &agent2] {
+        while let Some(scan) = a.claim(&claims, agent, fx.now()).await {
+            claimed.push(scan);
+        }
+    }
+    assert_eq!(claimed.len(), 8, "each fleet has four claimable scans");
+    let to_complete: Vec<Scan> = claimed
+        .iter()
+        .filter(|s| s.fleet_id == f1.id)
+        .take(2)
+        .cloned()
+        .collect();
+    for scan in &to_complete {
+        let done = a
+            .complete(
+                &agent1,
+                scan,
+                fx.now() + Duration::minutes(10),
+                &fx.artifacts(),
+            )
+            .await;
+        claimed.push(done);
+    }
+    // The rows as they now are: the last state of each scan wins.
+    for scan in claimed {
+        if let Some(row) = rows.iter_mut().find(|r| r.id == scan.id) {
+            *row = scan;
+        }
+    }
+    let (foreign, _, _) = b.fleet().await;
+    let foreign_scan = b.scan(&foreign).await;
+
+    let production = a.new.environment.id;
+    let by = |fleet: Option<FleetId>,
+              status: Option<ScanStatus>,
+              scenario: Option<Scenario>,
+              environments: Option<Vec<EnvironmentId>>| ScanFilter {
+        fleet,
+        status,
+        scenario,
+        environments,
+    };
+    let mut filters = vec![
+        by(None, None, None, None),
+        by(Some(f1.id), None, None, None),
+        by(Some(f2.id), None, None, None),
+        by(None, None, None, Some(vec![x])),
+        by(None, None, None, Some(vec![y])),
+        by(None, None, None, Some(vec![y, x])),
+        by(None, None, None, Some(vec![])),
+        by(None, None, None, Some(vec![production])),
+        by(None, None, None, Some(vec![foreign.environment_id])),
+        by(Some(foreign.id), None, None, None),
+        by(Some(f1.id), Some(ScanStatus::Running), None, None),
+        by(Some(f1.id), None, None, Some(vec![y])),
+        by(
+            None,
+            Some(ScanStatus::Queued),
+            Some(Scenario::Ports),
+            Some(vec![x, y]),
+        ),
+        by(
+            Some(f2.id),
+            Some(ScanStatus::Running),
+            Some(Scenario::Inventory),
+            Some(vec![y]),
+        ),
+    ];
+    for status in [
+        ScanStatus::Queued,
+        ScanStatus::Running,
+        ScanStatus::Completed,
+        ScanStatus::Failed,
+        ScanStatus::Expired,
+    ] {
+        filters.push(by(None, Some(status), None, None));
+    }
+    for scenario in [
+        Scenario::Inventory,
+        Scenario::Ports,
+        Scenario::Software,
+        Scenario::Compliance,
+    ] {
+        filters.push(by(None, None, Some(scenario), None));
+    }
+    let scan_id = |s: &Scan| s.id.as_uuid();
+    for filter in &filters {
+        let what = format!("list_scans({filter:?})");
+        let got: Vec<Scan> = pages(&what, 2, |p| store.list_scans(a.id(), filter, p), scan_id)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(
+            got,
+            filtered(&rows, filter),
+            "{what}: exactly the tenant's scans that pass every field, newest first"
+        );
+    }
+    assert!(
+        filters
+            .iter()
+            .any(|f| filtered(&rows, f).len() >= 5 && filtered(&rows, f).len() < rows.len()),
+        "the data set must make some filtered listing span several pages"
+    );
+    assert_eq!(
+        scans_of(store, b.id(), &ScanFilter::default()).await,
+        vec![foreign_scan],
+        "each tenant lists only its own scans"
+    );
+    a.check_log("of tenant A").await;
+    b.check_log("of tenant B").await;
+}
+
+/// Every scan read and write through another tenant is `NotFound` and changes nothing:
+/// `get_scan`, `get_scan_artifacts`, `list_share_links`, `complete_scan` by another
+/// tenant's agent; another tenant's listing never shows the scan, whatever it filters
+/// on, and its agents never claim it.
+pub async fn scan_cross_tenant_is_not_found(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let mut b = Setup::tenant(store, &fx).await;
+    let claims = Auditor::claims(&fx);
+    let (fleet, _, _) = a.fleet().await;
+    let agent = a.agent(&fleet).await;
+    let scan = a.scan(&fleet).await;
+    let running = a.claim_exactly(&claims, &agent, &scan, fx.now()).await;
+    let artifacts = fx.artifacts();
+    let done = a
+        .complete(
+            &agent,
+            &running,
+            fx.now() + Duration::minutes(5),
+            &artifacts,
+        )
+        .await;
+    let queued = a.scan(&fleet).await;
+    let (b_fleet, _, _) = b.fleet().await;
+    let b_agent = b.agent(&b_fleet).await;
+    let other = b.id();
+
+    for id in [done.id, queued.id] {
+        store
+            .get_scan(other, id)
+            .await
+            .must_be_not_found("get_scan via another tenant");
+        store
+            .get_scan_artifacts(other, id)
+            .await
+            .must_be_not_found("get_scan_artifacts via another tenant");
+        store
+            .list_share_links(other, id, first_page(10))
+            .await
+            .must_be_not_found("list_share_links via another tenant");
+    }
+    let audit = fx.audit_by(
+        other,
+        AuditActor::Agent(b_agent.id.as_uuid()),
+        actions::SCAN_COMPLETED,
+        Some(queued.id.as_uuid()),
+        fx.now(),
+    );
+    store
+        .complete_scan(b_agent.id, queued.id, fx.now(), &fx.artifacts(), &audit)
+        .await
+        .must_be_not_found("complete_scan by another tenant's agent");
+    assert_eq!(
+        b.claim(&claims, &b_agent, fx.now()).await,
+        None,
+        "another tenant's agent never claims the tenant's scan"
+    );
+    for filter in [
+        ScanFilter::default(),
+        ScanFilter {
+            fleet: Some(fleet.id),
+            ..ScanFilter::default()
+        },
+        ScanFilter {
+            environments: Some(vec![fleet.environment_id]),
+            ..ScanFilter::default()
+        },
+    ] {
+        assert_eq!(
+            scans_of(store, other, &filter).await,
+            vec![],
+            "list_scans({filter:?}) of another tenant"
+        );
+    }
+
+    assert_eq!(
+        store.get_scan(a.id(), queued.id).await.must("get_scan"),
+        queued,
+        "the queued scan is untouched"
+    );
+    assert_eq!(
+        store
+            .get_scan_artifacts(a.id(), done.id)
+            .await
+            .must("get_scan_artifacts"),
+        Some(artifacts),
+        "the completed scan keeps its artifacts"
+    );
+    assert_eq!(
+        scans_of(store, a.id(), &ScanFilter::default()).await,
+        vec![queued, done],
+        "the owning tenant lists both"
+    );
+    a.check_log("of the owning tenant").await;
+    b.check_log("of the other tenant").await;
+}
+
+/// An agent claims the oldest claimable scan of its own fleet: not one of another fleet
+/// or tenant (even an older one), not before `not_before` (claimable at exactly it), not
+/// at or after `not_after` (claimable one second before it). The claimed scan is
+/// running, claimed by the agent at `now`, reads back so, and its `scan.claimed` event
+/// (built from the scan as changed) is recorded. With nothing to claim it is `None`,
+/// and a claim changes no other scan.
+pub async fn claim_takes_oldest_claimable_of_own_fleet(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let t0 = fx.now();
+    let minutes = |m| t0 + Duration::minutes(m);
+    let second = Duration::seconds(1);
+    let mut b = Setup::tenant(store, &fx).await;
+    let (b_fleet, _, _) = b.fleet().await;
+    let b_scan = b.scan(&b_fleet).await;
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let claims = Auditor::claims(&fx);
+    let (fleet, _, _) = setup.fleet().await;
+    let agent = setup.agent(&fleet).await;
+    let (other_fleet, _, _) = setup.fleet().await;
+    let other_agent = setup.agent(&other_fleet).await;
+    let (empty_fleet, _, _) = setup.fleet().await;
+    let idle = setup.agent(&empty_fleet).await;
+
+    let of_other_fleet = setup.scan(&other_fleet).await;
+    let constrained = |not_before, not_after| ScanConstraints {
+        not_before,
+        not_after,
+        ..ScanConstraints::default()
+    };
+    let late = setup
+        .add_scan(fx.scan(
+            &fleet,
+            Scenario::Inventory,
+            constrained(Some(minutes(10)), None),
+        ))
+        .await;
+    let first = setup.scan(&fleet).await;
+    let next = setup.scan(&fleet).await;
+    let window = setup
+        .add_scan(fx.scan(
+            &fleet,
+            Scenario::Ports,
+            constrained(Some(minutes(20)), Some(minutes(30))),
+        ))
+        .await;
+    let gone = setup
+        .add_scan(fx.scan(&fleet, Scenario::Software, constrained(None, Some(t0))))
+        .await;
+
+    assert_eq!(
+        setup.claim(&claims, &idle, t0).await,
+        None,
+        "a fleet without scans has nothing to claim"
+    );
+    setup.claim_exactly(&claims, &agent, &first, t0).await;
+    setup.claim_exactly(&claims, &agent, &next, t0).await;
+    assert_eq!(
+        setup.claim(&claims, &agent, t0).await,
+        None,
+        "nothing claimable: one scan not before its not_before, one at its not_after"
+    );
+    assert_eq!(
+        setup.claim(&claims, &agent, minutes(10) - second).await,
+        None,
+        "one second before not_before"
+    );
+    setup
+        .claim_exactly(&claims, &agent, &late, minutes(10))
+        .await;
+    assert_eq!(
+        setup.claim(&claims, &agent, minutes(30)).await,
+        None,
+        "at exactly not_after"
+    );
+    setup
+        .claim_exactly(&claims, &agent, &window, minutes(30) - second)
+        .await;
+    assert_eq!(
+        setup.claim(&claims, &agent, minutes(60 * 24)).await,
+        None,
+        "every claimable scan of the fleet is taken"
+    );
+    assert_eq!(
+        store.get_scan(t, gone.id).await.must("get_scan"),
+        gone,
+        "a scan past its not_after stays queued: claiming expires nothing"
+    );
+    assert_eq!(
+        store.get_scan(b.id(), b_scan.id).await.must("get_scan"),
+        b_scan,
+        "another tenant's older scan is untouched"
+    );
+    let running = setup
+        .claim_exactly(&claims, &other_agent, &of_other_fleet, t0)
+        .await;
+    assert_eq!(
+        store
+            .get_scan(t, of_other_fleet.id)
+            .await
+            .must("get_scan of a claimed scan"),
+        running,
+        "a claimed scan reads back running, claimed by its agent"
+    );
+    let running = scans_of(
+        store,
+        t,
+        &ScanFilter {
+            status: Some(ScanStatus::Running),
+            ..ScanFilter::default()
+        },
+    )
+    .await;
+    let mut want = vec![window.id, next.id, first.id, late.id, of_other_fleet.id];
+    want.sort_by_key(|id| std::cmp::Reverse(*id));
+    assert_eq!(
+        running.iter().map(|s| s.id).collect::<Vec<_>>(),
+        want,
+        "exactly the claimed scans are running"
+    );
+    setup.check_log("after the claims").await;
+    b.check_log("of the other tenant").await;
+}
+
+/// How many agents claim at once in the concurrency case, and how many scans they race
+/// for.
+const CONCURRENT_CLAIMS: usize = 20;
+/// See [`CONCURRENT_CLAIMS`].
+const QUEUED_FOR_CLAIMS: usize = 10;
+
+/// Twenty agents of one fleet claim at once on ten queued scans: exactly ten claims get
+/// a scan, each a different one, claimed by that agent; the other ten get `None`; every
+/// scan is running once, with one `scan.claimed` event each.
+pub async fn claim_concurrent_never_shares_a_scan(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let t0 = fx.now();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (fleet, _, _) = setup.fleet().await;
+    let (_, secret) = setup
+        .add_enrollment_token(fx.enrollment_token_with(
+            &fleet,
+            CONCURRENT_CLAIMS as u32,
+            t0 + Duration::days(1),
+        ))
+        .await;
+    let maker = AgentMaker::new(&fx, t0);
+    let mut agents = Vec::new();
+    for _ in 0..CONCURRENT_CLAIMS {
+        agents.push(setup.enroll(&maker, &secret.digest()).await.0);
+    }
+    let mut queued = Vec::new();
+    for _ in 0..QUEUED_FOR_CLAIMS {
+        queued.push(setup.scan(&fleet).await);
+    }
+    let claims = Auditor::claims(&fx);
+
+    // All calls borrow one store and run at once: on a pooled backend each holds its
+    // own connection, so the claims really race.
+    let outcomes = join_all(agents.iter().map(|agent| claims.claim(store, agent, t0))).await;
+    let mut claimed = Vec::new();
+    for (agent, outcome) in agents.iter().zip(outcomes) {
+        if let Some(scan) = outcome {
+            let want = queued
+                .iter()
+                .find(|q| q.id == scan.id)
+                .unwrap_or_else(|| panic!("claim_scan returned a scan never queued: {scan:?}"));
+            assert_eq!(
+                scan,
+                Scan {
+                    status: ScanStatus::Running,
+                    claimed_by: Some(agent.id),
+                    claimed_at: Some(t0),
+                    ..want.clone()
+                },
+                "a concurrent claim returns its scan running, claimed by the calling agent"
+            );
+            claimed.push(scan);
+        }
+    }
+    assert_eq!(
+        claimed.len(),
+        QUEUED_FOR_CLAIMS,
+        "{CONCURRENT_CLAIMS} concurrent claims on {QUEUED_FOR_CLAIMS} scans: exactly \
+         {QUEUED_FOR_CLAIMS} get one, the rest None"
+    );
+    let ids: BTreeSet<ScanId> = claimed.iter().map(|s| s.id).collect();
+    assert_eq!(
+        ids,
+        queued.iter().map(|s| s.id).collect(),
+        "each queued scan is claimed exactly once: no two claims share a scan"
+    );
+    for scan in &claimed {
+        assert_eq!(
+            &store.get_scan(t, scan.id).await.must("get_scan"),
+            scan,
+            "the stored scan is the claim that returned it"
+        );
+    }
+    setup.logged_all(claimed.iter().map(|s| claims.event_for(s)));
+    setup.check_log("after concurrent claims").await;
+}
+
+/// `complete_scan` by the claiming agent completes a running scan: it returns the scan
+/// completed at `at` (claim kept), which reads back so, and its artifacts read back
+/// exactly (the bundle byte for byte); one `scan.completed` event is recorded. A scan
+/// that is queued or running has no artifacts (`None`).
+pub async fn complete_scan_stores_artifacts_exactly(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let t0 = fx.now();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let claims = Auditor::claims(&fx);
+    let (fleet, _, _) = setup.fleet().await;
+    let agent = setup.agent(&fleet).await;
+    let scan = setup.scan(&fleet).await;
+    let still_running = setup.scan(&fleet).await;
+    let queued = setup.scan(&fleet).await;
+    let running = setup.claim_exactly(&claims, &agent, &scan, t0).await;
+    let still_running = setup
+        .claim_exactly(&claims, &agent, &still_running, t0)
+        .await;
+
+    let at = t0 + Duration::minutes(7);
+    let artifacts = fx.artifacts();
+    let completed = setup.complete(&agent, &running, at, &artifacts).await;
+    let want = Scan {
+        status: ScanStatus::Completed,
+        finished_at: Some(at),
+        ..running
+    };
+    assert_eq!(completed, want, "complete_scan returns the completed scan");
+    assert_eq!(
+        store.get_scan(t, scan.id).await.must("get_scan"),
+        want,
+        "the completed scan reads back so"
+    );
+    let stored = store
+        .get_scan_artifacts(t, scan.id)
+        .await
+        .must("get_scan_artifacts")
+        .unwrap_or_else(|| panic!("a completed scan must have its artifacts"));
+    assert_eq!(
+        stored.bundle_json.as_bytes(),
+        artifacts.bundle_json.as_bytes(),
+        "the bundle reads back byte for byte as hashed"
+    );
+    assert_eq!(stored, artifacts, "every artifact reads back as stored");
+    for (what, id) in [("running", still_running.id), ("queued", queued.id)] {
+        assert_eq!(
+            store
+                .get_scan_artifacts(t, id)
+                .await
+                .must("get_scan_artifacts"),
+            None,
+            "a {what} scan has no artifacts"
+        );
+    }
+    setup.check_log("after complete_scan").await;
+}
+
+/// Only the agent that claimed a scan completes it: another agent of the fleet, an
+/// agent of another fleet, an unclaimed scan and an unknown scan are all `NotFound`, and
+/// none of them changes the scan, stores artifacts or writes an event.
+pub async fn complete_scan_only_by_its_agent(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let t0 = fx.now();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let claims = Auditor::claims(&fx);
+    let (fleet, _, _) = setup.fleet().await;
+    let (other_fleet, _, _) = setup.fleet().await;
+    let owner = setup.agent(&fleet).await;
+    let peer = setup.agent(&fleet).await;
+    let stranger = setup.agent(&other_fleet).await;
+    let scan = setup.scan(&fleet).await;
+    let running = setup.claim_exactly(&claims, &owner, &scan, t0).await;
+    let unclaimed = setup.scan(&fleet).await;
+    let unknown = ScanId::from_uuid(fx.id());
+
+    for (what, agent, id) in [
+        ("another agent of the fleet", &peer, scan.id),
+        ("an agent of another fleet", &stranger, scan.id),
+        ("its agent, on an unclaimed scan", &owner, unclaimed.id),
+        ("its agent, on an unknown scan", &owner, unknown),
+    ] {
+        let audit = fx.audit_by(
+            t,
+            AuditActor::Agent(agent.id.as_uuid()),
+            actions::SCAN_COMPLETED,
+            Some(id.as_uuid()),
+            t0,
+        );
+        store
+            .complete_scan(agent.id, id, t0, &fx.artifacts(), &audit)
+            .await
+            .must_be_not_found(&format!("complete_scan by {what}"));
+    }
+    for (what, want) in [("claimed", &running), ("unclaimed", &unclaimed)] {
+        assert_eq!(
+            &store.get_scan(t, want.id).await.must("get_scan"),
+            want,
+            "a refused completion leaves the {what} scan unchanged"
+        );
+        assert_eq!(
+            store
+                .get_scan_artifacts(t, want.id)
+                .await
+                .must("get_scan_artifacts"),
+            None,
+            "a refused completion stores no artifacts"
+        );
+    }
+    setup.check_log("after refused completions").await;
+    setup
+        .complete(&owner, &running, t0 + Duration::minutes(1), &fx.artifacts())
+        .await;
+    setup.check_log("after the claiming agent completed").await;
+}
+
+/// A scan claimed by the agent but no longer running is `Conflict(SCAN_NOT_RUNNING)`:
+/// completing twice (the first artifacts and `finished_at` stay) and completing a scan
+/// the sweeper failed (it stays failed, without artifacts). Refusals write no event.
+pub async fn complete_scan_only_while_running(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let t0 = fx.now();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let claims = Auditor::claims(&fx);
+    let sweeps = Auditor::sweeps(&fx);
+    let (fleet, _, _) = setup.fleet().await;
+    let agent = setup.agent(&fleet).await;
+    let done = setup.scan(&fleet).await;
+    let late = setup
+        .add_scan(fx.scan(&fleet, Scenario::Inventory, Fixtures::max_duration(30)))
+        .await;
+    let done = setup.claim_exactly(&claims, &agent, &done, t0).await;
+    let late = setup.claim_exactly(&claims, &agent, &late, t0).await;
+
+    let first = fx.artifacts();
+    let completed = setup
+        .complete(&agent, &done, t0 + Duration::minutes(5), &first)
+        .await;
+    let deadline = t0 + Duration::minutes(30);
+    assert_eq!(
+        sweeps.sweep(store, deadline).await,
+        1,
+        "the sweep fails the late scan"
+    );
+    let failed = swept(&late, ScanStatus::Failed, deadline);
+    setup.logged(&sweeps.event_for(&failed));
+
+    for (what, id) in [
+        ("a completed scan (completing twice)", done.id),
+        ("a scan the sweeper failed", late.id),
+    ] {
+        let audit = fx.audit_by(
+            t,
+            AuditActor::Agent(agent.id.as_uuid()),
+            actions::SCAN_COMPLETED,
+            Some(id.as_uuid()),
+            deadline,
+        );
+        store
+            .complete_scan(agent.id, id, deadline, &fx.artifacts(), &audit)
+            .await
+            .must_conflict(
+                constraint::SCAN_NOT_RUNNING,
+                &format!("complete_scan of {what}"),
+            );
+    }
+    assert_eq!(
+        store.get_scan(t, done.id).await.must("get_scan"),
+        completed,
+        "completing twice keeps the first completion"
+    );
+    assert_eq!(
+        store
+            .get_scan_artifacts(t, done.id)
+            .await
+            .must("get_scan_artifacts"),
+        Some(first),
+        "completing twice keeps the first artifacts"
+    );
+    assert_eq!(
+        store.get_scan(t, late.id).await.must("get_scan"),
+        failed,
+        "a failed scan stays failed"
+    );
+    assert_eq!(
+        store
+            .get_scan_artifacts(t, late.id)
+            .await
+            .must("get_scan_artifacts"),
+        None,
+        "a failed scan has no artifacts"
+    );
+    setup.check_log("after refused completions").await;
+}
+
+/// The sweeper fails a running scan at exactly `claimed_at + max_duration` (the default
+/// hour when none is set; not one second before) and expires a queued scan at exactly
+/// `not_after` (not one second before), of any tenant, with `finished_at = now` and one
+/// event each built from the scan as changed (`scan.failed` / `scan.expired`, by the
+/// system); it returns how many moved. A second sweep at the same time moves nothing,
+/// and completed scans or scans without a deadline are never moved.
+pub async fn sweep_fails_and_expires_at_deadlines(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let t0 = fx.now();
+    let minutes = |m| t0 + Duration::minutes(m);
+    let second = Duration::seconds(1);
+    let mut setup = Setup::tenant(store, &fx).await;
+    let mut b = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let claims = Auditor::claims(&fx);
+    let sweeps = Auditor::sweeps(&fx);
+    let (fleet, _, _) = setup.fleet().await;
+    let agent = setup.agent(&fleet).await;
+    let short = setup
+        .add_scan(fx.scan(&fleet, Scenario::Inventory, Fixtures::max_duration(30)))
+        .await;
+    let default_limit = setup.scan(&fleet).await;
+    let finished = setup.scan(&fleet).await;
+    let short = setup.claim_exactly(&claims, &agent, &short, t0).await;
+    let default_limit = setup
+        .claim_exactly(&claims, &agent, &default_limit, t0)
+        .await;
+    let finished = setup.claim_exactly(&claims, &agent, &finished, t0).await;
+    let finished = setup
+        .complete(&agent, &finished, minutes(1), &fx.artifacts())
+        .await;
+    let until_45 = ScanConstraints {
+        not_after: Some(minutes(45)),
+        ..ScanConstraints::default()
+    };
+    let expiring = setup
+        .add_scan(fx.scan(&fleet, Scenario::Ports, until_45.clone()))
+        .await;
+    let forever = setup.scan(&fleet).await;
+    let (b_fleet, _, _) = b.fleet().await;
+    let b_expiring = b
+        .add_scan(fx.scan(&b_fleet, Scenario::Ports, until_45))
+        .await;
+
+    let sweep = async |now: Timestamp, moves: usize, what: &str| {
+        assert_eq!(
+            sweeps.sweep(store, now).await,
+            moves,
+            "sweep_scans at {now}: {what}"
+        );
+    };
+    sweep(
+        minutes(30) - second,
+        0,
+        "one second before the first deadline",
+    )
+    .await;
+    sweep(
+        minutes(30),
+        1,
+        "the 30-minute scan fails at exactly its deadline",
+    )
+    .await;
+    let failed_short = swept(&short, ScanStatus::Failed, minutes(30));
+    sweep(
+        minutes(30),
+        0,
+        "a second sweep at the same time moves nothing",
+    )
+    .await;
+    sweep(minutes(45) - second, 0, "one second before not_after").await;
+    sweep(
+        minutes(45),
+        2,
+        "both tenants' queued scans expire at exactly not_after",
+    )
+    .await;
+    let expired = swept(&expiring, ScanStatus::Expired, minutes(45));
+    let b_expired = swept(&b_expiring, ScanStatus::Expired, minutes(45));
+    sweep(
+        minutes(60) - second,
+        0,
+        "one second before the default hour",
+    )
+    .await;
+    sweep(
+        minutes(60),
+        1,
+        "a scan without a limit fails after the default hour",
+    )
+    .await;
+    let failed_default = swept(&default_limit, ScanStatus::Failed, minutes(60));
+    sweep(t0 + Duration::days(365), 0, "nothing else is ever overdue").await;
+
+    for want in [
+        &failed_short,
+        &expired,
+        &failed_default,
+        &finished,
+        &forever,
+    ] {
+        assert_eq!(
+            &store.get_scan(t, want.id).await.must("get_scan"),
+            want,
+            "each scan after the sweeps"
+        );
+    }
+    assert_eq!(
+        store.get_scan(b.id(), b_expiring.id).await.must("get_scan"),
+        b_expired,
+        "the other tenant's scan expired too"
+    );
+    for want in [&failed_short, &expired, &failed_default] {
+        setup.logged(&sweeps.event_for(want));
+    }
+    b.logged(&sweeps.event_for(&b_expired));
+    setup.check_log("after the sweeps").await;
+    b.check_log("of the other tenant").await;
+}
+
+/// How many sweeps run at once in the concurrency case, and how many overdue scans
+/// they share.
+const CONCURRENT_SWEEPS: usize = 5;
+/// See [`CONCURRENT_SWEEPS`].
+const OVERDUE_FOR_SWEEPS: usize = 10;
+
+/// Five sweeps at once over ten overdue scans move each scan exactly once: their counts
+/// add up to ten, and each scan has exactly one `scan.expired` event.
+pub async fn sweep_concurrent_moves_each_scan_once(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let deadline = fx.now() + Duration::hours(1);
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (fleet, _, _) = setup.fleet().await;
+    let sweeps = Auditor::sweeps(&fx);
+    let mut queued = Vec::new();
+    for _ in 0..OVERDUE_FOR_SWEEPS {
+        let constraints = ScanConstraints {
+            not_after: Some(deadline),
+            ..ScanConstraints::default()
+        };
+        queued.push(
+            setup
+                .add_scan(fx.scan(&fleet, Scenario::Inventory, constraints))
+                .await,
+        );
+    }
+
+    let counts = join_all((0..CONCURRENT_SWEEPS).map(|_| sweeps.sweep(store, deadline))).await;
+    assert_eq!(
+        counts.iter().sum::<usize>(),
+        OVERDUE_FOR_SWEEPS,
+        "{CONCURRENT_SWEEPS} concurrent sweeps over {OVERDUE_FOR_SWEEPS} overdue scans \
+         move each once (counts: {counts:?})"
+    );
+    let expired: Vec<Scan> = queued
+        .iter()
+        .map(|s| swept(s, ScanStatus::Expired, deadline))
+        .collect();
+    for want in &expired {
+        assert_eq!(
+            &store.get_scan(t, want.id).await.must("get_scan"),
+            want,
+            "each overdue scan expired"
+        );
+    }
+    setup.logged_all(expired.iter().map(|s| sweeps.event_for(s)));
+    setup.check_log("after concurrent sweeps").await;
+}
+
+// ---- share links ----
+
+/// The link and scan of an opened share link; panics naming `what` otherwise.
+fn opened(outcome: ShareAccess, what: &str) -> (ShareLink, Scan) {
+    match outcome {
+        ShareAccess::Opened(link, scan) => (link, scan),
+        other => panic!("{what}: expected Opened, got {other:?}"),
+    }
+}
+
+/// `link` after its `n`th access, at `at`.
+fn accessed(link: &ShareLink, n: u32, at: Timestamp) -> ShareLink {
+    ShareLink {
+        access_count: n,
+        last_accessed_at: Some(at),
+        ..link.clone()
+    }
+}
+
+/// A fleet of the tenant with an agent and a scan the agent claimed and completed:
+/// what a share link shares. Returns the fleet and the completed scan.
+async fn completed_scan(setup: &mut Setup<'_>, fx: &Fixtures) -> (Fleet, Scan) {
+    let claims = Auditor::claims(fx);
+    let (fleet, _, _) = setup.fleet().await;
+    let agent = setup.agent(&fleet).await;
+    let scan = setup.scan(&fleet).await;
+    let running = setup.claim_exactly(&claims, &agent, &scan, fx.now()).await;
+    let done = setup
+        .complete(
+            &agent,
+            &running,
+            fx.now() + Duration::minutes(5),
+            &fx.artifacts(),
+        )
+        .await;
+    (fleet, done)
+}
+
+/// Share links read back exactly as written (each with its own scope, label, expiry and
+/// limit), list newest first per scan, two at a time with full pages, and record one
+/// `share_link.created` event each; unknown ids are `NotFound`.
+pub async fn share_link_create_then_read(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let t0 = fx.now();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (fleet, scan) = completed_scan(&mut setup, &fx).await;
+    let other = setup.scan(&fleet).await;
+
+    let mut links = Vec::new();
+    for (i, scope) in [
+        Artifact::Report,
+        Artifact::Bundle,
+        Artifact::Passport,
+        Artifact::Report,
+        Artifact::Bundle,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let hours = i64::try_from(i + 1).unwrap_or(1);
+        let max = if i % 2 == 0 { None } else { Some(3) };
+        let (link, _) = setup
+            .add_share_link(fx.share_link_scoped(&scan, scope, max, t0 + Duration::hours(hours)))
+            .await;
+        links.push(link);
+    }
+    let (on_other, _) = setup
+        .add_share_link(fx.share_link(&other, Some(1), t0 + Duration::days(7)))
+        .await;
+
+    for link in links.iter().chain([&on_other]) {
+        assert_eq!(
+            &store
+                .get_share_link(t, link.id)
+                .await
+                .must("get_share_link"),
+            link,
+            "get_share_link reads the link back as written"
+        );
+    }
+    let link_id = |l: &ShareLink| l.id.as_uuid();
+    let got = pages(
+        "list_share_links",
+        2,
+        |p| store.list_share_links(t, scan.id, p),
+        link_id,
+    )
+    .await;
+    expect_pages_of_five(
+        "list_share_links of one scan",
+        &got,
+        link_id,
+        links.iter().map(link_id).collect(),
+    );
+    assert_eq!(
+        share_links_of(store, t, other.id).await,
+        vec![on_other],
+        "each scan lists only its own links"
+    );
+
+    let unknown = ShareLinkId::from_uuid(fx.id());
+    store
+        .get_share_link(t, unknown)
+        .await
+        .must_be_not_found("get_share_link of an unknown id");
+    let audit = setup.audit(actions::SHARE_LINK_REVOKED, unknown.as_uuid());
+    store
+        .revoke_share_link(t, unknown, t0, &audit)
+        .await
+        .must_be_not_found("revoke_share_link of an unknown id");
+    setup.check_log("after create_share_link").await;
+}
+
+/// A share link for another tenant's scan, or for an unknown scan, is `NotFound`, and
+/// nothing of it is stored: it cannot be read, listed or opened, and has no event.
+pub async fn share_link_create_refuses_foreign_scan(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let a = Setup::tenant(store, &fx).await;
+    let mut b = Setup::tenant(store, &fx).await;
+    let accesses = Auditor::accesses(&fx);
+    let (_, foreign) = completed_scan(&mut b, &fx).await;
+    let expires = fx.now() + Duration::days(1);
+
+    for (what, scan) in [
+        (
+            "another tenant's scan",
+            Scan {
+                tenant_id: a.id(),
+                ..foreign.clone()
+            },
+        ),
+        (
+            "an unknown scan",
+            Scan {
+                id: ScanId::from_uuid(fx.id()),
+                tenant_id: a.id(),
+                ..foreign.clone()
+            },
+        ),
+    ] {
+        let (link, secret) = fx.share_link(&scan, None, expires);
+        let audit = a.audit(actions::SHARE_LINK_CREATED, link.id.as_uuid());
+        store
+            .create_share_link(&link, &secret.digest(), &audit)
+            .await
+            .must_be_not_found(&format!("create_share_link for {what}"));
+        for tenant in [a.id(), b.id()] {
+            store
+                .get_share_link(tenant, link.id)
+                .await
+                .must_be_not_found("the refused link");
+        }
+        assert_eq!(
+            accesses
+                .access(store, &secret.digest(), fx.now(), Artifact::Report)
+                .await,
+            ShareAccess::Unavailable,
+            "the refused link's token must not be stored"
+        );
+    }
+    assert_eq!(
+        share_links_of(store, b.id(), foreign.id).await,
+        vec![],
+        "the foreign scan lists no refused link"
+    );
+    a.check_log("of tenant A").await;
+    b.check_log("of tenant B").await;
+}
+
+/// Every share-link read and write through another tenant is `NotFound` and changes
+/// nothing: `get_share_link`, `list_share_links`, `revoke_share_link`.
+pub async fn share_link_cross_tenant_is_not_found(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let b = Setup::tenant(store, &fx).await;
+    let (_, scan) = completed_scan(&mut a, &fx).await;
+    let (link, _) = a
+        .add_share_link(fx.share_link(&scan, Some(2), fx.now() + Duration::days(1)))
+        .await;
+    let other = b.id();
+
+    store
+        .get_share_link(other, link.id)
+        .await
+        .must_be_not_found("get_share_link via another tenant");
+    store
+        .list_share_links(other, scan.id, first_page(10))
+        .await
+        .must_be_not_found("list_share_links via another tenant");
+    let audit = b.audit(actions::SHARE_LINK_REVOKED, link.id.as_uuid());
+    store
+        .revoke_share_link(other, link.id, fx.now(), &audit)
+        .await
+        .must_be_not_found("revoke_share_link via another tenant");
+
+    assert_eq!(
+        store
+            .get_share_link(a.id(), link.id)
+            .await
+            .must("get_share_link"),
+        link,
+        "the link is untouched (not revoked)"
+    );
+    assert_eq!(
+        share_links_of(store, a.id(), scan.id).await,
+        vec![link],
+        "the owning tenant lists the link"
+    );
+    a.check_log("of the owning tenant").await;
+    b.check_log("of the other tenant").await;
+}
+
+/// Each open of an active link counts one access at `now` and returns the link as
+/// changed with its scan as stored; the link reads back so, and each access records one
+/// `share_link.accessed` event (by the public) built from the link as changed. Another
+/// link of the scan counts nothing.
+pub async fn share_link_access_counts_and_returns_scan(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let t0 = fx.now();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let accesses = Auditor::accesses(&fx);
+    let (_, scan) = completed_scan(&mut setup, &fx).await;
+    let (link, secret) = setup
+        .add_share_link(fx.share_link(&scan, None, t0 + Duration::days(7)))
+        .await;
+    let (untouched, _) = setup
+        .add_share_link(fx.share_link(&scan, Some(1), t0 + Duration::days(7)))
+        .await;
+
+    let mut current = link.clone();
+    for (n, (artifact, at)) in [
+        (Artifact::Passport, t0 + Duration::hours(1)),
+        (Artifact::Report, t0 + Duration::hours(2)),
+        (Artifact::Bundle, t0 + Duration::hours(2)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let n = u32::try_from(n + 1).unwrap_or(u32::MAX);
+        let outcome = setup
+            .access(&accesses, &secret.digest(), at, artifact)
+            .await;
+        current = accessed(&link, n, at);
+        assert_eq!(
+            outcome,
+            ShareAccess::Opened(current.clone(), scan.clone()),
+            "access {n} ({}) counts one and returns the link as changed with its scan",
+            artifact.as_str()
+        );
+        assert_eq!(
+            store
+                .get_share_link(t, link.id)
+                .await
+                .must("get_share_link"),
+            current,
+            "the link reads back with access {n} counted"
+        );
+    }
+    let mut want = vec![untouched, current];
+    want.sort_by_key(|l| std::cmp::Reverse(l.id));
+    assert_eq!(
+        share_links_of(store, t, scan.id).await,
+        want,
+        "only the opened link counted accesses"
+    );
+    setup.check_log("after three accesses").await;
+}
+
+/// A link of `max_accesses` m opens exactly m times; every later open is `Unavailable`
+/// and writes nothing: the count stays m, `last_accessed_at` stays the m-th access, no
+/// event.
+pub async fn share_link_access_stops_at_max_accesses(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let t0 = fx.now();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let accesses = Auditor::accesses(&fx);
+    let (_, scan) = completed_scan(&mut setup, &fx).await;
+    let (link, secret) = setup
+        .add_share_link(fx.share_link(&scan, Some(3), t0 + Duration::days(7)))
+        .await;
+    let digest = secret.digest();
+
+    for n in 1..=3 {
+        let at = t0 + Duration::minutes(i64::from(n));
+        let (got, _) = opened(
+            setup
+                .access(&accesses, &digest, at, Artifact::Passport)
+                .await,
+            &format!("access {n} of 3"),
+        );
+        assert_eq!(got, accessed(&link, n, at), "access {n} of 3");
+    }
+    for (what, artifact) in [
+        ("a fourth access", Artifact::Passport),
+        ("a fifth access", Artifact::Report),
+    ] {
+        assert_eq!(
+            setup
+                .access(&accesses, &digest, t0 + Duration::hours(1), artifact)
+                .await,
+            ShareAccess::Unavailable,
+            "{what} of a link of 3 accesses"
+        );
+    }
+    assert_eq!(
+        store
+            .get_share_link(t, link.id)
+            .await
+            .must("get_share_link"),
+        accessed(&link, 3, t0 + Duration::minutes(3)),
+        "refused accesses count nothing"
+    );
+    setup.check_log("after accesses past the limit").await;
+}
+
+/// A link opens until one second before `expires_at` and is `Unavailable` from
+/// `expires_at` on, writing nothing.
+pub async fn share_link_access_refused_from_expires_at(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let accesses = Auditor::accesses(&fx);
+    let (_, scan) = completed_scan(&mut setup, &fx).await;
+    let expires = fx.now() + Duration::hours(1);
+    let (link, secret) = setup
+        .add_share_link(fx.share_link(&scan, Some(5), expires))
+        .await;
+    let digest = secret.digest();
+
+    assert_eq!(
+        setup
+            .access(&accesses, &digest, expires, Artifact::Report)
+            .await,
+        ShareAccess::Unavailable,
+        "access at exactly expires_at"
+    );
+    let just_before = expires - Duration::seconds(1);
+    let (got, _) = opened(
+        setup
+            .access(&accesses, &digest, just_before, Artifact::Report)
+            .await,
+        "access one second before expires_at",
+    );
+    assert_eq!(got, accessed(&link, 1, just_before));
+    for at in [expires, expires + Duration::days(1)] {
+        assert_eq!(
+            setup.access(&accesses, &digest, at, Artifact::Report).await,
+            ShareAccess::Unavailable,
+            "access at {at}, past expires_at"
+        );
+    }
+    assert_eq!(
+        store
+            .get_share_link(t, link.id)
+            .await
+            .must("get_share_link"),
+        accessed(&link, 1, just_before),
+        "refused accesses count nothing"
+    );
+    setup.check_log("after expired accesses").await;
+}
+
+/// Revoking a link returns it revoked at `at` and records one event; revoking again
+/// changes nothing (the first `revoked_at` stays) and records none. A revoked link is
+/// `Unavailable` and writes nothing; another link of the scan still opens.
+pub async fn share_link_revoke_is_idempotent(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let t0 = fx.now();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let accesses = Auditor::accesses(&fx);
+    let (_, scan) = completed_scan(&mut setup, &fx).await;
+    let week = t0 + Duration::days(7);
+    let (link, secret) = setup
+        .add_share_link(fx.share_link(&scan, Some(5), week))
+        .await;
+    let (kept, kept_secret) = setup.add_share_link(fx.share_link(&scan, None, week)).await;
+    let (_, _) = opened(
+        setup
+            .access(&accesses, &secret.digest(), t0, Artifact::Passport)
+            .await,
+        "access before revocation",
+    );
+
+    let at = t0 + Duration::minutes(5);
+    let audit = setup.audit(actions::SHARE_LINK_REVOKED, link.id.as_uuid());
+    let revoked = store
+        .revoke_share_link(t, link.id, at, &audit)
+        .await
+        .must("revoke_share_link");
+    setup.logged(&audit);
+    let want = ShareLink {
+        revoked_at: Some(at),
+        ..accessed(&link, 1, t0)
+    };
+    assert_eq!(revoked, want, "revoke_share_link returns the revoked link");
+    let audit = setup.audit(actions::SHARE_LINK_REVOKED, link.id.as_uuid());
+    assert_eq!(
+        store
+            .revoke_share_link(t, link.id, at + Duration::minutes(5), &audit)
+            .await
+            .must("revoke_share_link twice"),
+        want,
+        "revoking twice keeps the first revoked_at"
+    );
+    assert_eq!(
+        setup
+            .access(&accesses, &secret.digest(), at, Artifact::Report)
+            .await,
+        ShareAccess::Unavailable,
+        "a revoked link"
+    );
+    assert_eq!(
+        store
+            .get_share_link(t, link.id)
+            .await
+            .must("get_share_link"),
+        want,
+        "a refused access counts nothing"
+    );
+    let (got, _) = opened(
+        setup
+            .access(&accesses, &kept_secret.digest(), at, Artifact::Report)
+            .await,
+        "another link of the scan",
+    );
+    assert_eq!(got, accessed(&kept, 1, at));
+    setup.check_log("after revocations").await;
+}
+
+/// A digest that is no share link's token is `Unavailable` for every artifact, even
+/// when it is an API token's, an enrollment token's or an agent's secret; nothing is
+/// written.
+pub async fn share_link_access_unknown_digest_is_unavailable(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let accesses = Auditor::accesses(&fx);
+    let (fleet, _, enrollment_secret) = setup.fleet().await;
+    let scan = setup.scan(&fleet).await;
+    let maker = AgentMaker::new(&fx, fx.now());
+    let (_, _, agent_secret) = setup.enroll(&maker, &enrollment_secret.digest()).await;
+    setup
+        .add_share_link(fx.share_link(&scan, None, fx.now() + Duration::days(1)))
+        .await;
+
+    for (what, digest) in [
+        (
+            "a fresh share token",
+            fx.secret_of(SecretKind::Share).digest(),
+        ),
+        ("an API token's secret", setup.new.digest),
+        ("an enrollment token's secret", enrollment_secret.digest()),
+        ("an agent's secret", agent_secret.digest()),
+    ] {
+        for artifact in Artifact::ALL {
+            assert_eq!(
+                accesses.access(store, &digest, fx.now(), artifact).await,
+                ShareAccess::Unavailable,
+                "access_share_link with {what} for the {}",
+                artifact.as_str()
+            );
+        }
+    }
+    setup.check_log("after unknown accesses (no events)").await;
+}
+
+/// An active link asked for an artifact beyond its scope is `OutOfScope` with the link
+/// as stored, and nothing is written (no access counted, no event); it still opens for
+/// the artifacts it grants. An unavailable link is `Unavailable` whatever is asked.
+pub async fn share_link_access_out_of_scope_writes_nothing(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let t0 = fx.now();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let accesses = Auditor::accesses(&fx);
+    let (_, scan) = completed_scan(&mut setup, &fx).await;
+    let week = t0 + Duration::days(7);
+    let (report, report_secret) = setup
+        .add_share_link(fx.share_link_scoped(&scan, Artifact::Report, Some(2), week))
+        .await;
+    let (bundle, bundle_secret) = setup
+        .add_share_link(fx.share_link_scoped(&scan, Artifact::Bundle, None, week))
+        .await;
+    let (digest, bundle_digest) = (report_secret.digest(), bundle_secret.digest());
+
+    for artifact in [Artifact::Bundle, Artifact::Passport] {
+        assert_eq!(
+            setup.access(&accesses, &digest, t0, artifact).await,
+            ShareAccess::OutOfScope(report.clone()),
+            "a report link asked for the {}",
+            artifact.as_str()
+        );
+    }
+    let (got, _) = opened(
+        setup.access(&accesses, &digest, t0, Artifact::Report).await,
+        "a report link asked for the report",
+    );
+    assert_eq!(got, accessed(&report, 1, t0));
+    let later = t0 + Duration::minutes(1);
+    assert_eq!(
+        setup
+            .access(&accesses, &digest, later, Artifact::Bundle)
+            .await,
+        ShareAccess::OutOfScope(accessed(&report, 1, t0)),
+        "OutOfScope returns the link as stored, its accesses counted so far"
+    );
+    opened(
+        setup
+            .access(&accesses, &digest, later, Artifact::Report)
+            .await,
+        "the second and last access",
+    );
+    for artifact in Artifact::ALL {
+        assert_eq!(
+            setup.access(&accesses, &digest, later, artifact).await,
+            ShareAccess::Unavailable,
+            "a used-up link asked for the {}",
+            artifact.as_str()
+        );
+    }
+    for artifact in [Artifact::Report, Artifact::Bundle] {
+        opened(
+            setup.access(&accesses, &bundle_digest, t0, artifact).await,
+            "a bundle link grants the report and the bundle",
+        );
+    }
+    assert_eq!(
+        setup
+            .access(&accesses, &bundle_digest, t0, Artifact::Passport)
+            .await,
+        ShareAccess::OutOfScope(accessed(&bundle, 2, t0)),
+        "a bundle link asked for the passport"
+    );
+    assert_eq!(
+        setup
+            .access(&accesses, &bundle_digest, week, Artifact::Passport)
+            .await,
+        ShareAccess::Unavailable,
+        "an expired link is Unavailable, whatever is asked"
+    );
+    let mut want = vec![accessed(&report, 2, later), accessed(&bundle, 2, t0)];
+    want.sort_by_key(|l| std::cmp::Reverse(l.id));
+    assert_eq!(
+        share_links_of(store, t, scan.id).await,
+        want,
+        "only granted accesses were counted"
+    );
+    setup.check_log("after out-of-scope accesses").await;
+}
+
+/// How many opens of one link run at once in the concurrency case, and how many the
+/// link allows.
+const CONCURRENT_ACCESSES: usize = 20;
+/// See [`CONCURRENT_ACCESSES`].
+const MAX_FOR_ACCESSES: u32 = 5;
+
+/// Twenty opens at once of a link of five accesses: exactly five open, each counting
+/// its own access (1 to 5); the other fifteen are `Unavailable`; the link ends with five
+/// accesses and five events.
+pub async fn share_link_concurrent_accesses_respect_max(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let t0 = fx.now();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let accesses = Auditor::accesses(&fx);
+    let (_, scan) = completed_scan(&mut setup, &fx).await;
+    let (link, secret) = setup
+        .add_share_link(fx.share_link(&scan, Some(MAX_FOR_ACCESSES), t0 + Duration::days(1)))
+        .await;
+    let digest = secret.digest();
+
+    let outcomes = join_all(
+        (0..CONCURRENT_ACCESSES).map(|_| accesses.access(store, &digest, t0, Artifact::Bundle)),
+    )
+    .await;
+    let mut links = Vec::new();
+    let mut refused = 0;
+    for outcome in outcomes {
+        match outcome {
+            ShareAccess::Opened(got, got_scan) => {
+                assert_eq!(got_scan, scan, "an access returns the link's scan");
+                links.push(got);
+            }
+            ShareAccess::Unavailable => refused += 1,
+            other @ ShareAccess::OutOfScope(_) => {
+                panic!("a passport link grants the bundle, got {other:?}")
+            }
+        }
+    }
+    assert_eq!(
+        (links.len(), refused),
+        (
+            MAX_FOR_ACCESSES as usize,
+            CONCURRENT_ACCESSES - MAX_FOR_ACCESSES as usize
+        ),
+        "{CONCURRENT_ACCESSES} concurrent accesses on a link of {MAX_FOR_ACCESSES}: exactly \
+         {MAX_FOR_ACCESSES} open, the rest are Unavailable"
+    );
+    let counts: BTreeSet<u32> = links.iter().map(|l| l.access_count).collect();
+    assert_eq!(
+        counts,
+        (1..=MAX_FOR_ACCESSES).collect(),
+        "each access counted its own access"
+    );
+    for got in &links {
+        assert_eq!(got, &accessed(&link, got.access_count, t0));
+    }
+    assert_eq!(
+        store
+            .get_share_link(t, link.id)
+            .await
+            .must("get_share_link"),
+        accessed(&link, MAX_FOR_ACCESSES, t0),
+        "the link counts exactly max_accesses accesses"
+    );
+    setup.logged_all(links.iter().map(|l| accesses.event_for(l)));
+    setup.check_log("after concurrent accesses").await;
+}
+
+/// `delete_fleet` also removes the fleet's scans, their artifacts and their share links
+/// (whose tokens stop working): every read and write of them is `NotFound` (or
+/// `Unavailable` for an access), listings skip them, a sweep finds none of them
+/// overdue; another fleet keeps its scans and links.
+pub async fn fleet_delete_cascades_to_scans_and_share_links(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let t0 = fx.now();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let claims = Auditor::claims(&fx);
+    let sweeps = Auditor::sweeps(&fx);
+    let accesses = Auditor::accesses(&fx);
+    let week = t0 + Duration::days(7);
+    let (doomed, _, _) = setup.fleet().await;
+    let agent = setup.agent(&doomed).await;
+    let done = setup.scan(&doomed).await;
+    let running = setup.scan(&doomed).await;
+    let done = setup.claim_exactly(&claims, &agent, &done, t0).await;
+    let running = setup.claim_exactly(&claims, &agent, &running, t0).await;
+    let done = setup
+        .complete(&agent, &done, t0 + Duration::minutes(5), &fx.artifacts())
+        .await;
+    let expiring = ScanConstraints {
+        not_after: Some(t0 + Duration::hours(1)),
+        ..ScanConstraints::default()
+    };
+    let queued = setup
+        .add_scan(fx.scan(&doomed, Scenario::Software, expiring))
+        .await;
+    let mut gone_links = Vec::new();
+    for scan in [&done, &done, &queued] {
+        gone_links.push(setup.add_share_link(fx.share_link(scan, None, week)).await);
+    }
+    let (_, kept) = completed_scan(&mut setup, &fx).await;
+    let (kept_link, kept_secret) = setup.add_share_link(fx.share_link(&kept, None, week)).await;
+
+    let audit = setup.audit(actions::FLEET_DELETED, doomed.id.as_uuid());
+    store
+        .delete_fleet(t, doomed.id, &audit)
+        .await
+        .must("delete_fleet");
+    setup.logged(&audit);
+
+    for scan in [&done, &running, &queued] {
+        store
+            .get_scan(t, scan.id)
+            .await
+            .must_be_not_found("get_scan of a deleted fleet's scan");
+        store
+            .get_scan_artifacts(t, scan.id)
+            .await
+            .must_be_not_found("get_scan_artifacts of a deleted fleet's scan");
+        store
+            .list_share_links(t, scan.id, first_page(10))
+            .await
+            .must_be_not_found("list_share_links of a deleted fleet's scan");
+    }
+    for (link, secret) in &gone_links {
+        store
+            .get_share_link(t, link.id)
+            .await
+            .must_be_not_found("get_share_link of a deleted fleet's link");
+        let audit = setup.audit(actions::SHARE_LINK_REVOKED, link.id.as_uuid());
+        store
+            .revoke_share_link(t, link.id, t0, &audit)
+            .await
+            .must_be_not_found("revoke_share_link of a deleted fleet's link");
+        assert_eq!(
+            setup
+                .access(&accesses, &secret.digest(), t0, Artifact::Report)
+                .await,
+            ShareAccess::Unavailable,
+            "a deleted fleet's share link no longer opens"
+        );
+    }
+    let audit = fx.audit_by(
+        t,
+        AuditActor::Agent(agent.id.as_uuid()),
+        actions::SCAN_COMPLETED,
+        Some(running.id.as_uuid()),
+        t0,
+    );
+    store
+        .complete_scan(agent.id, running.id, t0, &fx.artifacts(), &audit)
+        .await
+        .must_be_not_found("complete_scan of a deleted fleet's scan");
+    assert_eq!(
+        sweeps.sweep(store, t0 + Duration::days(1)).await,
+        0,
+        "a deleted fleet's running and expiring scans are gone, not overdue"
+    );
+    assert_eq!(
+        scans_of(store, t, &ScanFilter::default()).await,
+        vec![kept.clone()],
+        "list_scans after delete"
+    );
+    assert_eq!(
+        scans_of(
+            store,
+            t,
+            &ScanFilter {
+                fleet: Some(doomed.id),
+                ..ScanFilter::default()
+            }
+        )
+        .await,
+        vec![],
+        "list_scans of the deleted fleet"
+    );
+    assert!(
+        store
+            .get_scan_artifacts(t, kept.id)
+            .await
+            .must("get_scan_artifacts")
+            .is_some(),
+        "the other fleet's scan keeps its artifacts"
+    );
+    let (got, got_scan) = opened(
+        setup
+            .access(&accesses, &kept_secret.digest(), t0, Artifact::Passport)
+            .await,
+        "the other fleet's share link",
+    );
+    assert_eq!((got, got_scan), (accessed(&kept_link, 1, t0), kept));
+    setup.check_log("after delete_fleet").await;
 }
 
 #[cfg(test)]

@@ -17,12 +17,17 @@ use fleetpass_domain::identity::{
     ServiceAccountName, Tenant, TenantName,
 };
 use fleetpass_domain::ids::{
-    AgentId, AuditEventId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, TenantId,
-    TokenId,
+    AgentId, AuditEventId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId,
+    ShareLinkId, TenantId, TokenId,
+};
+use fleetpass_domain::scan::{
+    Asset, Finding, MaxAssets, MaxDurationMinutes, Scan, ScanConstraints, ScanResults, ScanStatus,
+    Scenario, Severity, Software,
 };
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
+use fleetpass_domain::share::{Artifact, MaxAccesses, ShareLabel, ShareLink};
 use fleetpass_domain::token::{ApiToken, RateLimitPerMinute, TokenName};
-use fleetpass_ports::store::{NewTenant, StoredSigningKey};
+use fleetpass_ports::store::{NewTenant, ScanArtifacts, StoredSigningKey};
 use fleetpass_ports::system::{RingSecrets, UuidV7};
 use fleetpass_ports::{IdGen, SecretGen};
 use time::macros::datetime;
@@ -344,6 +349,158 @@ impl Fixtures {
             created_at,
             retired_at: None,
         }
+    }
+
+    /// A queued `scenario` scan of `fleet` (in the fleet's tenant and environment) with
+    /// `constraints`, requested at [`Fixtures::now`].
+    pub fn scan(&self, fleet: &Fleet, scenario: Scenario, constraints: ScanConstraints) -> Scan {
+        Scan {
+            id: ScanId::from_uuid(self.id()),
+            tenant_id: fleet.tenant_id,
+            fleet_id: fleet.id,
+            environment_id: fleet.environment_id,
+            scenario,
+            constraints,
+            status: ScanStatus::Queued,
+            requested_at: self.now,
+            claimed_by: None,
+            claimed_at: None,
+            finished_at: None,
+        }
+    }
+
+    /// A queued inventory scan of `fleet` without constraints: claimable at any time.
+    pub fn plain_scan(&self, fleet: &Fleet) -> Scan {
+        self.scan(fleet, Scenario::Inventory, ScanConstraints::default())
+    }
+
+    /// Constraints with every field set: at most `max_duration_minutes` of run time,
+    /// claimable from `not_before` until just before `not_after`, at most 500 assets.
+    ///
+    /// # Panics
+    /// When `max_duration_minutes` is out of bounds.
+    pub fn constraints(
+        max_duration_minutes: u32,
+        not_before: Timestamp,
+        not_after: Timestamp,
+    ) -> ScanConstraints {
+        ScanConstraints {
+            max_duration_minutes: Some(
+                MaxDurationMinutes::new(i64::from(max_duration_minutes))
+                    .expect("fixture durations are in bounds"),
+            ),
+            not_before: Some(not_before),
+            not_after: Some(not_after),
+            max_assets: Some(MaxAssets::new(500).expect("a valid asset limit")),
+        }
+    }
+
+    /// Constraints that only limit the run time to `minutes`.
+    ///
+    /// # Panics
+    /// When `minutes` is out of bounds.
+    pub fn max_duration(minutes: u32) -> ScanConstraints {
+        ScanConstraints {
+            max_duration_minutes: Some(
+                MaxDurationMinutes::new(i64::from(minutes))
+                    .expect("fixture durations are in bounds"),
+            ),
+            ..ScanConstraints::default()
+        }
+    }
+
+    /// The artifacts of a completed scan, as the service makes them from results: the
+    /// bundle is the results' canonical JSON (struct field order, not sorted, with
+    /// non-ASCII text and escapes, so a store that re-encodes it changes its bytes) and
+    /// its SHA-256; the report is nested JSON; the passport is a compact-JWS-shaped
+    /// string. Each call differs (its results carry a fresh id).
+    pub fn artifacts(&self) -> ScanArtifacts {
+        let results = ScanResults {
+            assets: vec![Asset {
+                hostname: format!("db-{}.zürich.example", self.unique()),
+                ip: "2001:db8::5".to_owned(),
+                os: "Debian 12 \"bookworm\"".to_owned(),
+                open_ports: vec![22, 5432, 65_535],
+                software: vec![Software {
+                    name: "postgresql".to_owned(),
+                    version: "15.4".to_owned(),
+                }],
+            }],
+            findings: vec![
+                Finding {
+                    severity: Severity::Critical,
+                    title: "weak password ✗ — \u{2028} line\nbreak".to_owned(),
+                    asset_hostname: None,
+                    detail: Some("  spaced\ttab  and a \\ backslash ".to_owned()),
+                },
+                Finding {
+                    severity: Severity::Low,
+                    title: "banner".to_owned(),
+                    asset_hostname: Some("db-1".to_owned()),
+                    detail: None,
+                },
+            ],
+        };
+        let (bundle_json, bundle_sha256) = results.bundle();
+        let report = serde_json::to_value(results.report()).expect("a report serializes");
+        let passport = format!(
+            "eyJhbGciOiJFZERTQSIsImtpZCI6ImtpZC0xIn0.{}.{}",
+            self.unique(),
+            "A".repeat(86)
+        );
+        ScanArtifacts {
+            bundle_json,
+            bundle_sha256,
+            report,
+            passport,
+        }
+    }
+
+    /// A fresh, unused, unrevoked share link of `scan` (in the scan's tenant) granting
+    /// the passport (so every artifact), allowing `max_accesses` opens (unlimited when
+    /// `None`) until `expires_at`, made at [`Fixtures::now`]; and its token, whose hint
+    /// it carries.
+    ///
+    /// # Panics
+    /// When `max_accesses` is out of bounds.
+    pub fn share_link(
+        &self,
+        scan: &Scan,
+        max_accesses: Option<u32>,
+        expires_at: Timestamp,
+    ) -> (ShareLink, PlainSecret) {
+        self.share_link_scoped(scan, Artifact::Passport, max_accesses, expires_at)
+    }
+
+    /// As [`Fixtures::share_link`], granting `scope` and the artifacts before it.
+    ///
+    /// # Panics
+    /// When `max_accesses` is out of bounds.
+    pub fn share_link_scoped(
+        &self,
+        scan: &Scan,
+        scope: Artifact,
+        max_accesses: Option<u32>,
+        expires_at: Timestamp,
+    ) -> (ShareLink, PlainSecret) {
+        let secret = self.secret_of(SecretKind::Share);
+        let link = ShareLink {
+            id: ShareLinkId::from_uuid(self.id()),
+            tenant_id: scan.tenant_id,
+            scan_id: scan.id,
+            scope,
+            label: Some(ShareLabel::new("for the auditor ✓").expect("a valid label")),
+            expires_at,
+            max_accesses: max_accesses.map(|m| {
+                MaxAccesses::new(i64::from(m)).expect("fixture max accesses are in bounds")
+            }),
+            access_count: 0,
+            last_accessed_at: None,
+            revoked_at: None,
+            created_at: self.now,
+            hint: secret.hint(),
+        };
+        (link, secret)
     }
 
     /// An audit event of `tenant` by the platform operator, at [`Fixtures::now`].

@@ -11,13 +11,18 @@
 //! store (`Arc<MemoryStore>`, a guard that owns a throwaway database, …). The macro
 //! expands to one `#[test]` per case in [`cases`], each awaiting a fresh store from the
 //! expression and keeping it alive until the case ends. Cases also hold when they share
-//! one store: each makes its own tenants and every name it makes is unique.
+//! one store: each makes its own tenants and every name it makes is unique. The one
+//! exception are the cases that call `sweep_scans` (the `sweep_*` cases,
+//! `complete_scan_only_while_running` and `fleet_delete_cascades_to_scans_and_share_links`):
+//! a sweep moves every overdue scan of the store and they count what moved, so they need
+//! a store of their own, as the macro gives every case.
 //!
 //! The tests run on a two-worker multi-thread Tokio runtime built by this crate, so the
 //! calling crate needs nothing but this one as a dev-dependency.
 
 pub mod cases;
 pub mod fixtures;
+pub mod guards;
 mod support;
 
 /// The Tokio this crate runs the cases on, re-exported for adapters' own test helpers.
@@ -89,6 +94,28 @@ macro_rules! __contract_cases {
             record_heartbeat_sets_last_seen_and_version
             signing_keys_add_list_retire
             environment_delete_blocked_by_fleet
+            scan_create_then_read
+            scan_create_refuses_foreign_fleet
+            scan_list_filters_before_paging
+            scan_cross_tenant_is_not_found
+            claim_takes_oldest_claimable_of_own_fleet
+            claim_concurrent_never_shares_a_scan
+            complete_scan_stores_artifacts_exactly
+            complete_scan_only_by_its_agent
+            complete_scan_only_while_running
+            sweep_fails_and_expires_at_deadlines
+            sweep_concurrent_moves_each_scan_once
+            share_link_create_then_read
+            share_link_create_refuses_foreign_scan
+            share_link_cross_tenant_is_not_found
+            share_link_access_counts_and_returns_scan
+            share_link_access_stops_at_max_accesses
+            share_link_access_refused_from_expires_at
+            share_link_revoke_is_idempotent
+            share_link_access_unknown_digest_is_unavailable
+            share_link_access_out_of_scope_writes_nothing
+            share_link_concurrent_accesses_respect_max
+            fleet_delete_cascades_to_scans_and_share_links
         }
     };
 }
@@ -106,6 +133,71 @@ macro_rules! __contract_expand {
                     // outlive the case.
                     let store = $make.await;
                     $crate::cases::$case(&*store).await;
+                });
+            }
+        )*
+    };
+    ([names] $($case:ident)*) => {
+        &[$(stringify!($case)),*]
+    };
+}
+
+/// Expands to one `#[test]` per contract case of the guard ports: the idempotency cases
+/// against the store `idempotency = …` makes, the rate-limiter cases against the one
+/// `limiter = …` makes. Each is an expression evaluating to a future whose output
+/// dereferences to the adapter (a guard owning a throwaway database is kept alive until
+/// the case ends), made afresh for every case.
+#[macro_export]
+macro_rules! guard_suite {
+    (idempotency = $idem:expr, limiter = $limit:expr $(,)?) => {
+        $crate::__guard_cases!(tests idempotency $idem);
+        $crate::__guard_cases!(tests limiter $limit);
+    };
+}
+
+/// The one list of guard case names per port, fed to [`__guard_expand!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __guard_cases {
+    ($mode:tt idempotency $($make:expr)?) => {
+        $crate::__guard_expand! { [$mode $($make)?]
+            idem_first_claim_is_fresh_then_in_flight
+            idem_complete_then_replay_bytes_unchanged
+            idem_different_request_is_mismatch
+            idem_scopes_and_keys_are_independent
+            idem_window_expiry_frees_the_key
+            idem_expired_lease_is_taken_over
+            idem_abandon_frees_the_key
+            idem_complete_twice_keeps_the_first
+            idem_purge_drops_closed_windows_only
+            idem_concurrent_claims_one_fresh
+        }
+    };
+    ($mode:tt limiter $($make:expr)?) => {
+        $crate::__guard_expand! { [$mode $($make)?]
+            limit_allows_exactly_max_then_refuses
+            limit_next_window_counts_from_zero
+            limit_keys_are_independent
+            limit_peek_does_not_count
+            limit_concurrent_hits_count_once_each
+            limit_purge_forgets_ended_windows_only
+        }
+    };
+}
+
+/// Expands a list of [`__guard_cases!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __guard_expand {
+    ([tests $make:expr] $($case:ident)*) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::__private::run(async {
+                    // Bound, not a temporary: a guard owning the database must outlive
+                    // the case.
+                    let adapter = $make.await;
+                    $crate::guards::$case(&*adapter).await;
                 });
             }
         )*

@@ -1,7 +1,9 @@
 //! What the contract cases share: result checks whose panic names the broken obligation,
 //! a walk over every page of a listing that checks the paging rules on the way, a
 //! per-tenant [`Setup`] that makes rows through the store and tracks the audit log the
-//! tenant must end up with, and an [`AgentMaker`] that builds the agents of enrollments.
+//! tenant must end up with, an [`AgentMaker`] that builds the agents of enrollments, and
+//! an [`Auditor`] that builds the audit events of the changes a store decides on (claims,
+//! sweeps, share-link accesses).
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -13,10 +15,14 @@ use fleetpass_domain::fleet::{Agent, EnrollmentRefusal, EnrollmentToken, Fleet};
 use fleetpass_domain::identity::{EnvScope, Environment, Principal, Role};
 use fleetpass_domain::ids::{EnvironmentId, TenantId};
 use fleetpass_domain::page::{Page, PageLimit, PageRequest};
+use fleetpass_domain::scan::{Scan, ScanStatus};
 use fleetpass_domain::secret::{PlainSecret, SecretDigest};
+use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_domain::token::ApiToken;
 use fleetpass_ports::Store;
-use fleetpass_ports::store::{AuditFilter, EnrollBuilder, NewTenant, RepoError};
+use fleetpass_ports::store::{
+    AuditFilter, AuditFor, EnrollBuilder, NewTenant, RepoError, ScanArtifacts, ShareAccess,
+};
 use uuid::Uuid;
 
 use crate::fixtures::Fixtures;
@@ -438,5 +444,282 @@ impl Setup<'_> {
         let built = maker.built(&agent);
         self.logged(&built.audit);
         (agent, built.token, secret)
+    }
+}
+
+/// What an audit event the store decides on says, read from the row as changed.
+struct Decided {
+    tenant: TenantId,
+    actor: AuditActor,
+    action: &'static str,
+    target: Uuid,
+    at: Timestamp,
+}
+
+/// Builds the audit events of the changes a store decides on (a claim, a sweep, a
+/// share-link access) as the service would: from the row as changed, which the store
+/// passes in. Every build is remembered, and building again from an equal row gives the
+/// same event (same id), so a store that builds, rolls back and retries writes the same
+/// event whichever attempt commits. [`Auditor::event_for`] finds the event of a row.
+pub(crate) struct Auditor<'a, T> {
+    fx: &'a Fixtures,
+    decide: fn(&T) -> Decided,
+    built: Mutex<Vec<(T, AuditEvent)>>,
+}
+
+impl<'a, T: Clone + PartialEq + Debug> Auditor<'a, T> {
+    fn new(fx: &'a Fixtures, decide: fn(&T) -> Decided) -> Self {
+        Self {
+            fx,
+            decide,
+            built: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The event of the change that made `row`: the one built before for an equal row,
+    /// or a fresh one.
+    pub(crate) fn build(&self, row: &T) -> AuditEvent {
+        let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, event)) = built.iter().find(|(seen, _)| seen == row) {
+            return event.clone();
+        }
+        let d = (self.decide)(row);
+        let event = self
+            .fx
+            .audit_by(d.tenant, d.actor, d.action, Some(d.target), d.at);
+        built.push((row.clone(), event.clone()));
+        event
+    }
+
+    /// The event built for `row`, which a store call returned or now holds: the store
+    /// must have passed exactly that row, as changed, to the builder.
+    pub(crate) fn event_for(&self, row: &T) -> AuditEvent {
+        let built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
+        built
+            .iter()
+            .find(|(seen, _)| seen == row)
+            .map(|(_, event)| event.clone())
+            .unwrap_or_else(|| {
+                let seen: Vec<&T> = built.iter().map(|(seen, _)| seen).collect();
+                panic!(
+                    "the store must build the audit event from the row as changed: no event \
+                     was built for {row:#?}; rows passed to the builder: {seen:#?}"
+                )
+            })
+    }
+}
+
+impl<'a> Auditor<'a, Scan> {
+    /// The builder of claims: `scan.claimed`, by the claiming agent, at `claimed_at`.
+    pub(crate) fn claims(fx: &'a Fixtures) -> Self {
+        Self::new(fx, |scan| Decided {
+            tenant: scan.tenant_id,
+            actor: scan.claimed_by.map_or(AuditActor::System, |agent| {
+                AuditActor::Agent(agent.as_uuid())
+            }),
+            action: actions::SCAN_CLAIMED,
+            target: scan.id.as_uuid(),
+            at: scan.claimed_at.unwrap_or(scan.requested_at),
+        })
+    }
+
+    /// The builder of sweeps: `scan.failed` or `scan.expired`, by the system, at
+    /// `finished_at`.
+    pub(crate) fn sweeps(fx: &'a Fixtures) -> Self {
+        Self::new(fx, |scan| Decided {
+            tenant: scan.tenant_id,
+            actor: AuditActor::System,
+            action: match scan.status {
+                ScanStatus::Failed => actions::SCAN_FAILED,
+                ScanStatus::Expired => actions::SCAN_EXPIRED,
+                // A store that sweeps a scan to anything else is wrong; the case's
+                // checks of the row name that.
+                _ => "scan.swept_to_neither_failed_nor_expired",
+            },
+            target: scan.id.as_uuid(),
+            at: scan.finished_at.unwrap_or(scan.requested_at),
+        })
+    }
+
+    /// Calls `claim_scan` for `agent` at `now` with this builder; the call itself must
+    /// not fail.
+    pub(crate) async fn claim(
+        &self,
+        store: &dyn Store,
+        agent: &Agent,
+        now: Timestamp,
+    ) -> Option<Scan> {
+        let build: AuditFor<'_, Scan> = &|scan| self.build(scan);
+        store.claim_scan(agent, now, build).await.must("claim_scan")
+    }
+
+    /// Calls `sweep_scans` at `now` with this builder; the call itself must not fail.
+    pub(crate) async fn sweep(&self, store: &dyn Store, now: Timestamp) -> usize {
+        let build: AuditFor<'_, Scan> = &|scan| self.build(scan);
+        store.sweep_scans(now, build).await.must("sweep_scans")
+    }
+}
+
+impl<'a> Auditor<'a, ShareLink> {
+    /// The builder of accesses: `share_link.accessed`, by the public, at
+    /// `last_accessed_at`.
+    pub(crate) fn accesses(fx: &'a Fixtures) -> Self {
+        Self::new(fx, |link| Decided {
+            tenant: link.tenant_id,
+            actor: AuditActor::Public,
+            action: actions::SHARE_LINK_ACCESSED,
+            target: link.id.as_uuid(),
+            at: link.last_accessed_at.unwrap_or(link.created_at),
+        })
+    }
+
+    /// Calls `access_share_link` with the token `digest` at `now` for `artifact` with
+    /// this builder; the call itself must not fail.
+    pub(crate) async fn access(
+        &self,
+        store: &dyn Store,
+        digest: &SecretDigest,
+        now: Timestamp,
+        artifact: Artifact,
+    ) -> ShareAccess {
+        let build: AuditFor<'_, ShareLink> = &|link| self.build(link);
+        store
+            .access_share_link(digest, now, artifact, build)
+            .await
+            .must("access_share_link")
+    }
+}
+
+impl Setup<'_> {
+    /// Expects `events`, written together or concurrently, in the log: they are
+    /// recorded in id order, as the log lists them.
+    pub(crate) fn logged_all(&mut self, events: impl IntoIterator<Item = AuditEvent>) {
+        let mut events: Vec<AuditEvent> = events.into_iter().collect();
+        events.sort_by_key(|e| e.id);
+        for event in &events {
+            self.logged(event);
+        }
+    }
+
+    /// Enrolls a fresh agent into `fleet` with a new one-time enrollment token, which
+    /// must succeed.
+    pub(crate) async fn agent(&mut self, fleet: &Fleet) -> Agent {
+        let fx = self.fx;
+        let (_, secret) = self.add_enrollment_token(fx.enrollment_token(fleet)).await;
+        let maker = AgentMaker::new(fx, fx.now());
+        self.enroll(&maker, &secret.digest()).await.0
+    }
+
+    /// Stores `scan`, which must succeed, and expects its `scan.requested` event.
+    pub(crate) async fn add_scan(&mut self, scan: Scan) -> Scan {
+        let audit = self.audit(actions::SCAN_REQUESTED, scan.id.as_uuid());
+        self.store
+            .create_scan(&scan, &audit)
+            .await
+            .must("create_scan");
+        self.logged(&audit);
+        scan
+    }
+
+    /// Stores a fresh scan of `fleet` without constraints, as [`Setup::add_scan`].
+    pub(crate) async fn scan(&mut self, fleet: &Fleet) -> Scan {
+        self.add_scan(self.fx.plain_scan(fleet)).await
+    }
+
+    /// Claims through `claims` for `agent` at `now`, expecting the claim's event when
+    /// there is one. Returns what `claim_scan` did.
+    pub(crate) async fn claim(
+        &mut self,
+        claims: &Auditor<'_, Scan>,
+        agent: &Agent,
+        now: Timestamp,
+    ) -> Option<Scan> {
+        let claimed = claims.claim(self.store, agent, now).await;
+        if let Some(scan) = &claimed {
+            self.logged(&claims.event_for(scan));
+        }
+        claimed
+    }
+
+    /// Claims through `claims` for `agent` at `now`, which must claim `scan` and return
+    /// it running, claimed by the agent at `now`; returns that.
+    pub(crate) async fn claim_exactly(
+        &mut self,
+        claims: &Auditor<'_, Scan>,
+        agent: &Agent,
+        scan: &Scan,
+        now: Timestamp,
+    ) -> Scan {
+        let want = Scan {
+            status: ScanStatus::Running,
+            claimed_by: Some(agent.id),
+            claimed_at: Some(now),
+            ..scan.clone()
+        };
+        let got = self.claim(claims, agent, now).await;
+        assert_eq!(
+            got.as_ref(),
+            Some(&want),
+            "claim_scan at {now} must claim {} and return it running, claimed by the agent then",
+            scan.id
+        );
+        want
+    }
+
+    /// Completes `scan` (claimed by `agent`) at `at` with `artifacts`, which must
+    /// succeed, and expects its `scan.completed` event by the agent. Returns the scan.
+    pub(crate) async fn complete(
+        &mut self,
+        agent: &Agent,
+        scan: &Scan,
+        at: Timestamp,
+        artifacts: &ScanArtifacts,
+    ) -> Scan {
+        let audit = self.fx.audit_by(
+            self.id(),
+            AuditActor::Agent(agent.id.as_uuid()),
+            actions::SCAN_COMPLETED,
+            Some(scan.id.as_uuid()),
+            at,
+        );
+        let completed = self
+            .store
+            .complete_scan(agent.id, scan.id, at, artifacts, &audit)
+            .await
+            .must("complete_scan");
+        self.logged(&audit);
+        completed
+    }
+
+    /// Stores `link` with its token's digest, which must succeed, and expects its
+    /// `share_link.created` event.
+    pub(crate) async fn add_share_link(
+        &mut self,
+        (link, secret): (ShareLink, PlainSecret),
+    ) -> (ShareLink, PlainSecret) {
+        let audit = self.audit(actions::SHARE_LINK_CREATED, link.id.as_uuid());
+        self.store
+            .create_share_link(&link, &secret.digest(), &audit)
+            .await
+            .must("create_share_link");
+        self.logged(&audit);
+        (link, secret)
+    }
+
+    /// Opens the link with the token `digest` through `accesses` at `now` for
+    /// `artifact`, expecting the access's event when it opens. Returns what
+    /// `access_share_link` did.
+    pub(crate) async fn access(
+        &mut self,
+        accesses: &Auditor<'_, ShareLink>,
+        digest: &SecretDigest,
+        now: Timestamp,
+        artifact: Artifact,
+    ) -> ShareAccess {
+        let outcome = accesses.access(self.store, digest, now, artifact).await;
+        if let ShareAccess::Opened(link, _) = &outcome {
+            self.logged(&accesses.event_for(link));
+        }
+        outcome
     }
 }

@@ -45,7 +45,9 @@ impl Scenario {
             "ports" => Ok(Self::Ports),
             "software" => Ok(Self::Software),
             "compliance" => Ok(Self::Compliance),
-            _ => Err(ValueError::OneOf { allowed: "inventory, ports, software, compliance" }),
+            _ => Err(ValueError::OneOf {
+                allowed: "inventory, ports, software, compliance",
+            }),
         }
     }
 
@@ -104,14 +106,19 @@ pub struct Infeasible {
 impl ScanConstraints {
     /// The effective run-time limit.
     pub fn max_duration(&self) -> MaxDurationMinutes {
-        self.max_duration_minutes.unwrap_or(MaxDurationMinutes::default_limit())
+        self.max_duration_minutes
+            .unwrap_or(MaxDurationMinutes::default_limit())
     }
 
     /// Checks that a `scenario` scan requested at `now` with these constraints can run.
     ///
     /// # Errors
     /// Every infeasible constraint, naming its field.
-    pub fn check_feasible(&self, scenario: Scenario, now: Timestamp) -> Result<(), Vec<Infeasible>> {
+    pub fn check_feasible(
+        &self,
+        scenario: Scenario,
+        now: Timestamp,
+    ) -> Result<(), Vec<Infeasible>> {
         let min = scenario.min_minutes();
         let name = scenario.as_str();
         let mut problems = Vec::new();
@@ -120,15 +127,23 @@ impl ScanConstraints {
         {
             problems.push(Infeasible {
                 field: "maxDurationMinutes",
-                message: format!("is below the {name} scenario's minimum duration of {min} minutes"),
+                message: format!(
+                    "is below the {name} scenario's minimum duration of {min} minutes"
+                ),
             });
         }
         if let Some(not_after) = self.not_after {
             let start = self.not_before.map_or(now, |nb| nb.max(now));
             if self.not_before.is_some_and(|nb| not_after <= nb) {
-                problems.push(Infeasible { field: "notAfter", message: "must be after notBefore".to_owned() });
+                problems.push(Infeasible {
+                    field: "notAfter",
+                    message: "must be after notBefore".to_owned(),
+                });
             } else if not_after <= now {
-                problems.push(Infeasible { field: "notAfter", message: "is already past".to_owned() });
+                problems.push(Infeasible {
+                    field: "notAfter",
+                    message: "is already past".to_owned(),
+                });
             } else if not_after - start < time::Duration::minutes(i64::from(min)) {
                 let window = (not_after - start).whole_minutes();
                 problems.push(Infeasible {
@@ -139,7 +154,11 @@ impl ScanConstraints {
                 });
             }
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 }
 
@@ -181,7 +200,9 @@ impl ScanStatus {
             "completed" => Ok(Self::Completed),
             "failed" => Ok(Self::Failed),
             "expired" => Ok(Self::Expired),
-            _ => Err(ValueError::OneOf { allowed: "queued, running, completed, failed, expired" }),
+            _ => Err(ValueError::OneOf {
+                allowed: "queued, running, completed, failed, expired",
+            }),
         }
     }
 }
@@ -226,11 +247,17 @@ impl Scan {
     pub fn overdue(&self, now: Timestamp) -> Option<ScanStatus> {
         match (self.status, self.claimed_at, self.constraints.not_after) {
             (ScanStatus::Running, Some(claimed), _)
-                if now >= claimed + time::Duration::minutes(i64::from(self.constraints.max_duration().get())) =>
+                if now
+                    >= claimed
+                        + time::Duration::minutes(i64::from(
+                            self.constraints.max_duration().get(),
+                        )) =>
             {
                 Some(ScanStatus::Failed)
             }
-            (ScanStatus::Queued, _, Some(not_after)) if now >= not_after => Some(ScanStatus::Expired),
+            (ScanStatus::Queued, _, Some(not_after)) if now >= not_after => {
+                Some(ScanStatus::Expired)
+            }
             _ => None,
         }
     }
@@ -254,7 +281,13 @@ pub enum Severity {
 
 impl Severity {
     /// Every severity, most severe first.
-    pub const DESCENDING: [Severity; 5] = [Self::Critical, Self::High, Self::Medium, Self::Low, Self::Info];
+    pub const DESCENDING: [Severity; 5] = [
+        Self::Critical,
+        Self::High,
+        Self::Medium,
+        Self::Low,
+        Self::Info,
+    ];
 
     /// The wire name.
     pub const fn as_str(self) -> &'static str {
@@ -344,9 +377,20 @@ impl ScanResults {
     /// The first invalid part.
     pub fn validate(&self, max_assets: Option<MaxAssets>) -> Result<(), InvalidResult> {
         let limit = max_assets.map_or(MAX_ASSETS, |m| m.get() as usize);
-        let bad = |path: String, message: &str| Err(InvalidResult { path, message: message.to_owned() });
+        let bad = |path: String, message: &str| {
+            Err(InvalidResult {
+                path,
+                message: message.to_owned(),
+            })
+        };
         if self.assets.len() > limit {
-            return bad("assets".into(), &format!("has {} entries; at most {limit} are allowed", self.assets.len()));
+            return bad(
+                "assets".into(),
+                &format!(
+                    "has {} entries; at most {limit} are allowed",
+                    self.assets.len()
+                ),
+            );
         }
         for (i, a) in self.assets.iter().enumerate() {
             if !text_ok(&a.hostname, 253) {
@@ -359,28 +403,47 @@ impl ScanResults {
                 return bad(format!("assets[{i}].os"), "must be at most 200 characters");
             }
             if let Some(j) = a.open_ports.iter().position(|p| !(1..=65_535).contains(p)) {
-                return bad(format!("assets[{i}].openPorts[{j}]"), "must be a port from 1 to 65535");
+                return bad(
+                    format!("assets[{i}].openPorts[{j}]"),
+                    "must be a port from 1 to 65535",
+                );
             }
-            if let Some(j) = a.software.iter().position(|s| !text_ok(&s.name, 200) || s.version.chars().count() > 100) {
-                return bad(format!("assets[{i}].software[{j}]"), "needs a name of 1-200 and a version of at most 100 characters");
+            if let Some(j) = a
+                .software
+                .iter()
+                .position(|s| !text_ok(&s.name, 200) || s.version.chars().count() > 100)
+            {
+                return bad(
+                    format!("assets[{i}].software[{j}]"),
+                    "needs a name of 1-200 and a version of at most 100 characters",
+                );
             }
         }
         for (i, f) in self.findings.iter().enumerate() {
             if !text_ok(&f.title, 500) {
                 return bad(format!("findings[{i}].title"), "must be 1-500 characters");
             }
-            if f.detail.as_ref().is_some_and(|d| d.chars().count() > 10_000) {
-                return bad(format!("findings[{i}].detail"), "must be at most 10000 characters");
+            if f.detail
+                .as_ref()
+                .is_some_and(|d| d.chars().count() > 10_000)
+            {
+                return bad(
+                    format!("findings[{i}].detail"),
+                    "must be at most 10000 characters",
+                );
             }
         }
         Ok(())
     }
 
-    /// The bundle: the canonical JSON of the results (struct field order, no extra
-    /// whitespace) and its SHA-256 in lowercase hex. The same results always give the
-    /// same bytes, so the digest in a passport names exactly one bundle.
+    /// The bundle: the canonical JSON of the results — object keys sorted, no
+    /// whitespace (RFC 8785 for the strings and integers results hold) — and its SHA-256
+    /// in lowercase hex. Anyone can re-derive the bytes from the parsed JSON
+    /// (`json.dumps(b, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`), so
+    /// the digest in a passport names exactly one bundle.
     pub fn bundle(&self) -> (String, String) {
-        let json = serde_json::to_string(self).unwrap_or_default();
+        let mut json = String::new();
+        canonical_json(&serde_json::to_value(self).unwrap_or_default(), &mut json);
         let digest = ring::digest::digest(&ring::digest::SHA256, json.as_bytes());
         let hex = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         (json, hex)
@@ -388,10 +451,14 @@ impl ScanResults {
 
     /// The counts a report and a passport state.
     pub fn counts(&self) -> Counts {
-        let mut by_severity: BTreeMap<String, usize> =
-            Severity::DESCENDING.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
+        let mut by_severity: BTreeMap<String, usize> = Severity::DESCENDING
+            .iter()
+            .map(|s| (s.as_str().to_owned(), 0))
+            .collect();
         for f in &self.findings {
-            *by_severity.entry(f.severity.as_str().to_owned()).or_default() += 1;
+            *by_severity
+                .entry(f.severity.as_str().to_owned())
+                .or_default() += 1;
         }
         Counts {
             assets: self.assets.len(),
@@ -406,9 +473,44 @@ impl ScanResults {
     pub fn report(&self) -> Report {
         let mut top: Vec<Finding> = self.findings.clone();
         // Stable sort: among equals, the agent's order stands.
-        top.sort_by(|a, b| b.severity.cmp(&a.severity));
+        top.sort_by_key(|f| std::cmp::Reverse(f.severity));
         top.truncate(10);
-        Report { counts: self.counts(), top_findings: top }
+        Report {
+            counts: self.counts(),
+            top_findings: top,
+        }
+    }
+}
+
+/// Writes `value` as canonical JSON: keys sorted, no whitespace. Sorted explicitly
+/// rather than trusting the map type, whose order depends on a cargo feature.
+fn canonical_json(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[key], out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
     }
 }
 
@@ -485,7 +587,9 @@ impl PassportClaims {
             environment_id: scan.environment_id.to_string(),
             scan_id: scan.id.to_string(),
             scenario: scan.scenario,
-            completed_at: at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            completed_at: at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
             counts: results.counts(),
             bundle_sha256,
         }
@@ -513,21 +617,52 @@ mod tests {
     }
 
     fn fields(r: Result<(), Vec<Infeasible>>) -> Vec<&'static str> {
-        r.err().unwrap_or_default().into_iter().map(|p| p.field).collect()
+        r.err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.field)
+            .collect()
     }
 
     #[test]
     fn scenario_minimums_bound_windows_and_durations() {
         let s = Scenario::Compliance;
-        assert_eq!(fields(constraints(None, None, Some(30)).check_feasible(s, NOW)), Vec::<&str>::new());
-        assert_eq!(fields(constraints(None, None, Some(29)).check_feasible(s, NOW)), ["maxDurationMinutes"]);
-        assert_eq!(fields(constraints(None, Some(30), None).check_feasible(s, NOW)), Vec::<&str>::new());
-        assert_eq!(fields(constraints(None, Some(29), None).check_feasible(s, NOW)), ["notAfter"]);
-        assert_eq!(fields(constraints(Some(60), Some(89), None).check_feasible(s, NOW)), ["notAfter"]);
-        assert_eq!(fields(constraints(Some(60), Some(90), None).check_feasible(s, NOW)), Vec::<&str>::new());
-        assert_eq!(fields(constraints(Some(60), Some(60), None).check_feasible(s, NOW)), ["notAfter"]);
-        assert_eq!(fields(constraints(None, Some(0), None).check_feasible(s, NOW)), ["notAfter"]);
-        assert_eq!(fields(constraints(None, Some(-5), Some(1)).check_feasible(s, NOW)), ["maxDurationMinutes", "notAfter"]);
+        assert_eq!(
+            fields(constraints(None, None, Some(30)).check_feasible(s, NOW)),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            fields(constraints(None, None, Some(29)).check_feasible(s, NOW)),
+            ["maxDurationMinutes"]
+        );
+        assert_eq!(
+            fields(constraints(None, Some(30), None).check_feasible(s, NOW)),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            fields(constraints(None, Some(29), None).check_feasible(s, NOW)),
+            ["notAfter"]
+        );
+        assert_eq!(
+            fields(constraints(Some(60), Some(89), None).check_feasible(s, NOW)),
+            ["notAfter"]
+        );
+        assert_eq!(
+            fields(constraints(Some(60), Some(90), None).check_feasible(s, NOW)),
+            Vec::<&str>::new()
+        );
+        assert_eq!(
+            fields(constraints(Some(60), Some(60), None).check_feasible(s, NOW)),
+            ["notAfter"]
+        );
+        assert_eq!(
+            fields(constraints(None, Some(0), None).check_feasible(s, NOW)),
+            ["notAfter"]
+        );
+        assert_eq!(
+            fields(constraints(None, Some(-5), Some(1)).check_feasible(s, NOW)),
+            ["maxDurationMinutes", "notAfter"]
+        );
         assert_eq!(Scenario::Inventory.min_minutes(), 5);
         assert!(Scenario::parse("vuln").is_err());
     }
@@ -574,16 +709,33 @@ mod tests {
     #[test]
     fn reports_count_and_rank() {
         let report = results().report();
-        assert_eq!((report.counts.assets, report.counts.open_ports, report.counts.software), (1, 2, 1));
+        assert_eq!(
+            (
+                report.counts.assets,
+                report.counts.open_ports,
+                report.counts.software
+            ),
+            (1, 2, 1)
+        );
         assert_eq!(report.counts.findings_by_severity["critical"], 1);
         assert_eq!(report.counts.findings_by_severity["medium"], 0);
-        let titles: Vec<_> = report.top_findings.iter().map(|f| f.title.as_str()).collect();
+        let titles: Vec<_> = report
+            .top_findings
+            .iter()
+            .map(|f| f.title.as_str())
+            .collect();
         assert_eq!(titles, ["weak password", "old TLS", "banner"]);
     }
 
     #[test]
     fn bundles_are_canonical() {
         let (json, sha) = results().bundle();
+        assert!(
+            json.starts_with(
+                r#"{"assets":[{"hostname":"db-1","ip":"10.0.0.5","openPorts":[22,5432],"os""#
+            ),
+            "{json}"
+        );
         let reparsed: ScanResults = serde_json::from_str(&json).unwrap();
         assert_eq!(reparsed.bundle(), (json, sha.clone()));
         assert_eq!(sha.len(), 64);
@@ -597,10 +749,18 @@ mod tests {
         assert_eq!(bad.validate(None).unwrap_err().path, "assets[0].ip");
         let mut bad = results();
         bad.assets[0].open_ports.push(70_000);
-        assert_eq!(bad.validate(None).unwrap_err().path, "assets[0].openPorts[2]");
+        assert_eq!(
+            bad.validate(None).unwrap_err().path,
+            "assets[0].openPorts[2]"
+        );
         assert_eq!(results().validate(Some(MaxAssets::new(1).unwrap())), Ok(()));
         let mut two = results();
         two.assets.push(two.assets[0].clone());
-        assert_eq!(two.validate(Some(MaxAssets::new(1).unwrap())).unwrap_err().path, "assets");
+        assert_eq!(
+            two.validate(Some(MaxAssets::new(1).unwrap()))
+                .unwrap_err()
+                .path,
+            "assets"
+        );
     }
 }

@@ -60,7 +60,9 @@ impl Artifact {
             "report" => Ok(Self::Report),
             "bundle" => Ok(Self::Bundle),
             "passport" => Ok(Self::Passport),
-            _ => Err(ValueError::OneOf { allowed: "report, bundle, passport" }),
+            _ => Err(ValueError::OneOf {
+                allowed: "report, bundle, passport",
+            }),
         }
     }
 
@@ -127,7 +129,10 @@ impl ShareLink {
     pub fn status(&self, now: Timestamp) -> ShareStatus {
         if self.revoked_at.is_some() {
             ShareStatus::Revoked
-        } else if self.max_accesses.is_some_and(|m| self.access_count >= m.get()) {
+        } else if self
+            .max_accesses
+            .is_some_and(|m| self.access_count >= m.get())
+        {
             ShareStatus::UsedUp
         } else if now >= self.expires_at {
             ShareStatus::Expired
@@ -171,21 +176,36 @@ mod tests {
         let report = link(Artifact::Report, None);
         assert!(report.grants(Artifact::Report) && !report.grants(Artifact::Bundle));
         let bundle = link(Artifact::Bundle, None);
-        assert!(bundle.grants(Artifact::Report) && bundle.grants(Artifact::Bundle) && !bundle.grants(Artifact::Passport));
-        assert!(Artifact::ALL.iter().all(|a| link(Artifact::Passport, None).grants(*a)));
+        assert!(
+            bundle.grants(Artifact::Report)
+                && bundle.grants(Artifact::Bundle)
+                && !bundle.grants(Artifact::Passport)
+        );
+        assert!(
+            Artifact::ALL
+                .iter()
+                .all(|a| link(Artifact::Passport, None).grants(*a))
+        );
     }
 
     #[test]
     fn expiry_exhaustion_and_revocation() {
         let mut l = link(Artifact::Passport, Some(2));
         let week = time::Duration::hours(168);
-        assert_eq!(l.status(NOW + week - time::Duration::seconds(1)), ShareStatus::Active);
+        assert_eq!(
+            l.status(NOW + week - time::Duration::seconds(1)),
+            ShareStatus::Active
+        );
         assert_eq!(l.status(NOW + week), ShareStatus::Expired);
         l.access_count = 2;
         assert_eq!(l.status(NOW), ShareStatus::UsedUp);
         l.revoked_at = Some(NOW);
         assert_eq!(l.status(NOW), ShareStatus::Revoked);
-        assert!(ShareTtlHours::new(0).is_err() && ShareTtlHours::new(721).is_err() && ShareTtlHours::new(720).is_ok());
+        assert!(
+            ShareTtlHours::new(0).is_err()
+                && ShareTtlHours::new(721).is_err()
+                && ShareTtlHours::new(720).is_ok()
+        );
         assert!(MaxAccesses::new(10_001).is_err() && ShareLabel::new(&"x".repeat(201)).is_err());
     }
 }

@@ -23,6 +23,11 @@ use crate::error::{ApiError, ErrorCode};
 /// The largest body an ordinary endpoint accepts (1 MiB).
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
+/// A route's own body limit, when it is not [`BODY_LIMIT`]; set it as route app data
+/// together with an `actix_web::web::PayloadConfig` of the same size.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
 type LocalFuture<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
 
 fn state(req: &HttpRequest) -> Result<&AppState, ApiError> {
@@ -55,11 +60,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
             .ok()
             .flatten()
             .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
+        let limit = req.app_data::<BodyLimit>().map_or(BODY_LIMIT, |l| l.0);
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             let bytes = bytes.await.map_err(|e| {
                 if e.as_response_error().status_code().as_u16() == 413 {
-                    ApiError::too_large(BODY_LIMIT)
+                    ApiError::too_large(limit)
                 } else {
                     ApiError::bad_request(
                         "the request body could not be read",
@@ -130,8 +136,13 @@ pub struct Caller {
     pub token: ApiToken,
 }
 
+/// The guard middleware's authentication of the request, when it made one: the
+/// [`Caller`] extractor answers with it instead of authenticating again.
+#[derive(Debug, Clone)]
+pub(crate) struct ResolvedCaller(pub(crate) Result<Caller, ApiError>);
+
 /// Where the token was found, in the spec's order of precedence.
-fn presented_token(req: &HttpRequest, query_tokens: bool) -> Result<String, ApiError> {
+pub(crate) fn presented_token(req: &HttpRequest, query_tokens: bool) -> Result<String, ApiError> {
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let value = value.to_str().unwrap_or_default();
         let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
@@ -162,6 +173,11 @@ impl FromRequest for Caller {
     type Future = LocalFuture<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // The guard middleware authenticated the request already: use its outcome.
+        if let Some(ResolvedCaller(resolved)) = req.extensions().get::<ResolvedCaller>() {
+            let resolved = resolved.clone();
+            return Box::pin(async move { resolved });
+        }
         let found = state(req).map(|s| (s.deps.clone(), s.config.query_tokens));
         let req = req.clone();
         Box::pin(async move {
@@ -218,7 +234,7 @@ impl FromRequest for PlatformAdmin {
     }
 }
 
-fn check_admin(req: &HttpRequest) -> Result<PlatformAdmin, ApiError> {
+pub(crate) fn check_admin(req: &HttpRequest) -> Result<PlatformAdmin, ApiError> {
     let state = state(req)?;
     let Some(key) = &state.config.admin_key else {
         return Err(

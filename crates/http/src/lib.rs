@@ -1,11 +1,13 @@
 //! The actix-web HTTP adapter of Fleetpass: routes, extractors, the error contract, the
-//! request-context middleware and the OpenAPI document.
+//! request-context middleware, the guard middleware (idempotency keys and rate limits)
+//! and the OpenAPI document.
 //!
 //! Handlers parse requests into domain values, call one use case from
 //! `fleetpass_ports::service` and render the result; they hold no business rules.
 
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
@@ -20,6 +22,7 @@ use fleetpass_ports::Deps;
 use fleetpass_ports::keys::KeyRing;
 
 pub use extract::AdminKey;
+pub use guard::{GuardConfig, Guards, TrustedProxies};
 
 /// HTTP-level settings.
 #[derive(Debug, Clone)]
@@ -50,6 +53,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// HTTP settings.
     pub config: HttpConfig,
+    /// Idempotency records, rate limits and their settings.
+    pub guards: Guards,
 }
 
 /// The whole application: state, body limits, middleware and routes. The server and
@@ -76,5 +81,8 @@ pub fn app(
             .into()
         }))
         .configure(routes::configure)
+        // Inside the request context, so the guard's answers carry request ids and
+        // the error contract's body.
+        .wrap(actix_web::middleware::from_fn(guard::guard))
         .wrap(actix_web::middleware::from_fn(middleware::request_context))
 }

@@ -88,13 +88,21 @@ pub async fn request_context(
     Ok(res)
 }
 
+/// Marks a response that is final already (the guard rendered it, or it replays a
+/// stored one byte for byte): [`render_errors`] passes it on untouched.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rendered;
+
 /// Renders any error response as the contract's JSON body: an `ApiError` as itself,
 /// anything actix made on its own (unknown route, wrong method, unreadable body) by
 /// its status.
-fn render_errors<B: MessageBody + 'static>(
+pub(crate) fn render_errors<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
     id: &str,
 ) -> ServiceResponse<BoxBody> {
+    if res.response().extensions().contains::<Rendered>() {
+        return res.map_into_boxed_body();
+    }
     let status = res.status();
     let api = match res.response().error() {
         Some(e) => Some(e.as_error::<ApiError>().cloned().unwrap_or_else(|| {
@@ -109,7 +117,25 @@ fn render_errors<B: MessageBody + 'static>(
         None => None,
     };
     match api {
-        Some(api) => res.into_response(api.into_response(id)),
+        Some(api) => {
+            // Keep what the route added (security headers of /share, Retry-After, …);
+            // only the body and its own headers are replaced.
+            let kept: Vec<_> = res
+                .headers()
+                .iter()
+                .filter(|(name, _)| {
+                    *name != header::CONTENT_TYPE && *name != header::CONTENT_LENGTH
+                })
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect();
+            let mut res = res.into_response(api.into_response(id));
+            for (name, value) in kept {
+                if !res.headers().contains_key(&name) {
+                    res.headers_mut().insert(name, value);
+                }
+            }
+            res
+        }
         None => res.map_into_boxed_body(),
     }
 }

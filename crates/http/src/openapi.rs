@@ -5,12 +5,12 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agent, directory, fleets, platform, system, tokens};
+use crate::routes::{agent, directory, fleets, platform, scans, share, system, tokens};
 
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Fleetpass API", description = "Multi-tenant control plane for discovery fleets. Errors always have the `ErrorBody` shape; every response carries `X-Request-Id`."),
+    info(title = "Fleetpass API", description = "Multi-tenant control plane for discovery fleets. Errors always have the `ErrorBody` shape; every response carries `X-Request-Id`.\n\n**Idempotency.** Every POST honours an `Idempotency-Key` header (1-255 printable ASCII characters, else 422 naming `Idempotency-Key`), scoped to the tenant (to the client address on public endpoints) and kept 24 h. The same request again replays the first response byte for byte with `Idempotent-Replayed: true`; the key with a different request (method, path, body) is 422 `IDEMPOTENCY_KEY_REUSED`; while the first is still running, 409 `CONFLICT` with `Retry-After`. 5xx responses are not kept, so a retry runs again.\n\n**Rate limits.** Per API token (`rateLimitPerMinute`, default 300), per client address on public endpoints (default 60 a minute), and on failed authentication per address (default 20 a minute). Limited responses carry `RateLimit-Policy` (e.g. `300;w=60`), `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; over the limit the answer is 429 `RATE_LIMITED` with `Retry-After` and `retryAfterSeconds`. Windows are whole minutes."),
     paths(
         system::healthz, system::readyz, system::openapi, system::me,
         platform::create_tenant, platform::list_tenants, platform::get_tenant,
@@ -25,7 +25,10 @@ use crate::routes::{agent, directory, fleets, platform, system, tokens};
         fleets::create_fleet, fleets::list_fleets, fleets::get_fleet, fleets::update_fleet, fleets::delete_fleet,
         fleets::issue_enrollment_token, fleets::list_enrollment_tokens, fleets::revoke_enrollment_token,
         fleets::list_agents, fleets::get_agent, fleets::revoke_agent,
-        agent::enroll, agent::token, agent::heartbeat, agent::claim, agent::jwks,
+        agent::enroll, agent::token, agent::heartbeat, agent::claim, agent::submit_results, agent::jwks,
+        scans::request_scan, scans::list_scans, scans::get_scan, scans::report, scans::bundle, scans::passport,
+        scans::create_share_link, scans::create_share_alias, scans::list_share_links, scans::revoke_share_link,
+        share::landing, share::artifact,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, crate::error::FieldProblem)),
     modifiers(&Security),

@@ -6,6 +6,8 @@ use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::fleet::{Agent, EnrollmentToken, Fleet};
 use fleetpass_domain::identity::{Environment, Principal, PrincipalKind, Tenant};
 use fleetpass_domain::page::Page;
+use fleetpass_domain::scan::Scan;
+use fleetpass_domain::share::ShareLink;
 use fleetpass_domain::token::{ApiToken, RateLimitPerMinute};
 use fleetpass_ports::service::fleets::{CreatedFleet, IssuedEnrollment};
 use serde::Serialize;
@@ -479,4 +481,154 @@ impl From<Agent> for AgentView {
             revoked_at: a.revoked_at.map(ts),
         }
     }
+}
+
+/// A scan's constraints on the wire.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConstraintsView {
+    /// Run-time limit once claimed (default 60).
+    pub max_duration_minutes: u32,
+    /// Not claimed before.
+    #[schema(format = DateTime)]
+    pub not_before: Option<String>,
+    /// Not claimed after (then it expires).
+    #[schema(format = DateTime)]
+    pub not_after: Option<String>,
+    /// At most this many assets.
+    pub max_assets: Option<u32>,
+}
+
+/// A scan.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanView {
+    /// Its id.
+    pub scan_id: String,
+    /// The fleet that runs it.
+    pub fleet_id: String,
+    /// Its environment (the fleet's).
+    pub environment_id: String,
+    /// `inventory`, `ports`, `software` or `compliance`.
+    #[schema(example = "inventory")]
+    pub scenario: String,
+    /// `queued`, `running`, `completed`, `failed` or `expired`.
+    #[schema(example = "queued")]
+    pub status: String,
+    /// Its constraints.
+    pub constraints: ConstraintsView,
+    /// When it was requested.
+    #[schema(format = DateTime)]
+    pub requested_at: String,
+    /// The agent that claimed it.
+    pub claimed_by: Option<String>,
+    /// When it was claimed.
+    #[schema(format = DateTime)]
+    pub claimed_at: Option<String>,
+    /// When it completed, failed or expired.
+    #[schema(format = DateTime)]
+    pub finished_at: Option<String>,
+}
+
+impl From<Scan> for ScanView {
+    fn from(s: Scan) -> Self {
+        Self {
+            scan_id: s.id.to_string(),
+            fleet_id: s.fleet_id.to_string(),
+            environment_id: s.environment_id.to_string(),
+            scenario: s.scenario.as_str().to_owned(),
+            status: s.status.as_str().to_owned(),
+            constraints: ConstraintsView {
+                max_duration_minutes: s.constraints.max_duration().get(),
+                not_before: s.constraints.not_before.map(ts),
+                not_after: s.constraints.not_after.map(ts),
+                max_assets: s.constraints.max_assets.map(|m| m.get()),
+            },
+            requested_at: ts(s.requested_at),
+            claimed_by: s.claimed_by.map(|a| a.to_string()),
+            claimed_at: s.claimed_at.map(ts),
+            finished_at: s.finished_at.map(ts),
+        }
+    }
+}
+
+/// A share link's metadata (never its token).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShareLinkView {
+    /// Its id.
+    pub id: String,
+    /// The shared scan.
+    pub scan_id: String,
+    /// `report`, `bundle` or `passport` (nested: each grants the ones before it).
+    #[schema(example = "passport")]
+    pub scope: String,
+    /// Its label.
+    pub label: Option<String>,
+    /// `active`, `expired`, `used_up` or `revoked`.
+    #[schema(example = "active")]
+    pub status: String,
+    /// Accesses so far.
+    pub access_count: u32,
+    /// Access limit (`null`: unlimited).
+    pub max_accesses: Option<u32>,
+    /// The last access.
+    #[schema(format = DateTime)]
+    pub last_accessed_at: Option<String>,
+    /// A non-secret hint, e.g. `fps_…x7Qa`.
+    pub token_hint: String,
+    /// When it stops working.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// When it was made.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// When it was revoked.
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+}
+
+impl ShareLinkView {
+    /// The view of `l` as of `now`.
+    pub fn new(l: ShareLink, now: Timestamp) -> Self {
+        Self {
+            id: l.id.to_string(),
+            scan_id: l.scan_id.to_string(),
+            scope: l.scope.as_str().to_owned(),
+            status: l.status(now).as_str().to_owned(),
+            label: l.label.map(|x| x.to_string()),
+            access_count: l.access_count,
+            max_accesses: l.max_accesses.map(|m| m.get()),
+            last_accessed_at: l.last_accessed_at.map(ts),
+            expires_at: ts(l.expires_at),
+            created_at: ts(l.created_at),
+            revoked_at: l.revoked_at.map(ts),
+            token_hint: l.hint,
+        }
+    }
+}
+
+/// A new share link: its public URL and token, shown once (seed 001).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedShareView {
+    /// Public share URL: `<public base URL>/share/<token>`.
+    pub url: String,
+    /// Opaque share token (`fps_…`). Shown only here.
+    pub token: String,
+    /// The link's id.
+    pub id: String,
+    /// `report`, `bundle` or `passport`.
+    #[schema(example = "passport")]
+    pub scope: String,
+    /// Its label.
+    pub label: Option<String>,
+    /// Access limit (`null`: unlimited).
+    pub max_accesses: Option<u32>,
+    /// When it stops working.
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// When it was made.
+    #[schema(format = DateTime)]
+    pub created_at: String,
 }

@@ -613,6 +613,8 @@ async fn tokens_minted_before_a_key_rotation_still_verify_after_it() {
     let old_kid = jwt_parts(&before).0["kid"].clone();
 
     let deps = &f.state.deps;
+    // A key made a second later: "newest signs" must not hang on a tie.
+    f.clock.advance(time::Duration::seconds(1));
     let new_kid = fleetpass_ports::keys::add_key(
         deps.store.as_ref(),
         deps.secrets.as_ref(),

@@ -6,7 +6,9 @@
 //! ports as trait objects in [`Deps`], so the HTTP layer, the CLI and tests share one
 //! wiring and tests pin the clock, ids and secrets.
 
+pub mod idempotency;
 pub mod keys;
+pub mod ratelimit;
 pub mod service;
 pub mod store;
 pub mod system;

@@ -432,8 +432,8 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEvent,
     ) -> Result<Fleet, RepoError>;
 
-    /// Deletes a fleet with its enrollment tokens and agents (their secrets stop working
-    /// with them).
+    /// Deletes a fleet with its enrollment tokens, agents, scans (and their artifacts)
+    /// and those scans' share links: every secret among them stops working with it.
     async fn delete_fleet(
         &self,
         tenant: TenantId,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use fleetpass_http::{AdminKey, HttpConfig};
+use fleetpass_http::{AdminKey, GuardConfig, HttpConfig, TrustedProxies};
 use fleetpass_ports::keys::MasterKey;
 
 /// Log output format.
@@ -15,6 +15,16 @@ pub enum LogFormat {
     Pretty,
     /// One JSON object a line, for log shippers.
     Json,
+}
+
+/// Where rate-limit counts live (`FLEETPASS_RATE_LIMIT_BACKEND`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitBackend {
+    /// In this process: limits hold per replica. The default without `DATABASE_URL`.
+    Memory,
+    /// In PostgreSQL, shared by every replica, with the in-process limiter as the
+    /// fallback while the database is unreachable. The default with `DATABASE_URL`.
+    Postgres,
 }
 
 /// The server's configuration.
@@ -37,6 +47,11 @@ pub struct Config {
     pub master_key: Option<MasterKey>,
     /// HTTP settings (`FLEETPASS_PUBLIC_URL`, `FLEETPASS_ADMIN_KEY`, `FLEETPASS_QUERY_TOKENS`).
     pub http: HttpConfig,
+    /// Rate limits and trusted proxies (`FLEETPASS_PUBLIC_RATE_LIMIT`,
+    /// `FLEETPASS_AUTH_FAILURE_LIMIT`, `FLEETPASS_TRUSTED_PROXIES`).
+    pub guard: GuardConfig,
+    /// `FLEETPASS_RATE_LIMIT_BACKEND`.
+    pub rate_limit_backend: RateLimitBackend,
 }
 
 /// A configuration error: which variable and what is wrong with it.
@@ -56,7 +71,7 @@ fn err(var: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-const KNOWN: [&str; 11] = [
+const KNOWN: &[&str] = &[
     "FLEETPASS_BIND",
     "FLEETPASS_PUBLIC_URL",
     "FLEETPASS_ADMIN_KEY",
@@ -67,6 +82,10 @@ const KNOWN: [&str; 11] = [
     "FLEETPASS_DB_POOL_SIZE",
     "FLEETPASS_MASTER_KEY",
     "FLEETPASS_MASTER_KEY_FILE",
+    "FLEETPASS_PUBLIC_RATE_LIMIT",
+    "FLEETPASS_AUTH_FAILURE_LIMIT",
+    "FLEETPASS_TRUSTED_PROXIES",
+    "FLEETPASS_RATE_LIMIT_BACKEND",
     // Read by the test harness, not the server; allowed so tests can run the binary.
     "FLEETPASS_TEST_KEEP_DB",
 ];
@@ -95,7 +114,10 @@ impl Config {
         {
             return Err(err(
                 unknown,
-                format!("unknown setting; known ones are {}", KNOWN[..10].join(", ")),
+                format!(
+                    "unknown setting; known ones are {}",
+                    KNOWN[..KNOWN.len() - 1].join(", ")
+                ),
             ));
         }
         let get = |k: &str| vars.get(k).filter(|v| !v.is_empty());
@@ -182,7 +204,49 @@ impl Config {
             }
             (None, None) => None,
         };
+        let per_minute = |var: &str, default: u32| -> Result<u32, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(raw) => raw
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=100_000).contains(n))
+                    .ok_or_else(|| {
+                        err(
+                            var,
+                            "must be a number of requests a minute from 1 to 100000",
+                        )
+                    }),
+            }
+        };
+        let guard = GuardConfig {
+            public_per_minute: per_minute("FLEETPASS_PUBLIC_RATE_LIMIT", 60)?,
+            auth_failures_per_minute: per_minute("FLEETPASS_AUTH_FAILURE_LIMIT", 20)?,
+            trusted_proxies: TrustedProxies::parse(
+                get("FLEETPASS_TRUSTED_PROXIES").map_or("", String::as_str),
+            )
+            .map_err(|e| err("FLEETPASS_TRUSTED_PROXIES", e))?,
+        };
+        let rate_limit_backend = match get("FLEETPASS_RATE_LIMIT_BACKEND").map(String::as_str) {
+            None if database_url.is_some() => RateLimitBackend::Postgres,
+            None | Some("memory") => RateLimitBackend::Memory,
+            Some("postgres") if database_url.is_some() => RateLimitBackend::Postgres,
+            Some("postgres") => {
+                return Err(err(
+                    "FLEETPASS_RATE_LIMIT_BACKEND",
+                    "`postgres` needs DATABASE_URL",
+                ));
+            }
+            Some(other) => {
+                return Err(err(
+                    "FLEETPASS_RATE_LIMIT_BACKEND",
+                    format!("must be `memory` or `postgres`, not {other:?}"),
+                ));
+            }
+        };
         Ok(Self {
+            guard,
+            rate_limit_backend,
             master_key,
             database_url,
             bind,
@@ -238,6 +302,10 @@ mod tests {
             ("FLEETPASS_TYPO", "1"),
             ("FLEETPASS_MASTER_KEY", "too-short"),
             ("FLEETPASS_MASTER_KEY_FILE", "/nonexistent/master.key"),
+            ("FLEETPASS_PUBLIC_RATE_LIMIT", "0"),
+            ("FLEETPASS_AUTH_FAILURE_LIMIT", "many"),
+            ("FLEETPASS_TRUSTED_PROXIES", "10.0.0.0/40"),
+            ("FLEETPASS_RATE_LIMIT_BACKEND", "postgres"),
         ];
         for (var, value) in cases {
             let e = Config::from_vars(vars(&[(var, value)])).unwrap_err();
@@ -265,6 +333,31 @@ mod tests {
             ("FLEETPASS_MASTER_KEY_FILE", "x"),
         ]));
         assert_eq!(both.unwrap_err().var, "FLEETPASS_MASTER_KEY_FILE");
+    }
+
+    #[test]
+    fn guard_settings_default_to_the_spec_and_can_be_set() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.guard, GuardConfig::default());
+        assert_eq!(c.rate_limit_backend, RateLimitBackend::Memory);
+        let pg = Config::from_vars(vars(&[("DATABASE_URL", "postgres://h/db")])).unwrap();
+        assert_eq!(pg.rate_limit_backend, RateLimitBackend::Postgres);
+        let c = Config::from_vars(vars(&[
+            ("DATABASE_URL", "postgres://h/db"),
+            ("FLEETPASS_RATE_LIMIT_BACKEND", "memory"),
+            ("FLEETPASS_PUBLIC_RATE_LIMIT", "120"),
+            ("FLEETPASS_AUTH_FAILURE_LIMIT", "5"),
+            ("FLEETPASS_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1"),
+        ]))
+        .unwrap();
+        assert_eq!(c.rate_limit_backend, RateLimitBackend::Memory);
+        assert_eq!(
+            (c.guard.public_per_minute, c.guard.auth_failures_per_minute),
+            (120, 5)
+        );
+        let proxies = &c.guard.trusted_proxies;
+        assert!(proxies.contains("10.9.8.7".parse().unwrap()));
+        assert!(!proxies.contains("192.168.1.2".parse().unwrap()));
     }
 
     #[test]

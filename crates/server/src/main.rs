@@ -12,13 +12,16 @@ use base64::Engine as _;
 use clap::{Parser, Subcommand};
 use fleetpass_domain::audit::AuditActor;
 use fleetpass_domain::identity::TenantName;
-use fleetpass_http::AppState;
+use fleetpass_http::{AppState, Guards};
+use fleetpass_ports::idempotency::IdempotencyStore;
 use fleetpass_ports::keys::{KeyRing, MasterKey};
+use fleetpass_ports::ratelimit::{RateLimiter, WithFallback};
 use fleetpass_ports::service::tenants;
 use fleetpass_ports::system::RingSecrets;
 use fleetpass_ports::{Deps, SecretGen, Store};
+use fleetpass_store_memory::{MemoryIdempotency, MemoryRateLimiter};
 
-use crate::config::{Config, LogFormat};
+use crate::config::{Config, LogFormat, RateLimitBackend};
 
 /// Fleetpass: a multi-tenant control plane for discovery fleets.
 #[derive(Debug, Parser)]
@@ -154,20 +157,71 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     match &config.database_url {
         None => Ok(Arc::new(fleetpass_store_memory::MemoryStore::new())),
-        Some(url) => {
-            if config.migrate_on_start {
-                let applied = fleetpass_store_postgres::run_migrations(url)
-                    .await
-                    .context("Failed to apply migrations")?;
-                tracing::info!(applied, "migrations checked");
-            }
-            // Connecting is lazy: a database that is down now makes requests answer 503
-            // until it is back, rather than keeping the server from starting.
-            let store = fleetpass_store_postgres::PgStore::connect(url, config.pool_size)
-                .context("Invalid DATABASE_URL")?;
-            Ok(Arc::new(store))
-        }
+        Some(url) => Ok(Arc::new(open_postgres(config, url).await?)),
     }
+}
+
+/// The Postgres store, migrated first unless that is turned off.
+async fn open_postgres(
+    config: &Config,
+    url: &str,
+) -> anyhow::Result<fleetpass_store_postgres::PgStore> {
+    if config.migrate_on_start {
+        let applied = fleetpass_store_postgres::run_migrations(url)
+            .await
+            .context("Failed to apply migrations")?;
+        tracing::info!(applied, "migrations checked");
+    }
+    // Connecting is lazy: a database that is down now makes requests answer 503
+    // until it is back, rather than keeping the server from starting.
+    fleetpass_store_postgres::PgStore::connect(url, config.pool_size)
+        .context("Invalid DATABASE_URL")
+}
+
+/// What `serve` runs on: the store, idempotency records and rate-limit counts. In
+/// Postgres mode all three share one pool; rate limits are shared by every replica
+/// unless `FLEETPASS_RATE_LIMIT_BACKEND=memory`, and fall back to this process's own
+/// counts while the database is unreachable (docs/OPERATIONS.md).
+async fn open_backends(
+    config: &Config,
+) -> anyhow::Result<(
+    Arc<dyn Store>,
+    Arc<dyn IdempotencyStore>,
+    Arc<dyn RateLimiter>,
+)> {
+    let local = Arc::new(MemoryRateLimiter::new());
+    let Some(url) = &config.database_url else {
+        return Ok((
+            Arc::new(fleetpass_store_memory::MemoryStore::new()),
+            Arc::new(MemoryIdempotency::new()),
+            local,
+        ));
+    };
+    let pg = open_postgres(config, url).await?;
+    let limiter: Arc<dyn RateLimiter> = match config.rate_limit_backend {
+        RateLimitBackend::Postgres => Arc::new(WithFallback::new(Arc::new(pg.clone()), local)),
+        RateLimitBackend::Memory => local,
+    };
+    Ok((Arc::new(pg.clone()), Arc::new(pg), limiter))
+}
+
+/// How often expired idempotency records and ended rate-limit windows are deleted.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Purges the guard's expired state for as long as the server runs. Every replica
+/// purges; deleting what is expired is the same whoever does it.
+fn spawn_purge(guards: Guards, deps: Deps) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PURGE_EVERY);
+        loop {
+            tick.tick().await;
+            match guards.purge(deps.now()).await {
+                Ok((0, _)) => {}
+                Ok((records, _)) => tracing::info!(records, "purged expired idempotency records"),
+                Err(e) => tracing::warn!(error = %e, "guard purge failed; retrying next tick"),
+            }
+        }
+    });
 }
 
 async fn create_tenant(config: &Config, name: &str) -> anyhow::Result<()> {
@@ -247,14 +301,33 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How often overdue scans are failed or expired. Every replica sweeps; the store
+/// moves each scan once however many do.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Runs the scan sweeper for as long as the server runs.
+fn spawn_sweeper(deps: Deps) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tick.tick().await;
+            match fleetpass_ports::service::scans::sweep(&deps).await {
+                Ok(0) => {}
+                Ok(moved) => tracing::info!(moved, "swept overdue scans"),
+                Err(e) => tracing::warn!(error = %e, "scan sweep failed; retrying next tick"),
+            }
+        }
+    });
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let store = open_store(&config).await?;
+    let (store, idempotency, limiter) = open_backends(&config).await?;
     let deps = Deps::system(store);
     let master = master_key(&config, deps.secrets.as_ref());
     let keys = KeyRing::load(
         deps.store.clone(),
         deps.secrets.as_ref(),
-        master,
+        master.clone(),
         deps.now(),
     )
     .await
@@ -279,7 +352,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         deps,
         keys: Arc::new(keys),
         config: config.http,
+        guards: Guards {
+            idempotency,
+            limiter,
+            master,
+            config: config.guard,
+        },
     });
+    spawn_purge(state.guards.clone(), state.deps.clone());
+    spawn_sweeper(state.deps.clone());
     tracing::info!(%bind, "listening");
     actix_web::HttpServer::new(move || fleetpass_http::app(state.clone()))
         .bind(bind)

@@ -6,10 +6,19 @@
 //! anything, and then applies the change together with its audit event. Nothing of a
 //! failed write (not even its audit event) is ever visible. `enroll` claims a token's
 //! use, builds the agent and stores it under that one lock too, so concurrent
-//! enrollments queue up and a token never enrolls more agents than it has uses.
+//! enrollments queue up and a token never enrolls more agents than it has uses. Claims
+//! of scans, sweeps and share-link accesses (in `scans.rs`) work the same way: two
+//! claims never get one scan, and a link never opens more often than it allows.
 //!
 //! Data lives only as long as the process; `persistence()` says so (`/readyz` reports
 //! `memory`).
+
+mod idempotency;
+mod ratelimit;
+mod scans;
+
+pub use idempotency::MemoryIdempotency;
+pub use ratelimit::MemoryRateLimiter;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -25,14 +34,17 @@ use fleetpass_domain::identity::{
     EnvScope, Environment, EnvironmentName, Principal, PrincipalKind, Tenant,
 };
 use fleetpass_domain::ids::{
-    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, TenantId, TokenId,
+    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId, ShareLinkId, TenantId,
+    TokenId,
 };
 use fleetpass_domain::page::{Page, PageRequest};
+use fleetpass_domain::scan::Scan;
 use fleetpass_domain::secret::SecretDigest;
+use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_domain::token::{ApiToken, TokenLookup};
 use fleetpass_ports::store::{
-    AuditFilter, EnrollBuilder, NewTenant, Persistence, PrincipalFilter, RepoError, Store,
-    StoredSigningKey, constraint,
+    AuditFilter, AuditFor, EnrollBuilder, NewTenant, Persistence, PrincipalFilter, RepoError,
+    ScanArtifacts, ScanFilter, ShareAccess, Store, StoredSigningKey, constraint,
 };
 use uuid::Uuid;
 
@@ -88,6 +100,12 @@ struct State {
     agent_secrets: HashMap<Uuid, SecretDigest>,
     /// Keyed by kid; not tenant-scoped.
     signing_keys: BTreeMap<String, StoredSigningKey>,
+    scans: BTreeMap<Uuid, Scan>,
+    /// The artifacts of each completed scan, by scan id.
+    scan_artifacts: HashMap<Uuid, ScanArtifacts>,
+    share_links: BTreeMap<Uuid, ShareLink>,
+    /// The digest of each share link's token, to the link.
+    share_secrets: HashMap<[u8; 32], ShareLinkId>,
     audit: BTreeMap<Uuid, AuditEvent>,
 }
 
@@ -813,6 +831,7 @@ impl Store for MemoryStore {
             let agents = &s.agents;
             s.agent_secrets
                 .retain(|agent, _| agents.contains_key(agent));
+            s.remove_scans_of(id);
             s.record(audit);
             Ok(())
         })
@@ -1021,6 +1040,113 @@ impl Store for MemoryStore {
             key.retired_at.get_or_insert(at);
             Ok(())
         })
+    }
+
+    // ---- scans ----
+
+    async fn create_scan(&self, scan: &Scan, audit: &AuditEvent) -> Result<(), RepoError> {
+        self.with(|s| s.create_scan(scan, audit))
+    }
+
+    async fn get_scan(&self, tenant: TenantId, id: ScanId) -> Result<Scan, RepoError> {
+        self.with(|s| s.get_scan(tenant, id))
+    }
+
+    async fn list_scans(
+        &self,
+        tenant: TenantId,
+        filter: &ScanFilter,
+        page: PageRequest,
+    ) -> Result<Page<Scan>, RepoError> {
+        self.with(|s| Ok(s.list_scans(tenant, filter, page)))
+    }
+
+    async fn claim_scan(
+        &self,
+        agent: &Agent,
+        now: Timestamp,
+        audit: AuditFor<'_, Scan>,
+    ) -> Result<Option<Scan>, RepoError> {
+        // The one mutex makes find, check and claim a single step: concurrent claims
+        // queue up, and each sees the scans the ones before it took.
+        self.with(|s| s.claim_scan(agent, now, audit))
+    }
+
+    async fn complete_scan(
+        &self,
+        agent: AgentId,
+        id: ScanId,
+        at: Timestamp,
+        artifacts: &ScanArtifacts,
+        audit: &AuditEvent,
+    ) -> Result<Scan, RepoError> {
+        self.with(|s| s.complete_scan(agent, id, at, artifacts, audit))
+    }
+
+    async fn get_scan_artifacts(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+    ) -> Result<Option<ScanArtifacts>, RepoError> {
+        self.with(|s| s.get_scan_artifacts(tenant, id))
+    }
+
+    async fn sweep_scans(
+        &self,
+        now: Timestamp,
+        audit: AuditFor<'_, Scan>,
+    ) -> Result<usize, RepoError> {
+        self.with(|s| s.sweep_scans(now, audit))
+    }
+
+    // ---- share links ----
+
+    async fn create_share_link(
+        &self,
+        link: &ShareLink,
+        digest: &SecretDigest,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.with(|s| s.create_share_link(link, digest, audit))
+    }
+
+    async fn get_share_link(
+        &self,
+        tenant: TenantId,
+        id: ShareLinkId,
+    ) -> Result<ShareLink, RepoError> {
+        self.with(|s| s.get_share_link(tenant, id))
+    }
+
+    async fn list_share_links(
+        &self,
+        tenant: TenantId,
+        scan: ScanId,
+        page: PageRequest,
+    ) -> Result<Page<ShareLink>, RepoError> {
+        self.with(|s| s.list_share_links(tenant, scan, page))
+    }
+
+    async fn revoke_share_link(
+        &self,
+        tenant: TenantId,
+        id: ShareLinkId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<ShareLink, RepoError> {
+        self.with(|s| s.revoke_share_link(tenant, id, at, audit))
+    }
+
+    async fn access_share_link(
+        &self,
+        digest: &SecretDigest,
+        now: Timestamp,
+        artifact: Artifact,
+        audit: AuditFor<'_, ShareLink>,
+    ) -> Result<ShareAccess, RepoError> {
+        // Under the one mutex, check and count are a single step: concurrent opens
+        // queue up, and each sees the accesses the ones before it counted.
+        self.with(|s| s.access_share_link(digest, now, artifact, audit))
     }
 
     // ---- audit log ----

@@ -33,7 +33,9 @@
 
 pub mod admin;
 mod error;
+mod idempotency;
 mod migrate;
+mod ratelimit;
 mod rows;
 mod schema;
 mod store;

@@ -103,7 +103,7 @@ diesel::table! {
         id -> Uuid,
         /// Owning tenant.
         tenant_id -> Uuid,
-        /// `token`, `platform`, `public` or `agent`.
+        /// `token`, `platform`, `public`, `agent` or `system`.
         actor_kind -> Text,
         /// The acting token or agent, for `token` and `agent` actors.
         actor_id -> Nullable<Uuid>,
@@ -202,6 +202,88 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Scans requested of fleets.
+    scans (id) {
+        /// Scan id.
+        id -> Uuid,
+        /// Owning tenant.
+        tenant_id -> Uuid,
+        /// The fleet that runs it (deleted with it).
+        fleet_id -> Uuid,
+        /// The fleet's environment, copied at request time.
+        environment_id -> Uuid,
+        /// `inventory`, `ports`, `software` or `compliance`.
+        scenario -> Text,
+        /// Run-time limit in minutes, 1-1440; `NULL` for the domain's default.
+        max_duration_minutes -> Nullable<Int4>,
+        /// Not to be claimed before this.
+        not_before -> Nullable<Timestamptz>,
+        /// Not to be claimed after this.
+        not_after -> Nullable<Timestamptz>,
+        /// Most assets the results may hold, 1-100 000.
+        max_assets -> Nullable<Int4>,
+        /// `queued`, `running`, `completed`, `failed` or `expired`.
+        status -> Text,
+        /// Request time.
+        requested_at -> Timestamptz,
+        /// The claiming agent (no foreign key; see the migration).
+        claimed_by -> Nullable<Uuid>,
+        /// Claim time.
+        claimed_at -> Nullable<Timestamptz>,
+        /// Completion, failure or expiry time.
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    /// The artifacts of completed scans.
+    scan_artifacts (scan_id) {
+        /// The scan (deleted with it).
+        scan_id -> Uuid,
+        /// The bundle, byte for byte as hashed (text, never jsonb).
+        bundle_json -> Text,
+        /// SHA-256 of the bundle, lowercase hex.
+        bundle_sha256 -> Text,
+        /// The report.
+        report -> Jsonb,
+        /// The passport, a compact JWS.
+        passport -> Text,
+    }
+}
+
+diesel::table! {
+    /// Share links of scans (metadata and the digest of the token).
+    share_links (id) {
+        /// Link id.
+        id -> Uuid,
+        /// Owning tenant.
+        tenant_id -> Uuid,
+        /// The scan it shares (deleted with it).
+        scan_id -> Uuid,
+        /// SHA-256 digest of the token (32 bytes, unique).
+        digest -> Bytea,
+        /// `report`, `bundle` or `passport`.
+        scope -> Text,
+        /// Label.
+        label -> Nullable<Text>,
+        /// Expiry.
+        expires_at -> Timestamptz,
+        /// Accesses allowed, 1-10 000; `NULL` for unlimited.
+        max_accesses -> Nullable<Int4>,
+        /// Accesses had, 0-`max_accesses`.
+        access_count -> Int4,
+        /// Last access.
+        last_accessed_at -> Nullable<Timestamptz>,
+        /// Revocation time.
+        revoked_at -> Nullable<Timestamptz>,
+        /// Creation time.
+        created_at -> Timestamptz,
+        /// Non-secret hint of the token.
+        hint -> Text,
+    }
+}
+
 diesel::joinable!(environments -> tenants (tenant_id));
 diesel::joinable!(principals -> tenants (tenant_id));
 diesel::joinable!(api_tokens -> tenants (tenant_id));
@@ -211,6 +293,9 @@ diesel::joinable!(fleets -> tenants (tenant_id));
 diesel::joinable!(fleets -> environments (environment_id));
 diesel::joinable!(enrollment_tokens -> fleets (fleet_id));
 diesel::joinable!(agents -> fleets (fleet_id));
+diesel::joinable!(scans -> fleets (fleet_id));
+diesel::joinable!(scan_artifacts -> scans (scan_id));
+diesel::joinable!(share_links -> scans (scan_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -223,4 +308,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     enrollment_tokens,
     agents,
     signing_keys,
+    scans,
+    scan_artifacts,
+    share_links,
 );

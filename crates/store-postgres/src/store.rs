@@ -4,6 +4,13 @@
 //! strings except `SELECT 1` and the session settings), and converts rows to domain
 //! values through the row types in `rows`. Writes run in one transaction together with
 //! their audit events.
+//!
+//! Scans and share links live in the submodules `scans` and `share_links` (with their
+//! lock order); the `Store` impl here delegates to them. The sweeper's deadline
+//! arithmetic uses two SQL functions declared with `define_sql_function!`
+//! (`make_interval`, `coalesce`), and `scans::status_is` is the one other SQL string:
+//! it writes a fixed status into the claim and sweeper queries as a literal, so that
+//! their partial indexes serve every plan (see there).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,14 +34,17 @@ use fleetpass_domain::fleet::{
 };
 use fleetpass_domain::identity::{EnvScope, Environment, EnvironmentName, Principal, Tenant};
 use fleetpass_domain::ids::{
-    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, TenantId, TokenId,
+    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId, ShareLinkId, TenantId,
+    TokenId,
 };
 use fleetpass_domain::page::{Page, PageRequest};
+use fleetpass_domain::scan::Scan;
 use fleetpass_domain::secret::SecretDigest;
+use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_domain::token::{ApiToken, TokenLookup};
 use fleetpass_ports::store::{
-    AuditFilter, EnrollBuilder, NewTenant, Persistence, PrincipalFilter, StoredSigningKey,
-    constraint,
+    AuditFilter, AuditFor, EnrollBuilder, NewTenant, Persistence, PrincipalFilter, ScanArtifacts,
+    ScanFilter, ShareAccess, StoredSigningKey, constraint,
 };
 use fleetpass_ports::{RepoError, Store};
 use uuid::Uuid;
@@ -49,6 +59,9 @@ use crate::schema::{
     agents, api_token_secrets, api_tokens, audit_events, enrollment_tokens, environments, fleets,
     principals, signing_keys, tenants,
 };
+
+mod scans;
+mod share_links;
 
 /// How long a request waits for a pooled connection, and how long opening a new one
 /// may take. Short, so that a database that is down turns into a quick 503 instead of
@@ -141,7 +154,7 @@ impl PgStore {
 
     /// Runs `f` on a pooled connection, outside any explicit transaction (each
     /// statement is its own).
-    async fn run<'a, R, F>(&self, f: F) -> Result<R, RepoError>
+    pub(crate) async fn run<'a, R, F>(&self, f: F) -> Result<R, RepoError>
     where
         F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, DbError>>
             + Send
@@ -1109,9 +1122,14 @@ impl Store for PgStore {
     ) -> Result<(), RepoError> {
         self.transaction(|c| {
             async move {
-                // The foreign keys cascade to the fleet's enrollment tokens and agents.
-                // The delete waits for enrollments in flight (they key-share lock the
-                // fleet), and later ones find no fleet: no agent outlives its fleet.
+                // The foreign keys cascade to the fleet's enrollment tokens, agents and
+                // scans, and from the scans to their artifacts and share links. The
+                // delete waits for enrollments, scan requests and share-link creations
+                // in flight (they key-share lock the fleet or scan), and later ones find
+                // no parent: nothing outlives its fleet. Claims, completions, sweeps and
+                // share-link opens lock no parent, only the scan or link rows they
+                // change, so the cascade may wait for them but they never wait for it
+                // (see `scans`).
                 let deleted = diesel::delete(
                     fleets::table
                         .filter(fleets::tenant_id.eq(tenant.as_uuid()))
@@ -1488,6 +1506,109 @@ impl Store for PgStore {
             .scope_boxed()
         })
         .await
+    }
+
+    // ---- scans ----
+
+    async fn create_scan(&self, scan: &Scan, audit: &AuditEvent) -> Result<(), RepoError> {
+        scans::create(self, scan, audit).await
+    }
+
+    async fn get_scan(&self, tenant: TenantId, id: ScanId) -> Result<Scan, RepoError> {
+        scans::get(self, tenant, id).await
+    }
+
+    async fn list_scans(
+        &self,
+        tenant: TenantId,
+        filter: &ScanFilter,
+        page: PageRequest,
+    ) -> Result<Page<Scan>, RepoError> {
+        scans::list(self, tenant, filter, page).await
+    }
+
+    async fn claim_scan(
+        &self,
+        agent: &Agent,
+        now: Timestamp,
+        audit: AuditFor<'_, Scan>,
+    ) -> Result<Option<Scan>, RepoError> {
+        scans::claim(self, agent, now, audit).await
+    }
+
+    async fn complete_scan(
+        &self,
+        agent: AgentId,
+        id: ScanId,
+        at: Timestamp,
+        artifacts: &ScanArtifacts,
+        audit: &AuditEvent,
+    ) -> Result<Scan, RepoError> {
+        scans::complete(self, agent, id, at, artifacts, audit).await
+    }
+
+    async fn get_scan_artifacts(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+    ) -> Result<Option<ScanArtifacts>, RepoError> {
+        scans::artifacts(self, tenant, id).await
+    }
+
+    async fn sweep_scans(
+        &self,
+        now: Timestamp,
+        audit: AuditFor<'_, Scan>,
+    ) -> Result<usize, RepoError> {
+        scans::sweep(self, now, audit).await
+    }
+
+    // ---- share links ----
+
+    async fn create_share_link(
+        &self,
+        link: &ShareLink,
+        digest: &SecretDigest,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        share_links::create(self, link, digest, audit).await
+    }
+
+    async fn get_share_link(
+        &self,
+        tenant: TenantId,
+        id: ShareLinkId,
+    ) -> Result<ShareLink, RepoError> {
+        share_links::get(self, tenant, id).await
+    }
+
+    async fn list_share_links(
+        &self,
+        tenant: TenantId,
+        scan: ScanId,
+        page: PageRequest,
+    ) -> Result<Page<ShareLink>, RepoError> {
+        share_links::list(self, tenant, scan, page).await
+    }
+
+    async fn revoke_share_link(
+        &self,
+        tenant: TenantId,
+        id: ShareLinkId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<ShareLink, RepoError> {
+        share_links::revoke(self, tenant, id, at, audit).await
+    }
+
+    async fn access_share_link(
+        &self,
+        digest: &SecretDigest,
+        now: Timestamp,
+        artifact: Artifact,
+        audit: AuditFor<'_, ShareLink>,
+    ) -> Result<ShareAccess, RepoError> {
+        share_links::access(self, digest, now, artifact, audit).await
     }
 
     // ---- audit log ----

@@ -2,15 +2,24 @@
 //! creating a fleet in it) while the environment is deleted must never end with both
 //! having succeeded; concurrent enrollments, from separate pools as separate processes
 //! would make them, claim each use of a token exactly once; and deleting a fleet while
-//! agents enroll into it neither deadlocks nor leaves an agent behind.
+//! agents enroll into it neither deadlocks nor leaves an agent behind. Likewise for
+//! scans: concurrent claims from two pools never share a scan, concurrent sweepers
+//! move each overdue scan once, concurrent opens of a share link stop at its limit, and
+//! deleting a fleet while its scans are claimed, completed and shared never deadlocks.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use fleetpass_contract::fixtures::Fixtures;
-use fleetpass_domain::audit::{AuditActor, actions};
-use fleetpass_domain::fleet::{Agent, EnrollmentRefusal, EnrollmentToken};
+use fleetpass_domain::Timestamp;
+use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
+use fleetpass_domain::fleet::{Agent, EnrollmentRefusal, EnrollmentToken, Fleet};
+use fleetpass_domain::ids::{ScanId, TenantId};
+use fleetpass_domain::page::{PageLimit, PageRequest};
+use fleetpass_domain::scan::{MaxDurationMinutes, Scan, ScanConstraints, ScanStatus, Scenario};
 use fleetpass_domain::secret::SecretDigest;
-use fleetpass_ports::store::{AuditFilter, constraint};
+use fleetpass_domain::share::{Artifact, ShareLink};
+use fleetpass_ports::store::{AuditFilter, ScanFilter, ShareAccess, constraint};
 use fleetpass_ports::{RepoError, Store};
 use fleetpass_store_postgres::PgStore;
 use fleetpass_store_postgres::testing::TestDatabase;
@@ -261,5 +270,512 @@ async fn deleting_a_fleet_while_agents_enroll_neither_deadlocks_nor_leaves_agent
             store.get_fleet(t, fleet).await,
             Err(RepoError::NotFound)
         ));
+    }
+}
+
+// ---- scans ----
+
+/// Two stores on one database, as two processes would have them: the test database's
+/// own pool and a second one.
+fn two_pools(db: &TestDatabase) -> [Arc<dyn Store>; 2] {
+    let second: Arc<dyn Store> = Arc::new(PgStore::connect(db.url(), 4).expect("second pool"));
+    [db.store_arc(), second]
+}
+
+/// A tenant with a fleet in its `production` environment and `agents` agents enrolled
+/// into it.
+struct ScanFleet {
+    fx: Arc<Fixtures>,
+    fleet: Fleet,
+    agents: Vec<Agent>,
+}
+
+impl ScanFleet {
+    async fn new(store: &dyn Store, agents: u32) -> Self {
+        let fx = Arc::new(Fixtures::new());
+        let new = fx.new_tenant();
+        store.create_tenant(&new).await.expect("create_tenant");
+        let t = new.tenant.id;
+        let fleet = fx.fleet(t, new.environment.id);
+        let expires_at = fx.now() + time::Duration::hours(1);
+        let (token, secret) = fx.enrollment_token_with(&fleet, agents.max(1), expires_at);
+        let audit = [
+            fx.audit(t, actions::FLEET_CREATED, Some(fleet.id.as_uuid())),
+            fx.audit(
+                t,
+                actions::ENROLLMENT_TOKEN_ISSUED,
+                Some(token.id.as_uuid()),
+            ),
+        ];
+        store
+            .create_fleet(&fleet, &token, &secret.digest(), &audit)
+            .await
+            .expect("create_fleet");
+        let mut enrolled = Vec::new();
+        for _ in 0..agents {
+            let agent = enroll_once(store, &fx, &secret.digest())
+                .await
+                .expect("enroll")
+                .expect("the token has a use left");
+            enrolled.push(agent);
+        }
+        Self {
+            fx,
+            fleet,
+            agents: enrolled,
+        }
+    }
+
+    fn tenant(&self) -> TenantId {
+        self.fleet.tenant_id
+    }
+
+    /// Requests a scan of the fleet with `constraints`.
+    async fn request(&self, store: &dyn Store, constraints: ScanConstraints) -> Scan {
+        let scan = self.fx.scan(&self.fleet, Scenario::Inventory, constraints);
+        let audit = self.fx.audit(
+            self.tenant(),
+            actions::SCAN_REQUESTED,
+            Some(scan.id.as_uuid()),
+        );
+        store.create_scan(&scan, &audit).await.expect("create_scan");
+        scan
+    }
+}
+
+/// The event an agent's claim of a scan writes.
+fn claimed_by(fx: &Fixtures, agent: &Agent, now: Timestamp) -> impl Fn(&Scan) -> AuditEvent {
+    let agent = agent.id.as_uuid();
+    move |scan: &Scan| {
+        fx.audit_by(
+            scan.tenant_id,
+            AuditActor::Agent(agent),
+            actions::SCAN_CLAIMED,
+            Some(scan.id.as_uuid()),
+            now,
+        )
+    }
+}
+
+/// The event the sweeper writes for a scan it moved.
+fn swept_by_system(fx: &Fixtures, now: Timestamp) -> impl Fn(&Scan) -> AuditEvent {
+    move |scan: &Scan| {
+        let action = match scan.status {
+            ScanStatus::Failed => actions::SCAN_FAILED,
+            ScanStatus::Expired => actions::SCAN_EXPIRED,
+            other => panic!("the sweeper moved a scan to {other:?}"),
+        };
+        fx.audit_by(
+            scan.tenant_id,
+            AuditActor::System,
+            action,
+            Some(scan.id.as_uuid()),
+            now,
+        )
+    }
+}
+
+/// How many events with `action` the tenant's log holds, over every page.
+async fn count_events(store: &dyn Store, tenant: TenantId, action: &str) -> usize {
+    let filter = AuditFilter {
+        action: Some(action.to_owned()),
+        ..AuditFilter::default()
+    };
+    let mut page = PageRequest {
+        limit: PageLimit::max(),
+        cursor: None,
+    };
+    let mut n = 0;
+    loop {
+        let events = store
+            .list_audit_events(tenant, &filter, page)
+            .await
+            .expect("list_audit_events");
+        n += events.items.len();
+        match events.next {
+            Some(next) => page.cursor = Some(next),
+            None => return n,
+        }
+    }
+}
+
+/// Every scan of the tenant that passes `filter`, over every page.
+async fn all_scans(store: &dyn Store, tenant: TenantId, filter: &ScanFilter) -> Vec<Scan> {
+    let mut page = PageRequest {
+        limit: PageLimit::max(),
+        cursor: None,
+    };
+    let mut scans = Vec::new();
+    loop {
+        let found = store
+            .list_scans(tenant, filter, page)
+            .await
+            .expect("list_scans");
+        scans.extend(found.items);
+        match found.next {
+            Some(next) => page.cursor = Some(next),
+            None => return scans,
+        }
+    }
+}
+
+/// Scans in `status`.
+fn in_status(status: ScanStatus) -> ScanFilter {
+    ScanFilter {
+        status: Some(status),
+        ..ScanFilter::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_agents_on_two_pools_claim_ten_scans_once_each() {
+    const AGENTS: usize = 20;
+    const SCANS: usize = 10;
+    let db = TestDatabase::fresh().await;
+    let pools = two_pools(&db);
+    let f = Arc::new(ScanFleet::new(&*pools[0], 20).await);
+    let mut requested = BTreeSet::new();
+    for _ in 0..SCANS {
+        requested.insert(f.request(&*pools[0], ScanConstraints::default()).await.id);
+    }
+    let now = f.fx.now() + time::Duration::minutes(1);
+    let claims: Vec<_> = (0..AGENTS)
+        .map(|i| {
+            let store = Arc::clone(&pools[i % 2]);
+            let f = Arc::clone(&f);
+            tokio::spawn(async move {
+                let agent = &f.agents[i];
+                let audit = claimed_by(&f.fx, agent, now);
+                let claimed = store.claim_scan(agent, now, &audit).await;
+                (agent.id, claimed)
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    let mut empty_handed = 0;
+    for claim in claims {
+        match claim.await.expect("join") {
+            (agent, Ok(Some(scan))) => {
+                assert_eq!(scan.claimed_by, Some(agent), "claimed by its claimer");
+                assert_eq!(scan.status, ScanStatus::Running);
+                assert_eq!(scan.claimed_at, Some(now));
+                claimed.push(scan.id);
+            }
+            (_, Ok(None)) => empty_handed += 1,
+            (_, Err(e)) => panic!("no claim may fail in the store, got {e}"),
+        }
+    }
+    let distinct: BTreeSet<ScanId> = claimed.iter().copied().collect();
+    assert_eq!(claimed.len(), SCANS, "one claim per scan");
+    assert_eq!(distinct, requested, "every scan claimed, none twice");
+    assert_eq!(empty_handed, AGENTS - SCANS, "the rest found nothing");
+
+    let t = f.tenant();
+    let running = all_scans(&*pools[1], t, &in_status(ScanStatus::Running)).await;
+    assert_eq!(running.len(), SCANS, "stored as running");
+    assert_eq!(
+        count_events(&*pools[1], t, actions::SCAN_CLAIMED).await,
+        SCANS,
+        "one event per claim"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweepers_on_two_pools_move_each_overdue_scan_once() {
+    // More expiring scans than one sweeper transaction takes (500), so the sweepers
+    // also race over their second batches.
+    const EXPIRING: usize = 520;
+    const FAILING: usize = 30;
+    let db = TestDatabase::fresh().await;
+    let pools = two_pools(&db);
+    let f = Arc::new(ScanFleet::new(&*pools[0], 1).await);
+    let start = f.fx.now();
+    let t = f.tenant();
+
+    // Running scans with the default limit, claimed at the start: overdue an hour later.
+    for _ in 0..FAILING {
+        f.request(&*pools[0], ScanConstraints::default()).await;
+        let agent = &f.agents[0];
+        let audit = claimed_by(&f.fx, agent, start);
+        pools[0]
+            .claim_scan(agent, start, &audit)
+            .await
+            .expect("claim_scan")
+            .expect("a queued scan to claim");
+    }
+    // Not overdue at the sweep: a long limit (claimed before anything else is queued,
+    // as claims take the oldest scan), and below, no window.
+    let long = ScanConstraints {
+        max_duration_minutes: Some(MaxDurationMinutes::max()),
+        ..ScanConstraints::default()
+    };
+    f.request(&*pools[0], long).await;
+    let agent = &f.agents[0];
+    let audit = claimed_by(&f.fx, agent, start);
+    let still_running = pools[0]
+        .claim_scan(agent, start, &audit)
+        .await
+        .expect("claim_scan")
+        .expect("the long scan to claim");
+    assert_eq!(
+        still_running.constraints.max_duration_minutes,
+        Some(MaxDurationMinutes::max())
+    );
+    // Queued scans whose window closes before the sweep; requested concurrently, since
+    // there are many.
+    let expiring = ScanConstraints {
+        not_after: Some(start + time::Duration::minutes(30)),
+        ..ScanConstraints::default()
+    };
+    let requests: Vec<_> = (0..EXPIRING)
+        .map(|i| {
+            let (store, f, c) = (Arc::clone(&pools[i % 2]), Arc::clone(&f), expiring.clone());
+            tokio::spawn(async move { f.request(&*store, c).await })
+        })
+        .collect();
+    for request in requests {
+        request.await.expect("join");
+    }
+    let still_queued = f.request(&*pools[0], ScanConstraints::default()).await;
+
+    let at = start + time::Duration::minutes(61);
+    let sweeps: Vec<_> = (0..6)
+        .map(|i| {
+            let (store, f) = (Arc::clone(&pools[i % 2]), Arc::clone(&f));
+            tokio::spawn(async move {
+                let audit = swept_by_system(&f.fx, at);
+                store.sweep_scans(at, &audit).await
+            })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for sweep in sweeps {
+        counts.push(sweep.await.expect("join").expect("sweep_scans"));
+    }
+    assert_eq!(
+        counts.iter().sum::<usize>(),
+        EXPIRING + FAILING,
+        "each overdue scan moved once (counts: {counts:?})"
+    );
+
+    let failed = all_scans(&*pools[1], t, &in_status(ScanStatus::Failed)).await;
+    let expired = all_scans(&*pools[1], t, &in_status(ScanStatus::Expired)).await;
+    assert_eq!((failed.len(), expired.len()), (FAILING, EXPIRING));
+    for scan in failed.iter().chain(&expired) {
+        assert_eq!(scan.finished_at, Some(at), "finished at the sweep");
+    }
+    for scan in &failed {
+        assert_eq!(
+            scan.claimed_by,
+            Some(agent.id),
+            "a failed scan keeps its claimer"
+        );
+    }
+    assert_eq!(
+        count_events(&*pools[1], t, actions::SCAN_FAILED).await,
+        FAILING,
+        "one event per failed scan"
+    );
+    assert_eq!(
+        count_events(&*pools[1], t, actions::SCAN_EXPIRED).await,
+        EXPIRING,
+        "one event per expired scan"
+    );
+    let running = pools[1]
+        .get_scan(t, still_running.id)
+        .await
+        .expect("get_scan");
+    assert_eq!(running, still_running, "within its limit: untouched");
+    let queued = pools[1]
+        .get_scan(t, still_queued.id)
+        .await
+        .expect("get_scan");
+    assert_eq!(queued, still_queued, "no window: untouched");
+
+    let audit = swept_by_system(&f.fx, at);
+    assert_eq!(
+        pools[0].sweep_scans(at, &audit).await.expect("sweep_scans"),
+        0,
+        "nothing left to move"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_opens_on_two_pools_of_a_five_access_link_open_it_five_times() {
+    const OPENS: usize = 20;
+    const MAX: usize = 5;
+    let db = TestDatabase::fresh().await;
+    let pools = two_pools(&db);
+    let f = ScanFleet::new(&*pools[0], 0).await;
+    let t = f.tenant();
+    let scan = f.request(&*pools[0], ScanConstraints::default()).await;
+    let expires_at = f.fx.now() + time::Duration::hours(1);
+    let (link, secret) = f.fx.share_link(&scan, Some(5), expires_at);
+    let created =
+        f.fx.audit(t, actions::SHARE_LINK_CREATED, Some(link.id.as_uuid()));
+    pools[0]
+        .create_share_link(&link, &secret.digest(), &created)
+        .await
+        .expect("create_share_link");
+
+    let fx = Arc::clone(&f.fx);
+    let now = fx.now() + time::Duration::minutes(1);
+    let digest = secret.digest();
+    let opens: Vec<_> = (0..OPENS)
+        .map(|i| {
+            let (store, fx) = (Arc::clone(&pools[i % 2]), Arc::clone(&fx));
+            tokio::spawn(async move {
+                let audit = |link: &ShareLink| {
+                    fx.audit_by(
+                        link.tenant_id,
+                        AuditActor::Public,
+                        actions::SHARE_LINK_ACCESSED,
+                        Some(link.id.as_uuid()),
+                        now,
+                    )
+                };
+                store
+                    .access_share_link(&digest, now, Artifact::Report, &audit)
+                    .await
+            })
+        })
+        .collect();
+    let mut counts_seen = BTreeSet::new();
+    let mut refused = 0;
+    for open in opens {
+        match open.await.expect("join") {
+            Ok(ShareAccess::Opened(opened, shared)) => {
+                assert_eq!(shared, scan, "the link's scan");
+                counts_seen.insert(opened.access_count);
+            }
+            Ok(ShareAccess::Unavailable) => refused += 1,
+            Ok(other) => panic!("a passport link grants the report, got {other:?}"),
+            Err(e) => panic!("no open may fail in the store, got {e}"),
+        }
+    }
+    assert_eq!(
+        counts_seen,
+        (1..=5).collect::<BTreeSet<u32>>(),
+        "each open counted once, in turn"
+    );
+    assert_eq!(refused, OPENS - MAX, "the rest found it used up");
+    let stored = pools[1]
+        .get_share_link(t, link.id)
+        .await
+        .expect("get_share_link");
+    assert_eq!(stored.access_count, 5);
+    assert_eq!(
+        count_events(&*pools[1], t, actions::SHARE_LINK_ACCESSED).await,
+        MAX,
+        "one event per counted open"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_fleet_while_its_scans_are_claimed_completed_and_shared_never_deadlocks() {
+    let db = TestDatabase::fresh().await;
+    let pools = two_pools(&db);
+    for round in 0..10 {
+        let f = Arc::new(ScanFleet::new(&*pools[0], 4).await);
+        let t = f.tenant();
+        let now = f.fx.now();
+        // Two agents each hold a running scan to complete, two more scans wait for the
+        // other two agents, and one running scan has a share link to open.
+        let mut running = Vec::new();
+        for agent in &f.agents[..2] {
+            f.request(&*pools[0], ScanConstraints::default()).await;
+            let audit = claimed_by(&f.fx, agent, now);
+            let scan = pools[0]
+                .claim_scan(agent, now, &audit)
+                .await
+                .expect("claim_scan")
+                .expect("a scan to claim");
+            running.push((agent.id, scan));
+        }
+        for _ in 0..2 {
+            f.request(&*pools[0], ScanConstraints::default()).await;
+        }
+        let (link, secret) =
+            f.fx.share_link(&running[0].1, None, now + time::Duration::hours(1));
+        let created =
+            f.fx.audit(t, actions::SHARE_LINK_CREATED, Some(link.id.as_uuid()));
+        pools[0]
+            .create_share_link(&link, &secret.digest(), &created)
+            .await
+            .expect("create_share_link");
+
+        let mut tasks = Vec::new();
+        for (i, (agent, scan)) in running.iter().cloned().enumerate() {
+            let (store, f) = (Arc::clone(&pools[i % 2]), Arc::clone(&f));
+            tasks.push(tokio::spawn(async move {
+                let audit =
+                    f.fx.audit(t, actions::SCAN_COMPLETED, Some(scan.id.as_uuid()));
+                let done = store
+                    .complete_scan(agent, scan.id, now, &f.fx.artifacts(), &audit)
+                    .await;
+                match done {
+                    Ok(_) | Err(RepoError::NotFound) => Ok(()),
+                    Err(e) => Err(format!("complete_scan: {e}")),
+                }
+            }));
+        }
+        for i in 2..4 {
+            let (store, f) = (Arc::clone(&pools[i % 2]), Arc::clone(&f));
+            tasks.push(tokio::spawn(async move {
+                let agent = &f.agents[i];
+                let audit = claimed_by(&f.fx, agent, now);
+                store
+                    .claim_scan(agent, now, &audit)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("claim_scan: {e}"))
+            }));
+        }
+        for i in 0..2 {
+            let (store, fx, digest) = (
+                Arc::clone(&pools[i % 2]),
+                Arc::clone(&f.fx),
+                secret.digest(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let audit = |link: &ShareLink| {
+                    fx.audit_by(
+                        link.tenant_id,
+                        AuditActor::Public,
+                        actions::SHARE_LINK_ACCESSED,
+                        Some(link.id.as_uuid()),
+                        now,
+                    )
+                };
+                store
+                    .access_share_link(&digest, now, Artifact::Passport, &audit)
+                    .await
+                    .map(drop)
+                    .map_err(|e| format!("access_share_link: {e}"))
+            }));
+        }
+        let deleted =
+            f.fx.audit(t, actions::FLEET_DELETED, Some(f.fleet.id.as_uuid()));
+        pools[round % 2]
+            .delete_fleet(t, f.fleet.id, &deleted)
+            .await
+            .expect("delete_fleet: no deadlock, no foreign key violation");
+        for task in tasks {
+            if let Err(e) = task.await.expect("join") {
+                panic!("no call may fail in the store while its fleet goes, got {e}");
+            }
+        }
+        let left = all_scans(&*pools[1], t, &ScanFilter::default()).await;
+        assert!(left.is_empty(), "scans outlived their fleet: {left:?}");
+        let link_left = pools[1].get_share_link(t, link.id).await;
+        assert!(
+            matches!(link_left, Err(RepoError::NotFound)),
+            "the share link went with its scan: {link_left:?}"
+        );
+        let artifacts_left = pools[1].get_scan_artifacts(t, running[0].1.id).await;
+        assert!(
+            matches!(artifacts_left, Err(RepoError::NotFound)),
+            "artifacts went with their scan: {artifacts_left:?}"
+        );
     }
 }

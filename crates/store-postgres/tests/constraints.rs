@@ -11,6 +11,8 @@ use fleetpass_contract::fixtures::Fixtures;
 use fleetpass_domain::audit::{AuditActor, actions};
 use fleetpass_domain::fleet::EnrollmentToken;
 use fleetpass_domain::identity::{EnvScope, Role};
+use fleetpass_domain::ids::AgentId;
+use fleetpass_domain::scan::{Scan, ScanStatus};
 use fleetpass_ports::store::constraint;
 use fleetpass_ports::{RepoError, Store};
 use fleetpass_store_postgres::testing::TestDatabase;
@@ -66,6 +68,11 @@ async fn unique_indexes_are_named_after_the_port() {
             "environments_tenant_id_key".to_owned(),
         ),
         ("fleets".to_owned(), "fleets_tenant_id_idx".to_owned()),
+        ("scans".to_owned(), "scans_tenant_id_idx".to_owned()),
+        (
+            "share_links".to_owned(),
+            "share_links_digest_key".to_owned(),
+        ),
     ];
     expected.sort();
     assert_eq!(
@@ -142,9 +149,11 @@ async fn the_audit_actor_checks_mirror_audit_actor() {
         ("agent", true, true),
         ("platform", false, true),
         ("public", false, true),
+        ("system", false, true),
         ("token", false, false),
         ("agent", false, false),
         ("platform", true, false),
+        ("system", true, false),
         ("robot", true, false),
     ];
     for (kind, has_id, allowed) in shapes {
@@ -224,4 +233,122 @@ async fn writes_whose_parts_disagree_are_refused_whole() {
         .await
         .expect("list_enrollment_tokens");
     assert_eq!(tokens.items, vec![token], "the use was not claimed");
+}
+
+/// Checks a scan write failed as `Other` and stored nothing.
+async fn refused_whole(store: &dyn Store, outcome: Result<(), RepoError>, scan: &Scan, what: &str) {
+    assert!(
+        matches!(outcome, Err(RepoError::Other(_))),
+        "{what}: {outcome:?}"
+    );
+    let stored = store.get_scan(scan.tenant_id, scan.id).await;
+    assert!(
+        matches!(stored, Err(RepoError::NotFound)),
+        "{what} left nothing: {stored:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_and_share_links_are_held_to_the_domain() {
+    let db = TestDatabase::fresh().await;
+    let fx = Fixtures::new();
+    let new = fx.new_tenant();
+    db.create_tenant(&new).await.expect("create_tenant");
+    let t = new.tenant.id;
+    let fleet = fx.fleet(t, new.environment.id);
+    let (token, secret) = fx.enrollment_token(&fleet);
+    let audit = [
+        fx.audit(t, actions::FLEET_CREATED, Some(fleet.id.as_uuid())),
+        fx.audit(
+            t,
+            actions::ENROLLMENT_TOKEN_ISSUED,
+            Some(token.id.as_uuid()),
+        ),
+    ];
+    db.create_fleet(&fleet, &token, &secret.digest(), &audit)
+        .await
+        .expect("create_fleet");
+    // Filed under another environment of the tenant than its fleet's: env-scoped
+    // listings would show it to the wrong callers.
+    let other_env = fx.environment(t);
+    let env_created = fx.audit(
+        t,
+        actions::ENVIRONMENT_CREATED,
+        Some(other_env.id.as_uuid()),
+    );
+    db.create_environment(&other_env, &env_created)
+        .await
+        .expect("create_environment");
+    let misfiled = Scan {
+        environment_id: other_env.id,
+        ..fx.plain_scan(&fleet)
+    };
+    let requested = fx.audit(t, actions::SCAN_REQUESTED, Some(misfiled.id.as_uuid()));
+    let outcome = db.create_scan(&misfiled, &requested).await;
+    refused_whole(
+        &*db,
+        outcome,
+        &misfiled,
+        "a scan outside its fleet's environment",
+    )
+    .await;
+
+    // Running without a claimer: a shape no lifecycle step makes.
+    let unclaimed = Scan {
+        status: ScanStatus::Running,
+        claimed_at: Some(fx.now()),
+        ..fx.plain_scan(&fleet)
+    };
+    let requested = fx.audit(t, actions::SCAN_REQUESTED, Some(unclaimed.id.as_uuid()));
+    let outcome = db.create_scan(&unclaimed, &requested).await;
+    refused_whole(&*db, outcome, &unclaimed, "a running scan nobody claimed").await;
+
+    // Completed with a digest that is not lowercase hex: the whole completion rolls back.
+    let agent_id = AgentId::from_uuid(fx.id());
+    let running = Scan {
+        status: ScanStatus::Running,
+        claimed_by: Some(agent_id),
+        claimed_at: Some(fx.now()),
+        ..fx.plain_scan(&fleet)
+    };
+    let requested = fx.audit(t, actions::SCAN_REQUESTED, Some(running.id.as_uuid()));
+    db.create_scan(&running, &requested)
+        .await
+        .expect("a claimed scan has a valid shape");
+    let mut artifacts = fx.artifacts();
+    artifacts.bundle_sha256 = artifacts.bundle_sha256.to_uppercase();
+    let completed = fx.audit(t, actions::SCAN_COMPLETED, Some(running.id.as_uuid()));
+    let outcome = db
+        .complete_scan(agent_id, running.id, fx.now(), &artifacts, &completed)
+        .await;
+    assert!(matches!(outcome, Err(RepoError::Other(_))), "{outcome:?}");
+    assert_eq!(
+        db.get_scan(t, running.id).await.expect("get_scan"),
+        running,
+        "still running"
+    );
+    assert!(
+        db.get_scan_artifacts(t, running.id)
+            .await
+            .expect("get_scan_artifacts")
+            .is_none(),
+        "no artifacts kept"
+    );
+
+    // A link's count never passes its limit, whatever writes it.
+    let (link, link_secret) = fx.share_link(&running, Some(5), fx.now());
+    let created = fx.audit(t, actions::SHARE_LINK_CREATED, Some(link.id.as_uuid()));
+    db.create_share_link(&link, &link_secret.digest(), &created)
+        .await
+        .expect("create_share_link");
+    let mut conn = AsyncPgConnection::establish(db.url())
+        .await
+        .expect("connect");
+    let past_limit = diesel::sql_query(format!(
+        "UPDATE share_links SET access_count = 6 WHERE id = '{}'",
+        link.id
+    ))
+    .execute(&mut conn)
+    .await;
+    assert!(past_limit.is_err(), "{past_limit:?}");
 }

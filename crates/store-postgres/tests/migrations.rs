@@ -16,6 +16,7 @@ use fleetpass_contract::fixtures::Fixtures;
 use fleetpass_domain::audit::{AuditActor, actions};
 use fleetpass_domain::fleet::EnrollmentToken;
 use fleetpass_domain::ids::TenantId;
+use fleetpass_domain::scan::{Scan, ScanConstraints, Scenario};
 use fleetpass_ports::store::AuditFilter;
 use fleetpass_ports::{RepoError, Store};
 use fleetpass_store_postgres::testing::{TestDatabase, server_url};
@@ -26,6 +27,9 @@ const DEAD_URL: &str = "postgres://postgres@127.0.0.1:1/postgres";
 
 /// The version of the migration that made agents audit actors.
 const FLEETS_VERSION: &str = "20261122010000";
+
+/// The version of the migration that made the system an audit actor.
+const SCANS_VERSION: &str = "20261122030000";
 
 /// How fast "quickly" is: well under the pool's 5 s timeouts plus slack for a loaded
 /// machine, and far from a hang.
@@ -205,6 +209,92 @@ async fn reverting_the_fleets_migration_keeps_events_by_agents() {
         run_migrations(db.url()).await.expect("migrate again"),
         reverted,
         "and the fleets migration applies again over it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverting_the_scans_migration_keeps_events_by_the_system() {
+    let db = TestDatabase::fresh().await;
+    let fx = Fixtures::new();
+    let new = fx.new_tenant();
+    db.create_tenant(&new).await.expect("create_tenant");
+    let t = new.tenant.id;
+    let fleet = fx.fleet(t, new.environment.id);
+    let (token, secret) = fx.enrollment_token(&fleet);
+    let audit = [
+        fx.audit(t, actions::FLEET_CREATED, Some(fleet.id.as_uuid())),
+        fx.audit(
+            t,
+            actions::ENROLLMENT_TOKEN_ISSUED,
+            Some(token.id.as_uuid()),
+        ),
+    ];
+    db.create_fleet(&fleet, &token, &secret.digest(), &audit)
+        .await
+        .expect("create_fleet");
+    // A scan whose window closes, expired by the sweeper: an event by the system.
+    let window = ScanConstraints {
+        not_after: Some(fx.now() + time::Duration::minutes(30)),
+        ..ScanConstraints::default()
+    };
+    let scan = fx.scan(&fleet, Scenario::Inventory, window);
+    let requested = fx.audit(t, actions::SCAN_REQUESTED, Some(scan.id.as_uuid()));
+    db.create_scan(&scan, &requested)
+        .await
+        .expect("create_scan");
+    let at = fx.now() + time::Duration::hours(1);
+    let expired = |scan: &Scan| {
+        fx.audit_by(
+            t,
+            AuditActor::System,
+            actions::SCAN_EXPIRED,
+            Some(scan.id.as_uuid()),
+            at,
+        )
+    };
+    assert_eq!(db.sweep_scans(at, &expired).await.expect("sweep_scans"), 1);
+    let by_system = AuditFilter {
+        action: Some(actions::SCAN_EXPIRED.to_owned()),
+        ..AuditFilter::default()
+    };
+    let before = db
+        .list_audit_events(t, &by_system, Default::default())
+        .await
+        .expect("list_audit_events")
+        .items;
+    assert_eq!(before.len(), 1, "the sweep's event");
+
+    let conn = AsyncPgConnection::establish(db.url())
+        .await
+        .expect("connect");
+    let mut wrapper: AsyncConnectionWrapper<AsyncPgConnection> = AsyncConnectionWrapper::from(conn);
+    let reverted = tokio::task::spawn_blocking(move || {
+        let mut reverted = 0;
+        loop {
+            let version = wrapper.revert_last_migration(MIGRATIONS)?;
+            reverted += 1;
+            if version.to_string().starts_with(SCANS_VERSION) {
+                return diesel::migration::Result::Ok(reverted);
+            }
+        }
+    })
+    .await
+    .expect("join");
+    let reverted = match reverted {
+        Ok(n) => n,
+        Err(e) => panic!("the scans migration reverts with a system event in the log: {e}"),
+    };
+    let after = db
+        .list_audit_events(t, &by_system, Default::default())
+        .await
+        .expect("list_audit_events on the reverted schema")
+        .items;
+    assert_eq!(after, before, "history stays");
+
+    assert_eq!(
+        run_migrations(db.url()).await.expect("migrate again"),
+        reverted,
+        "and the scans migration applies again over it"
     );
 }
 

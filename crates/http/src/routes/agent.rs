@@ -4,16 +4,18 @@
 
 use actix_web::{HttpResponse, web};
 use fleetpass_domain::fleet::{AgentVersion, Hostname, Platform};
-use fleetpass_domain::ids::AgentId;
+use fleetpass_domain::ids::{AgentId, ScanId};
+use fleetpass_domain::scan::ScanResults;
 use fleetpass_ports::service::agents::{self as svc, Enrollment};
+use fleetpass_ports::service::scans;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Checks;
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AgentCaller, Body};
-use crate::views::{AgentView, ts};
+use crate::extract::{AgentCaller, Body, BodyLimit, path_id};
+use crate::views::{AgentView, ScanView, ts};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -21,6 +23,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/agent/token").post(token))
         .service(web::resource("/agent/heartbeat").post(heartbeat))
         .service(web::resource("/agent/jobs/claim").post(claim))
+        .service(
+            web::resource("/agent/scans/{scan_id}/results")
+                .app_data(BodyLimit(RESULTS_LIMIT))
+                .app_data(web::PayloadConfig::new(RESULTS_LIMIT))
+                .post(submit_results),
+        )
         .service(web::resource("/.well-known/jwks.json").get(jwks));
 }
 
@@ -156,12 +164,58 @@ pub async fn heartbeat(
 }
 
 /// Claim the oldest queued scan of the agent's fleet: 200 with the scan, or 204 when
-/// there is none.
+/// there is none. Two agents never claim the same scan.
 #[utoipa::path(post, path = "/agent/jobs/claim", tag = "agent", security(("agent" = [])),
-    responses((status = 204, description = "No queued scan"), (status = 401, body = ErrorBody)))]
-pub async fn claim(AgentCaller(_agent): AgentCaller) -> HttpResponse {
-    // Scans are not part of the service yet, so no fleet ever has one queued.
-    HttpResponse::NoContent().finish()
+    responses((status = 200, description = "The claimed scan, now running", body = ScanView),
+        (status = 204, description = "No queued scan"), (status = 401, body = ErrorBody)))]
+pub async fn claim(
+    state: web::Data<AppState>,
+    AgentCaller(agent): AgentCaller,
+) -> Result<HttpResponse, ApiError> {
+    Ok(match scans::claim(&state.deps, &agent).await? {
+        Some(scan) => HttpResponse::Ok().json(ScanView::from(scan)),
+        None => HttpResponse::NoContent().finish(),
+    })
+}
+
+/// The largest result set an agent may send (16 MiB).
+pub const RESULTS_LIMIT: usize = 16 * 1024 * 1024;
+
+/// A completed scan, as its agent sees it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletedView {
+    /// The scan.
+    pub scan_id: String,
+    /// Always `completed`.
+    pub status: String,
+    /// When it completed.
+    #[schema(format = DateTime)]
+    pub completed_at: Option<String>,
+}
+
+/// Send the results of a claimed scan: `{assets: [...], findings: [...]}`, at most
+/// 100 000 assets and 16 MiB.
+#[utoipa::path(post, path = "/agent/scans/{scan_id}/results", tag = "agent", security(("agent" = [])),
+    request_body(content = Object, description = "`{assets: [{hostname, ip, os, openPorts, software: [{name, version}]}], findings: [{severity, title, assetHostname?, detail?}]}`"),
+    params(("scan_id" = String, Path, description = "Scan id")),
+    responses((status = 200, body = CompletedView), (status = 401, body = ErrorBody),
+        (status = 404, description = "Not a scan this agent claimed", body = ErrorBody),
+        (status = 409, description = "The scan is no longer running", body = ErrorBody),
+        (status = 413, description = "Over 16 MiB", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn submit_results(
+    state: web::Data<AppState>,
+    AgentCaller(agent): AgentCaller,
+    id: web::Path<String>,
+    Body(results): Body<ScanResults>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id, ScanId::parse)?;
+    let scan = scans::submit_results(&state.deps, &state.keys, &agent, id, results).await?;
+    Ok(HttpResponse::Ok().json(CompletedView {
+        scan_id: scan.id.to_string(),
+        status: scan.status.as_str().to_owned(),
+        completed_at: scan.finished_at.map(ts),
+    }))
 }
 
 /// The public keys that verify access tokens (and passports), as a JWKS.

@@ -8,6 +8,8 @@ pub mod agent;
 pub mod directory;
 pub mod fleets;
 pub mod platform;
+pub mod scans;
+pub mod share;
 pub mod system;
 pub mod tokens;
 
@@ -25,6 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     directory::configure(cfg);
     fleets::configure(cfg);
     agent::configure(cfg);
+    scans::configure(cfg);
+    share::configure(cfg);
 }
 
 /// Collects field errors so that a request with several wrong fields hears of all of

@@ -14,11 +14,12 @@ use actix_web::web;
 use fleetpass_domain::audit::AuditActor;
 use fleetpass_domain::identity::TenantName;
 use fleetpass_http::{AdminKey, AppState, HttpConfig};
+use fleetpass_http::{GuardConfig, Guards};
 use fleetpass_ports::keys::{KeyRing, MasterKey};
 use fleetpass_ports::service::tenants;
 use fleetpass_ports::system::{FixedClock, RingSecrets, UuidV7};
 use fleetpass_ports::{Clock, Deps};
-use fleetpass_store_memory::MemoryStore;
+use fleetpass_store_memory::{MemoryIdempotency, MemoryRateLimiter, MemoryStore};
 use serde_json::Value;
 use time::macros::datetime;
 
@@ -33,10 +34,24 @@ pub struct Fixture {
     pub clock: Arc<FixedClock>,
     /// The master key sealing the signing keys.
     pub master: MasterKey,
+    /// The idempotency records (to look at what is stored).
+    pub idempotency: Arc<MemoryIdempotency>,
 }
 
-/// A fresh in-memory app state with a pinned clock and its own signing key.
+/// A fresh in-memory app state with a pinned clock and its own signing key. Its public
+/// and failed-authentication limits are far above what any test sends, so tests of
+/// other things never meet them; [`fixture_with`] sets them.
 pub async fn fixture(config: HttpConfig) -> Fixture {
+    let roomy = GuardConfig {
+        public_per_minute: 100_000,
+        auth_failures_per_minute: 100_000,
+        ..GuardConfig::default()
+    };
+    fixture_with(config, roomy).await
+}
+
+/// As [`fixture`], with the guard's limits and trusted proxies of `guard`.
+pub async fn fixture_with(config: HttpConfig, guard: GuardConfig) -> Fixture {
     let clock = Arc::new(FixedClock::new(datetime!(2026-11-22 10:00 UTC)));
     let deps = Deps {
         store: Arc::new(MemoryStore::new()),
@@ -53,15 +68,23 @@ pub async fn fixture(config: HttpConfig) -> Fixture {
     )
     .await
     .unwrap();
+    let idempotency = Arc::new(MemoryIdempotency::new());
     let state = web::Data::new(AppState {
         deps,
         keys: Arc::new(keys),
         config,
+        guards: Guards {
+            idempotency: idempotency.clone(),
+            limiter: Arc::new(MemoryRateLimiter::new()),
+            master: master.clone(),
+            config: guard,
+        },
     });
     Fixture {
         state,
         clock,
         master,
+        idempotency,
     }
 }
 

@@ -138,7 +138,7 @@ pub async fn create_fleet(
 }
 
 /// Reads a fleet and checks `action` on it, scope included.
-async fn fleet_for(
+pub(crate) async fn fleet_for(
     deps: &Deps,
     actor: &Actor,
     action: Action,

@@ -9,6 +9,8 @@ pub mod agents;
 pub mod auth;
 pub mod directory;
 pub mod fleets;
+pub mod scans;
+pub mod shares;
 pub mod tenants;
 pub mod tokens;
 

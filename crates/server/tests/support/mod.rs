@@ -36,7 +36,8 @@ pub fn free_port() -> u16 {
 pub const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// The binary with exactly `envs` (and PATH) in its environment, plus the test master
-/// key for Postgres mode unless `envs` names one.
+/// key for Postgres mode unless `envs` names one, and roomy per-address limits
+/// ([`ROOMY_LIMITS`]) unless `envs` sets them.
 pub fn command(envs: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetpass"));
     cmd.env_clear()
@@ -49,11 +50,24 @@ pub fn command(envs: &[(&str, &str)]) -> Command {
     {
         cmd.env("FLEETPASS_MASTER_KEY", MASTER_KEY);
     }
+    // Tests race dozens of requests from one address; the spec's per-address limits
+    // (tested on their own in tests/guards.rs) would refuse them.
+    for (var, roomy) in ROOMY_LIMITS {
+        if !envs.iter().any(|(k, _)| *k == var) {
+            cmd.env(var, roomy);
+        }
+    }
     for (k, v) in envs {
         cmd.env(k, v);
     }
     cmd
 }
+
+/// The per-address limits of test processes unless a test sets its own.
+pub const ROOMY_LIMITS: [(&str, &str); 2] = [
+    ("FLEETPASS_PUBLIC_RATE_LIMIT", "100000"),
+    ("FLEETPASS_AUTH_FAILURE_LIMIT", "100000"),
+];
 
 /// Starts `fleetpass serve` on a free port and waits until it answers `/healthz`.
 pub fn start(envs: &[(&str, &str)]) -> Server {

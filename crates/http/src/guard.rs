@@ -1,0 +1,671 @@
+//! The guard middleware: spec §1's two cross-cutting guarantees, idempotency keys and
+//! rate limits, for every route by its path, so routes added later are covered without
+//! a line of their own.
+//!
+//! It runs inside the request-context middleware (so everything it answers has a
+//! request id and the error contract's body) and before routing:
+//!
+//! 1. **Who.** Routes fall in four classes by path: tenant and admin APIs (`/api/…`,
+//!    `/tenant/…`), public ones (`/agent/…`, `/share/…`, `/api/public/…`), the
+//!    platform API (`/platform/…`), and the rest (health, docs, JWKS), which pass
+//!    untouched. A presented API token is authenticated here, once; the outcome goes
+//!    into the request's extensions, where the [`Caller`] extractor picks it up.
+//! 2. **Limits.** An authenticated token is limited by its `rateLimitPerMinute`
+//!    (default 300), public routes by client address ([`GuardConfig::public_per_minute`]),
+//!    and every address by its failed authentications
+//!    ([`GuardConfig::auth_failures_per_minute`]): once an address used them up,
+//!    every authenticated or public request from it is refused until the window ends,
+//!    even with a good credential, so guessing gains nothing.
+//! 3. **Idempotency.** A POST with an `Idempotency-Key` from a known scope (the tenant;
+//!    the client address on public routes; the platform operator) claims the key
+//!    atomically in the [`IdempotencyStore`], runs, and stores its response sealed
+//!    under the master key (5xx excepted); the same request again replays it byte for
+//!    byte with `Idempotent-Replayed: true`.
+//!
+//! A tenant route called without a credential (or with one that fails) gets neither
+//! limit nor idempotency here: the handler answers 401, which counts as a failed
+//! authentication.
+
+mod ip;
+mod stored;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::{HttpMessage, HttpResponse};
+use fleetpass_domain::Timestamp;
+use fleetpass_ports::RepoError;
+use fleetpass_ports::idempotency::{Begin, Claim, IdempotencyStore};
+use fleetpass_ports::keys::MasterKey;
+use fleetpass_ports::ratelimit::{Decision, Limit, RateLimiter};
+use fleetpass_ports::service::{ServiceError, auth};
+use futures_util::StreamExt as _;
+
+pub use ip::{TrustedProxies, client_ip, limit_key};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{BODY_LIMIT, Caller, RequestId, ResolvedCaller, check_admin, presented_token};
+use crate::middleware::{Rendered, render_errors};
+use stored::StoredResponse;
+
+/// The request header that carries an idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The response header that marks a replay.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// The limits and trust settings of the guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuardConfig {
+    /// Requests a minute per client address on public endpoints
+    /// (`FLEETPASS_PUBLIC_RATE_LIMIT`, default 60).
+    pub public_per_minute: u32,
+    /// Failed authentications a minute per client address before further attempts are
+    /// refused (`FLEETPASS_AUTH_FAILURE_LIMIT`, default 20).
+    pub auth_failures_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` is believed (`FLEETPASS_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        Self {
+            public_per_minute: 60,
+            auth_failures_per_minute: 20,
+            trusted_proxies: TrustedProxies::default(),
+        }
+    }
+}
+
+/// What the guard needs: where idempotency records and rate-limit counts live, the key
+/// that seals stored responses, and the limits.
+#[derive(Clone)]
+pub struct Guards {
+    /// Idempotency records (Postgres when several replicas share a database).
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Rate-limit counters (shared when several replicas serve one service).
+    pub limiter: Arc<dyn RateLimiter>,
+    /// Seals stored responses (they may carry secrets) before they reach the store.
+    pub master: MasterKey,
+    /// Limits and trusted proxies.
+    pub config: GuardConfig,
+}
+
+impl std::fmt::Debug for Guards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guards")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Guards {
+    /// Deletes idempotency records whose window closed and rate-limit windows that
+    /// ended; returns how many of each went. Safe on several replicas at once.
+    ///
+    /// # Errors
+    /// The first store error.
+    pub async fn purge(&self, now: Timestamp) -> Result<(u64, u64), RepoError> {
+        let records = self.idempotency.purge(now).await?;
+        let windows = self.limiter.purge(now).await?;
+        Ok((records, windows))
+    }
+}
+
+/// How a path is guarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Tenant and admin APIs: an API token.
+    Tenant,
+    /// Public endpoints: limited and scoped by client address.
+    Public,
+    /// The platform API: the platform admin key.
+    Platform,
+    /// Health, documents, keys: not guarded.
+    Open,
+}
+
+fn classify(path: &str) -> Class {
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    if under("/api/public") || under("/agent") || under("/share") {
+        Class::Public
+    } else if under("/platform") {
+        Class::Platform
+    } else if under("/api") || under("/tenant") {
+        Class::Tenant
+    } else {
+        Class::Open
+    }
+}
+
+/// The body cap of a path.
+fn body_cap(path: &str) -> usize {
+    if path.starts_with("/agent/scans/") && path.ends_with("/results") {
+        crate::routes::agent::RESULTS_LIMIT
+    } else {
+        BODY_LIMIT
+    }
+}
+
+/// The key's problems, if any: 1-255 printable ASCII characters.
+fn check_key(raw: &HeaderValue) -> Result<String, ApiError> {
+    let bytes = raw.as_bytes();
+    let problem = if bytes.is_empty() {
+        Some("must not be empty")
+    } else if bytes.len() > 255 {
+        Some("must be at most 255 characters long")
+    } else if !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
+        Some("must consist of printable ASCII characters")
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(ApiError::new(
+            ErrorCode::ValidationError,
+            format!("Idempotency-Key {problem}"),
+        )
+        .field("Idempotency-Key")
+        .hint("Send 1-255 printable ASCII characters, such as a UUID, one per operation.")),
+        None => Ok(String::from_utf8_lossy(bytes).into_owned()),
+    }
+}
+
+/// SHA-256 over what makes two requests the same request.
+fn fingerprint(method: &Method, path_and_query: &str, body: &[u8]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in [method.as_str().as_bytes(), path_and_query.as_bytes()] {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part);
+    }
+    ctx.update(body);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// The AEAD purpose of a stored response: binds it to its scope and key, so a record
+/// moved to another row does not open.
+fn purpose(scope: &str, key: &str) -> String {
+    format!("fleetpass/idempotency/{}/{scope}/{key}", scope.len())
+}
+
+/// Sets the `RateLimit-*` headers of `decision`.
+fn rate_limit_headers(headers: &mut HeaderMap, limit: Limit, decision: Decision) {
+    let pairs = [
+        (
+            "ratelimit-policy",
+            format!("{};w={}", decision.limit, limit.window_secs),
+        ),
+        ("ratelimit-limit", decision.limit.to_string()),
+        ("ratelimit-remaining", decision.remaining.to_string()),
+        ("ratelimit-reset", decision.reset_after_secs.to_string()),
+    ];
+    for (name, value) in pairs {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+/// A finished response the request-context middleware passes on as it is.
+fn finished(mut res: HttpResponse) -> HttpResponse {
+    res.extensions_mut().insert(Rendered);
+    res
+}
+
+/// What the guard decided about a request before it runs.
+struct Verdict {
+    /// The limit the request counted against, and the outcome.
+    limited: Option<(Limit, Decision)>,
+    /// The idempotency scope, when the caller is known.
+    scope: Option<String>,
+}
+
+/// The guard's own refusal, rendered at once.
+struct Refusal {
+    error: ApiError,
+    limited: Option<(Limit, Decision)>,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            limited: None,
+        }
+    }
+}
+
+/// Logs a limiter failure and lets the request through: see `docs/OPERATIONS.md`.
+fn fail_open(result: Result<Decision, RepoError>) -> Option<Decision> {
+    result
+        .map_err(|e| tracing::warn!(error = %e, "rate limiter failed; not limiting"))
+        .ok()
+}
+
+fn too_many(message: &str, decision: Decision) -> ApiError {
+    ApiError::new(ErrorCode::RateLimited, message)
+        .hint("Wait Retry-After seconds before retrying.")
+        .retry_after(decision.reset_after_secs)
+}
+
+/// Decides who is calling and whether they are within their limits.
+async fn admit(
+    req: &ServiceRequest,
+    state: &AppState,
+    class: Class,
+    client: Option<IpAddr>,
+    now: Timestamp,
+) -> Result<Verdict, Box<Refusal>> {
+    let guards = &state.guards;
+    let limiter = guards.limiter.as_ref();
+    let address = limit_key(client);
+    let failures_key = format!("authfail:{address}");
+    let failures = Limit::per_minute(guards.config.auth_failures_per_minute);
+    let blocked = |peeked: Option<Decision>| match peeked {
+        Some(d) if !d.allowed => Err(Box::new(Refusal::from(too_many(
+            "too many failed authentication attempts from this address",
+            d,
+        )))),
+        _ => Ok(()),
+    };
+    match class {
+        Class::Open => Ok(Verdict {
+            limited: None,
+            scope: None,
+        }),
+        Class::Public => {
+            let limit = Limit::per_minute(guards.config.public_per_minute);
+            let (peeked, hit) = futures_util::future::join(
+                limiter.peek(&failures_key, failures, now),
+                limiter.hit(&format!("ip:{address}"), limit, now),
+            )
+            .await;
+            blocked(fail_open(peeked))?;
+            let decision = fail_open(hit);
+            if let Some(d) = decision.filter(|d| !d.allowed) {
+                return Err(Box::new(Refusal {
+                    error: too_many("rate limit for this address exceeded", d),
+                    limited: Some((limit, d)),
+                }));
+            }
+            Ok(Verdict {
+                limited: decision.map(|d| (limit, d)),
+                scope: Some(format!(
+                    "ip:{}",
+                    client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+                )),
+            })
+        }
+        Class::Platform => {
+            blocked(fail_open(limiter.peek(&failures_key, failures, now).await))?;
+            Ok(Verdict {
+                limited: None,
+                scope: check_admin(req.request())
+                    .ok()
+                    .map(|_| "platform".to_owned()),
+            })
+        }
+        Class::Tenant => {
+            let Ok(presented) = presented_token(req.request(), state.config.query_tokens) else {
+                // No usable credential: the handler answers 401 (counted afterwards).
+                return Ok(Verdict {
+                    limited: None,
+                    scope: None,
+                });
+            };
+            // Both at once: the check costs no latency on top of the lookup.
+            let (peeked, authenticated) = futures_util::future::join(
+                limiter.peek(&failures_key, failures, now),
+                auth::authenticate(&state.deps, &presented),
+            )
+            .await;
+            blocked(fail_open(peeked))?;
+            let (actor, token) = match authenticated {
+                Ok(found) => found,
+                Err(e) => {
+                    // The extractor hands the handler this very error, so the answer is
+                    // what it always was; a 401 is counted as a failure afterwards (a
+                    // store outage, 503, is not).
+                    req.extensions_mut()
+                        .insert(ResolvedCaller(Err(ApiError::from(e))));
+                    return Ok(Verdict {
+                        limited: None,
+                        scope: None,
+                    });
+                }
+            };
+            let limit = Limit::per_minute(token.effective_rate_limit());
+            let decision = fail_open(
+                limiter
+                    .hit(&format!("token:{}", token.id), limit, now)
+                    .await,
+            );
+            let scope = format!("tenant:{}", actor.tenant_id);
+            req.extensions_mut().insert(actor.clone());
+            req.extensions_mut()
+                .insert(ResolvedCaller(Ok(Caller { actor, token })));
+            if let Some(d) = decision.filter(|d| !d.allowed) {
+                return Err(Box::new(Refusal {
+                    error: too_many("rate limit of this API token exceeded", d),
+                    limited: Some((limit, d)),
+                }));
+            }
+            Ok(Verdict {
+                limited: decision.map(|d| (limit, d)),
+                scope: Some(scope),
+            })
+        }
+    }
+}
+
+/// The middleware itself, for `actix_web::middleware::from_fn`.
+pub async fn guard(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let class = classify(req.path());
+    let state = match req.app_data::<web::Data<AppState>>() {
+        Some(state) if class != Class::Open => state.clone(),
+        _ => {
+            return next
+                .call(req)
+                .await
+                .map(ServiceResponse::map_into_boxed_body);
+        }
+    };
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default();
+    let client = client_ip(
+        req.peer_addr().map(|a| a.ip()),
+        req.headers()
+            .get_all(HeaderName::from_static("x-forwarded-for")),
+        &state.guards.config.trusted_proxies,
+    );
+    let now = state.deps.now();
+    let refuse = |req: ServiceRequest, refusal: Refusal| {
+        let mut res = finished(refusal.error.into_response(&request_id));
+        if let Some((limit, decision)) = refusal.limited {
+            rate_limit_headers(res.headers_mut(), limit, decision);
+        }
+        Ok(respond(req, res))
+    };
+    let verdict = match admit(&req, &state, class, client, now).await {
+        Ok(verdict) => verdict,
+        Err(refusal) => return refuse(req, *refusal),
+    };
+    let key = match req.headers().get(IDEMPOTENCY_KEY) {
+        Some(raw) if req.method() == Method::POST => Some(check_key(raw)),
+        _ => None,
+    };
+    let key = match key.transpose() {
+        Ok(key) => key,
+        Err(error) => {
+            return refuse(
+                req,
+                Refusal {
+                    error,
+                    limited: verdict.limited,
+                },
+            );
+        }
+    };
+    let mut res = match (key, verdict.scope) {
+        (Some(key), Some(scope)) => {
+            match idempotent(&mut req, &state, scope, key, now, &request_id).await {
+                Ok(Run::Replayed(res)) => respond(req, res),
+                Ok(Run::Claimed(claim)) => match next.call(req).await {
+                    Ok(res) => settle(&state, claim, res, &request_id).await,
+                    Err(e) => {
+                        release(state.guards.idempotency.as_ref(), &claim).await;
+                        return Err(e);
+                    }
+                },
+                Err(error) => {
+                    return refuse(
+                        req,
+                        Refusal {
+                            error,
+                            limited: verdict.limited,
+                        },
+                    );
+                }
+            }
+        }
+        // Rendered here rather than by the request context, so the limit headers set
+        // below survive on error responses too.
+        _ => {
+            let mut res = render_errors(next.call(req).await?, &request_id);
+            res.response_mut().extensions_mut().insert(Rendered);
+            res
+        }
+    };
+    if let Some((limit, decision)) = verdict.limited {
+        rate_limit_headers(res.headers_mut(), limit, decision);
+    }
+    let failed = res.status() == StatusCode::UNAUTHORIZED
+        || (class == Class::Platform && res.status() == StatusCode::FORBIDDEN);
+    if failed {
+        let failures = Limit::per_minute(state.guards.config.auth_failures_per_minute);
+        let key = format!("authfail:{}", limit_key(client));
+        fail_open(state.guards.limiter.hit(&key, failures, now).await);
+    }
+    Ok(res)
+}
+
+/// A response to `req`.
+fn respond(req: ServiceRequest, res: HttpResponse) -> ServiceResponse<BoxBody> {
+    ServiceResponse::new(req.into_parts().0, res)
+}
+
+/// Releases a claim whose outcome must not be stored. A failure only delays the next
+/// attempt until the claim's lease ends.
+async fn release(idempotency: &dyn IdempotencyStore, claim: &Claim) {
+    if let Err(e) = idempotency
+        .abandon(&claim.scope, &claim.key, claim.claim_id)
+        .await
+    {
+        tracing::warn!(error = %e, "could not release an idempotency key; it frees itself when its lease ends");
+    }
+}
+
+/// How an idempotent request goes on.
+enum Run {
+    /// The stored response, to send as it is.
+    Replayed(HttpResponse),
+    /// The key is ours: run the request, then settle the claim.
+    Claimed(Claim),
+}
+
+/// Reads the body (up to the path's cap), puts it back for the handler, and claims the
+/// key for this request.
+async fn idempotent(
+    req: &mut ServiceRequest,
+    state: &AppState,
+    scope: String,
+    key: String,
+    now: Timestamp,
+    request_id: &str,
+) -> Result<Run, ApiError> {
+    let cap = body_cap(req.path());
+    let mut payload = req.parts_mut().1.take();
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::bad_request("the request body could not be read", "Send the body again.")
+        })?;
+        if body.len() + chunk.len() > cap {
+            return Err(ApiError::too_large(cap));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body: Bytes = body.freeze();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path().to_owned(), |pq| pq.as_str().to_owned());
+    let fingerprint = fingerprint(req.method(), &path_and_query, &body);
+    req.set_payload(Payload::from(body));
+    let claim = Claim::new(scope, key, fingerprint, state.deps.ids.new_id(), now);
+    let outcome = state
+        .guards
+        .idempotency
+        .begin(&claim)
+        .await
+        .map_err(|e| ApiError::from(ServiceError::from(e)))?;
+    match outcome {
+        Begin::Fresh => Ok(Run::Claimed(claim)),
+        Begin::Replay(sealed) => {
+            let stored = state
+                .guards
+                .master
+                .open(&purpose(&claim.scope, &claim.key), &sealed)
+                .ok()
+                .and_then(|plain| StoredResponse::decode(&plain));
+            let Some(stored) = stored else {
+                // A record sealed under another master key, or damaged: it cannot be
+                // replayed, and running the request again could do it twice.
+                tracing::error!(%request_id, "a stored idempotent response cannot be opened");
+                return Err(ApiError::internal());
+            };
+            let mut res = finished(stored.to_response());
+            res.headers_mut().insert(
+                HeaderName::from_static(IDEMPOTENT_REPLAYED),
+                HeaderValue::from_static("true"),
+            );
+            Ok(Run::Replayed(res))
+        }
+        Begin::InFlight => Err(ApiError::new(
+            ErrorCode::Conflict,
+            "a request with this Idempotency-Key is still in progress",
+        )
+        .field("Idempotency-Key")
+        .hint("Retry once it has finished; the retry then gets its response.")
+        .retry_after(1)),
+        Begin::Mismatch => Err(ApiError::new(
+            ErrorCode::IdempotencyKeyReused,
+            "this Idempotency-Key was already used for a different request",
+        )
+        .field("Idempotency-Key")
+        .hint("Use a new key for every new request; reuse a key only to retry the same request.")),
+    }
+}
+
+/// Renders the response of a claimed request, stores it (sealed) unless it is a 5xx,
+/// which releases the key instead, and hands it on.
+async fn settle(
+    state: &AppState,
+    claim: Claim,
+    res: ServiceResponse<impl MessageBody + 'static>,
+    request_id: &str,
+) -> ServiceResponse<BoxBody> {
+    let idempotency = state.guards.idempotency.as_ref();
+    // Render now, as the request-context middleware would, so the stored bytes are the
+    // bytes the client gets.
+    let res = render_errors(res, request_id);
+    let (req, res) = res.into_parts();
+    let (head, body) = res.into_parts();
+    let body = match actix_web::body::to_bytes(body).await {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "could not read a response to store it");
+            release(idempotency, &claim).await;
+            let res = finished(ApiError::internal().into_response(request_id));
+            return ServiceResponse::new(req, res);
+        }
+    };
+    let status = head.status();
+    if status.is_server_error() {
+        // Not stored: a retry runs again.
+        release(idempotency, &claim).await;
+    } else {
+        let plain = StoredResponse::capture(status, head.headers(), body.clone()).encode();
+        let sealed = state.guards.master.seal(
+            state.deps.secrets.as_ref(),
+            &purpose(&claim.scope, &claim.key),
+            &plain,
+        );
+        match idempotency
+            .complete(&claim.scope, &claim.key, claim.claim_id, &sealed)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "an idempotency claim lapsed before its request finished; its response was not stored"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not store an idempotent response; a retry after the lease runs again")
+            }
+        }
+    }
+    ServiceResponse::new(req, finished(head.set_body(BoxBody::new(body))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_classed_by_prefix() {
+        for (path, class) in [
+            ("/api/me", Class::Tenant),
+            ("/api/admin/tokens", Class::Tenant),
+            ("/tenant/scans", Class::Tenant),
+            ("/tenant/schedules/1", Class::Tenant),
+            ("/api/public/revocations", Class::Public),
+            ("/agent/enroll", Class::Public),
+            ("/agent/scans/1/results", Class::Public),
+            ("/share/fps_x/report", Class::Public),
+            ("/platform/tenants", Class::Platform),
+            ("/healthz", Class::Open),
+            ("/.well-known/jwks.json", Class::Open),
+            ("/apix", Class::Open),
+            ("/tenants", Class::Open),
+        ] {
+            assert_eq!(classify(path), class, "{path}");
+        }
+        assert_eq!(
+            body_cap("/agent/scans/1/results"),
+            crate::routes::agent::RESULTS_LIMIT
+        );
+        assert_eq!(body_cap("/agent/enroll"), BODY_LIMIT);
+    }
+
+    #[test]
+    fn keys_are_one_to_255_printable_ascii() {
+        let ok = |s: &str| check_key(&HeaderValue::from_str(s).unwrap()).is_ok();
+        assert!(ok("a"));
+        assert!(ok(&"k".repeat(255)));
+        assert!(ok("550e8400-e29b-41d4-a716-446655440000 with spaces"));
+        assert!(!ok(""));
+        assert!(!ok(&"k".repeat(256)));
+        assert!(!ok("tab\there"));
+        let latin1 = HeaderValue::from_bytes(b"caf\xe9").unwrap();
+        let e = check_key(&latin1).unwrap_err();
+        assert_eq!(e.field_name(), Some("Idempotency-Key"));
+    }
+
+    #[test]
+    fn fingerprints_separate_method_path_and_body() {
+        let a = fingerprint(&Method::POST, "/x", b"{}");
+        assert_eq!(a, fingerprint(&Method::POST, "/x", b"{}"));
+        assert_ne!(a, fingerprint(&Method::POST, "/x?y=1", b"{}"));
+        assert_ne!(a, fingerprint(&Method::POST, "/x", b"{ }"));
+        assert_ne!(a, fingerprint(&Method::PUT, "/x", b"{}"));
+        // Lengths are framed: moving bytes between parts changes the digest.
+        assert_ne!(
+            fingerprint(&Method::POST, "/ab", b"c"),
+            fingerprint(&Method::POST, "/a", b"bc")
+        );
+    }
+}

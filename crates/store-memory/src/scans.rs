@@ -1,0 +1,313 @@
+//! Scans and share links in memory: the bodies of the `Store` methods of the "scans" and
+//! "share links" parts, as steps on the locked [`State`].
+//!
+//! Each step follows the rule of the crate: every check that can fail runs before the
+//! first change, and the change is applied together with its audit event(s). The audit
+//! events a store decides on (a claim, a sweep, an access) are built from the row as
+//! changed, before anything is written, so a refused event id writes nothing either.
+
+use std::collections::HashSet;
+
+use fleetpass_domain::Timestamp;
+use fleetpass_domain::audit::AuditEvent;
+use fleetpass_domain::fleet::Agent;
+use fleetpass_domain::ids::{AgentId, FleetId, ScanId, ShareLinkId, TenantId};
+use fleetpass_domain::page::{Page, PageRequest};
+use fleetpass_domain::scan::{Scan, ScanStatus};
+use fleetpass_domain::secret::SecretDigest;
+use fleetpass_domain::share::{Artifact, ShareLink, ShareStatus};
+use fleetpass_ports::store::{
+    AuditFor, RepoError, ScanArtifacts, ScanFilter, ShareAccess, constraint,
+};
+
+use crate::{State, duplicate, page_of};
+
+/// Whether `scan` passes every field of `filter`.
+fn passes(scan: &Scan, filter: &ScanFilter) -> bool {
+    filter.fleet.is_none_or(|fleet| scan.fleet_id == fleet)
+        && filter.status.is_none_or(|status| scan.status == status)
+        && filter
+            .scenario
+            .is_none_or(|scenario| scan.scenario == scenario)
+        && filter
+            .environments
+            .as_ref()
+            .is_none_or(|envs| envs.contains(&scan.environment_id))
+}
+
+impl State {
+    /// The scan `id` of `tenant`.
+    fn scan(&self, tenant: TenantId, id: ScanId) -> Result<&Scan, RepoError> {
+        self.scans
+            .get(&id.as_uuid())
+            .filter(|s| s.tenant_id == tenant)
+            .ok_or(RepoError::NotFound)
+    }
+
+    /// The share link `id` of `tenant`.
+    fn share_link(&self, tenant: TenantId, id: ShareLinkId) -> Result<&ShareLink, RepoError> {
+        self.share_links
+            .get(&id.as_uuid())
+            .filter(|l| l.tenant_id == tenant)
+            .ok_or(RepoError::NotFound)
+    }
+
+    /// Checks that `events`, all written by one step, have ids that are neither stored
+    /// nor repeated among themselves.
+    fn ensure_new_audit_batch(&self, events: &[AuditEvent]) -> Result<(), RepoError> {
+        self.ensure_new_audit(events)?;
+        let mut ids = HashSet::new();
+        if events.iter().all(|e| ids.insert(e.id)) {
+            Ok(())
+        } else {
+            Err(duplicate("audit event"))
+        }
+    }
+
+    pub(crate) fn create_scan(&mut self, scan: &Scan, audit: &AuditEvent) -> Result<(), RepoError> {
+        // The foreign key a database would enforce: the fleet is the scan's tenant's.
+        self.fleet(scan.tenant_id, scan.fleet_id)?;
+        if self.scans.contains_key(&scan.id.as_uuid()) {
+            return Err(duplicate("scan"));
+        }
+        self.ensure_new_audit([audit])?;
+
+        self.scans.insert(scan.id.as_uuid(), scan.clone());
+        self.record(audit);
+        Ok(())
+    }
+
+    pub(crate) fn get_scan(&self, tenant: TenantId, id: ScanId) -> Result<Scan, RepoError> {
+        self.scan(tenant, id).cloned()
+    }
+
+    pub(crate) fn list_scans(
+        &self,
+        tenant: TenantId,
+        filter: &ScanFilter,
+        page: PageRequest,
+    ) -> Page<Scan> {
+        // Filtering happens inside the page walk, so every page but the last is full.
+        page_of(&self.scans, page, |s| {
+            s.tenant_id == tenant && passes(s, filter)
+        })
+    }
+
+    pub(crate) fn claim_scan(
+        &mut self,
+        agent: &Agent,
+        now: Timestamp,
+        audit: AuditFor<'_, Scan>,
+    ) -> Result<Option<Scan>, RepoError> {
+        // Ids are UUID v7: ascending key order is oldest first.
+        let Some(queued) = self.scans.values().find(|s| {
+            s.tenant_id == agent.tenant_id && s.fleet_id == agent.fleet_id && s.claimable(now)
+        }) else {
+            return Ok(None);
+        };
+        let claimed = Scan {
+            status: ScanStatus::Running,
+            claimed_by: Some(agent.id),
+            claimed_at: Some(now),
+            ..queued.clone()
+        };
+        let event = audit(&claimed);
+        self.ensure_new_audit([&event])?;
+
+        self.scans.insert(claimed.id.as_uuid(), claimed.clone());
+        self.record(&event);
+        Ok(Some(claimed))
+    }
+
+    pub(crate) fn complete_scan(
+        &mut self,
+        agent: AgentId,
+        id: ScanId,
+        at: Timestamp,
+        artifacts: &ScanArtifacts,
+        audit: &AuditEvent,
+    ) -> Result<Scan, RepoError> {
+        let scan = self
+            .scans
+            .get(&id.as_uuid())
+            .filter(|s| s.claimed_by == Some(agent))
+            .ok_or(RepoError::NotFound)?;
+        if scan.status != ScanStatus::Running {
+            return Err(RepoError::Conflict {
+                constraint: constraint::SCAN_NOT_RUNNING,
+            });
+        }
+        self.ensure_new_audit([audit])?;
+
+        let completed = Scan {
+            status: ScanStatus::Completed,
+            finished_at: Some(at),
+            ..scan.clone()
+        };
+        self.scans.insert(id.as_uuid(), completed.clone());
+        self.scan_artifacts.insert(id.as_uuid(), artifacts.clone());
+        self.record(audit);
+        Ok(completed)
+    }
+
+    pub(crate) fn get_scan_artifacts(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+    ) -> Result<Option<ScanArtifacts>, RepoError> {
+        self.scan(tenant, id)?;
+        Ok(self.scan_artifacts.get(&id.as_uuid()).cloned())
+    }
+
+    pub(crate) fn sweep_scans(
+        &mut self,
+        now: Timestamp,
+        audit: AuditFor<'_, Scan>,
+    ) -> Result<usize, RepoError> {
+        let moved: Vec<Scan> = self
+            .scans
+            .values()
+            .filter_map(|s| {
+                s.overdue(now).map(|status| Scan {
+                    status,
+                    finished_at: Some(now),
+                    ..s.clone()
+                })
+            })
+            .collect();
+        let events: Vec<AuditEvent> = moved.iter().map(audit).collect();
+        self.ensure_new_audit_batch(&events)?;
+
+        for scan in &moved {
+            self.scans.insert(scan.id.as_uuid(), scan.clone());
+        }
+        for event in &events {
+            self.record(event);
+        }
+        Ok(moved.len())
+    }
+
+    /// Removes the scans of `fleet` with their artifacts, their share links and those
+    /// links' token digests: part of deleting the fleet.
+    pub(crate) fn remove_scans_of(&mut self, fleet: FleetId) {
+        let gone: HashSet<ScanId> = self
+            .scans
+            .values()
+            .filter(|s| s.fleet_id == fleet)
+            .map(|s| s.id)
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        self.scans.retain(|_, s| !gone.contains(&s.id));
+        self.scan_artifacts
+            .retain(|id, _| !gone.contains(&ScanId::from_uuid(*id)));
+        self.share_links.retain(|_, l| !gone.contains(&l.scan_id));
+        let links = &self.share_links;
+        self.share_secrets
+            .retain(|_, link| links.contains_key(&link.as_uuid()));
+    }
+
+    pub(crate) fn create_share_link(
+        &mut self,
+        link: &ShareLink,
+        digest: &SecretDigest,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        // The foreign key a database would enforce: the scan is the link's tenant's.
+        self.scan(link.tenant_id, link.scan_id)?;
+        if self.share_links.contains_key(&link.id.as_uuid()) {
+            return Err(duplicate("share link"));
+        }
+        if self.share_secrets.contains_key(digest.as_bytes()) {
+            return Err(duplicate("share link secret digest"));
+        }
+        self.ensure_new_audit([audit])?;
+
+        self.share_links.insert(link.id.as_uuid(), link.clone());
+        self.share_secrets.insert(*digest.as_bytes(), link.id);
+        self.record(audit);
+        Ok(())
+    }
+
+    pub(crate) fn get_share_link(
+        &self,
+        tenant: TenantId,
+        id: ShareLinkId,
+    ) -> Result<ShareLink, RepoError> {
+        self.share_link(tenant, id).cloned()
+    }
+
+    pub(crate) fn list_share_links(
+        &self,
+        tenant: TenantId,
+        scan: ScanId,
+        page: PageRequest,
+    ) -> Result<Page<ShareLink>, RepoError> {
+        self.scan(tenant, scan)?;
+        Ok(page_of(&self.share_links, page, |l| {
+            l.tenant_id == tenant && l.scan_id == scan
+        }))
+    }
+
+    pub(crate) fn revoke_share_link(
+        &mut self,
+        tenant: TenantId,
+        id: ShareLinkId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<ShareLink, RepoError> {
+        let stored = self.share_link(tenant, id)?;
+        if stored.revoked_at.is_some() {
+            return Ok(stored.clone());
+        }
+        self.ensure_new_audit([audit])?;
+
+        let revoked = ShareLink {
+            revoked_at: Some(at),
+            ..stored.clone()
+        };
+        self.share_links.insert(id.as_uuid(), revoked.clone());
+        self.record(audit);
+        Ok(revoked)
+    }
+
+    pub(crate) fn access_share_link(
+        &mut self,
+        digest: &SecretDigest,
+        now: Timestamp,
+        artifact: Artifact,
+        audit: AuditFor<'_, ShareLink>,
+    ) -> Result<ShareAccess, RepoError> {
+        let Some(link) = self
+            .share_secrets
+            .get(digest.as_bytes())
+            .and_then(|id| self.share_links.get(&id.as_uuid()))
+        else {
+            return Ok(ShareAccess::Unavailable);
+        };
+        if link.status(now) != ShareStatus::Active {
+            return Ok(ShareAccess::Unavailable);
+        }
+        if !link.grants(artifact) {
+            // A refused request is no access: nothing is counted or written.
+            return Ok(ShareAccess::OutOfScope(link.clone()));
+        }
+        let scan = self
+            .scans
+            .get(&link.scan_id.as_uuid())
+            .ok_or_else(|| RepoError::Other("a share link without its scan".into()))?
+            .clone();
+        let opened = ShareLink {
+            access_count: link.access_count.saturating_add(1),
+            last_accessed_at: Some(now),
+            ..link.clone()
+        };
+        let event = audit(&opened);
+        self.ensure_new_audit([&event])?;
+
+        self.share_links.insert(opened.id.as_uuid(), opened.clone());
+        self.record(&event);
+        Ok(ShareAccess::Opened(opened, scan))
+    }
+}
