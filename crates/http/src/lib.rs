@@ -8,6 +8,7 @@
 pub mod error;
 pub mod extract;
 pub mod guard;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;

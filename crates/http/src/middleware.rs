@@ -78,10 +78,23 @@ pub async fn request_context(
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    let took = started.elapsed();
+    if let Some(metrics) = crate::metrics::Metrics::global() {
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        metrics.record(
+            res.request().method().as_str(),
+            &route,
+            res.status().as_u16(),
+            took,
+        );
+    }
     span.in_scope(|| {
         tracing::info!(
             status = res.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            latency_ms = took.as_secs_f64() * 1000.0,
             "request finished"
         );
     });

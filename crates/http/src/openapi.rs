@@ -12,7 +12,7 @@ use crate::routes::{agent, directory, fleets, platform, scans, share, system, to
 #[openapi(
     info(title = "Fleetpass API", description = "Multi-tenant control plane for discovery fleets. Errors always have the `ErrorBody` shape; every response carries `X-Request-Id`.\n\n**Idempotency.** Every POST honours an `Idempotency-Key` header (1-255 printable ASCII characters, else 422 naming `Idempotency-Key`), scoped to the tenant (to the client address on public endpoints) and kept 24 h. The same request again replays the first response byte for byte with `Idempotent-Replayed: true`; the key with a different request (method, path, body) is 422 `IDEMPOTENCY_KEY_REUSED`; while the first is still running, 409 `CONFLICT` with `Retry-After`. 5xx responses are not kept, so a retry runs again.\n\n**Rate limits.** Per API token (`rateLimitPerMinute`, default 300), per client address on public endpoints (default 60 a minute), and on failed authentication per address (default 20 a minute). Limited responses carry `RateLimit-Policy` (e.g. `300;w=60`), `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; over the limit the answer is 429 `RATE_LIMITED` with `Retry-After` and `retryAfterSeconds`. Windows are whole minutes."),
     paths(
-        system::healthz, system::readyz, system::openapi, system::me,
+        system::healthz, system::readyz, system::openapi, system::docs, system::metrics, system::me,
         platform::create_tenant, platform::list_tenants, platform::get_tenant,
         tokens::create_token, tokens::list_tokens, tokens::get_token, tokens::update_token,
         tokens::revoke_token, tokens::rotate_token, tokens::revoke_leaked,

@@ -1374,6 +1374,33 @@ async fn every_change_is_audited() {
 }
 
 #[actix_web::test]
+async fn metrics_and_the_reference_page_are_served() {
+    let f = fixture(config()).await;
+    let app = app!(f);
+    send(&app, TestRequest::get().uri("/healthz")).await;
+    let res = test::call_service(&app, TestRequest::get().uri("/metrics").to_request()).await;
+    assert_eq!(res.status(), 200);
+    let text = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    assert!(
+        text.contains(
+            "fleetpass_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"}"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("fleetpass_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    let res = test::call_service(&app, TestRequest::get().uri("/docs").to_request()).await;
+    assert_eq!(res.status(), 200);
+    let html = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    assert!(
+        html.contains("/api/admin/tokens") && html.contains("Create an API token"),
+        "{html}"
+    );
+}
+
+#[actix_web::test]
 async fn the_openapi_document_is_served_and_current() {
     let f = fixture(config()).await;
     let app = app!(f);

@@ -17,6 +17,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(healthz))
         .service(web::resource("/readyz").get(readyz))
         .service(web::resource("/openapi.json").get(openapi))
+        .service(web::resource("/docs").get(docs))
+        .service(web::resource("/metrics").get(metrics))
         .service(web::resource("/api/me").get(me));
 }
 
@@ -76,4 +78,79 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
         tenant_name: tenant.name.to_string(),
         token: TokenView::new(caller.token, state.deps.now()),
     }))
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format")))]
+pub async fn metrics() -> HttpResponse {
+    let body = crate::metrics::Metrics::global()
+        .map(crate::metrics::Metrics::render)
+        .unwrap_or_default();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
+}
+
+/// A readable API reference, rendered from the OpenAPI document.
+#[utoipa::path(get, path = "/docs", tag = "system", responses((status = 200, description = "HTML page")))]
+pub async fn docs() -> HttpResponse {
+    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'unsafe-inline'",
+        ))
+        .body(render_docs(&doc).into_string())
+}
+
+/// The operations of the document, grouped by their first tag.
+fn operations(
+    doc: &serde_json::Value,
+) -> std::collections::BTreeMap<String, Vec<(String, String, String)>> {
+    let mut groups: std::collections::BTreeMap<String, Vec<(String, String, String)>> =
+        Default::default();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for method in ["get", "post", "patch", "put", "delete"] {
+            let op = &item[method];
+            if op.is_null() {
+                continue;
+            }
+            let tag = op["tags"][0].as_str().unwrap_or("other").to_owned();
+            let summary = op["summary"].as_str().unwrap_or_default().to_owned();
+            groups
+                .entry(tag)
+                .or_default()
+                .push((method.to_uppercase(), path.clone(), summary));
+        }
+    }
+    groups
+}
+
+fn render_docs(doc: &serde_json::Value) -> maud::Markup {
+    maud::html! {
+        (maud::DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "Fleetpass API reference" }
+                style { "body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:32px auto;padding:0 20px;color:#17202a}"
+                        "table{border-collapse:collapse;width:100%}td{padding:6px 8px;border-bottom:1px solid #e5e8ec;vertical-align:top}"
+                        "code{font:13px ui-monospace,monospace}.m{font-weight:700;width:70px}" }
+            }
+            body {
+                h1 { "Fleetpass API reference" }
+                p { (doc["info"]["description"].as_str().unwrap_or_default()) }
+                p { "The machine-readable document is " a href="/openapi.json" { "/openapi.json" } " (OpenAPI 3.1)." }
+                @for (tag, ops) in operations(doc) {
+                    h2 { (tag) }
+                    table {
+                        @for (method, path, summary) in ops {
+                            tr { td class="m" { (method) } td { code { (path) } } td { (summary) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
