@@ -657,6 +657,29 @@ pub trait Store: Send + Sync + 'static {
         audit: AuditFor<'_, ShareLink>,
     ) -> Result<ShareAccess, RepoError>;
 
+    // ---- leaked secrets ----
+
+    /// The enrollment token whose secret has `digest`, in any tenant (revoked, expired
+    /// and used-up ones too); `Ok(None)` when there is none.
+    async fn find_enrollment_token_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<EnrollmentToken>, RepoError>;
+
+    /// The share link whose token has `digest`, in any tenant (in any state); `Ok(None)`
+    /// when there is none.
+    async fn find_share_link_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<ShareLink>, RepoError>;
+
+    /// The agent whose secret has `digest`, in any tenant (revoked ones too); `Ok(None)`
+    /// when there is none.
+    async fn find_agent_by_secret_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<Agent>, RepoError>;
+
     // ---- audit log ----
 
     /// Lists the audit events of `tenant` that pass `filter`, newest first.
