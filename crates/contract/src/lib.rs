@@ -116,6 +116,9 @@ macro_rules! __contract_cases {
             share_link_access_out_of_scope_writes_nothing
             share_link_concurrent_accesses_respect_max
             fleet_delete_cascades_to_scans_and_share_links
+            find_enrollment_token_by_digest_any_tenant_and_state
+            find_share_link_by_digest_any_tenant_and_state
+            find_agent_by_secret_digest_any_tenant_and_state
         }
     };
 }

@@ -764,3 +764,67 @@ async fn fleet_lifecycle_is_audited_and_deletion_ends_its_agents() {
         (json!("agent"), json!(agent_id))
     );
 }
+
+#[actix_web::test]
+async fn leaked_enrollment_tokens_and_agent_secrets_can_be_revoked_by_anyone() {
+    let f = fixture(config()).await;
+    let (_, admin) = tenant(&f, "acme").await;
+    let app = app!(f);
+    let fleet = send(&app, post("/tenant/discovery/fleets", &admin, json!({}))).await;
+    let fleet_id = fleet.body["fleetId"].as_str().unwrap().to_owned();
+    let issue = format!("/tenant/discovery/fleets/{fleet_id}/enrollment-tokens");
+    let many = send(&app, post(&issue, &admin, json!({"maxUses": 5}))).await;
+    let leaked_enrollment = many.body["enrollmentToken"].as_str().unwrap().to_owned();
+    let enrolled = send(&app, enroll(&leaked_enrollment)).await;
+    let agent_id = enrolled.body["agentId"].as_str().unwrap().to_owned();
+    let leaked_secret = enrolled.body["agentSecret"].as_str().unwrap().to_owned();
+    let report = |t: &str| {
+        TestRequest::post()
+            .uri("/api/public/revocations")
+            .set_json(json!({"token": t}))
+    };
+    for leaked in [&leaked_enrollment, &leaked_secret] {
+        let res = send(&app, report(leaked)).await;
+        assert_eq!(
+            (res.status.as_u16(), res.body["status"].clone()),
+            (202, json!("accepted"))
+        );
+    }
+    let refused = send(&app, enroll(&leaked_enrollment)).await;
+    assert!(
+        refused.error(401, "UNAUTHORIZED")["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
+    send(&app, exchange(&agent_id, &leaked_secret))
+        .await
+        .error(401, "UNAUTHORIZED");
+    let agent = send(
+        &app,
+        authed(
+            TestRequest::get().uri(&format!("/tenant/discovery/agents/{agent_id}")),
+            &admin,
+        ),
+    )
+    .await;
+    assert_eq!(agent.body["status"], "revoked");
+    // Reporting again changes nothing and answers the same.
+    assert_eq!(send(&app, report(&leaked_secret)).await.status, 202);
+    let audit = send(
+        &app,
+        authed(
+            TestRequest::get().uri("/api/admin/audit-events?limit=200"),
+            &admin,
+        ),
+    )
+    .await;
+    let public: Vec<&str> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actorKind"] == "public")
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(public, ["agent.revoked", "enrollment_token.revoked"]);
+}

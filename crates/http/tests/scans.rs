@@ -743,6 +743,16 @@ async fn auditors_open_links_within_scope_until_they_expire_or_are_revoked() {
     send(&app, TestRequest::get().uri("/share/fps_nonsense"))
         .await
         .error(404, "NOT_FOUND");
+    // A leaked link can be revoked by whoever finds it, without credentials.
+    let leaked = send(&app, make(json!({}))).await;
+    let leaked = leaked.body["token"].as_str().unwrap().to_owned();
+    let report = TestRequest::post()
+        .uri("/api/public/revocations")
+        .set_json(json!({"token": leaked}));
+    assert_eq!(send(&app, report).await.status, 202);
+    send(&app, TestRequest::get().uri(&format!("/share/{leaked}")))
+        .await
+        .error(404, "NOT_FOUND");
 
     let list = send(
         &app,
@@ -761,6 +771,7 @@ async fn auditors_open_links_within_scope_until_they_expire_or_are_revoked() {
     assert_eq!(
         rows,
         [
+            (json!("revoked"), json!(0)),
             (json!("revoked"), json!(1)),
             (json!("used_up"), json!(2)),
             (json!("expired"), json!(3))

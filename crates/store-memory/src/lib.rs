@@ -1149,6 +1149,46 @@ impl Store for MemoryStore {
         self.with(|s| s.access_share_link(digest, now, artifact, audit))
     }
 
+    // ---- leaked secrets ----
+
+    async fn find_enrollment_token_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<EnrollmentToken>, RepoError> {
+        self.with(|s| {
+            Ok(s.enrollment_secrets
+                .get(digest.as_bytes())
+                .and_then(|id| s.enrollment_tokens.get(&id.as_uuid()))
+                .cloned())
+        })
+    }
+
+    async fn find_share_link_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<ShareLink>, RepoError> {
+        self.with(|s| {
+            Ok(s.share_secrets
+                .get(digest.as_bytes())
+                .and_then(|id| s.share_links.get(&id.as_uuid()))
+                .cloned())
+        })
+    }
+
+    async fn find_agent_by_secret_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<Agent>, RepoError> {
+        // Agent secrets are keyed by agent id: a scan, as the lookup is a rare one.
+        self.with(|s| {
+            Ok(s.agent_secrets
+                .iter()
+                .find(|(_, stored)| *stored == digest)
+                .and_then(|(id, _)| s.agents.get(id))
+                .cloned())
+        })
+    }
+
     // ---- audit log ----
 
     async fn list_audit_events(

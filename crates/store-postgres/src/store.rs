@@ -1611,6 +1611,55 @@ impl Store for PgStore {
         share_links::access(self, digest, now, artifact, audit).await
     }
 
+    // ---- leaked secrets ----
+
+    async fn find_enrollment_token_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<EnrollmentToken>, RepoError> {
+        let digest = digest.as_bytes().as_slice();
+        self.run(|c| {
+            async move {
+                let row = enrollment_tokens::table
+                    .filter(enrollment_tokens::digest.eq(digest))
+                    .select(EnrollmentTokenRow::as_select())
+                    .first(c)
+                    .await
+                    .optional()?;
+                Ok(row.map(EnrollmentToken::try_from).transpose()?)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn find_share_link_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<ShareLink>, RepoError> {
+        share_links::find_by_digest(self, digest).await
+    }
+
+    async fn find_agent_by_secret_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<Agent>, RepoError> {
+        let digest = digest.as_bytes().as_slice();
+        self.run(|c| {
+            async move {
+                let row = agents::table
+                    .filter(agents::secret_digest.eq(digest))
+                    .select(AgentRow::as_select())
+                    .first(c)
+                    .await
+                    .optional()?;
+                Ok(row.map(Agent::try_from).transpose()?)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
     // ---- audit log ----
 
     async fn list_audit_events(

@@ -43,29 +43,67 @@ pub async fn revoke_leaked(deps: &Deps, presented: &str) -> ServiceResult<()> {
             "Send the complete secret as found, including its prefix.".to_owned(),
         )
     })?;
+    let now = deps.now();
+    let reported = |tenant, action, target: uuid::Uuid| {
+        deps.audit(
+            tenant,
+            AuditActor::Public,
+            action,
+            Some(target),
+            json!({"reason": "reported as leaked", "hint": secret.hint()}),
+        )
+    };
+    // Each store's revoke is idempotent: an already revoked secret writes nothing more.
     match secret.kind() {
         SecretKind::ApiToken => {
-            let Some(found) = deps.store.find_token_by_digest(&secret.digest()).await? else {
-                return Ok(());
-            };
-            let token = found.token;
-            if token.revoked_at.is_some() {
-                return Ok(());
+            if let Some(found) = deps.store.find_token_by_digest(&secret.digest()).await? {
+                let t = found.token;
+                let audit = reported(t.tenant_id, actions::TOKEN_REVOKED, t.id.as_uuid());
+                deps.store
+                    .revoke_token(t.tenant_id, t.id, now, &audit)
+                    .await?;
             }
-            let audit = deps.audit(
-                token.tenant_id,
-                AuditActor::Public,
-                actions::TOKEN_REVOKED,
-                Some(token.id.as_uuid()),
-                json!({"reason": "reported as leaked", "hint": secret.hint()}),
-            );
-            deps.store
-                .revoke_token(token.tenant_id, token.id, deps.now(), &audit)
-                .await?;
-            Ok(())
         }
-        // Enrollment, share and agent secrets arrive with fleets, share links and agents;
-        // until then no such secret can exist, which is exactly "nothing to revoke".
-        SecretKind::Enrollment | SecretKind::Share | SecretKind::Agent => Ok(()),
+        SecretKind::Enrollment => {
+            if let Some(t) = deps
+                .store
+                .find_enrollment_token_by_digest(&secret.digest())
+                .await?
+            {
+                let audit = reported(
+                    t.tenant_id,
+                    actions::ENROLLMENT_TOKEN_REVOKED,
+                    t.id.as_uuid(),
+                );
+                deps.store
+                    .revoke_enrollment_token(t.tenant_id, t.fleet_id, t.id, now, &audit)
+                    .await?;
+            }
+        }
+        SecretKind::Share => {
+            if let Some(l) = deps
+                .store
+                .find_share_link_by_digest(&secret.digest())
+                .await?
+            {
+                let audit = reported(l.tenant_id, actions::SHARE_LINK_REVOKED, l.id.as_uuid());
+                deps.store
+                    .revoke_share_link(l.tenant_id, l.id, now, &audit)
+                    .await?;
+            }
+        }
+        SecretKind::Agent => {
+            if let Some(a) = deps
+                .store
+                .find_agent_by_secret_digest(&secret.digest())
+                .await?
+            {
+                let audit = reported(a.tenant_id, actions::AGENT_REVOKED, a.id.as_uuid());
+                deps.store
+                    .revoke_agent(a.tenant_id, a.id, now, &audit)
+                    .await?;
+            }
+        }
     }
+    Ok(())
 }

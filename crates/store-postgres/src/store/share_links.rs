@@ -150,6 +150,28 @@ pub(super) async fn revoke(
         .await
 }
 
+/// `find_share_link_by_digest`: the link in any tenant and state, read without a lock.
+pub(super) async fn find_by_digest(
+    store: &PgStore,
+    digest: &SecretDigest,
+) -> Result<Option<ShareLink>, RepoError> {
+    let digest = digest.as_bytes().as_slice();
+    store
+        .run(|c| {
+            async move {
+                let row = share_links::table
+                    .filter(share_links::digest.eq(digest))
+                    .select(ShareLinkRow::as_select())
+                    .first(c)
+                    .await
+                    .optional()?;
+                Ok(row.map(ShareLink::try_from).transpose()?)
+            }
+            .scope_boxed()
+        })
+        .await
+}
+
 /// `access_share_link`: race-free across processes because the link's row lock (`FOR
 /// NO KEY UPDATE`) makes concurrent opens take turns, each deciding with
 /// `ShareLink::status` and `ShareLink::grants` on the link as the previous one
