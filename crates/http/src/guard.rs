@@ -5,10 +5,11 @@
 //! It runs inside the request-context middleware (so everything it answers has a
 //! request id and the error contract's body) and before routing:
 //!
-//! 1. **Who.** Routes fall in four classes by path: tenant and admin APIs (`/api/…`,
-//!    `/tenant/…`), public ones (`/agent/…`, `/share/…`, `/api/public/…`), the
-//!    platform API (`/platform/…`), and the rest (health, docs, JWKS), which pass
-//!    untouched. A presented API token is authenticated here, once; the outcome goes
+//! 1. **Who.** Routes fall in five classes by path: tenant and admin APIs (`/api/…`,
+//!    `/tenant/…`), public ones (`/agent/enroll`, `/agent/token`, `/share/…`,
+//!    `/api/public/…`), agent ones (the rest of `/agent/…`: scoped by address but not
+//!    limited by it), the platform API (`/platform/…`), and the rest (health, docs,
+//!    JWKS), which pass untouched. A presented API token is authenticated here, once; the outcome goes
 //!    into the request's extensions, where the [`Caller`] extractor picks it up.
 //! 2. **Limits.** An authenticated token is limited by its `rateLimitPerMinute`
 //!    (default 300), public routes by client address ([`GuardConfig::public_per_minute`]),
@@ -126,6 +127,10 @@ enum Class {
     Tenant,
     /// Public endpoints: limited and scoped by client address.
     Public,
+    /// What agents call with their access token (heartbeat, claims, results): scoped by
+    /// client address, but not limited by it — a site's agents often share one
+    /// address, and the per-address budget is sized for people, not fleets.
+    Agent,
     /// The platform API: the platform admin key.
     Platform,
     /// Health, documents, keys: not guarded.
@@ -134,7 +139,11 @@ enum Class {
 
 fn classify(path: &str) -> Class {
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
-    if under("/api/public") || under("/agent") || under("/share") {
+    if under("/agent/enroll") || under("/agent/token") {
+        Class::Public
+    } else if under("/agent") {
+        Class::Agent
+    } else if under("/api/public") || under("/share") {
         Class::Public
     } else if under("/platform") {
         Class::Platform
@@ -281,15 +290,20 @@ async fn admit(
             limited: None,
             scope: None,
         }),
-        Class::Public => {
+        Class::Public | Class::Agent => {
             let limit = Limit::per_minute(guards.config.public_per_minute);
-            let (peeked, hit) = futures_util::future::join(
-                limiter.peek(&failures_key, failures, now),
-                limiter.hit(&format!("ip:{address}"), limit, now),
-            )
-            .await;
+            let counted = async {
+                if class == Class::Public {
+                    Some(limiter.hit(&format!("ip:{address}"), limit, now).await)
+                } else {
+                    None
+                }
+            };
+            let (peeked, hit) =
+                futures_util::future::join(limiter.peek(&failures_key, failures, now), counted)
+                    .await;
             blocked(fail_open(peeked))?;
-            let decision = fail_open(hit);
+            let decision = hit.and_then(fail_open);
             if let Some(d) = decision.filter(|d| !d.allowed) {
                 return Err(Box::new(Refusal {
                     error: too_many("rate limit for this address exceeded", d),
@@ -624,7 +638,10 @@ mod tests {
             ("/tenant/schedules/1", Class::Tenant),
             ("/api/public/revocations", Class::Public),
             ("/agent/enroll", Class::Public),
-            ("/agent/scans/1/results", Class::Public),
+            ("/agent/token", Class::Public),
+            ("/agent/scans/1/results", Class::Agent),
+            ("/agent/heartbeat", Class::Agent),
+            ("/agent/jobs/claim", Class::Agent),
             ("/share/fps_x/report", Class::Public),
             ("/platform/tenants", Class::Platform),
             ("/healthz", Class::Open),

@@ -614,6 +614,54 @@ async fn public_endpoints_are_limited_per_client_address() {
 }
 
 #[actix_web::test]
+async fn agents_sharing_an_address_are_not_limited_by_it() {
+    let guard = GuardConfig {
+        public_per_minute: 2,
+        ..GuardConfig::default()
+    };
+    let f = fixture_with(config(), guard).await;
+    let (_, admin) = tenant(&f, "acme").await;
+    let app = app!(f);
+    let from = |req: TestRequest| req.peer_addr("198.51.100.7:1000".parse().unwrap());
+    let fleet = send(&app, post("/tenant/discovery/fleets", &admin, json!({}))).await;
+    let enroll = json!({"enrollmentToken": fleet.body["enrollmentToken"], "hostname": "h", "platform": "linux"});
+    let enrolled = send(
+        &app,
+        from(TestRequest::post().uri("/agent/enroll").set_json(enroll)),
+    )
+    .await;
+    assert_eq!(enrolled.status, 201, "{}", enrolled.body);
+    let access = enrolled.body["accessToken"].as_str().unwrap().to_owned();
+    // Far more heartbeats from that one address than the per-address budget of 2.
+    for _ in 0..10 {
+        let beat =
+            from(authed(TestRequest::post().uri("/agent/heartbeat"), &access).set_json(json!({})));
+        assert_eq!(send(&app, beat).await.status, 200);
+    }
+    // The per-address budget still guards enrollment.
+    let again = json!({"enrollmentToken": "fpe_x", "hostname": "h", "platform": "linux"});
+    assert_eq!(
+        send(
+            &app,
+            from(
+                TestRequest::post()
+                    .uri("/agent/enroll")
+                    .set_json(again.clone())
+            )
+        )
+        .await
+        .status,
+        401
+    );
+    send(
+        &app,
+        from(TestRequest::post().uri("/agent/enroll").set_json(again)),
+    )
+    .await
+    .error(429, "RATE_LIMITED");
+}
+
+#[actix_web::test]
 async fn behind_a_trusted_proxy_the_forwarded_address_is_limited() {
     let guard = GuardConfig {
         public_per_minute: 1,
