@@ -34,6 +34,10 @@ use crate::support::{
     AgentMaker, Auditor, Must, Setup, all, audit_events, expect_pages_of_five, first_page, pages,
 };
 
+mod schedules;
+
+pub use schedules::*;
+
 /// The names of every case that [`contract_suite!`](crate::contract_suite) runs, read
 /// from the same list the macro expands.
 pub const ALL: &[&str] = crate::__contract_cases!(names);
@@ -4924,15 +4928,17 @@ pub async fn find_agent_by_secret_digest_any_tenant_and_state(store: &dyn Store)
 mod tests {
     use std::collections::BTreeSet;
 
-    /// Every case in this file runs in the suite: a case missing from the macro's list
-    /// would silently never run against any adapter.
+    /// Every case in this file and its submodules runs in the suite: a case missing from
+    /// the macro's list would silently never run against any adapter.
     #[test]
     fn the_suite_runs_every_case() {
-        let defined: BTreeSet<&str> = include_str!("cases.rs")
-            .lines()
-            .filter_map(|line| line.strip_prefix("pub async fn "))
-            .filter_map(|rest| rest.split('(').next())
-            .collect();
+        let defined: BTreeSet<&str> =
+            [include_str!("cases.rs"), include_str!("cases/schedules.rs")]
+                .into_iter()
+                .flat_map(str::lines)
+                .filter_map(|line| line.strip_prefix("pub async fn "))
+                .filter_map(|rest| rest.split('(').next())
+                .collect();
         let listed: BTreeSet<&str> = super::ALL.iter().copied().collect();
         assert_eq!(listed.len(), super::ALL.len(), "a case is listed twice");
         assert_eq!(defined, listed, "cases defined vs cases the suite runs");

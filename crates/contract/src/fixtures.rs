@@ -18,12 +18,13 @@ use fleetpass_domain::identity::{
 };
 use fleetpass_domain::ids::{
     AgentId, AuditEventId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId,
-    ShareLinkId, TenantId, TokenId,
+    ScheduleId, ShareLinkId, TenantId, TokenId,
 };
 use fleetpass_domain::scan::{
     Asset, Finding, MaxAssets, MaxDurationMinutes, Scan, ScanConstraints, ScanResults, ScanStatus,
     Scenario, Severity, Software,
 };
+use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
 use fleetpass_domain::share::{Artifact, MaxAccesses, ShareLabel, ShareLink};
 use fleetpass_domain::token::{ApiToken, RateLimitPerMinute, TokenName};
@@ -501,6 +502,42 @@ impl Fixtures {
             hint: secret.hint(),
         };
         (link, secret)
+    }
+
+    /// An enabled inventory schedule of `fleet` (in the fleet's tenant and environment)
+    /// without limits, running every `interval_minutes` from `next_run_at`, never run
+    /// yet, made at [`Fixtures::now`].
+    ///
+    /// # Panics
+    /// When `interval_minutes` is out of bounds.
+    pub fn schedule(
+        &self,
+        fleet: &Fleet,
+        interval_minutes: u32,
+        next_run_at: Timestamp,
+    ) -> Schedule {
+        Schedule {
+            id: ScheduleId::from_uuid(self.id()),
+            tenant_id: fleet.tenant_id,
+            fleet_id: fleet.id,
+            environment_id: fleet.environment_id,
+            scenario: Scenario::Inventory,
+            max_duration_minutes: None,
+            max_assets: None,
+            interval: Self::interval(interval_minutes),
+            enabled: true,
+            next_run_at,
+            last_run_at: None,
+            created_at: self.now,
+        }
+    }
+
+    /// A schedule interval.
+    ///
+    /// # Panics
+    /// When `minutes` is out of bounds.
+    pub fn interval(minutes: u32) -> IntervalMinutes {
+        IntervalMinutes::new(i64::from(minutes)).expect("fixture intervals are in bounds")
     }
 
     /// An audit event of `tenant` by the platform operator, at [`Fixtures::now`].

@@ -15,7 +15,9 @@
 //! exception are the cases that call `sweep_scans` (the `sweep_*` cases,
 //! `complete_scan_only_while_running` and `fleet_delete_cascades_to_scans_and_share_links`):
 //! a sweep moves every overdue scan of the store and they count what moved, so they need
-//! a store of their own, as the macro gives every case.
+//! a store of their own, as the macro gives every case. So do the cases that call
+//! `run_due_schedules` (the `run_due_*` cases and `fleet_delete_removes_its_schedules`):
+//! a run enqueues for every due schedule of the store and they count what it enqueued.
 //!
 //! The tests run on a two-worker multi-thread Tokio runtime built by this crate, so the
 //! calling crate needs nothing but this one as a dev-dependency.
@@ -119,6 +121,15 @@ macro_rules! __contract_cases {
             find_enrollment_token_by_digest_any_tenant_and_state
             find_share_link_by_digest_any_tenant_and_state
             find_agent_by_secret_digest_any_tenant_and_state
+            schedule_create_then_read
+            schedule_list_filters_by_environment_before_paging
+            schedule_update_writes_fields
+            schedule_delete_removes_it
+            schedule_cross_tenant_is_not_found
+            run_due_schedules_enqueues_at_next_run_at
+            run_due_schedules_collapses_missed_runs
+            run_due_schedules_concurrent_enqueues_each_once
+            fleet_delete_removes_its_schedules
         }
     };
 }

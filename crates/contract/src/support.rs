@@ -3,7 +3,8 @@
 //! per-tenant [`Setup`] that makes rows through the store and tracks the audit log the
 //! tenant must end up with, an [`AgentMaker`] that builds the agents of enrollments, and
 //! an [`Auditor`] that builds the audit events of the changes a store decides on (claims,
-//! sweeps, share-link accesses).
+//! sweeps, share-link accesses), and an [`Enqueuer`] that builds the scans due schedules
+//! enqueue.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -13,15 +14,17 @@ use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
 use fleetpass_domain::fleet::{Agent, EnrollmentRefusal, EnrollmentToken, Fleet};
 use fleetpass_domain::identity::{EnvScope, Environment, Principal, Role};
-use fleetpass_domain::ids::{EnvironmentId, TenantId};
+use fleetpass_domain::ids::{EnvironmentId, ScanId, TenantId};
 use fleetpass_domain::page::{Page, PageLimit, PageRequest};
 use fleetpass_domain::scan::{Scan, ScanStatus};
+use fleetpass_domain::schedule::Schedule;
 use fleetpass_domain::secret::{PlainSecret, SecretDigest};
 use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_domain::token::ApiToken;
 use fleetpass_ports::Store;
 use fleetpass_ports::store::{
-    AuditFilter, AuditFor, EnrollBuilder, NewTenant, RepoError, ScanArtifacts, ShareAccess,
+    AuditFilter, AuditFor, EnrollBuilder, NewTenant, RepoError, ScanArtifacts, ScheduleRun,
+    ShareAccess,
 };
 use uuid::Uuid;
 
@@ -721,5 +724,121 @@ impl Setup<'_> {
             self.logged(&accesses.event_for(link));
         }
         outcome
+    }
+}
+
+/// What one schedule run enqueued: the scan built from the schedule and its
+/// `scan.requested` event.
+type Enqueued = (Scan, AuditEvent);
+
+/// Builds the scans that due schedules enqueue at one instant, as the service would: a
+/// queued scan of the schedule's fleet, environment and tenant with its scenario and
+/// constraints, requested at that instant, and its `scan.requested` event by the system.
+/// Every build is remembered, and building again from an equal schedule gives the same
+/// scan and event (same ids), so a store that builds, rolls back and retries stores the
+/// same scan whichever attempt commits. [`Enqueuer::built_for`] finds what was built for
+/// a schedule.
+pub(crate) struct Enqueuer<'a> {
+    fx: &'a Fixtures,
+    /// When the runs happen: the `now` passed to `run_due_schedules`.
+    pub(crate) at: Timestamp,
+    built: Mutex<Vec<(Schedule, Enqueued)>>,
+}
+
+impl<'a> Enqueuer<'a> {
+    /// A builder of the scans of runs at `at`.
+    pub(crate) fn new(fx: &'a Fixtures, at: Timestamp) -> Self {
+        Self {
+            fx,
+            at,
+            built: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The scan a run of `schedule` enqueues, and its event: the ones built before for
+    /// an equal schedule, or fresh ones.
+    pub(crate) fn build(&self, schedule: &Schedule) -> Enqueued {
+        let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, enqueued)) = built.iter().find(|(seen, _)| seen == schedule) {
+            return enqueued.clone();
+        }
+        let scan = Scan {
+            id: ScanId::from_uuid(self.fx.id()),
+            tenant_id: schedule.tenant_id,
+            fleet_id: schedule.fleet_id,
+            environment_id: schedule.environment_id,
+            scenario: schedule.scenario,
+            constraints: schedule.constraints(),
+            status: ScanStatus::Queued,
+            requested_at: self.at,
+            claimed_by: None,
+            claimed_at: None,
+            finished_at: None,
+        };
+        let audit = self.fx.audit_by(
+            schedule.tenant_id,
+            AuditActor::System,
+            actions::SCAN_REQUESTED,
+            Some(scan.id.as_uuid()),
+            self.at,
+        );
+        built.push((schedule.clone(), (scan.clone(), audit.clone())));
+        (scan, audit)
+    }
+
+    /// What was built for `schedule` as it was stored before the run: the store must
+    /// have passed exactly that schedule to the builder.
+    pub(crate) fn built_for(&self, schedule: &Schedule) -> Enqueued {
+        let built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
+        built
+            .iter()
+            .find(|(seen, _)| seen == schedule)
+            .map(|(_, enqueued)| enqueued.clone())
+            .unwrap_or_else(|| {
+                let seen: Vec<&Schedule> = built.iter().map(|(seen, _)| seen).collect();
+                panic!(
+                    "run_due_schedules at {} must build a scan from the due schedule as \
+                     stored: nothing was built for {schedule:#?}; schedules passed to the \
+                     builder: {seen:#?}",
+                    self.at
+                )
+            })
+    }
+
+    /// The schedules passed to the builder, each once, in the order first seen.
+    pub(crate) fn seen(&self) -> Vec<Schedule> {
+        let built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
+        built.iter().map(|(seen, _)| seen.clone()).collect()
+    }
+
+    /// Calls `run_due_schedules` at [`Enqueuer::at`] with this builder; the call itself
+    /// must not fail. Returns how many scans it says it enqueued.
+    pub(crate) async fn run(&self, store: &dyn Store) -> usize {
+        let build: ScheduleRun<'_> = &|schedule| self.build(schedule);
+        store
+            .run_due_schedules(self.at, build)
+            .await
+            .must("run_due_schedules")
+    }
+}
+
+impl Setup<'_> {
+    /// Stores `schedule`, which must succeed, and expects its `schedule.created` event.
+    pub(crate) async fn add_schedule(&mut self, schedule: Schedule) -> Schedule {
+        let audit = self.audit(actions::SCHEDULE_CREATED, schedule.id.as_uuid());
+        self.store
+            .create_schedule(&schedule, &audit)
+            .await
+            .must("create_schedule");
+        self.logged(&audit);
+        schedule
+    }
+
+    /// Expects the `scan.requested` event `enqueuer` built for a run of `schedule` (as
+    /// stored before the run) in the log; returns the scan it built.
+    pub(crate) fn enqueued(&mut self, enqueuer: &Enqueuer<'_>, schedule: &Schedule) -> Scan {
+        let (scan, audit) = enqueuer.built_for(schedule);
+        self.logged(&audit);
+        scan
     }
 }

@@ -131,4 +131,10 @@ pub mod actions {
     pub const SHARE_LINK_ACCESSED: &str = "share_link.accessed";
     /// A share link was revoked.
     pub const SHARE_LINK_REVOKED: &str = "share_link.revoked";
+    /// A schedule was created.
+    pub const SCHEDULE_CREATED: &str = "schedule.created";
+    /// A schedule was changed.
+    pub const SCHEDULE_UPDATED: &str = "schedule.updated";
+    /// A schedule was deleted.
+    pub const SCHEDULE_DELETED: &str = "schedule.deleted";
 }

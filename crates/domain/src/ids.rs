@@ -55,4 +55,6 @@ id_newtype!(
     ScanId,
     /// A share link (not its token).
     ShareLinkId,
+    /// A schedule.
+    ScheduleId,
 );

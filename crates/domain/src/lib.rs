@@ -13,6 +13,7 @@ pub mod identity;
 pub mod ids;
 pub mod page;
 pub mod scan;
+pub mod schedule;
 pub mod secret;
 pub mod share;
 pub mod token;

@@ -367,6 +367,9 @@ impl From<ServiceError> for ApiError {
             .hint("Use a token whose environments include it."),
             ServiceError::NotFound => Self::not_found(),
             ServiceError::Conflict { constraint } => conflict(constraint),
+            ServiceError::NotConfigured { message, hint } => {
+                Self::new(ErrorCode::ServiceUnavailable, message).hint(hint)
+            }
             ServiceError::Unavailable(why) => {
                 tracing::warn!(error = %why, "store unavailable");
                 Self::new(

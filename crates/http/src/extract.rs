@@ -104,12 +104,14 @@ fn decode<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> 
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        // serde names missing and unknown fields in the message; the path is then ".".
+        // A missing field is named only in the message, and the path ends at the object
+        // that lacks it (`.` at the top); an unknown field's path already names it.
+        let missing = inner.starts_with("missing field");
         let named = inner.split('`').nth(1).map(str::to_owned);
-        let field = if path == "." {
-            named.unwrap_or_default()
-        } else {
-            path
+        let field = match (path.as_str(), named) {
+            (".", Some(name)) => name,
+            (_, Some(name)) if missing => format!("{path}.{name}"),
+            _ => path,
         };
         let message = if inner.starts_with("missing field") {
             format!("{field} is required")

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{agent, directory, fleets, platform, scans, share, system, tokens};
+use crate::routes::{agent, directory, fleets, platform, scans, schedules, share, system, tokens};
 
 /// The document.
 #[derive(OpenApi)]
@@ -29,6 +29,8 @@ use crate::routes::{agent, directory, fleets, platform, scans, share, system, to
         scans::request_scan, scans::list_scans, scans::get_scan, scans::report, scans::bundle, scans::passport,
         scans::create_share_link, scans::create_share_alias, scans::list_share_links, scans::revoke_share_link,
         share::landing, share::artifact,
+        schedules::create_schedule, schedules::list_schedules, schedules::get_schedule,
+        schedules::update_schedule, schedules::delete_schedule,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, crate::error::FieldProblem)),
     modifiers(&Security),

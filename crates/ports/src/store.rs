@@ -19,11 +19,12 @@ use fleetpass_domain::fleet::{
 };
 use fleetpass_domain::identity::{Environment, EnvironmentName, Principal, Tenant};
 use fleetpass_domain::ids::{
-    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId, ShareLinkId, TenantId,
-    TokenId,
+    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId, ScheduleId,
+    ShareLinkId, TenantId, TokenId,
 };
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::scan::{Scan, ScanStatus, Scenario};
+use fleetpass_domain::schedule::Schedule;
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_domain::token::{ApiToken, TokenLookup};
@@ -181,6 +182,9 @@ pub struct ScanArtifacts {
     /// The passport: a compact JWS.
     pub passport: String,
 }
+
+/// Builds the scan a due schedule enqueues, and its audit event.
+pub type ScheduleRun<'a> = &'a (dyn Fn(&Schedule) -> (Scan, AuditEvent) + Send + Sync);
 
 /// The outcome of opening a share link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -432,8 +436,9 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditEvent,
     ) -> Result<Fleet, RepoError>;
 
-    /// Deletes a fleet with its enrollment tokens, agents, scans (and their artifacts)
-    /// and those scans' share links: every secret among them stops working with it.
+    /// Deletes a fleet with its enrollment tokens, agents, schedules, scans (and their
+    /// artifacts) and those scans' share links: every secret among them stops working
+    /// with it.
     async fn delete_fleet(
         &self,
         tenant: TenantId,
@@ -656,6 +661,59 @@ pub trait Store: Send + Sync + 'static {
         artifact: Artifact,
         audit: AuditFor<'_, ShareLink>,
     ) -> Result<ShareAccess, RepoError>;
+
+    // ---- schedules ----
+
+    /// Stores a schedule.
+    ///
+    /// # Errors
+    /// `NotFound` when its fleet is not one of its tenant's.
+    async fn create_schedule(
+        &self,
+        schedule: &Schedule,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
+
+    /// Reads a schedule of `tenant`.
+    async fn get_schedule(&self, tenant: TenantId, id: ScheduleId) -> Result<Schedule, RepoError>;
+
+    /// Lists the schedules of `tenant`, newest first; with `environments`, only those in
+    /// them (filtered before paginating).
+    async fn list_schedules(
+        &self,
+        tenant: TenantId,
+        environments: Option<&[EnvironmentId]>,
+        page: PageRequest,
+    ) -> Result<Page<Schedule>, RepoError>;
+
+    /// Writes a schedule's mutable fields (scenario, limits, interval, enabled) from
+    /// `schedule`. MUST NOT write `next_run_at` or `last_run_at`: only the runner moves
+    /// them, so an update racing a run cannot bring back a due time that already ran.
+    /// `NotFound` when it is not one of its tenant's.
+    async fn update_schedule(
+        &self,
+        schedule: &Schedule,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
+
+    /// Deletes a schedule (the scans it enqueued stay).
+    async fn delete_schedule(
+        &self,
+        tenant: TenantId,
+        id: ScheduleId,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
+
+    /// Enqueues one scan for every schedule that is `due(now)`: in one transaction per
+    /// schedule, the scan `enqueue` builds from it (with its audit event) is stored and
+    /// the schedule moves to `last_run_at = now`, `next_run_at = next_after(now)`.
+    /// Returns how many scans were enqueued. Several replicas running this at once
+    /// enqueue each due time once (Postgres: `FOR UPDATE SKIP LOCKED`).
+    async fn run_due_schedules(
+        &self,
+        now: Timestamp,
+        enqueue: ScheduleRun<'_>,
+    ) -> Result<usize, RepoError>;
 
     // ---- leaked secrets ----
 

@@ -301,11 +301,12 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How often overdue scans are failed or expired. Every replica sweeps; the store
-/// moves each scan once however many do.
+/// How often overdue scans are failed or expired and due schedules enqueue their scans.
+/// Every replica does both; the store moves each scan, and runs each due time, once
+/// however many do.
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Runs the scan sweeper for as long as the server runs.
+/// Runs the scan sweeper and the schedule runner for as long as the server runs.
 fn spawn_sweeper(deps: Deps) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_EVERY);
@@ -315,6 +316,11 @@ fn spawn_sweeper(deps: Deps) {
                 Ok(0) => {}
                 Ok(moved) => tracing::info!(moved, "swept overdue scans"),
                 Err(e) => tracing::warn!(error = %e, "scan sweep failed; retrying next tick"),
+            }
+            match fleetpass_ports::service::schedules::run_due(&deps).await {
+                Ok(0) => {}
+                Ok(enqueued) => tracing::info!(enqueued, "enqueued scheduled scans"),
+                Err(e) => tracing::warn!(error = %e, "schedule run failed; retrying next tick"),
             }
         }
     });

@@ -8,7 +8,9 @@
 //! use, builds the agent and stores it under that one lock too, so concurrent
 //! enrollments queue up and a token never enrolls more agents than it has uses. Claims
 //! of scans, sweeps and share-link accesses (in `scans.rs`) work the same way: two
-//! claims never get one scan, and a link never opens more often than it allows.
+//! claims never get one scan, and a link never opens more often than it allows. So do
+//! runs of due schedules (in `schedules.rs`): each due time enqueues one scan, however
+//! many runs look at it at once.
 //!
 //! Data lives only as long as the process; `persistence()` says so (`/readyz` reports
 //! `memory`).
@@ -16,6 +18,7 @@
 mod idempotency;
 mod ratelimit;
 mod scans;
+mod schedules;
 
 pub use idempotency::MemoryIdempotency;
 pub use ratelimit::MemoryRateLimiter;
@@ -34,17 +37,18 @@ use fleetpass_domain::identity::{
     EnvScope, Environment, EnvironmentName, Principal, PrincipalKind, Tenant,
 };
 use fleetpass_domain::ids::{
-    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId, ShareLinkId, TenantId,
-    TokenId,
+    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId, ScheduleId,
+    ShareLinkId, TenantId, TokenId,
 };
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::scan::Scan;
+use fleetpass_domain::schedule::Schedule;
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_domain::token::{ApiToken, TokenLookup};
 use fleetpass_ports::store::{
     AuditFilter, AuditFor, EnrollBuilder, NewTenant, Persistence, PrincipalFilter, RepoError,
-    ScanArtifacts, ScanFilter, ShareAccess, Store, StoredSigningKey, constraint,
+    ScanArtifacts, ScanFilter, ScheduleRun, ShareAccess, Store, StoredSigningKey, constraint,
 };
 use uuid::Uuid;
 
@@ -106,6 +110,7 @@ struct State {
     share_links: BTreeMap<Uuid, ShareLink>,
     /// The digest of each share link's token, to the link.
     share_secrets: HashMap<[u8; 32], ShareLinkId>,
+    schedules: BTreeMap<Uuid, Schedule>,
     audit: BTreeMap<Uuid, AuditEvent>,
 }
 
@@ -832,6 +837,7 @@ impl Store for MemoryStore {
             s.agent_secrets
                 .retain(|agent, _| agents.contains_key(agent));
             s.remove_scans_of(id);
+            s.remove_schedules_of(id);
             s.record(audit);
             Ok(())
         })
@@ -1147,6 +1153,56 @@ impl Store for MemoryStore {
         // Under the one mutex, check and count are a single step: concurrent opens
         // queue up, and each sees the accesses the ones before it counted.
         self.with(|s| s.access_share_link(digest, now, artifact, audit))
+    }
+
+    // ---- schedules ----
+
+    async fn create_schedule(
+        &self,
+        schedule: &Schedule,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.with(|s| s.create_schedule(schedule, audit))
+    }
+
+    async fn get_schedule(&self, tenant: TenantId, id: ScheduleId) -> Result<Schedule, RepoError> {
+        self.with(|s| s.get_schedule(tenant, id))
+    }
+
+    async fn list_schedules(
+        &self,
+        tenant: TenantId,
+        environments: Option<&[EnvironmentId]>,
+        page: PageRequest,
+    ) -> Result<Page<Schedule>, RepoError> {
+        self.with(|s| Ok(s.list_schedules(tenant, environments, page)))
+    }
+
+    async fn update_schedule(
+        &self,
+        schedule: &Schedule,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.with(|s| s.update_schedule(schedule, audit))
+    }
+
+    async fn delete_schedule(
+        &self,
+        tenant: TenantId,
+        id: ScheduleId,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.with(|s| s.delete_schedule(tenant, id, audit))
+    }
+
+    async fn run_due_schedules(
+        &self,
+        now: Timestamp,
+        enqueue: ScheduleRun<'_>,
+    ) -> Result<usize, RepoError> {
+        // Under the one mutex, finding the due schedules and moving them on are a single
+        // step: a concurrent run queues up and finds them no longer due.
+        self.with(|s| s.run_due_schedules(now, enqueue))
     }
 
     // ---- leaked secrets ----

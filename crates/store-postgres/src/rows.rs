@@ -16,11 +16,12 @@ use fleetpass_domain::identity::{
 };
 use fleetpass_domain::ids::{
     AgentId, AuditEventId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId,
-    ShareLinkId, TenantId, TokenId,
+    ScheduleId, ShareLinkId, TenantId, TokenId,
 };
 use fleetpass_domain::scan::{
     MaxAssets, MaxDurationMinutes, Scan, ScanConstraints, ScanStatus, Scenario,
 };
+use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, MaxAccesses, ShareLabel, ShareLink};
 use fleetpass_domain::token::{ApiToken, RateLimitPerMinute, TokenName};
@@ -31,7 +32,7 @@ use uuid::Uuid;
 use crate::error::CorruptRow;
 use crate::schema::{
     agents, api_token_secrets, api_tokens, audit_events, enrollment_tokens, environments, fleets,
-    principals, scan_artifacts, scans, share_links, signing_keys, tenants,
+    principals, scan_artifacts, scans, schedules, share_links, signing_keys, tenants,
 };
 
 /// The stored `kind` of a user.
@@ -752,6 +753,75 @@ impl TryFrom<ShareLinkRow> for ShareLink {
             revoked_at: row.revoked_at,
             created_at: row.created_at,
             hint: row.hint,
+        })
+    }
+}
+
+/// A `schedules` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = schedules, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct ScheduleRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub fleet_id: Uuid,
+    pub environment_id: Uuid,
+    pub scenario: String,
+    pub max_duration_minutes: Option<i32>,
+    pub max_assets: Option<i32>,
+    pub interval_minutes: i32,
+    pub enabled: bool,
+    pub next_run_at: Timestamp,
+    pub last_run_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+impl From<&Schedule> for ScheduleRow {
+    fn from(s: &Schedule) -> Self {
+        Self {
+            id: s.id.as_uuid(),
+            tenant_id: s.tenant_id.as_uuid(),
+            fleet_id: s.fleet_id.as_uuid(),
+            environment_id: s.environment_id.as_uuid(),
+            scenario: s.scenario.as_str().to_owned(),
+            max_duration_minutes: s.max_duration_minutes.map(|m| count_column(m.get())),
+            max_assets: s.max_assets.map(|m| count_column(m.get())),
+            interval_minutes: count_column(s.interval.get()),
+            enabled: s.enabled,
+            next_run_at: s.next_run_at,
+            last_run_at: s.last_run_at,
+            created_at: s.created_at,
+        }
+    }
+}
+
+impl TryFrom<ScheduleRow> for Schedule {
+    type Error = RepoError;
+
+    fn try_from(row: ScheduleRow) -> Result<Self, RepoError> {
+        let corrupt =
+            |reason: &dyn std::fmt::Display| CorruptRow::repo("schedules", row.id, reason);
+        Ok(Self {
+            id: ScheduleId::from_uuid(row.id),
+            tenant_id: TenantId::from_uuid(row.tenant_id),
+            fleet_id: FleetId::from_uuid(row.fleet_id),
+            environment_id: EnvironmentId::from_uuid(row.environment_id),
+            scenario: Scenario::parse(&row.scenario).map_err(|e| corrupt(&e))?,
+            max_duration_minutes: row
+                .max_duration_minutes
+                .map(|m| MaxDurationMinutes::new(i64::from(m)))
+                .transpose()
+                .map_err(|e| corrupt(&e))?,
+            max_assets: row
+                .max_assets
+                .map(|m| MaxAssets::new(i64::from(m)))
+                .transpose()
+                .map_err(|e| corrupt(&e))?,
+            interval: IntervalMinutes::new(i64::from(row.interval_minutes))
+                .map_err(|e| corrupt(&e))?,
+            enabled: row.enabled,
+            next_run_at: row.next_run_at,
+            last_run_at: row.last_run_at,
+            created_at: row.created_at,
         })
     }
 }

@@ -284,6 +284,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    /// Schedules: scan requests repeated every `interval_minutes`.
+    schedules (id) {
+        /// Schedule id.
+        id -> Uuid,
+        /// Owning tenant.
+        tenant_id -> Uuid,
+        /// The fleet whose scans it requests (deleted with it).
+        fleet_id -> Uuid,
+        /// The fleet's environment, copied at creation.
+        environment_id -> Uuid,
+        /// `inventory`, `ports`, `software` or `compliance`.
+        scenario -> Text,
+        /// Run-time limit of each scan in minutes, 1-1440; `NULL` for the default.
+        max_duration_minutes -> Nullable<Int4>,
+        /// Most assets each scan's results may hold, 1-100 000.
+        max_assets -> Nullable<Int4>,
+        /// How often it runs, 15-10 080 minutes.
+        interval_minutes -> Int4,
+        /// Whether it runs at all.
+        enabled -> Bool,
+        /// When it next enqueues a scan.
+        next_run_at -> Timestamptz,
+        /// When it last enqueued one.
+        last_run_at -> Nullable<Timestamptz>,
+        /// Creation time.
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(environments -> tenants (tenant_id));
 diesel::joinable!(principals -> tenants (tenant_id));
 diesel::joinable!(api_tokens -> tenants (tenant_id));
@@ -296,6 +326,7 @@ diesel::joinable!(agents -> fleets (fleet_id));
 diesel::joinable!(scans -> fleets (fleet_id));
 diesel::joinable!(scan_artifacts -> scans (scan_id));
 diesel::joinable!(share_links -> scans (scan_id));
+diesel::joinable!(schedules -> fleets (fleet_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
@@ -311,4 +342,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     scans,
     scan_artifacts,
     share_links,
+    schedules,
 );

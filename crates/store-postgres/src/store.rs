@@ -5,8 +5,8 @@
 //! values through the row types in `rows`. Writes run in one transaction together with
 //! their audit events.
 //!
-//! Scans and share links live in the submodules `scans` and `share_links` (with their
-//! lock order); the `Store` impl here delegates to them. The sweeper's deadline
+//! Scans, share links and schedules live in the submodules `scans`, `share_links` and
+//! `schedules` (with their lock order); the `Store` impl here delegates to them. The sweeper's deadline
 //! arithmetic uses two SQL functions declared with `define_sql_function!`
 //! (`make_interval`, `coalesce`), and `scans::status_is` is the one other SQL string:
 //! it writes a fixed status into the claim and sweeper queries as a literal, so that
@@ -34,17 +34,18 @@ use fleetpass_domain::fleet::{
 };
 use fleetpass_domain::identity::{EnvScope, Environment, EnvironmentName, Principal, Tenant};
 use fleetpass_domain::ids::{
-    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId, ShareLinkId, TenantId,
-    TokenId,
+    AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId, ScheduleId,
+    ShareLinkId, TenantId, TokenId,
 };
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::scan::Scan;
+use fleetpass_domain::schedule::Schedule;
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_domain::token::{ApiToken, TokenLookup};
 use fleetpass_ports::store::{
     AuditFilter, AuditFor, EnrollBuilder, NewTenant, Persistence, PrincipalFilter, ScanArtifacts,
-    ScanFilter, ShareAccess, StoredSigningKey, constraint,
+    ScanFilter, ScheduleRun, ShareAccess, StoredSigningKey, constraint,
 };
 use fleetpass_ports::{RepoError, Store};
 use uuid::Uuid;
@@ -61,6 +62,7 @@ use crate::schema::{
 };
 
 mod scans;
+mod schedules;
 mod share_links;
 
 /// How long a request waits for a pooled connection, and how long opening a new one
@@ -1609,6 +1611,54 @@ impl Store for PgStore {
         audit: AuditFor<'_, ShareLink>,
     ) -> Result<ShareAccess, RepoError> {
         share_links::access(self, digest, now, artifact, audit).await
+    }
+
+    // ---- schedules ----
+
+    async fn create_schedule(
+        &self,
+        schedule: &Schedule,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        schedules::create(self, schedule, audit).await
+    }
+
+    async fn get_schedule(&self, tenant: TenantId, id: ScheduleId) -> Result<Schedule, RepoError> {
+        schedules::get(self, tenant, id).await
+    }
+
+    async fn list_schedules(
+        &self,
+        tenant: TenantId,
+        environments: Option<&[EnvironmentId]>,
+        page: PageRequest,
+    ) -> Result<Page<Schedule>, RepoError> {
+        schedules::list(self, tenant, environments, page).await
+    }
+
+    async fn update_schedule(
+        &self,
+        schedule: &Schedule,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        schedules::update(self, schedule, audit).await
+    }
+
+    async fn delete_schedule(
+        &self,
+        tenant: TenantId,
+        id: ScheduleId,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        schedules::delete(self, tenant, id, audit).await
+    }
+
+    async fn run_due_schedules(
+        &self,
+        now: Timestamp,
+        enqueue: ScheduleRun<'_>,
+    ) -> Result<usize, RepoError> {
+        schedules::run_due(self, now, enqueue).await
     }
 
     // ---- leaked secrets ----

@@ -5,7 +5,8 @@
 //! agents enroll into it neither deadlocks nor leaves an agent behind. Likewise for
 //! scans: concurrent claims from two pools never share a scan, concurrent sweepers
 //! move each overdue scan once, concurrent opens of a share link stop at its limit, and
-//! deleting a fleet while its scans are claimed, completed and shared never deadlocks.
+//! deleting a fleet while its scans are claimed, completed and shared never deadlocks;
+//! and schedulers on two pools enqueue each due schedule's scan once.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -14,9 +15,10 @@ use fleetpass_contract::fixtures::Fixtures;
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
 use fleetpass_domain::fleet::{Agent, EnrollmentRefusal, EnrollmentToken, Fleet};
-use fleetpass_domain::ids::{ScanId, TenantId};
+use fleetpass_domain::ids::{ScanId, ScheduleId, TenantId};
 use fleetpass_domain::page::{PageLimit, PageRequest};
 use fleetpass_domain::scan::{MaxDurationMinutes, Scan, ScanConstraints, ScanStatus, Scenario};
+use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_ports::store::{AuditFilter, ScanFilter, ShareAccess, constraint};
@@ -778,4 +780,101 @@ async fn deleting_a_fleet_while_its_scans_are_claimed_completed_and_shared_never
             "artifacts went with their scan: {artifacts_left:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedulers_on_two_pools_enqueue_each_due_schedule_once() {
+    const DUE: usize = 20;
+    let db = TestDatabase::fresh().await;
+    let pools = two_pools(&db);
+    let f = Arc::new(ScanFleet::new(&*pools[0], 0).await);
+    let t = f.tenant();
+    let start = f.fx.now();
+    let schedule = |enabled: bool, next_run_at: Timestamp| Schedule {
+        id: ScheduleId::from_uuid(f.fx.id()),
+        tenant_id: t,
+        fleet_id: f.fleet.id,
+        environment_id: f.fleet.environment_id,
+        scenario: Scenario::Inventory,
+        max_duration_minutes: None,
+        max_assets: None,
+        interval: IntervalMinutes::new(60).expect("interval"),
+        enabled,
+        next_run_at,
+        last_run_at: None,
+        created_at: start,
+    };
+    let at = start + time::Duration::minutes(90);
+    let mut due = Vec::new();
+    for i in 0..DUE {
+        // Spread over the last hour and a half, so some missed a run and some did not.
+        let minutes = i64::try_from(i).expect("small") * 4;
+        due.push(schedule(true, start + time::Duration::minutes(minutes)));
+    }
+    let disabled = schedule(false, start);
+    let later = schedule(true, at + time::Duration::seconds(1));
+    for s in due.iter().chain([&disabled, &later]) {
+        let audit =
+            f.fx.audit(t, actions::SCHEDULE_CREATED, Some(s.id.as_uuid()));
+        pools[0]
+            .create_schedule(s, &audit)
+            .await
+            .expect("create_schedule");
+    }
+
+    let runs: Vec<_> = (0..6)
+        .map(|i| {
+            let (store, f) = (Arc::clone(&pools[i % 2]), Arc::clone(&f));
+            tokio::spawn(async move {
+                let enqueue = |s: &Schedule| {
+                    let scan = f.fx.scan(&f.fleet, s.scenario, s.constraints());
+                    let audit = f.fx.audit_by(
+                        s.tenant_id,
+                        AuditActor::System,
+                        actions::SCAN_REQUESTED,
+                        Some(scan.id.as_uuid()),
+                        at,
+                    );
+                    (scan, audit)
+                };
+                store.run_due_schedules(at, &enqueue).await
+            })
+        })
+        .collect();
+    let mut counts = Vec::new();
+    for run in runs {
+        counts.push(run.await.expect("join").expect("run_due_schedules"));
+    }
+    assert_eq!(
+        counts.iter().sum::<usize>(),
+        DUE,
+        "each due schedule enqueued once (counts: {counts:?})"
+    );
+    let scans = all_scans(&*pools[1], t, &ScanFilter::default()).await;
+    assert_eq!(scans.len(), DUE, "one scan per due schedule");
+    assert!(scans.iter().all(|s| s.status == ScanStatus::Queued));
+    assert_eq!(
+        count_events(&*pools[1], t, actions::SCAN_REQUESTED).await,
+        DUE,
+        "one event per enqueued scan"
+    );
+    for s in &due {
+        let stored = pools[1].get_schedule(t, s.id).await.expect("get_schedule");
+        assert_eq!(stored.last_run_at, Some(at), "ran at the run");
+        assert_eq!(stored.next_run_at, s.next_after(at), "moved past the run");
+        assert!(!stored.due(at));
+    }
+    for s in [&disabled, &later] {
+        let stored = pools[1].get_schedule(t, s.id).await.expect("get_schedule");
+        assert_eq!(&stored, s, "not due: untouched");
+    }
+    let none = |_: &Schedule| -> (Scan, AuditEvent) { panic!("nothing is due any more") };
+    assert_eq!(
+        pools[0]
+            .run_due_schedules(at, &none)
+            .await
+            .expect("run_due_schedules"),
+        0,
+        "nothing left to enqueue"
+    );
 }

@@ -9,6 +9,7 @@ pub mod directory;
 pub mod fleets;
 pub mod platform;
 pub mod scans;
+pub mod schedules;
 pub mod share;
 pub mod system;
 pub mod tokens;
@@ -28,6 +29,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     fleets::configure(cfg);
     agent::configure(cfg);
     scans::configure(cfg);
+    schedules::configure(cfg);
     share::configure(cfg);
 }
 

@@ -52,9 +52,18 @@ pub async fn fixture(config: HttpConfig) -> Fixture {
 
 /// As [`fixture`], with the guard's limits and trusted proxies of `guard`.
 pub async fn fixture_with(config: HttpConfig, guard: GuardConfig) -> Fixture {
+    fixture_on(config, guard, Arc::new(MemoryStore::new())).await
+}
+
+/// As [`fixture_with`], over `store` (a PostgreSQL test database, say).
+pub async fn fixture_on(
+    config: HttpConfig,
+    guard: GuardConfig,
+    store: Arc<dyn fleetpass_ports::Store>,
+) -> Fixture {
     let clock = Arc::new(FixedClock::new(datetime!(2026-11-22 10:00 UTC)));
     let deps = Deps {
-        store: Arc::new(MemoryStore::new()),
+        store,
         clock: clock.clone(),
         ids: Arc::new(UuidV7),
         secrets: Arc::new(RingSecrets::default()),

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod directory;
 pub mod fleets;
 pub mod scans;
+pub mod schedules;
 pub mod shares;
 pub mod tenants;
 pub mod tokens;
@@ -54,6 +55,14 @@ pub enum ServiceError {
     Conflict {
         /// Which rule (see `store::constraint`).
         constraint: &'static str,
+    },
+    /// The feature is off in this deployment (retrying will not help).
+    #[error("{message}")]
+    NotConfigured {
+        /// What is off.
+        message: &'static str,
+        /// How to turn it on.
+        hint: &'static str,
     },
     /// The store cannot be reached; retry later.
     #[error("store unavailable: {0}")]

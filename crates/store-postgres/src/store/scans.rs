@@ -78,7 +78,7 @@ fn status_is(status: ScanStatus) -> SqlLiteral<Bool> {
 /// Key-share locks a fleet of `tenant` (`NotFound` when there is none) and returns its
 /// environment: `lock_fleet` in `store.rs`, for a write that also needs to know where
 /// the fleet lives.
-async fn lock_fleet_environment(
+pub(super) async fn lock_fleet_environment(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
     id: FleetId,
@@ -114,29 +114,36 @@ pub(super) async fn create(
     audit: &AuditEvent,
 ) -> Result<(), RepoError> {
     store
-        .transaction(|c| {
-            async move {
-                let environment = lock_fleet_environment(c, scan.tenant_id, scan.fleet_id).await?;
-                // The foreign key only ties the scan to a fleet of its tenant; a scan
-                // filed under another environment than its fleet's would leak into (or
-                // hide from) env-scoped listings, and is a bug in the caller.
-                if environment != scan.environment_id.as_uuid() {
-                    return Err(InconsistentWrite::repo(
-                        "scans",
-                        scan.id,
-                        "its environment is not its fleet's",
-                    )
-                    .into());
-                }
-                diesel::insert_into(scans::table)
-                    .values(ScanRow::from(scan))
-                    .execute(c)
-                    .await?;
-                insert_audit(c, std::slice::from_ref(audit)).await
-            }
-            .scope_boxed()
-        })
+        .transaction(|c| async move { insert(c, scan, audit).await }.scope_boxed())
         .await
+}
+
+/// Stores a new scan and its audit event inside the caller's transaction: the one code
+/// path of `create_scan` and of the scans due schedules enqueue, so the checks a new scan
+/// goes through live here only. Key-share locks the fleet first (`NotFound` when it is
+/// not one of the scan's tenant's).
+pub(super) async fn insert(
+    c: &mut AsyncPgConnection,
+    scan: &Scan,
+    audit: &AuditEvent,
+) -> Result<(), DbError> {
+    let environment = lock_fleet_environment(c, scan.tenant_id, scan.fleet_id).await?;
+    // The foreign key only ties the scan to a fleet of its tenant; a scan filed under
+    // another environment than its fleet's would leak into (or hide from) env-scoped
+    // listings, and is a bug in the caller.
+    if environment != scan.environment_id.as_uuid() {
+        return Err(InconsistentWrite::repo(
+            "scans",
+            scan.id,
+            "its environment is not its fleet's",
+        )
+        .into());
+    }
+    diesel::insert_into(scans::table)
+        .values(ScanRow::from(scan))
+        .execute(c)
+        .await?;
+    insert_audit(c, std::slice::from_ref(audit)).await
 }
 
 /// `get_scan`.
