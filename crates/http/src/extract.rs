@@ -11,7 +11,6 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use fleetpass_domain::access::Actor;
 use fleetpass_domain::page::{Cursor, PageLimit, PageRequest};
 use fleetpass_domain::token::ApiToken;
-use fleetpass_ports::service::auth;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq as _;
@@ -138,10 +137,15 @@ pub struct Caller {
     pub token: ApiToken,
 }
 
-/// The guard middleware's authentication of the request, when it made one: the
-/// [`Caller`] extractor answers with it instead of authenticating again.
+/// The guard's authentication of a tenant route's request; the [`Caller`] extractor
+/// answers with it.
 #[derive(Debug, Clone)]
 pub(crate) struct ResolvedCaller(pub(crate) Result<Caller, ApiError>);
+
+/// The guard's authentication of an agent route's request; the [`AgentCaller`]
+/// extractor answers with it.
+#[derive(Debug, Clone)]
+pub(crate) struct ResolvedAgent(pub(crate) Result<fleetpass_domain::fleet::Agent, ApiError>);
 
 /// Where the token was found, in the spec's order of precedence.
 pub(crate) fn presented_token(req: &HttpRequest, query_tokens: bool) -> Result<String, ApiError> {
@@ -170,25 +174,37 @@ pub(crate) fn presented_token(req: &HttpRequest, query_tokens: bool) -> Result<S
     Err(ApiError::unauthorized("an API token is required"))
 }
 
+/// The token of `Authorization: Bearer <token>`, the only way agent tokens travel.
+pub(crate) fn bearer_token(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+}
+
+/// What the guard put into the request's extensions for this extractor, or a 500 when
+/// it put nothing: the route was registered under a class that does not authenticate
+/// this kind of caller, a programming error every test of the route shows at once.
+fn resolved<T: Clone + 'static>(req: &HttpRequest, what: &str) -> Result<T, ApiError> {
+    req.extensions().get::<T>().cloned().ok_or_else(|| {
+        tracing::error!(
+            route = req.match_pattern().as_deref().unwrap_or("unmatched"),
+            "a route asks for {what} but its guard class does not authenticate one"
+        );
+        ApiError::internal()
+    })
+}
+
 impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = LocalFuture<Self>;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        // The guard middleware authenticated the request already: use its outcome.
-        if let Some(ResolvedCaller(resolved)) = req.extensions().get::<ResolvedCaller>() {
-            let resolved = resolved.clone();
-            return Box::pin(async move { resolved });
-        }
-        let found = state(req).map(|s| (s.deps.clone(), s.config.query_tokens));
-        let req = req.clone();
-        Box::pin(async move {
-            let (deps, query_tokens) = found?;
-            let presented = presented_token(&req, query_tokens)?;
-            let (actor, token) = auth::authenticate(&deps, &presented).await?;
-            req.extensions_mut().insert(actor.clone());
-            Ok(Caller { actor, token })
-        })
+        std::future::ready(
+            resolved::<ResolvedCaller>(req, "an API token").and_then(|ResolvedCaller(r)| r),
+        )
     }
 }
 
@@ -197,29 +213,24 @@ impl FromRequest for Caller {
 #[derive(Debug, Clone)]
 pub struct AgentCaller(pub fleetpass_domain::fleet::Agent);
 
+impl AgentCaller {
+    /// The answer to an agent route called without a bearer token.
+    pub(crate) fn missing() -> ApiError {
+        ApiError::unauthorized("an agent access token is required")
+            .hint("Send `Authorization: Bearer <access token>` from POST /agent/token.")
+    }
+}
+
 impl FromRequest for AgentCaller {
     type Error = ApiError;
-    type Future = LocalFuture<Self>;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let found = state(req).map(|s| (s.deps.clone(), s.keys.clone()));
-        let bearer = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().to_owned());
-        Box::pin(async move {
-            let (deps, keys) = found?;
-            let token = bearer.ok_or_else(|| {
-                ApiError::unauthorized("an agent access token is required")
-                    .hint("Send `Authorization: Bearer <access token>` from POST /agent/token.")
-            })?;
-            Ok(AgentCaller(
-                fleetpass_ports::service::agents::authenticate(&deps, &keys, &token).await?,
-            ))
-        })
+        std::future::ready(
+            resolved::<ResolvedAgent>(req, "an agent")
+                .and_then(|ResolvedAgent(r)| r)
+                .map(AgentCaller),
+        )
     }
 }
 

@@ -23,7 +23,7 @@ use fleetpass_ports::Deps;
 use fleetpass_ports::keys::KeyRing;
 
 pub use extract::AdminKey;
-pub use guard::{GuardConfig, Guards, TrustedProxies};
+pub use guard::{Class, GuardConfig, Guards, TrustedProxies};
 
 /// HTTP-level settings.
 #[derive(Debug, Clone)]
@@ -81,9 +81,8 @@ pub fn app(
             )
             .into()
         }))
+        // Every route carries its own guard (`routes::route`), inside the request
+        // context, so the guard's answers carry request ids and the error contract.
         .configure(routes::configure)
-        // Inside the request context, so the guard's answers carry request ids and
-        // the error contract's body.
-        .wrap(actix_web::middleware::from_fn(guard::guard))
         .wrap(actix_web::middleware::from_fn(middleware::request_context))
 }

@@ -1,6 +1,9 @@
-//! The request context middleware: assigns the request id, logs one line per request
-//! (path only: a query string can carry an `api_key`, so it never reaches a log), and
-//! renders every error response through the one error contract.
+//! The request context middleware: assigns the request id, logs one line per request,
+//! and renders every error response through the one error contract.
+//!
+//! Log lines name the route pattern (`/share/{token}`), which the route's guard records
+//! on the request span, never the raw path or query: paths carry share tokens and
+//! queries an `api_key`. A path no route matched is logged redacted.
 
 use std::time::Instant;
 
@@ -10,6 +13,8 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 use tracing::Instrument as _;
+
+use fleetpass_domain::secret::SecretKind;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -47,7 +52,12 @@ pub async fn request_context(
         }
     };
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        route = tracing::field::Empty,
+    );
     let started = Instant::now();
     let mut res = match next.call(req).instrument(span.clone()).await {
         Ok(res) => render_errors(res, &id),
@@ -79,14 +89,14 @@ pub async fn request_context(
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     let took = started.elapsed();
+    let pattern = res.request().match_pattern();
+    if pattern.is_none() {
+        span.record("route", redacted_path(res.request().path()).as_str());
+    }
     if let Some(metrics) = crate::metrics::Metrics::global() {
-        let route = res
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
         metrics.record(
             res.request().method().as_str(),
-            &route,
+            pattern.as_deref().unwrap_or("unmatched"),
             res.status().as_u16(),
             took,
         );
@@ -99,6 +109,25 @@ pub async fn request_context(
         );
     });
     Ok(res)
+}
+
+/// A path no route matched, fit for a log line: every segment that could carry a
+/// secret — one with a secret's prefix, longer than an id, or with anything but
+/// `[A-Za-z0-9._-]` (so every percent-encoding) — is replaced by `…`.
+pub fn redacted_path(path: &str) -> String {
+    let plain = |segment: &str| {
+        segment.len() <= 40
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            && !SecretKind::ALL
+                .iter()
+                .any(|kind| segment.starts_with(kind.prefix()))
+    };
+    path.split('/')
+        .map(|segment| if plain(segment) { segment } else { "…" })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Marks a response that is final already (the guard rendered it, or it replays a
@@ -155,7 +184,20 @@ pub(crate) fn render_errors<B: MessageBody + 'static>(
 
 #[cfg(test)]
 mod tests {
-    use super::valid_request_id;
+    use super::{redacted_path, valid_request_id};
+
+    #[test]
+    fn unmatched_paths_are_logged_without_anything_secret_shaped() {
+        assert_eq!(redacted_path("/nope/x-1.json"), "/nope/x-1.json");
+        assert_eq!(
+            redacted_path("/tenant/scans/0192e4a0-7b1c-7d2e-8f00-aabbccddeeff/nope"),
+            "/tenant/scans/0192e4a0-7b1c-7d2e-8f00-aabbccddeeff/nope"
+        );
+        let share = format!("fps_{}", "A".repeat(49));
+        assert_eq!(redacted_path(&format!("/sh%61re/{share}/x")), "/…/…/x");
+        assert_eq!(redacted_path("/x/fpk_short"), "/x/…");
+        assert_eq!(redacted_path(&format!("/x/{}", "a".repeat(41))), "/x/…");
+    }
 
     #[test]
     fn request_id_rules() {

@@ -13,23 +13,25 @@ use utoipa::ToSchema;
 
 use super::Checks;
 use crate::AppState;
+use super::route;
+use crate::guard::Class;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AgentCaller, Body, BodyLimit, path_id};
 use crate::views::{AgentView, ScanView, ts};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/agent/enroll").post(enroll))
-        .service(web::resource("/agent/token").post(token))
-        .service(web::resource("/agent/heartbeat").post(heartbeat))
-        .service(web::resource("/agent/jobs/claim").post(claim))
+    cfg.service(route("/agent/enroll", Class::Public).post(enroll))
+        .service(route("/agent/token", Class::Public).post(token))
+        .service(route("/agent/heartbeat", Class::Agent).post(heartbeat))
+        .service(route("/agent/jobs/claim", Class::Agent).post(claim))
         .service(
-            web::resource("/agent/scans/{scan_id}/results")
+            route("/agent/scans/{scan_id}/results", Class::Agent)
                 .app_data(BodyLimit(RESULTS_LIMIT))
                 .app_data(web::PayloadConfig::new(RESULTS_LIMIT))
                 .post(submit_results),
         )
-        .service(web::resource("/.well-known/jwks.json").get(jwks));
+        .service(route("/.well-known/jwks.json", Class::Open).get(jwks));
 }
 
 /// Body of `POST /agent/enroll`.

@@ -16,6 +16,8 @@ use uuid::Uuid;
 
 use super::{Checks, SERVER_FIELDS, present, refuse_other_fields};
 use crate::AppState;
+use super::route;
+use crate::guard::Class;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
 use crate::views::{
@@ -25,39 +27,39 @@ use crate::views::{
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/admin/environments")
+        route("/api/admin/environments", Class::Tenant)
             .get(list_environments)
             .post(create_environment),
     )
     .service(
-        web::resource("/api/admin/environments/{id}")
+        route("/api/admin/environments/{id}", Class::Tenant)
             .get(get_environment)
             .patch(update_environment)
             .delete(delete_environment),
     )
     .service(
-        web::resource("/api/admin/users")
+        route("/api/admin/users", Class::Tenant)
             .get(list_users)
             .post(create_user),
     )
     .service(
-        web::resource("/api/admin/users/{id}")
+        route("/api/admin/users/{id}", Class::Tenant)
             .get(get_user)
             .patch(update_user)
             .delete(delete_user),
     )
     .service(
-        web::resource("/api/admin/service-accounts")
+        route("/api/admin/service-accounts", Class::Tenant)
             .get(list_service_accounts)
             .post(create_service_account),
     )
     .service(
-        web::resource("/api/admin/service-accounts/{id}")
+        route("/api/admin/service-accounts/{id}", Class::Tenant)
             .get(get_service_account)
             .patch(update_service_account)
             .delete(delete_service_account),
     )
-    .service(web::resource("/api/admin/audit-events").get(list_audit_events));
+    .service(route("/api/admin/audit-events", Class::Tenant).get(list_audit_events));
 }
 
 // ---- environments ----

@@ -10,6 +10,8 @@ use utoipa::ToSchema;
 
 use super::{Checks, SERVER_FIELDS, refuse_other_fields};
 use crate::AppState;
+use super::route;
+use crate::guard::Class;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
 use crate::views::{
@@ -19,28 +21,28 @@ use crate::views::{
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/tenant/discovery/fleets")
+        route("/tenant/discovery/fleets", Class::Tenant)
             .get(list_fleets)
             .post(create_fleet),
     )
     .service(
-        web::resource("/tenant/discovery/fleets/{fleet_id}")
+        route("/tenant/discovery/fleets/{fleet_id}", Class::Tenant)
             .get(get_fleet)
             .patch(update_fleet)
             .delete(delete_fleet),
     )
     .service(
-        web::resource("/tenant/discovery/fleets/{fleet_id}/enrollment-tokens")
+        route("/tenant/discovery/fleets/{fleet_id}/enrollment-tokens", Class::Tenant)
             .get(list_enrollment_tokens)
             .post(issue_enrollment_token),
     )
     .service(
-        web::resource("/tenant/discovery/fleets/{fleet_id}/enrollment-tokens/{token_id}")
+        route("/tenant/discovery/fleets/{fleet_id}/enrollment-tokens/{token_id}", Class::Tenant)
             .delete(revoke_enrollment_token),
     )
-    .service(web::resource("/tenant/discovery/fleets/{fleet_id}/agents").get(list_agents))
+    .service(route("/tenant/discovery/fleets/{fleet_id}/agents", Class::Tenant).get(list_agents))
     .service(
-        web::resource("/tenant/discovery/agents/{agent_id}")
+        route("/tenant/discovery/agents/{agent_id}", Class::Tenant)
             .get(get_agent)
             .delete(revoke_agent),
     );

@@ -9,6 +9,8 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
+use super::route;
+use crate::guard::Class;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, ListParams, PlatformAdmin, path_id};
 use crate::views::{CreatedTenantView, List, TenantView, ts};
@@ -16,11 +18,11 @@ use crate::views::{CreatedTenantView, List, TenantView, ts};
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/platform/tenants")
+        route("/platform/tenants", Class::Platform)
             .get(list_tenants)
             .post(create_tenant),
     )
-    .service(web::resource("/platform/tenants/{id}").get(get_tenant));
+    .service(route("/platform/tenants/{id}", Class::Platform).get(get_tenant));
 }
 
 /// Body of `POST /platform/tenants`.

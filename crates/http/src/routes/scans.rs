@@ -18,6 +18,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::Checks;
 use crate::AppState;
+use super::route;
+use crate::guard::Class;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
 use crate::views::{CreatedShareView, List, ScanView, ShareLinkView, ts};
@@ -25,21 +27,21 @@ use crate::views::{CreatedShareView, List, ScanView, ShareLinkView, ts};
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/tenant/scans")
+        route("/tenant/scans", Class::Tenant)
             .get(list_scans)
             .post(request_scan),
     )
-    .service(web::resource("/tenant/scans/{scan_id}").get(get_scan))
-    .service(web::resource("/tenant/scans/{scan_id}/report").get(report))
-    .service(web::resource("/tenant/scans/{scan_id}/bundle").get(bundle))
-    .service(web::resource("/tenant/scans/{scan_id}/passport").get(passport))
+    .service(route("/tenant/scans/{scan_id}", Class::Tenant).get(get_scan))
+    .service(route("/tenant/scans/{scan_id}/report", Class::Tenant).get(report))
+    .service(route("/tenant/scans/{scan_id}/bundle", Class::Tenant).get(bundle))
+    .service(route("/tenant/scans/{scan_id}/passport", Class::Tenant).get(passport))
     .service(
-        web::resource("/tenant/scans/{scan_id}/share-links")
+        route("/tenant/scans/{scan_id}/share-links", Class::Tenant)
             .get(list_share_links)
             .post(create_share_link),
     )
-    .service(web::resource("/tenant/scans/{scan_id}/share").post(create_share_alias))
-    .service(web::resource("/tenant/share-links/{link_id}").delete(revoke_share_link));
+    .service(route("/tenant/scans/{scan_id}/share", Class::Tenant).post(create_share_alias))
+    .service(route("/tenant/share-links/{link_id}", Class::Tenant).delete(revoke_share_link));
 }
 
 /// Constraints of a scan request.

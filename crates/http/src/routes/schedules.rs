@@ -11,6 +11,8 @@ use utoipa::ToSchema;
 
 use super::{Checks, SERVER_FIELDS, present, refuse_other_fields};
 use crate::AppState;
+use super::route;
+use crate::guard::Class;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
 use crate::views::{List, ts};
@@ -18,12 +20,12 @@ use crate::views::{List, ts};
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/tenant/schedules")
+        route("/tenant/schedules", Class::Tenant)
             .get(list_schedules)
             .post(create_schedule),
     )
     .service(
-        web::resource("/tenant/schedules/{schedule_id}")
+        route("/tenant/schedules/{schedule_id}", Class::Tenant)
             .get(get_schedule)
             .patch(update_schedule)
             .delete(delete_schedule),

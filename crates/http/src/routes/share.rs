@@ -16,6 +16,8 @@ use utoipa::ToSchema;
 
 use super::scans::artifact_response;
 use crate::AppState;
+use super::route;
+use crate::guard::Class;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::views::ts;
 
@@ -75,8 +77,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/share")
             .wrap(headers)
-            .service(web::resource("/{token}").get(landing))
-            .service(web::resource("/{token}/{artifact}").get(artifact)),
+            .service(route("/{token}", Class::Public).get(landing))
+            .service(route("/{token}/{artifact}", Class::Public).get(artifact)),
     );
 }
 

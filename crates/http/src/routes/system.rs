@@ -7,6 +7,8 @@ use serde::Serialize;
 use utoipa::{OpenApi as _, ToSchema};
 
 use crate::AppState;
+use super::route;
+use crate::guard::Class;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::Caller;
 use crate::openapi::ApiDoc;
@@ -14,12 +16,12 @@ use crate::views::{MeView, TokenView};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/healthz").get(healthz))
-        .service(web::resource("/readyz").get(readyz))
-        .service(web::resource("/openapi.json").get(openapi))
-        .service(web::resource("/docs").get(docs))
-        .service(web::resource("/metrics").get(metrics))
-        .service(web::resource("/api/me").get(me));
+    cfg.service(route("/healthz", Class::Open).get(healthz))
+        .service(route("/readyz", Class::Open).get(readyz))
+        .service(route("/openapi.json", Class::Open).get(openapi))
+        .service(route("/docs", Class::Open).get(docs))
+        .service(route("/metrics", Class::Open).get(metrics))
+        .service(route("/api/me", Class::Tenant).get(me));
 }
 
 /// Health answer.

@@ -12,6 +12,8 @@ use utoipa::ToSchema;
 
 use super::{Checks, SERVER_FIELDS, present, refuse_other_fields};
 use crate::AppState;
+use super::route;
+use crate::guard::Class;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
 use crate::views::{CreatedTokenView, List, TokenView};
@@ -19,18 +21,18 @@ use crate::views::{CreatedTokenView, List, TokenView};
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/api/admin/tokens")
+        route("/api/admin/tokens", Class::Tenant)
             .get(list_tokens)
             .post(create_token),
     )
     .service(
-        web::resource("/api/admin/tokens/{id}")
+        route("/api/admin/tokens/{id}", Class::Tenant)
             .get(get_token)
             .patch(update_token)
             .delete(revoke_token),
     )
-    .service(web::resource("/api/admin/tokens/{id}/rotate").post(rotate_token))
-    .service(web::resource("/api/public/revocations").post(revoke_leaked));
+    .service(route("/api/admin/tokens/{id}/rotate", Class::Tenant).post(rotate_token))
+    .service(route("/api/public/revocations", Class::Public).post(revoke_leaked));
 }
 
 /// Body of `POST /api/admin/tokens`, exactly as the API reference (seed 002).
