@@ -997,14 +997,14 @@ pub async fn token_list_newest_first(store: &dyn Store) {
     expected.reverse();
     let listed = all(
         "list_tokens",
-        |p| store.list_tokens(a.id(), p),
+        |p| store.list_tokens(a.id(), None, p),
         |t| t.id.as_uuid(),
     )
     .await;
     assert_eq!(listed, expected, "list_tokens, newest first");
     let listed = all(
         "list_tokens",
-        |p| store.list_tokens(b.id(), p),
+        |p| store.list_tokens(b.id(), None, p),
         |t| t.id.as_uuid(),
     )
     .await;
@@ -1341,7 +1341,7 @@ pub async fn token_cross_tenant_is_not_found(store: &dyn Store) {
     assert_eq!(lookup, None, "a refused rotation stores no secret");
     let listed = all(
         "list_tokens",
-        |p| store.list_tokens(other, p),
+        |p| store.list_tokens(other, None, p),
         |t| t.id.as_uuid(),
     )
     .await;
@@ -1409,7 +1409,7 @@ pub async fn lists_paginate_newest_first(store: &dyn Store) {
         accounts,
     );
     let token_id = |t: &ApiToken| t.id.as_uuid();
-    let got = pages("list_tokens", 2, |p| store.list_tokens(t, p), token_id).await;
+    let got = pages("list_tokens", 2, |p| store.list_tokens(t, None, p), token_id).await;
     expect_pages_of_five("list_tokens", &got, token_id, tokens);
     let filter = AuditFilter {
         action: Some("contract.page".to_owned()),
@@ -1434,7 +1434,7 @@ pub async fn lists_paginate_newest_first(store: &dyn Store) {
     expect_pages_of_five("list_principals(Users)", &got, principal_id, users);
 
     let one = store
-        .list_tokens(t, first_page(200))
+        .list_tokens(t, None, first_page(200))
         .await
         .must("list_tokens");
     assert_eq!(
@@ -1567,6 +1567,7 @@ pub async fn audit_filters(store: &dyn Store) {
                 actor_id: Some(token_a),
                 target_id: Some(env_a.id.as_uuid()),
                 since: Some(hour(3)),
+                environments: None,
             },
             vec![&e3],
         ),

@@ -563,6 +563,7 @@ impl Fixtures {
             at,
             // Nested, typed details catch a store that flattens or stringifies them.
             details: serde_json::json!({ "source": "contract", "count": 2, "tags": ["a", "b"] }),
+            scope: fleetpass_domain::identity::EnvScope::All,
         }
     }
 

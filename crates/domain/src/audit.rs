@@ -1,7 +1,8 @@
 //! Audit events: one per state change, written in the same transaction as the change.
 
 use crate::Timestamp;
-use crate::ids::{AuditEventId, TenantId};
+use crate::identity::EnvScope;
+use crate::ids::{AuditEventId, EnvironmentId, TenantId};
 use uuid::Uuid;
 
 /// Who caused an event.
@@ -69,6 +70,26 @@ pub struct AuditEvent {
     pub at: Timestamp,
     /// Extra, non-secret facts (names, roles, counts).
     pub details: serde_json::Value,
+    /// The environments the event concerns, which decide who may read it: an
+    /// environment-scoped admin sees the events its scope covers. `All` (the default)
+    /// marks a tenant-wide event — principals, all-environment tokens — that only
+    /// all-environments admins see.
+    pub scope: EnvScope,
+}
+
+impl AuditEvent {
+    /// The event, concerning only `env`.
+    #[must_use]
+    pub fn in_environment(self, env: EnvironmentId) -> Self {
+        self.within(EnvScope::Only(std::iter::once(env).collect()))
+    }
+
+    /// The event, concerning the environments of `scope`.
+    #[must_use]
+    pub fn within(mut self, scope: EnvScope) -> Self {
+        self.scope = scope;
+        self
+    }
 }
 
 /// The action names. Once written they are part of the audit log's contract.
@@ -101,6 +122,9 @@ pub mod actions {
     pub const TOKEN_REVOKED: &str = "token.revoked";
     /// An API token was rotated.
     pub const TOKEN_ROTATED: &str = "token.rotated";
+    /// A token's rotated-out secret was reported as leaked and ended; the token and
+    /// its current secret were left alone.
+    pub const TOKEN_SECRET_RETIRED: &str = "token.secret_retired";
     /// A fleet was created (with its first enrollment token).
     pub const FLEET_CREATED: &str = "fleet.created";
     /// A fleet was renamed.

@@ -15,7 +15,7 @@ use actix_web::http::header::HeaderMap;
 use actix_web::test::{self, TestRequest};
 use actix_web::web::{self, Bytes};
 use actix_web::{App, HttpResponse};
-use fleetpass_http::GuardConfig;
+use fleetpass_http::{Class, GuardConfig};
 use fleetpass_http::error::{ApiError, ErrorCode};
 use serde_json::{Value, json};
 use support::*;
@@ -369,9 +369,16 @@ macro_rules! test_app {
                 .app_data($f.state.clone())
                 .app_data($runs.clone())
                 .app_data($gate.clone())
-                .route("/api/flaky", web::post().to(flaky))
-                .route("/api/slow", web::post().to(slow))
-                .wrap(actix_web::middleware::from_fn(fleetpass_http::guard::guard))
+                .service(
+                    web::resource("/api/flaky")
+                        .wrap(fleetpass_http::guard::layer(Class::Tenant))
+                        .post(flaky),
+                )
+                .service(
+                    web::resource("/api/slow")
+                        .wrap(fleetpass_http::guard::layer(Class::Tenant))
+                        .post(slow),
+                )
                 .wrap(actix_web::middleware::from_fn(
                     fleetpass_http::middleware::request_context,
                 )),

@@ -126,6 +126,9 @@ pub struct AuditFilter {
     pub target_id: Option<Uuid>,
     /// Events at or after this instant.
     pub since: Option<Timestamp>,
+    /// Only events concerning these environments alone (an env-scoped caller's view:
+    /// tenant-wide events and events reaching other environments are left out).
+    pub environments: Option<Vec<EnvironmentId>>,
 }
 
 /// A JWT signing key as stored: the private half sealed (encrypted) by the caller with
@@ -364,10 +367,13 @@ pub trait Store: Send + Sync + 'static {
     /// Reads a token of `tenant`.
     async fn get_token(&self, tenant: TenantId, id: TokenId) -> Result<ApiToken, RepoError>;
 
-    /// Lists the tokens of `tenant`, newest first.
+    /// Lists the tokens of `tenant`, newest first; with `environments`, only the
+    /// tokens scoped to some of those environments and no others (an env-scoped
+    /// caller's view: all-environment tokens are left out).
     async fn list_tokens(
         &self,
         tenant: TenantId,
+        environments: Option<&[EnvironmentId]>,
         page: PageRequest,
     ) -> Result<Page<ApiToken>, RepoError>;
 
@@ -396,6 +402,16 @@ pub trait Store: Send + Sync + 'static {
         old_valid_until: Timestamp,
         audit: &AuditEvent,
     ) -> Result<ApiToken, RepoError>;
+
+    /// Ends the rotated-out secret with `digest` at `at` (or keeps its earlier end) and
+    /// writes `audit`; the token and its current secret are untouched. A digest that is
+    /// not a rotated-out secret changes nothing but the audit log.
+    async fn retire_token_secret(
+        &self,
+        digest: &SecretDigest,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
 
     /// Records a use of a token at `at` (callers rate-limit this to once a minute).
     async fn touch_token(&self, id: TokenId, at: Timestamp) -> Result<(), RepoError>;

@@ -121,6 +121,15 @@ fn duplicate(what: &str) -> RepoError {
 }
 
 /// One newest-first page of the rows of `map` that pass `keep`.
+/// Whether `scope` reaches only environments among `envs` (never for `All`): what an
+/// env-scoped caller may see of tokens and audit events.
+fn within(scope: &EnvScope, envs: &[EnvironmentId]) -> bool {
+    match scope {
+        EnvScope::All => false,
+        EnvScope::Only(ids) => ids.iter().all(|id| envs.contains(id)),
+    }
+}
+
 fn page_of<T: Clone>(
     map: &BTreeMap<Uuid, T>,
     page: PageRequest,
@@ -656,9 +665,14 @@ impl Store for MemoryStore {
     async fn list_tokens(
         &self,
         tenant: TenantId,
+        environments: Option<&[EnvironmentId]>,
         page: PageRequest,
     ) -> Result<Page<ApiToken>, RepoError> {
-        self.with(|s| Ok(page_of(&s.tokens, page, |t| t.tenant_id == tenant)))
+        self.with(|s| {
+            Ok(page_of(&s.tokens, page, |t| {
+                t.tenant_id == tenant && environments.is_none_or(|envs| within(&t.scope, envs))
+            }))
+        })
     }
 
     async fn update_token(&self, token: &ApiToken, audit: &AuditEvent) -> Result<(), RepoError> {
@@ -732,6 +746,22 @@ impl Store for MemoryStore {
             let rotated = stored.clone();
             s.record(audit);
             Ok(rotated)
+        })
+    }
+
+    async fn retire_token_secret(
+        &self,
+        digest: &SecretDigest,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.with(|s| {
+            s.ensure_new_audit([audit])?;
+            if let Some(secret) = s.secrets.get_mut(digest.as_bytes()) {
+                secret.valid_until = secret.valid_until.map(|until| until.min(at));
+            }
+            s.record(audit);
+            Ok(())
         })
     }
 
@@ -1266,6 +1296,10 @@ impl Store for MemoryStore {
                     .target_id
                     .is_none_or(|target| e.target_id == Some(target))
                 && filter.since.is_none_or(|since| e.at >= since)
+                && filter
+                    .environments
+                    .as_deref()
+                    .is_none_or(|envs| within(&e.scope, envs))
         };
         self.with(|s| Ok(page_of(&s.audit, page, passes)))
     }

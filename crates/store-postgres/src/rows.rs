@@ -286,6 +286,7 @@ pub(crate) struct AuditRow {
     pub target_id: Option<Uuid>,
     pub at: Timestamp,
     pub details: serde_json::Value,
+    pub environment_ids: Option<Vec<Uuid>>,
 }
 
 impl From<&AuditEvent> for AuditRow {
@@ -299,6 +300,10 @@ impl From<&AuditEvent> for AuditRow {
             target_id: e.target_id,
             at: e.at,
             details: e.details.clone(),
+            environment_ids: match &e.scope {
+                EnvScope::All => None,
+                EnvScope::Only(ids) => Some(ids.iter().map(|id| id.as_uuid()).collect()),
+            },
         }
     }
 }
@@ -322,6 +327,14 @@ impl TryFrom<AuditRow> for AuditEvent {
             target_id: row.target_id,
             at: row.at,
             details: row.details,
+            scope: match row.environment_ids {
+                None => EnvScope::All,
+                Some(ids) => EnvScope::from_wire(
+                    false,
+                    ids.into_iter().map(EnvironmentId::from_uuid).collect(),
+                )
+                .map_err(|e| CorruptRow::repo("audit_events", row.id, e.to_string()))?,
+            },
         })
     }
 }

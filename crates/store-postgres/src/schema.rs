@@ -115,6 +115,8 @@ diesel::table! {
         at -> Timestamptz,
         /// Extra non-secret facts.
         details -> Jsonb,
+        /// The environments the event concerns; `NULL` for a tenant-wide event.
+        environment_ids -> Nullable<Array<Uuid>>,
     }
 }
 

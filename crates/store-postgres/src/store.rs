@@ -862,8 +862,11 @@ impl Store for PgStore {
     async fn list_tokens(
         &self,
         tenant: TenantId,
+        environments: Option<&[EnvironmentId]>,
         page: PageRequest,
     ) -> Result<Page<ApiToken>, RepoError> {
+        let envs: Option<Vec<Uuid>> =
+            environments.map(|ids| ids.iter().map(EnvironmentId::as_uuid).collect());
         self.run(|c| {
             async move {
                 let mut query = api_tokens::table
@@ -872,6 +875,12 @@ impl Store for PgStore {
                     .order(api_tokens::id.desc())
                     .limit(overfetch(page))
                     .into_boxed();
+                // In SQL, so that pages stay full and cursors right.
+                if let Some(envs) = &envs {
+                    query = query
+                        .filter(api_tokens::all_environments.eq(false))
+                        .filter(api_tokens::environment_ids.is_contained_by(envs));
+                }
                 if let Some(cursor) = page.cursor {
                     query = query.filter(api_tokens::id.lt(cursor.last_id()));
                 }
@@ -984,6 +993,32 @@ impl Store for PgStore {
                     .await?;
                 insert_audit(c, std::slice::from_ref(audit)).await?;
                 Ok(ApiToken::try_from(row)?)
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+
+    async fn retire_token_secret(
+        &self,
+        digest: &SecretDigest,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.transaction(|c| {
+            async move {
+                // Only a secret with an end (rotated out), and only to end it sooner:
+                // the current secret, whose `valid_until` is NULL, is never matched.
+                diesel::update(
+                    api_token_secrets::table
+                        .filter(api_token_secrets::digest.eq(digest.as_bytes().as_slice()))
+                        .filter(api_token_secrets::valid_until.gt(at)),
+                )
+                .set(api_token_secrets::valid_until.eq(at))
+                .execute(c)
+                .await?;
+                insert_audit(c, std::slice::from_ref(audit)).await?;
+                Ok(())
             }
             .scope_boxed()
         })
@@ -1737,6 +1772,11 @@ impl Store for PgStore {
                 }
                 if let Some(since) = filter.since {
                     query = query.filter(audit_events::at.ge(since));
+                }
+                if let Some(envs) = &filter.environments {
+                    // A NULL (tenant-wide) scope is contained by nothing.
+                    let envs: Vec<Uuid> = envs.iter().map(|id| id.as_uuid()).collect();
+                    query = query.filter(audit_events::environment_ids.is_contained_by(envs));
                 }
                 if let Some(cursor) = page.cursor {
                     query = query.filter(audit_events::id.lt(cursor.last_id()));

@@ -496,6 +496,8 @@ pub async fn list_audit_events(
         actor_id: uuid("actorId", params.actor_id)?,
         target_id: uuid("targetId", params.target_id)?,
         since,
+        // The service narrows it to the caller's scope.
+        environments: None,
     };
     let page = svc::list_audit_events(&state.deps, &caller.actor, &filter, page).await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, AuditEventView::from)))

@@ -58,10 +58,21 @@ pub async fn revoke_leaked(deps: &Deps, presented: &str) -> ServiceResult<()> {
         SecretKind::ApiToken => {
             if let Some(found) = deps.store.find_token_by_digest(&secret.digest()).await? {
                 let t = found.token;
-                let audit = reported(t.tenant_id, actions::TOKEN_REVOKED, t.id.as_uuid());
-                deps.store
-                    .revoke_token(t.tenant_id, t.id, now, &audit)
-                    .await?;
+                if found.secret_valid_until.is_some() {
+                    // A rotated-out secret: it stops working (if it still did), and its
+                    // replacement, which did not leak, goes on working.
+                    let audit = reported(t.tenant_id, actions::TOKEN_SECRET_RETIRED, t.id.as_uuid())
+                        .within(t.scope);
+                    deps.store
+                        .retire_token_secret(&secret.digest(), now, &audit)
+                        .await?;
+                } else {
+                    let audit = reported(t.tenant_id, actions::TOKEN_REVOKED, t.id.as_uuid())
+                        .within(t.scope);
+                    deps.store
+                        .revoke_token(t.tenant_id, t.id, now, &audit)
+                        .await?;
+                }
             }
         }
         SecretKind::Enrollment => {

@@ -1,6 +1,6 @@
 //! The tenant directory: environments, users and service accounts, and the audit log.
 
-use fleetpass_domain::access::{Action, Actor};
+use fleetpass_domain::access::{Action, Actor, Denied};
 use fleetpass_domain::audit::{AuditEvent, actions};
 use fleetpass_domain::identity::{
     Email, Environment, EnvironmentName, PersonName, Principal, PrincipalKind, Role,
@@ -268,6 +268,9 @@ pub async fn update_principal(
     p.role = patch.role.unwrap_or(p.role);
     p.disabled = patch.disabled.unwrap_or(p.disabled);
     let loses_power = p.role < was.0 || (p.disabled && !was.1);
+    if loses_power {
+        require_every_environment(actor)?;
+    }
     if loses_power && actor.owner_id == Some(p.id) {
         return Err(ServiceError::Conflict {
             constraint: PRINCIPAL_IS_CALLER,
@@ -278,6 +281,19 @@ pub async fn update_principal(
     let revoke_at = loses_power.then(|| deps.now());
     deps.store.update_principal(&p, revoke_at, &audit).await?;
     Ok(p)
+}
+
+/// Refuses an environment-scoped caller a change that revokes a principal's tokens
+/// (lowering its role, disabling or deleting it): those tokens may reach environments
+/// beyond the caller's, and revoking them is as much power over them as revoking them
+/// one by one, which the caller's scope does not grant. Like managing environments,
+/// it takes an all-environments admin.
+fn require_every_environment(actor: &Actor) -> ServiceResult<()> {
+    if actor.scope.is_all() {
+        Ok(())
+    } else {
+        Err(Denied::Scope.into())
+    }
 }
 
 /// Deletes a principal and revokes its tokens.
@@ -291,6 +307,7 @@ pub async fn delete_principal(
     id: PrincipalId,
 ) -> ServiceResult<()> {
     let p = get_principal(deps, actor, want, id).await?;
+    require_every_environment(actor)?;
     if actor.owner_id == Some(p.id) {
         return Err(ServiceError::Conflict {
             constraint: PRINCIPAL_IS_CALLER,
@@ -317,8 +334,12 @@ pub async fn list_audit_events(
     page: PageRequest,
 ) -> ServiceResult<Page<AuditEvent>> {
     require(actor, Action::Administer, None)?;
+    let filter = AuditFilter {
+        environments: (!actor.scope.is_all()).then(|| actor.scope.ids()),
+        ..filter.clone()
+    };
     Ok(deps
         .store
-        .list_audit_events(actor.tenant_id, filter, page)
+        .list_audit_events(actor.tenant_id, &filter, page)
         .await?)
 }

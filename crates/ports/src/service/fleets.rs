@@ -113,13 +113,15 @@ pub async fn create_fleet(
             actions::FLEET_CREATED,
             fleet.id.as_uuid(),
             json!({"name": fleet.name.as_str(), "environmentId": environment.to_string()}),
-        ),
+        )
+        .in_environment(fleet.environment_id),
         deps.audit_by(
             actor,
             actions::ENROLLMENT_TOKEN_ISSUED,
             enrollment.token.id.as_uuid(),
             json!({"fleetId": fleet.id.to_string(), "maxUses": 1, "hint": enrollment.token.hint}),
-        ),
+        )
+        .in_environment(fleet.environment_id),
     ];
     match deps
         .store
@@ -185,13 +187,15 @@ pub async fn rename_fleet(
     id: FleetId,
     name: FleetName,
 ) -> ServiceResult<Fleet> {
-    fleet_for(deps, actor, Action::Operate, id).await?;
-    let audit = deps.audit_by(
-        actor,
-        actions::FLEET_UPDATED,
-        id.as_uuid(),
-        json!({"name": name.as_str()}),
-    );
+    let fleet = fleet_for(deps, actor, Action::Operate, id).await?;
+    let audit = deps
+        .audit_by(
+            actor,
+            actions::FLEET_UPDATED,
+            id.as_uuid(),
+            json!({"name": name.as_str()}),
+        )
+        .in_environment(fleet.environment_id);
     Ok(deps
         .store
         .rename_fleet(actor.tenant_id, id, &name, &audit)
@@ -204,12 +208,14 @@ pub async fn rename_fleet(
 /// `Denied`, `NotFound`, store errors.
 pub async fn delete_fleet(deps: &Deps, actor: &Actor, id: FleetId) -> ServiceResult<()> {
     let fleet = fleet_for(deps, actor, Action::Operate, id).await?;
-    let audit = deps.audit_by(
-        actor,
-        actions::FLEET_DELETED,
-        id.as_uuid(),
-        json!({"name": fleet.name.as_str()}),
-    );
+    let audit = deps
+        .audit_by(
+            actor,
+            actions::FLEET_DELETED,
+            id.as_uuid(),
+            json!({"name": fleet.name.as_str()}),
+        )
+        .in_environment(fleet.environment_id);
     Ok(deps.store.delete_fleet(actor.tenant_id, id, &audit).await?)
 }
 
@@ -226,12 +232,14 @@ pub async fn issue_enrollment_token(
 ) -> ServiceResult<IssuedEnrollment> {
     let fleet = fleet_for(deps, actor, Action::Operate, fleet).await?;
     let issued = new_enrollment(deps, &fleet, ttl, max_uses);
-    let audit = deps.audit_by(
-        actor,
-        actions::ENROLLMENT_TOKEN_ISSUED,
-        issued.token.id.as_uuid(),
-        json!({"fleetId": fleet.id.to_string(), "maxUses": max_uses.get(), "expiresHours": ttl.get(), "hint": issued.token.hint}),
-    );
+    let audit = deps
+        .audit_by(
+            actor,
+            actions::ENROLLMENT_TOKEN_ISSUED,
+            issued.token.id.as_uuid(),
+            json!({"fleetId": fleet.id.to_string(), "maxUses": max_uses.get(), "expiresHours": ttl.get(), "hint": issued.token.hint}),
+        )
+        .in_environment(fleet.environment_id);
     deps.store
         .create_enrollment_token(&issued.token, &issued.secret.digest(), &audit)
         .await?;
@@ -265,13 +273,17 @@ pub async fn revoke_enrollment_token(
     fleet: FleetId,
     id: EnrollmentTokenId,
 ) -> ServiceResult<EnrollmentToken> {
-    fleet_for(deps, actor, Action::Operate, fleet).await?;
-    let audit = deps.audit_by(
-        actor,
-        actions::ENROLLMENT_TOKEN_REVOKED,
-        id.as_uuid(),
-        json!({"fleetId": fleet.to_string()}),
-    );
+    let environment = fleet_for(deps, actor, Action::Operate, fleet)
+        .await?
+        .environment_id;
+    let audit = deps
+        .audit_by(
+            actor,
+            actions::ENROLLMENT_TOKEN_REVOKED,
+            id.as_uuid(),
+            json!({"fleetId": fleet.to_string()}),
+        )
+        .in_environment(environment);
     Ok(deps
         .store
         .revoke_enrollment_token(actor.tenant_id, fleet, id, deps.now(), &audit)
@@ -293,16 +305,17 @@ pub async fn list_agents(
 }
 
 /// Reads an agent and checks `action` on its fleet.
+/// Reads an agent the caller may act on, with its fleet's environment.
 async fn agent_for(
     deps: &Deps,
     actor: &Actor,
     action: Action,
     id: AgentId,
-) -> ServiceResult<Agent> {
+) -> ServiceResult<(Agent, EnvironmentId)> {
     require(actor, action, None)?;
     let agent = deps.store.get_agent(actor.tenant_id, id).await?;
-    fleet_for(deps, actor, action, agent.fleet_id).await?;
-    Ok(agent)
+    let fleet = fleet_for(deps, actor, action, agent.fleet_id).await?;
+    Ok((agent, fleet.environment_id))
 }
 
 /// Reads an agent.
@@ -310,7 +323,7 @@ async fn agent_for(
 /// # Errors
 /// `Denied`, `NotFound`, store errors.
 pub async fn get_agent(deps: &Deps, actor: &Actor, id: AgentId) -> ServiceResult<Agent> {
-    agent_for(deps, actor, Action::Read, id).await
+    Ok(agent_for(deps, actor, Action::Read, id).await?.0)
 }
 
 /// Revokes an agent: its secret stops working at once, its access tokens with it.
@@ -318,13 +331,15 @@ pub async fn get_agent(deps: &Deps, actor: &Actor, id: AgentId) -> ServiceResult
 /// # Errors
 /// `Denied`, `NotFound`, store errors.
 pub async fn revoke_agent(deps: &Deps, actor: &Actor, id: AgentId) -> ServiceResult<Agent> {
-    let agent = agent_for(deps, actor, Action::Operate, id).await?;
-    let audit = deps.audit_by(
-        actor,
-        actions::AGENT_REVOKED,
-        id.as_uuid(),
-        json!({"hostname": agent.hostname.as_str()}),
-    );
+    let (agent, environment) = agent_for(deps, actor, Action::Operate, id).await?;
+    let audit = deps
+        .audit_by(
+            actor,
+            actions::AGENT_REVOKED,
+            id.as_uuid(),
+            json!({"hostname": agent.hostname.as_str()}),
+        )
+        .in_environment(environment);
     Ok(deps
         .store
         .revoke_agent(actor.tenant_id, id, deps.now(), &audit)

@@ -19,6 +19,7 @@ use fleetpass_domain::Timestamp;
 use fleetpass_domain::access::{Action, Actor, Denied, authorize};
 use fleetpass_domain::audit::{AuditActor, AuditEvent};
 use fleetpass_domain::ids::{AuditEventId, EnvironmentId, TenantId};
+use fleetpass_domain::identity::EnvScope;
 use uuid::Uuid;
 
 use crate::{Deps, RepoError};
@@ -137,6 +138,7 @@ impl Deps {
             target_id,
             at: self.now(),
             details,
+            scope: EnvScope::All,
         }
     }
 

@@ -64,7 +64,8 @@ pub async fn request_scan(
         actions::SCAN_REQUESTED,
         scan.id.as_uuid(),
         json!({"fleetId": fleet.id.to_string(), "scenario": scenario.as_str()}),
-    );
+    )
+    .in_environment(scan.environment_id);
     match deps.store.create_scan(&scan, &audit).await {
         // The fleet was deleted between the read and the write.
         Err(RepoError::NotFound) => Err(ServiceError::NotFound),
@@ -141,6 +142,7 @@ pub async fn claim(deps: &Deps, agent: &Agent) -> ServiceResult<Option<Scan>> {
             Some(scan.id.as_uuid()),
             json!({"fleetId": scan.fleet_id.to_string(), "scenario": scan.scenario.as_str()}),
         )
+        .in_environment(scan.environment_id)
     };
     Ok(deps.store.claim_scan(agent, deps.now(), &audit).await?)
 }
@@ -195,7 +197,8 @@ pub async fn submit_results(
         actions::SCAN_COMPLETED,
         Some(id.as_uuid()),
         json!({"assets": counts.assets, "findings": counts.findings, "bundleSha256": artifacts.bundle_sha256}),
-    );
+    )
+    .in_environment(scan.environment_id);
     Ok(deps
         .store
         .complete_scan(agent.id, id, at, &artifacts, &audit)
@@ -221,6 +224,7 @@ pub async fn sweep(deps: &Deps) -> ServiceResult<usize> {
             Some(scan.id.as_uuid()),
             json!({"reason": why}),
         )
+        .in_environment(scan.environment_id)
     };
     Ok(deps.store.sweep_scans(now, &audit).await?)
 }

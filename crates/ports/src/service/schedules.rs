@@ -93,7 +93,8 @@ pub async fn create_schedule(
         actions::SCHEDULE_CREATED,
         schedule.id.as_uuid(),
         json!({"fleetId": fleet.id.to_string(), "scenario": spec.scenario.as_str(), "intervalMinutes": spec.interval.get()}),
-    );
+    )
+    .in_environment(schedule.environment_id);
     deps.store.create_schedule(&schedule, &audit).await?;
     Ok(schedule)
 }
@@ -180,7 +181,8 @@ pub async fn update_schedule(
         actions::SCHEDULE_UPDATED,
         id.as_uuid(),
         json!({"scenario": s.scenario.as_str(), "intervalMinutes": s.interval.get(), "enabled": s.enabled}),
-    );
+    )
+    .in_environment(s.environment_id);
     deps.store.update_schedule(&s, &audit).await?;
     Ok(s)
 }
@@ -190,8 +192,10 @@ pub async fn update_schedule(
 /// # Errors
 /// `NotConfigured`, `Denied`, `NotFound`.
 pub async fn delete_schedule(deps: &Deps, actor: &Actor, id: ScheduleId) -> ServiceResult<()> {
-    schedule_for(deps, actor, Action::Operate, id).await?;
-    let audit = deps.audit_by(actor, actions::SCHEDULE_DELETED, id.as_uuid(), json!({}));
+    let s = schedule_for(deps, actor, Action::Operate, id).await?;
+    let audit = deps
+        .audit_by(actor, actions::SCHEDULE_DELETED, id.as_uuid(), json!({}))
+        .in_environment(s.environment_id);
     Ok(deps
         .store
         .delete_schedule(actor.tenant_id, id, &audit)
@@ -228,7 +232,8 @@ pub async fn run_due(deps: &Deps) -> ServiceResult<usize> {
             actions::SCAN_REQUESTED,
             Some(scan.id.as_uuid()),
             json!({"fleetId": s.fleet_id.to_string(), "scenario": s.scenario.as_str(), "scheduleId": s.id.to_string()}),
-        );
+        )
+        .in_environment(s.environment_id);
         (scan, audit)
     };
     Ok(deps.store.run_due_schedules(now, &enqueue).await?)

@@ -74,7 +74,8 @@ pub async fn create_share_link(
         actions::SHARE_LINK_CREATED,
         link.id.as_uuid(),
         json!({"scanId": scan.id.to_string(), "scope": link.scope.as_str(), "expiresHours": new.ttl.get(), "hint": link.hint}),
-    );
+    )
+    .in_environment(scan.environment_id);
     deps.store
         .create_share_link(&link, &secret.digest(), &audit)
         .await?;
@@ -108,13 +109,15 @@ pub async fn revoke_share_link(
     id: ShareLinkId,
 ) -> ServiceResult<ShareLink> {
     let link = deps.store.get_share_link(actor.tenant_id, id).await?;
-    scan_for(deps, actor, Action::Operate, link.scan_id).await?;
-    let audit = deps.audit_by(
-        actor,
-        actions::SHARE_LINK_REVOKED,
-        id.as_uuid(),
-        json!({"scanId": link.scan_id.to_string()}),
-    );
+    let scan = scan_for(deps, actor, Action::Operate, link.scan_id).await?;
+    let audit = deps
+        .audit_by(
+            actor,
+            actions::SHARE_LINK_REVOKED,
+            id.as_uuid(),
+            json!({"scanId": link.scan_id.to_string()}),
+        )
+        .in_environment(scan.environment_id);
     Ok(deps
         .store
         .revoke_share_link(actor.tenant_id, id, deps.now(), &audit)

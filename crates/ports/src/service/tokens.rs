@@ -161,7 +161,8 @@ pub async fn create_token(deps: &Deps, actor: &Actor, new: NewToken) -> ServiceR
         actions::TOKEN_CREATED,
         token.id.as_uuid(),
         json!({"name": token.name.as_str(), "role": token.role.as_str(), "hint": token.hint}),
-    );
+    )
+    .within(token.scope.clone());
     deps.store
         .create_token(&token, &secret.digest(), &audit)
         .await?;
@@ -197,7 +198,11 @@ pub async fn list_tokens(
     page: PageRequest,
 ) -> ServiceResult<Page<ApiToken>> {
     require(actor, Action::Administer, None)?;
-    Ok(deps.store.list_tokens(actor.tenant_id, page).await?)
+    let environments = (!actor.scope.is_all()).then(|| actor.scope.ids());
+    Ok(deps
+        .store
+        .list_tokens(actor.tenant_id, environments.as_deref(), page)
+        .await?)
 }
 
 /// Changes a token's name or rate limit.
@@ -222,7 +227,8 @@ pub async fn update_token(
         actions::TOKEN_UPDATED,
         id.as_uuid(),
         json!({"name": token.name.as_str(), "rateLimitPerMinute": token.rate_limit_per_minute.map(RateLimitPerMinute::get)}),
-    );
+    )
+    .within(token.scope.clone());
     deps.store.update_token(&token, &audit).await?;
     Ok(token)
 }
@@ -232,8 +238,10 @@ pub async fn update_token(
 /// # Errors
 /// `Denied`, `NotFound`, store errors.
 pub async fn revoke_token(deps: &Deps, actor: &Actor, id: TokenId) -> ServiceResult<ApiToken> {
-    manageable(deps, actor, id).await?;
-    let audit = deps.audit_by(actor, actions::TOKEN_REVOKED, id.as_uuid(), json!({}));
+    let token = manageable(deps, actor, id).await?;
+    let audit = deps
+        .audit_by(actor, actions::TOKEN_REVOKED, id.as_uuid(), json!({}))
+        .within(token.scope);
     Ok(deps
         .store
         .revoke_token(actor.tenant_id, id, deps.now(), &audit)
@@ -266,7 +274,8 @@ pub async fn rotate_token(
         actions::TOKEN_ROTATED,
         id.as_uuid(),
         json!({"graceHours": grace.get(), "hint": secret.hint()}),
-    );
+    )
+    .within(token.scope.clone());
     let token = deps
         .store
         .rotate_token(
