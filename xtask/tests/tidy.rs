@@ -162,3 +162,35 @@ fn every_file_opens_with_a_module_doc() {
         "files without a `//!` opening line: {missing:?}"
     );
 }
+
+/// Every route of the HTTP adapter is made by `routes::route`, which wraps it in the
+/// guard of its class: a route made any other way would run without authentication,
+/// limits or idempotency. (Tests may build bare resources; `src/` may not.)
+#[test]
+fn every_route_is_made_with_its_guard_class() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates/http/src"), &mut files);
+    let helper = root().join("crates/http/src/routes/mod.rs");
+    let bare: Vec<_> = files
+        .iter()
+        .filter(|f| **f != helper)
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            [
+                "web::resource(",
+                "web::route(",
+                ".route(\"",
+                ".to(",
+                "web::get()",
+                "web::post()",
+            ]
+            .iter()
+            .any(|bare| text.contains(bare))
+        })
+        .map(|f| f.strip_prefix(root()).unwrap_or(f).display().to_string())
+        .collect();
+    assert!(
+        bare.is_empty(),
+        "routes made without `routes::route` (and so without a guard): {bare:?}"
+    );
+}

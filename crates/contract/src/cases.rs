@@ -1409,7 +1409,13 @@ pub async fn lists_paginate_newest_first(store: &dyn Store) {
         accounts,
     );
     let token_id = |t: &ApiToken| t.id.as_uuid();
-    let got = pages("list_tokens", 2, |p| store.list_tokens(t, None, p), token_id).await;
+    let got = pages(
+        "list_tokens",
+        2,
+        |p| store.list_tokens(t, None, p),
+        token_id,
+    )
+    .await;
     expect_pages_of_five("list_tokens", &got, token_id, tokens);
     let filter = AuditFilter {
         action: Some("contract.page".to_owned()),

@@ -313,6 +313,10 @@ fn conflict(constraint: &str) -> ApiError {
             "a user with this email already exists in this tenant",
             "Use another email.",
         ),
+        c if c == constraint::TOKEN_OWNER_CHANGED => (
+            "the owner was disabled or given a lower role while the token was being created",
+            "Read the owner again; create the token with a role the owner holds.",
+        ),
         c if c == constraint::SERVICE_ACCOUNT_NAME => (
             "a service account with this name already exists in this tenant",
             "Pick another name.",

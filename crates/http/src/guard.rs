@@ -192,7 +192,11 @@ fn check_key(raw: &HeaderValue) -> Result<String, ApiError> {
 /// router matched (percent-decoded), so two spellings of one route are one request.
 fn fingerprint(method: &Method, path: &str, query: &str, body: &[u8]) -> [u8; 32] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for part in [method.as_str().as_bytes(), path.as_bytes(), query.as_bytes()] {
+    for part in [
+        method.as_str().as_bytes(),
+        path.as_bytes(),
+        query.as_bytes(),
+    ] {
         ctx.update(&(part.len() as u64).to_be_bytes());
         ctx.update(part);
     }
@@ -319,7 +323,7 @@ async fn admit(
             })
         }
         Class::Platform => Ok(Verdict {
-                limited: None,
+            limited: None,
             scope: check_admin(req.request())
                 .ok()
                 .map(|_| "platform".to_owned()),

@@ -46,6 +46,10 @@ pub mod constraint {
     pub const SERVICE_ACCOUNT_NAME: &str = "principals_tenant_sa_name_key";
     /// Signing key ids are unique.
     pub const SIGNING_KEY_ID: &str = "signing_keys_pkey";
+    /// A token's owner must be enabled and hold at least the token's role when the
+    /// token is stored (a concurrent demotion or disabling may have changed it since
+    /// the service looked).
+    pub const TOKEN_OWNER_CHANGED: &str = "token_owner_changed";
     /// Results can only complete a running scan.
     pub const SCAN_NOT_RUNNING: &str = "scan_not_running";
 }
@@ -349,6 +353,12 @@ pub trait Store: Send + Sync + 'static {
     // ---- API tokens ----
 
     /// Stores a new token and the digest of its secret.
+    ///
+    /// # Errors
+    /// MUST return `Conflict { constraint: TOKEN_OWNER_CHANGED }` when the owner is
+    /// disabled, gone or holds a lower role than the token, decided in the same
+    /// transaction as the insert and under a lock that a concurrent change of the owner
+    /// waits for: no token ever outranks its owner.
     async fn create_token(
         &self,
         token: &ApiToken,

@@ -623,7 +623,12 @@ impl Store for MemoryStore {
             // The foreign keys a database would enforce: the owner and every scoped
             // environment must be of the token's own tenant.
             if let Some(owner) = token.owner_id {
-                s.principal(token.tenant_id, owner)?;
+                let owner = s.principal(token.tenant_id, owner)?;
+                if owner.disabled || owner.role < token.role {
+                    return Err(RepoError::Conflict {
+                        constraint: constraint::TOKEN_OWNER_CHANGED,
+                    });
+                }
             }
             for env in token.scope.ids() {
                 s.environment(token.tenant_id, env)?;

@@ -32,7 +32,7 @@ use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::fleet::{
     Agent, AgentVersion, EnrollmentRefusal, EnrollmentToken, Fleet, FleetName,
 };
-use fleetpass_domain::identity::{EnvScope, Environment, EnvironmentName, Principal, Tenant};
+use fleetpass_domain::identity::{EnvScope, Environment, EnvironmentName, Principal, Role, Tenant};
 use fleetpass_domain::ids::{
     AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId, ScheduleId,
     ShareLinkId, TenantId, TokenId,
@@ -222,6 +222,37 @@ async fn insert_token(
 /// environment is gone and the token is refused with `NotFound`; a token that locked
 /// first commits before the delete's lock is granted, and the delete then sees it and
 /// refuses. `KEY SHARE` keeps renames (which do not touch the key) unblocked.
+/// Checks, under a share lock on the owner's row, that the owner of `token` is enabled
+/// and holds at least its role. A concurrent demotion, disabling or deletion updates
+/// that row, so it waits for this transaction and then revokes the token with the
+/// others; or it went first, and this check sees it.
+async fn lock_owner_at_least(
+    conn: &mut AsyncPgConnection,
+    token: &ApiToken,
+) -> Result<(), DbError> {
+    let Some(owner) = token.owner_id else {
+        return Ok(());
+    };
+    let found: Option<(String, bool)> = principals::table
+        .filter(principals::tenant_id.eq(token.tenant_id.as_uuid()))
+        .filter(principals::id.eq(owner.as_uuid()))
+        .select((principals::role, principals::disabled))
+        .for_share()
+        .first(conn)
+        .await
+        .optional()?;
+    let fits = found.is_some_and(|(role, disabled)| {
+        !disabled && Role::parse(&role).is_ok_and(|role| role >= token.role)
+    });
+    if fits {
+        Ok(())
+    } else {
+        Err(DbError::Repo(RepoError::Conflict {
+            constraint: constraint::TOKEN_OWNER_CHANGED,
+        }))
+    }
+}
+
 async fn lock_scope(
     conn: &mut AsyncPgConnection,
     tenant: TenantId,
@@ -810,6 +841,7 @@ impl Store for PgStore {
         self.transaction(|c| {
             async move {
                 lock_scope(c, token.tenant_id, &token.scope).await?;
+                lock_owner_at_least(c, token).await?;
                 insert_token(c, token, digest).await?;
                 insert_audit(c, std::slice::from_ref(audit)).await
             }

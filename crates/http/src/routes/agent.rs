@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::Checks;
-use crate::AppState;
 use super::route;
-use crate::guard::Class;
+use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AgentCaller, Body, BodyLimit, path_id};
+use crate::guard::Class;
 use crate::views::{AgentView, ScanView, ts};
 
 /// Registers the routes.

@@ -14,12 +14,12 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::route;
 use super::{Checks, SERVER_FIELDS, present, refuse_other_fields};
 use crate::AppState;
-use super::route;
-use crate::guard::Class;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
+use crate::guard::Class;
 use crate::views::{
     AuditEventView, EnvironmentView, List, PrincipalView, ServiceAccountView, UserView,
 };

@@ -8,12 +8,12 @@ use fleetpass_ports::service::fleets as svc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::route;
 use super::{Checks, SERVER_FIELDS, refuse_other_fields};
 use crate::AppState;
-use super::route;
-use crate::guard::Class;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
+use crate::guard::Class;
 use crate::views::{
     AgentView, CreatedFleetView, EnrollmentTokenView, FleetView, IssuedEnrollmentView, List,
 };
@@ -32,13 +32,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .delete(delete_fleet),
     )
     .service(
-        route("/tenant/discovery/fleets/{fleet_id}/enrollment-tokens", Class::Tenant)
-            .get(list_enrollment_tokens)
-            .post(issue_enrollment_token),
+        route(
+            "/tenant/discovery/fleets/{fleet_id}/enrollment-tokens",
+            Class::Tenant,
+        )
+        .get(list_enrollment_tokens)
+        .post(issue_enrollment_token),
     )
     .service(
-        route("/tenant/discovery/fleets/{fleet_id}/enrollment-tokens/{token_id}", Class::Tenant)
-            .delete(revoke_enrollment_token),
+        route(
+            "/tenant/discovery/fleets/{fleet_id}/enrollment-tokens/{token_id}",
+            Class::Tenant,
+        )
+        .delete(revoke_enrollment_token),
     )
     .service(route("/tenant/discovery/fleets/{fleet_id}/agents", Class::Tenant).get(list_agents))
     .service(

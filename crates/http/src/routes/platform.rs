@@ -8,11 +8,11 @@ use fleetpass_ports::service::tenants as svc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::AppState;
 use super::route;
-use crate::guard::Class;
+use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, ListParams, PlatformAdmin, path_id};
+use crate::guard::Class;
 use crate::views::{CreatedTenantView, List, TenantView, ts};
 
 /// Registers the routes.

@@ -17,11 +17,11 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use super::Checks;
-use crate::AppState;
 use super::route;
-use crate::guard::Class;
+use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
+use crate::guard::Class;
 use crate::views::{CreatedShareView, List, ScanView, ShareLinkView, ts};
 
 /// Registers the routes.

@@ -9,12 +9,12 @@ use fleetpass_ports::service::schedules::{self as svc, SchedulePatch, ScheduleSp
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::route;
 use super::{Checks, SERVER_FIELDS, present, refuse_other_fields};
 use crate::AppState;
-use super::route;
-use crate::guard::Class;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
+use crate::guard::Class;
 use crate::views::{List, ts};
 
 /// Registers the routes.

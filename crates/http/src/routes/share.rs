@@ -14,11 +14,11 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::route;
 use super::scans::artifact_response;
 use crate::AppState;
-use super::route;
-use crate::guard::Class;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::guard::Class;
 use crate::views::ts;
 
 /// The page's whole stylesheet. Inline, so the page renders offline; allowed by its

@@ -6,11 +6,11 @@ use fleetpass_ports::service::{require, tenants};
 use serde::Serialize;
 use utoipa::{OpenApi as _, ToSchema};
 
-use crate::AppState;
 use super::route;
-use crate::guard::Class;
+use crate::AppState;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::Caller;
+use crate::guard::Class;
 use crate::openapi::ApiDoc;
 use crate::views::{MeView, TokenView};
 

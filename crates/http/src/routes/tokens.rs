@@ -10,12 +10,12 @@ use fleetpass_ports::service::tokens::{self as svc, NewToken, OwnerRef, TokenPat
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::route;
 use super::{Checks, SERVER_FIELDS, present, refuse_other_fields};
 use crate::AppState;
-use super::route;
-use crate::guard::Class;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
+use crate::guard::Class;
 use crate::views::{CreatedTokenView, List, TokenView};
 
 /// Registers the routes.

@@ -61,8 +61,9 @@ pub async fn revoke_leaked(deps: &Deps, presented: &str) -> ServiceResult<()> {
                 if found.secret_valid_until.is_some() {
                     // A rotated-out secret: it stops working (if it still did), and its
                     // replacement, which did not leak, goes on working.
-                    let audit = reported(t.tenant_id, actions::TOKEN_SECRET_RETIRED, t.id.as_uuid())
-                        .within(t.scope);
+                    let audit =
+                        reported(t.tenant_id, actions::TOKEN_SECRET_RETIRED, t.id.as_uuid())
+                            .within(t.scope);
                     deps.store
                         .retire_token_secret(&secret.digest(), now, &audit)
                         .await?;

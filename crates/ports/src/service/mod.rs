@@ -18,8 +18,8 @@ pub mod tokens;
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::access::{Action, Actor, Denied, authorize};
 use fleetpass_domain::audit::{AuditActor, AuditEvent};
-use fleetpass_domain::ids::{AuditEventId, EnvironmentId, TenantId};
 use fleetpass_domain::identity::EnvScope;
+use fleetpass_domain::ids::{AuditEventId, EnvironmentId, TenantId};
 use uuid::Uuid;
 
 use crate::{Deps, RepoError};

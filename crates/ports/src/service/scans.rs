@@ -59,13 +59,14 @@ pub async fn request_scan(
         claimed_at: None,
         finished_at: None,
     };
-    let audit = deps.audit_by(
-        actor,
-        actions::SCAN_REQUESTED,
-        scan.id.as_uuid(),
-        json!({"fleetId": fleet.id.to_string(), "scenario": scenario.as_str()}),
-    )
-    .in_environment(scan.environment_id);
+    let audit = deps
+        .audit_by(
+            actor,
+            actions::SCAN_REQUESTED,
+            scan.id.as_uuid(),
+            json!({"fleetId": fleet.id.to_string(), "scenario": scenario.as_str()}),
+        )
+        .in_environment(scan.environment_id);
     match deps.store.create_scan(&scan, &audit).await {
         // The fleet was deleted between the read and the write.
         Err(RepoError::NotFound) => Err(ServiceError::NotFound),

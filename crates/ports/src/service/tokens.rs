@@ -156,13 +156,14 @@ pub async fn create_token(deps: &Deps, actor: &Actor, new: NewToken) -> ServiceR
         revoked_at: None,
         hint: secret.hint(),
     };
-    let audit = deps.audit_by(
-        actor,
-        actions::TOKEN_CREATED,
-        token.id.as_uuid(),
-        json!({"name": token.name.as_str(), "role": token.role.as_str(), "hint": token.hint}),
-    )
-    .within(token.scope.clone());
+    let audit = deps
+        .audit_by(
+            actor,
+            actions::TOKEN_CREATED,
+            token.id.as_uuid(),
+            json!({"name": token.name.as_str(), "role": token.role.as_str(), "hint": token.hint}),
+        )
+        .within(token.scope.clone());
     deps.store
         .create_token(&token, &secret.digest(), &audit)
         .await?;
@@ -269,13 +270,14 @@ pub async fn rotate_token(
     }
     let secret = PlainSecret::from_random(SecretKind::ApiToken, deps.secrets.random_32());
     let old_valid_until = now + time::Duration::hours(i64::from(grace.get()));
-    let audit = deps.audit_by(
-        actor,
-        actions::TOKEN_ROTATED,
-        id.as_uuid(),
-        json!({"graceHours": grace.get(), "hint": secret.hint()}),
-    )
-    .within(token.scope.clone());
+    let audit = deps
+        .audit_by(
+            actor,
+            actions::TOKEN_ROTATED,
+            id.as_uuid(),
+            json!({"graceHours": grace.get(), "hint": secret.hint()}),
+        )
+        .within(token.scope.clone());
     let token = deps
         .store
         .rotate_token(

@@ -35,11 +35,18 @@ pub fn free_port() -> u16 {
 /// The master key of every Postgres-mode process in these tests (any 32 bytes do).
 pub const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
+/// The binary under test: this build's, or the one `FLEETPASS_TEST_BIN` names (to run
+/// the black-box tests against another build, such as the commit before a fix).
+pub fn binary() -> String {
+    std::env::var("FLEETPASS_TEST_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_fleetpass").to_owned())
+}
+
 /// The binary with exactly `envs` (and PATH) in its environment, plus the test master
 /// key for Postgres mode unless `envs` names one, and roomy per-address limits
 /// ([`ROOMY_LIMITS`]) unless `envs` sets them.
 pub fn command(envs: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fleetpass"));
+    let mut cmd = Command::new(binary());
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     let postgres = envs.iter().any(|(k, _)| *k == "DATABASE_URL");
@@ -69,8 +76,16 @@ pub const ROOMY_LIMITS: [(&str, &str); 2] = [
     ("FLEETPASS_AUTH_FAILURE_LIMIT", "100000"),
 ];
 
-/// Starts `fleetpass serve` on a free port and waits until it answers `/healthz`.
+/// Starts `fleetpass serve` on a free port and waits until it listens.
 pub fn start(envs: &[(&str, &str)]) -> Server {
+    let mut server = spawn(envs);
+    wait_listening(&mut server);
+    server
+}
+
+/// Starts `fleetpass serve` on a free port, with stdout and stderr piped, and returns
+/// at once (take the pipes before [`wait_listening`] when the server logs a lot).
+pub fn spawn(envs: &[(&str, &str)]) -> Server {
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
     let mut all = vec![("FLEETPASS_BIND", bind.as_str())];
@@ -81,14 +96,19 @@ pub fn start(envs: &[(&str, &str)]) -> Server {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the fleetpass binary starts");
-    let mut server = Server {
+    Server {
         child,
         base: format!("http://{bind}"),
-    };
+    }
+}
+
+/// Waits until `server` accepts connections; panics with its stderr if it exits first.
+pub fn wait_listening(server: &mut Server) {
+    let bind = server.base.trim_start_matches("http://").to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(&bind).is_ok() {
-            return server;
+            return;
         }
         if let Ok(Some(status)) = server.child.try_wait() {
             let mut stderr = String::new();

@@ -1,0 +1,1011 @@
+//! Black-box tests of the request guard, idempotent replays and scoped admins, tried as
+//! an attacker would: a lower role or narrower scope of the same tenant, an agent behind
+//! the same NAT, anyone sending raw HTTP. Every request goes over a real socket as raw
+//! bytes (`raw`), so nothing normalises a path before the server sees it.
+//!
+//! Each test names the defect of issue 8 it shows; `docs/SECURITY.md` lists them.
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use fleetpass_store_postgres::testing::TestDatabase;
+use serde_json::{Value, json};
+use support::*;
+
+/// The platform admin key of these servers.
+const PLATFORM_KEY: &str = "security-test-platform-key";
+
+/// A raw HTTP answer.
+struct Raw {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+    text: String,
+}
+
+impl Raw {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn replayed(&self) -> bool {
+        self.header("idempotent-replayed") == Some("true")
+    }
+
+    fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+}
+
+/// Decodes a chunked body.
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size = std::str::from_utf8(&rest[..end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.split(';').next().unwrap_or("").trim(), 16).ok())
+            .unwrap_or(0);
+        rest = &rest[end + 2..];
+        if size == 0 || rest.len() < size {
+            return out;
+        }
+        out.extend_from_slice(&rest[..size]);
+        rest = &rest[(size + 2).min(rest.len())..];
+    }
+}
+
+/// Sends `method target` with `headers` and `body` exactly as written, on a fresh
+/// connection, and reads the whole answer.
+fn raw(base: &str, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Raw {
+    let addr = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    stream.write_all(head.as_bytes()).expect("writes");
+    stream.write_all(body.as_bytes()).expect("writes");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("reads");
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head");
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let bytes = &answer[split + 4..];
+    let bytes = if chunked {
+        dechunk(bytes)
+    } else {
+        bytes.to_vec()
+    };
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Raw {
+        status,
+        headers,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
+    }
+}
+
+/// A request with a bearer token (and an `Idempotency-Key` when `key` is set).
+fn call(
+    base: &str,
+    method: &str,
+    target: &str,
+    token: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> Raw {
+    let auth = format!("Bearer {token}");
+    let mut headers = vec![("Authorization", auth.as_str())];
+    if let Some(key) = key {
+        headers.push(("Idempotency-Key", key));
+    }
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    raw(base, method, target, &headers, &body)
+}
+
+/// A memory-mode server with the platform key and `envs`, and its demo admin token.
+fn server(envs: &[(&str, &str)]) -> (Server, String) {
+    let mut all = vec![("FLEETPASS_ADMIN_KEY", PLATFORM_KEY)];
+    all.extend_from_slice(envs);
+    let mut server = start(&all);
+    let admin = token_from_stdout(&mut server, "Demo tenant admin token (shown once):");
+    (server, admin)
+}
+
+/// Creates an API token with `body` and returns `(id, secret)`.
+fn token(base: &str, admin: &str, body: Value) -> (String, String) {
+    let mut full =
+        json!({"name": "t", "role": "viewer", "allEnvironments": true, "expiresInDays": 1});
+    for (k, v) in body.as_object().expect("object") {
+        full[k] = v.clone();
+    }
+    let res = call(base, "POST", "/api/admin/tokens", admin, None, &full);
+    assert_eq!(res.status, 201, "{}", res.text);
+    (
+        res.body["id"].as_str().expect("id").to_owned(),
+        res.body["token"].as_str().expect("token").to_owned(),
+    )
+}
+
+/// Creates an environment and returns its id.
+fn environment(base: &str, admin: &str, name: &str) -> String {
+    let res = call(
+        base,
+        "POST",
+        "/api/admin/environments",
+        admin,
+        None,
+        &json!({"name": name}),
+    );
+    assert_eq!(res.status, 201, "{}", res.text);
+    res.body["id"].as_str().expect("id").to_owned()
+}
+
+/// Creates a fleet (in `environment` when given) and returns `(fleetId, enrollmentToken)`.
+fn fleet(base: &str, token: &str, environment: Option<&str>) -> (String, String) {
+    let body = match environment {
+        Some(env) => json!({"name": "f", "environmentId": env}),
+        None => json!({"name": "f"}),
+    };
+    let res = call(base, "POST", "/tenant/discovery/fleets", token, None, &body);
+    assert_eq!(res.status, 201, "{}", res.text);
+    (
+        res.body["fleetId"].as_str().expect("fleetId").to_owned(),
+        res.body["enrollmentToken"]
+            .as_str()
+            .expect("token")
+            .to_owned(),
+    )
+}
+
+/// Enrolls an agent with `enrollment` and returns its access token.
+fn enroll(base: &str, enrollment: &str, hostname: &str) -> Raw {
+    let body = json!({"enrollmentToken": enrollment, "hostname": hostname, "platform": "linux"});
+    raw(base, "POST", "/agent/enroll", &[], &body.to_string())
+}
+
+fn access_token(res: &Raw) -> String {
+    assert_eq!(res.status, 201, "{}", res.text);
+    res.body["accessToken"]
+        .as_str()
+        .expect("accessToken")
+        .to_owned()
+}
+
+/// Defect 1: the guard judged the raw path, the router a percent-decoded one.
+#[test]
+fn a_percent_encoded_path_gets_the_guard_of_the_route_it_reaches() {
+    let (s, admin) = server(&[("FLEETPASS_AUTH_FAILURE_LIMIT", "3")]);
+    let b = &s.base;
+    // The per-token limit.
+    let (_, limited) = token(b, &admin, json!({"rateLimitPerMinute": 2}));
+    for _ in 0..2 {
+        let ok = call(b, "GET", "/%61pi/me", &limited, None, &Value::Null);
+        assert_eq!(ok.status, 200, "{}", ok.text);
+        assert_eq!(ok.header("ratelimit-limit"), Some("2"));
+    }
+    let over = call(b, "GET", "/%61pi/m%65", &limited, None, &Value::Null);
+    assert_eq!(
+        (over.status, over.code()),
+        (429, "RATE_LIMITED"),
+        "{}",
+        over.text
+    );
+    // Idempotency: two spellings of one route are one request.
+    let body = json!({"name": "once"});
+    let first = call(
+        b,
+        "POST",
+        "/%74enant/discovery/fleets",
+        &admin,
+        Some("enc-1"),
+        &body,
+    );
+    assert_eq!(first.status, 201, "{}", first.text);
+    for target in ["/%74enant/discovery/fleets", "/tenant/discovery/fleets"] {
+        let again = call(b, "POST", target, &admin, Some("enc-1"), &body);
+        assert!(again.replayed(), "{target}: {}", again.text);
+        assert_eq!(again.body["fleetId"], first.body["fleetId"]);
+    }
+    let fleets = call(
+        b,
+        "GET",
+        "/tenant/discovery/fleets",
+        &admin,
+        None,
+        &Value::Null,
+    );
+    let named_once = fleets.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|f| f["name"] == "once")
+        .count();
+    assert_eq!(named_once, 1, "one fleet, however the path was spelled");
+    // Failed-authentication throttling of the platform key.
+    for _ in 0..3 {
+        let wrong = call(
+            b,
+            "GET",
+            "/%70latform/tenants",
+            "not-the-platform-key",
+            None,
+            &Value::Null,
+        );
+        assert_eq!(
+            (wrong.status, wrong.code()),
+            (403, "FORBIDDEN_ROLE"),
+            "{}",
+            wrong.text
+        );
+    }
+    let guessing = call(
+        b,
+        "GET",
+        "/%70latform/tenants",
+        "still-not-the-key",
+        None,
+        &Value::Null,
+    );
+    assert_eq!(
+        (guessing.status, guessing.code()),
+        (429, "RATE_LIMITED"),
+        "{}",
+        guessing.text
+    );
+    // No answer that tells a right guess from a wrong one while blocked.
+    let right = call(
+        b,
+        "GET",
+        "/platform/tenants",
+        PLATFORM_KEY,
+        None,
+        &Value::Null,
+    );
+    assert_eq!(right.status, 429, "{}", right.text);
+}
+
+/// Defect 2: replays were keyed by tenant and happened before authorization, and
+/// refusals were stored and replayed to the caller who later had the right.
+#[test]
+fn a_stored_response_is_replayed_only_to_the_credential_that_made_it() {
+    let (s, admin) = server(&[]);
+    let b = &s.base;
+    let staging = environment(b, &admin, "staging");
+    let (_, viewer) = token(
+        b,
+        &admin,
+        json!({"allEnvironments": false, "environmentIds": [staging]}),
+    );
+    let (_, operator) = token(b, &admin, json!({"role": "operator"}));
+    // A viewer sending an admin's key and body gets its own refusal, not the admin token.
+    let mint =
+        json!({"name": "minted", "role": "admin", "allEnvironments": true, "expiresInDays": 1});
+    let minted = call(b, "POST", "/api/admin/tokens", &admin, Some("k-1"), &mint);
+    assert_eq!(minted.status, 201, "{}", minted.text);
+    let secret = minted.body["token"].as_str().expect("token");
+    let stolen = call(b, "POST", "/api/admin/tokens", &viewer, Some("k-1"), &mint);
+    assert_eq!(
+        (stolen.status, stolen.code()),
+        (403, "FORBIDDEN_ROLE"),
+        "{}",
+        stolen.text
+    );
+    assert!(!stolen.replayed());
+    assert!(
+        !stolen.text.contains(secret),
+        "the admin token leaked to a viewer"
+    );
+    // The same for an operator's enrollment secret.
+    let body = json!({"name": "enrolling", "environmentId": staging});
+    let created = call(
+        b,
+        "POST",
+        "/tenant/discovery/fleets",
+        &operator,
+        Some("k-2"),
+        &body,
+    );
+    assert_eq!(created.status, 201, "{}", created.text);
+    let enrollment = created.body["enrollmentToken"].as_str().expect("token");
+    let stolen = call(
+        b,
+        "POST",
+        "/tenant/discovery/fleets",
+        &viewer,
+        Some("k-2"),
+        &body,
+    );
+    assert_eq!(stolen.status, 403, "{}", stolen.text);
+    assert!(
+        !stolen.text.contains(enrollment),
+        "the enrollment secret leaked"
+    );
+    // Poisoning: a refusal under a key is not replayed to the admin who uses it next.
+    let other =
+        json!({"name": "later", "role": "viewer", "allEnvironments": true, "expiresInDays": 1});
+    let refused = call(b, "POST", "/api/admin/tokens", &viewer, Some("k-3"), &other);
+    assert_eq!(refused.status, 403);
+    let later = call(b, "POST", "/api/admin/tokens", &admin, Some("k-3"), &other);
+    assert_eq!(
+        later.status, 201,
+        "the admin got the viewer's refusal: {}",
+        later.text
+    );
+    assert!(!later.replayed());
+    // And the admin's own retry is still a replay.
+    let retry = call(b, "POST", "/api/admin/tokens", &admin, Some("k-3"), &other);
+    assert!(retry.replayed());
+    assert_eq!(retry.body["token"], later.body["token"]);
+}
+
+/// Defect 3: agent routes scoped keys by address and replayed before authenticating.
+#[test]
+fn agent_routes_replay_only_to_the_agent_that_made_the_request() {
+    let (s, admin) = server(&[]);
+    let b = &s.base;
+    let (fleet_id, enrollment) = fleet(b, &admin, None);
+    let a = access_token(&enroll(b, &enrollment, "agent-a"));
+    let issued = call(
+        b,
+        "POST",
+        &format!("/tenant/discovery/fleets/{fleet_id}/enrollment-tokens"),
+        &admin,
+        None,
+        &json!({}),
+    );
+    assert_eq!(issued.status, 201, "{}", issued.text);
+    let second = issued.body["enrollmentToken"].as_str().expect("token");
+    let b_token = access_token(&enroll(b, second, "agent-b"));
+    let scan = call(
+        b,
+        "POST",
+        "/tenant/scans",
+        &admin,
+        None,
+        &json!({"fleetId": fleet_id, "scenario": "inventory"}),
+    );
+    assert_eq!(scan.status, 202, "{}", scan.text);
+    let scan_id = scan.body["scanId"].as_str().expect("scanId");
+    let claimed = call(
+        b,
+        "POST",
+        "/agent/jobs/claim",
+        &a,
+        Some("claim-1"),
+        &Value::Null,
+    );
+    assert_eq!(claimed.status, 200, "{}", claimed.text);
+    assert_eq!(claimed.body["scanId"], scan_id);
+    // Nobody: no replay, a 401.
+    let anonymous = raw(
+        b,
+        "POST",
+        "/agent/jobs/claim",
+        &[("Idempotency-Key", "claim-1")],
+        "",
+    );
+    assert_eq!(
+        (anonymous.status, anonymous.code()),
+        (401, "UNAUTHORIZED"),
+        "{}",
+        anonymous.text
+    );
+    assert!(
+        !anonymous.text.contains(scan_id),
+        "another agent's scan leaked"
+    );
+    // Another agent (same address): its own answer, not agent A's scan.
+    let other = call(
+        b,
+        "POST",
+        "/agent/jobs/claim",
+        &b_token,
+        Some("claim-1"),
+        &Value::Null,
+    );
+    assert_eq!(other.status, 204, "{}", other.text);
+    assert!(!other.replayed());
+    // Agent A's retry is its replay.
+    let retry = call(
+        b,
+        "POST",
+        "/agent/jobs/claim",
+        &a,
+        Some("claim-1"),
+        &Value::Null,
+    );
+    assert!(retry.replayed());
+    assert_eq!(retry.body["scanId"], scan_id);
+}
+
+/// Defect 5: an environment-scoped admin revoked wider tokens through their owner.
+#[test]
+fn a_scoped_admin_cannot_revoke_wider_tokens_through_their_owner() {
+    let (s, admin) = server(&[]);
+    let b = &s.base;
+    let staging = environment(b, &admin, "staging");
+    let (_, scoped) = token(
+        b,
+        &admin,
+        json!({"role": "admin", "allEnvironments": false, "environmentIds": [staging]}),
+    );
+    let user = call(
+        b,
+        "POST",
+        "/api/admin/users",
+        &admin,
+        None,
+        &json!({"email": "ops@example.com", "role": "admin"}),
+    );
+    assert_eq!(user.status, 201, "{}", user.text);
+    let user_id = user.body["id"].as_str().expect("id");
+    let (_, wide) = token(b, &admin, json!({"role": "admin", "ownerUserId": user_id}));
+    let path = format!("/api/admin/users/{user_id}");
+    for change in [json!({"disabled": true}), json!({"role": "viewer"})] {
+        let res = call(b, "PATCH", &path, &scoped, None, &change);
+        assert_eq!(
+            (res.status, res.code()),
+            (403, "FORBIDDEN_SCOPE"),
+            "{change}: {}",
+            res.text
+        );
+    }
+    let deleted = call(b, "DELETE", &path, &scoped, None, &Value::Null);
+    assert_eq!(
+        (deleted.status, deleted.code()),
+        (403, "FORBIDDEN_SCOPE"),
+        "{}",
+        deleted.text
+    );
+    let renamed = call(b, "PATCH", &path, &scoped, None, &json!({"name": "Ops"}));
+    assert_eq!(
+        renamed.status, 200,
+        "a change that revokes nothing is allowed: {}",
+        renamed.text
+    );
+    let me = call(b, "GET", "/api/me", &wide, None, &Value::Null);
+    assert_eq!(me.status, 200, "the wider token still works: {}", me.text);
+    // An all-environments admin may.
+    let disabled = call(b, "PATCH", &path, &admin, None, &json!({"disabled": true}));
+    assert_eq!(disabled.status, 200, "{}", disabled.text);
+    assert_eq!(
+        call(b, "GET", "/api/me", &wide, None, &Value::Null).status,
+        401
+    );
+}
+
+/// Every item of every page of `path` (pages of 2), checking every page but the last
+/// is full.
+fn walk(base: &str, token: &str, path: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let target = match &cursor {
+            Some(c) => format!("{path}{sep}limit=2&cursor={c}"),
+            None => format!("{path}{sep}limit=2"),
+        };
+        let page = call(base, "GET", &target, token, None, &Value::Null);
+        assert_eq!(page.status, 200, "{}", page.text);
+        let got = page.body["items"].as_array().expect("items").clone();
+        cursor = page.body["nextCursor"].as_str().map(str::to_owned);
+        if cursor.is_some() {
+            assert_eq!(
+                got.len(),
+                2,
+                "a page before the last is full: {}",
+                page.text
+            );
+        }
+        items.extend(got);
+        if cursor.is_none() {
+            return items;
+        }
+    }
+}
+
+/// Defect 6: lists showed a scoped admin what single reads refused.
+#[test]
+fn lists_show_a_scoped_admin_only_what_its_scope_covers() {
+    let (s, admin) = server(&[]);
+    let b = &s.base;
+    let staging = environment(b, &admin, "staging");
+    let (scoped_id, scoped) = token(
+        b,
+        &admin,
+        json!({"role": "admin", "allEnvironments": false, "environmentIds": [staging]}),
+    );
+    let mut visible = vec![scoped_id];
+    let mut hidden = Vec::new();
+    for i in 0..3 {
+        visible.push(token(b, &admin, json!({"name": format!("s{i}"), "allEnvironments": false, "environmentIds": [staging]})).0);
+        hidden.push(token(b, &admin, json!({"name": format!("w{i}")})).0);
+    }
+    let listed: Vec<String> = walk(b, &scoped, "/api/admin/tokens")
+        .iter()
+        .map(|t| t["id"].as_str().expect("id").to_owned())
+        .collect();
+    visible.sort();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(sorted, visible, "exactly the tokens within staging");
+    for id in &hidden {
+        let one = call(
+            b,
+            "GET",
+            &format!("/api/admin/tokens/{id}"),
+            &scoped,
+            None,
+            &Value::Null,
+        );
+        assert_eq!(one.status, 403, "the single read agrees with the list");
+    }
+    // The audit log: events of staging's fleet, none of production's or tenant-wide ones.
+    let (in_staging, _) = fleet(b, &admin, Some(&staging));
+    let (in_production, _) = fleet(b, &admin, None);
+    let events = walk(b, &scoped, "/api/admin/audit-events");
+    let targets: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["targetId"].as_str())
+        .collect();
+    assert!(targets.contains(&in_staging.as_str()), "{events:?}");
+    assert!(!targets.contains(&in_production.as_str()), "{events:?}");
+    for id in &hidden {
+        assert!(
+            !targets.contains(&id.as_str()),
+            "an all-environments token's event leaked"
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .all(|e| e["action"] != "tenant.created" && e["action"] != "environment.created"),
+        "tenant-wide events are for all-environments admins"
+    );
+    let all = walk(b, &admin, "/api/admin/audit-events");
+    assert!(all.len() > events.len());
+}
+
+/// Defect 7: revoking a dead, rotated-out secret revoked its live replacement.
+#[test]
+fn revoking_a_rotated_out_secret_leaves_its_replacement_working() {
+    let (s, admin) = server(&[]);
+    let b = &s.base;
+    let (id, first) = token(b, &admin, json!({}));
+    let rotate = |grace: u32| {
+        let res = call(
+            b,
+            "POST",
+            &format!("/api/admin/tokens/{id}/rotate"),
+            &admin,
+            None,
+            &json!({"graceHours": grace}),
+        );
+        assert_eq!(res.status, 201, "{}", res.text);
+        res.body["token"].as_str().expect("token").to_owned()
+    };
+    let revoke = |secret: &str| {
+        let res = raw(
+            b,
+            "POST",
+            "/api/public/revocations",
+            &[],
+            &json!({"token": secret}).to_string(),
+        );
+        assert_eq!(res.status, 202, "{}", res.text);
+    };
+    let me = |secret: &str| call(b, "GET", "/api/me", secret, None, &Value::Null).status;
+    let second = rotate(0);
+    assert_eq!(me(&first), 401);
+    revoke(&first);
+    assert_eq!(
+        me(&second),
+        200,
+        "the dead secret's report revoked its replacement"
+    );
+    // A rotated-out secret still in its grace stops at once; its replacement goes on.
+    let third = rotate(24);
+    assert_eq!(me(&second), 200, "in its grace");
+    revoke(&second);
+    assert_eq!(me(&second), 401);
+    assert_eq!(me(&third), 200);
+    // The current secret revokes the token.
+    revoke(&third);
+    assert_eq!(me(&third), 401);
+}
+
+/// Defect 8: once an address used up its failures, valid credentials from it were
+/// refused too.
+#[test]
+fn failed_authentication_throttles_failing_attempts_not_valid_credentials() {
+    let (s, admin) = server(&[("FLEETPASS_AUTH_FAILURE_LIMIT", "3")]);
+    let b = &s.base;
+    let (_, enrollment) = fleet(b, &admin, None);
+    let agent = access_token(&enroll(b, &enrollment, "first"));
+    // A fleet of agents retrying a used-up enrollment token.
+    for _ in 0..3 {
+        let used = enroll(b, &enrollment, "retry");
+        assert_eq!(
+            (used.status, used.code()),
+            (401, "UNAUTHORIZED"),
+            "{}",
+            used.text
+        );
+    }
+    let blocked = enroll(b, &enrollment, "retry");
+    assert_eq!(
+        (blocked.status, blocked.code()),
+        (429, "RATE_LIMITED"),
+        "{}",
+        blocked.text
+    );
+    assert!(blocked.header("retry-after").is_some());
+    let wrong = call(b, "GET", "/api/me", "fpk_not-a-token", None, &Value::Null);
+    assert_eq!(wrong.status, 429, "{}", wrong.text);
+    // An operator and an agent behind the same address.
+    let (_, operator) = token(b, &admin, json!({"role": "operator"}));
+    assert_eq!(
+        call(b, "GET", "/api/me", &operator, None, &Value::Null).status,
+        200
+    );
+    let beat = call(b, "POST", "/agent/heartbeat", &agent, None, &json!({}));
+    assert_eq!(beat.status, 200, "{}", beat.text);
+}
+
+/// Defect 9: the owner's role was checked outside the transaction that stores the
+/// token, so a concurrent demotion could leave an admin token owned by a viewer. Two
+/// replicas on one PostgreSQL database race the two, many times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demotion_racing_token_creation_never_leaves_a_token_above_its_owner() {
+    let db = TestDatabase::fresh().await;
+    let admin = cli_tenant(db.url(), "acme");
+    let env = [("DATABASE_URL", db.url())];
+    let (one, two) = (start(&env), start(&env));
+    let client = reqwest::Client::new();
+    let send = |base: &str, method: reqwest::Method, path: &str, body: Value| {
+        client
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let mut created = 0;
+    for i in 0..25 {
+        let user = send(
+            &one.base,
+            reqwest::Method::POST,
+            "/api/admin/users",
+            json!({"email": format!("u{i}@example.com"), "role": "admin"}),
+        )
+        .await
+        .expect("answers");
+        let user: Value = user.json().await.expect("json");
+        let user_id = user["id"].as_str().expect("id").to_owned();
+        let demote = send(
+            &one.base,
+            reqwest::Method::PATCH,
+            &format!("/api/admin/users/{user_id}"),
+            json!({"role": "viewer"}),
+        );
+        let mint = send(
+            &two.base,
+            reqwest::Method::POST,
+            "/api/admin/tokens",
+            json!({"name": "race", "role": "admin", "allEnvironments": true, "expiresInDays": 1, "ownerUserId": user_id}),
+        );
+        let (demoted, minted) = tokio::join!(demote, mint);
+        assert_eq!(demoted.expect("answers").status().as_u16(), 200);
+        let minted = minted.expect("answers");
+        let status = minted.status().as_u16();
+        let body: Value = minted.json().await.expect("json");
+        match status {
+            201 => {
+                created += 1;
+                let secret = body["token"].as_str().expect("token");
+                let used = client
+                    .get(format!("{}/api/admin/tokens", one.base))
+                    .bearer_auth(secret)
+                    .send()
+                    .await
+                    .expect("answers");
+                assert_eq!(
+                    used.status().as_u16(),
+                    401,
+                    "round {i}: an admin token of a viewer works"
+                );
+            }
+            409 | 422 => {}
+            other => panic!("round {i}: {other} {body}"),
+        }
+    }
+    eprintln!("{created} of 25 tokens were created before their owner's demotion");
+}
+
+/// What a process wrote to stdout and stderr, read from the start so that a verbose
+/// log never fills a pipe and stalls the server.
+struct Captured {
+    threads: Vec<std::thread::JoinHandle<String>>,
+}
+
+impl Captured {
+    fn of(server: &mut Server) -> Self {
+        let out = server.child.stdout.take().expect("piped stdout");
+        let err = server.child.stderr.take().expect("piped stderr");
+        let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+        };
+        Self {
+            threads: vec![read(Box::new(out)), read(Box::new(err))],
+        }
+    }
+
+    /// Everything, once the process has ended.
+    fn text(self) -> String {
+        self.threads
+            .into_iter()
+            .map(|t| t.join().expect("reader"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Runs a whole flow — platform, tokens, fleet, enrollment, agent token exchange, scan,
+/// results, share link and its page and artifacts, revocations — and returns every
+/// secret it used or was handed.
+fn whole_flow(b: &str, tenant: &str) -> Vec<String> {
+    let mut secrets = vec![PLATFORM_KEY.to_owned()];
+    let body = json!({ "name": tenant }).to_string();
+    let tenant = raw(
+        b,
+        "POST",
+        "/platform/tenants",
+        &[("Authorization", &format!("Bearer {PLATFORM_KEY}"))],
+        &body,
+    );
+    assert_eq!(tenant.status, 201, "{}", tenant.text);
+    let admin = tenant.body["adminToken"]
+        .as_str()
+        .expect("adminToken")
+        .to_owned();
+    let listed = raw(
+        b,
+        "GET",
+        "/platform/tenants",
+        &[("x-api-key", PLATFORM_KEY)],
+        "",
+    );
+    assert_eq!(listed.status, 200);
+    secrets.push(admin.clone());
+    // Tokens: made, rotated, used by each of the three ways, revoked.
+    let (id, operator) = token(b, &admin, json!({"role": "operator"}));
+    let rotated = call(
+        b,
+        "POST",
+        &format!("/api/admin/tokens/{id}/rotate"),
+        &admin,
+        Some("rotate-1"),
+        &json!({"graceHours": 1}),
+    );
+    assert_eq!(rotated.status, 201, "{}", rotated.text);
+    let current = rotated.body["token"].as_str().expect("token").to_owned();
+    assert_eq!(
+        raw(b, "GET", &format!("/api/me?api_key={current}"), &[], "").status,
+        200
+    );
+    assert_eq!(
+        raw(b, "GET", "/api/me", &[("x-api-key", &current)], "").status,
+        200
+    );
+    secrets.extend([operator.clone(), current.clone()]);
+    // A fleet, an agent, a scan and its results.
+    let (fleet_id, enrollment) = fleet(b, &current, None);
+    let enrolled = enroll(b, &enrollment, "logged-host");
+    let access = access_token(&enrolled);
+    let agent_id = enrolled.body["agentId"]
+        .as_str()
+        .expect("agentId")
+        .to_owned();
+    let agent_secret = enrolled.body["agentSecret"]
+        .as_str()
+        .expect("agentSecret")
+        .to_owned();
+    let exchanged = raw(
+        b,
+        "POST",
+        "/agent/token",
+        &[],
+        &json!({"agentId": agent_id, "agentSecret": agent_secret}).to_string(),
+    );
+    assert_eq!(exchanged.status, 200, "{}", exchanged.text);
+    let fresh = exchanged.body["accessToken"]
+        .as_str()
+        .expect("accessToken")
+        .to_owned();
+    secrets.extend([
+        enrollment.clone(),
+        agent_secret.clone(),
+        access.clone(),
+        fresh.clone(),
+    ]);
+    let scan = call(
+        b,
+        "POST",
+        "/tenant/scans",
+        &current,
+        None,
+        &json!({"fleetId": fleet_id, "scenario": "inventory"}),
+    );
+    let scan_id = scan.body["scanId"].as_str().expect("scanId").to_owned();
+    assert_eq!(
+        call(b, "POST", "/agent/heartbeat", &fresh, None, &json!({})).status,
+        200
+    );
+    assert_eq!(
+        call(
+            b,
+            "POST",
+            "/agent/jobs/claim",
+            &fresh,
+            Some("claim"),
+            &Value::Null
+        )
+        .status,
+        200
+    );
+    let results = json!({"assets": [{"hostname": "db-1", "ip": "10.0.0.5", "os": "Debian 12", "openPorts": [22], "software": [{"name": "openssl", "version": "3.0"}]}], "findings": []});
+    let done = call(
+        b,
+        "POST",
+        &format!("/agent/scans/{scan_id}/results"),
+        &fresh,
+        None,
+        &results,
+    );
+    assert!(done.status < 300, "{}", done.text);
+    // A share link, its page, its artifacts, a wrong artifact, a mangled path.
+    let shared = call(
+        b,
+        "POST",
+        &format!("/tenant/scans/{scan_id}/share-links"),
+        &current,
+        None,
+        &json!({"label": "audit"}),
+    );
+    assert_eq!(shared.status, 201, "{}", shared.text);
+    let share = shared.body["token"].as_str().expect("token").to_owned();
+    secrets.push(share.clone());
+    for path in [
+        format!("/share/{share}"),
+        format!("/share/{share}/report"),
+        format!("/share/{share}/bundle"),
+        format!("/share/{share}/passport"),
+        format!("/share/{share}/nope"),
+        format!("/%73hare/{share}"),
+        format!("/nowhere/{share}"),
+    ] {
+        raw(b, "GET", &path, &[], "");
+    }
+    let page = raw(
+        b,
+        "GET",
+        &format!("/share/{share}"),
+        &[("Accept", "text/html")],
+        "",
+    );
+    assert_eq!(page.status, 200);
+    // Revocations of every kind, then the dead secrets tried again.
+    for secret in [&share, &enrollment, &agent_secret, &operator, &current] {
+        let res = raw(
+            b,
+            "POST",
+            "/api/public/revocations",
+            &[],
+            &json!({"token": secret}).to_string(),
+        );
+        assert_eq!(res.status, 202, "{}", res.text);
+    }
+    assert_eq!(
+        call(b, "GET", "/api/me", &current, None, &Value::Null).status,
+        401
+    );
+    assert_eq!(
+        raw(b, "GET", &format!("/share/{share}"), &[], "").status,
+        404
+    );
+    assert_eq!(enroll(b, &enrollment, "again").status, 401);
+    secrets
+}
+
+/// Defect 4 and the issue's whole-flow check: at trace level, in both formats and on
+/// both stores, no secret the flow used appears in anything the process wrote.
+#[tokio::test]
+async fn no_secret_of_a_whole_flow_reaches_the_log() {
+    let db = TestDatabase::fresh().await;
+    for (store, format) in [
+        ("memory", "pretty"),
+        ("memory", "json"),
+        ("postgres", "json"),
+        ("postgres", "pretty"),
+    ] {
+        let mut envs = vec![
+            ("FLEETPASS_ADMIN_KEY", PLATFORM_KEY),
+            ("FLEETPASS_LOG", "trace"),
+            ("FLEETPASS_LOG_FORMAT", format),
+        ];
+        if store == "postgres" {
+            envs.push(("DATABASE_URL", db.url()));
+        }
+        let mut server = spawn(&envs);
+        let captured = Captured::of(&mut server);
+        wait_listening(&mut server);
+        let base = server.base.clone();
+        let tenant = format!("logged-{store}-{format}");
+        let secrets = tokio::task::spawn_blocking(move || whole_flow(&base, &tenant))
+            .await
+            .expect("the flow ran");
+        drop(server);
+        let logs = captured.text();
+        assert!(
+            logs.contains("request finished"),
+            "{store}/{format}: the log was captured"
+        );
+        assert!(
+            logs.contains("/share/{token}"),
+            "{store}/{format}: routes are logged by pattern"
+        );
+        for secret in &secrets {
+            // The part after any prefix: a secret's body is what must not leak.
+            let body = secret.get(4..).unwrap_or(secret);
+            assert!(
+                !logs.contains(body),
+                "{store}/{format}: a secret ({}…) reached the log",
+                &secret[..secret.len().min(8)]
+            );
+        }
+        // The master key of Postgres mode is a secret too.
+        assert!(
+            !logs.contains(MASTER_KEY),
+            "{store}/{format}: the master key was logged"
+        );
+    }
+}
