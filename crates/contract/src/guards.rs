@@ -469,6 +469,26 @@ pub async fn limit_concurrent_hits_count_once_each(limiter: &dyn RateLimiter) {
     assert_eq!(allowed, 5, "exactly max concurrent hits MUST be allowed");
 }
 
+/// Concurrent adds of several hits each see the count after their own: distinct
+/// partial sums, the largest of which is the total.
+pub async fn limit_add_counts_many_at_once(limiter: &dyn RateLimiter) {
+    let key = scope();
+    let limit = Limit::per_minute(5);
+    let counts = join_all((0..10).map(|_| limiter.add(&key, limit, 3, t0()))).await;
+    let mut counts: Vec<u64> = counts
+        .into_iter()
+        .map(|c| c.unwrap_or_else(|e| panic!("concurrent add: {e:?}")))
+        .collect();
+    counts.sort_unstable();
+    let expected: Vec<u64> = (1..=10).map(|i| i * 3).collect();
+    assert_eq!(
+        counts, expected,
+        "each add MUST see the count after its own hits, atomically"
+    );
+    let d = hit(limiter, &key, limit, t0()).await;
+    assert!(!d.allowed, "hits added in bulk count like single ones");
+}
+
 /// Purging forgets windows that ended, and only those.
 pub async fn limit_purge_forgets_ended_windows_only(limiter: &dyn RateLimiter) {
     let (old, current) = (scope(), scope());

@@ -194,6 +194,7 @@ macro_rules! __guard_cases {
             limit_keys_are_independent
             limit_peek_does_not_count
             limit_concurrent_hits_count_once_each
+            limit_add_counts_many_at_once
             limit_purge_forgets_ended_windows_only
         }
     };

@@ -414,20 +414,14 @@ async fn guard(
         Ok(respond(req, res))
     };
     let (fail_key, fail_limit) = failures(&state, client);
-    // Whether this address used up its failed authentications, looked up beside the
-    // authentication so that it adds no latency.
-    let (peeked, admitted) = futures_util::future::join(
-        state.guards.limiter.peek(&fail_key, fail_limit, now),
-        admit(&req, &state, class, client, now),
-    )
-    .await;
-    let blocked = fail_open(peeked).filter(|d| !d.allowed);
-    if let (Class::Platform, Some(d)) = (class, blocked) {
-        // Nothing about the key is revealed: admitting the platform API reads no store
-        // and answers nothing yet.
-        return refuse(req, too_many_failures(d).into());
+    if class == Class::Platform {
+        // Before the key is even compared, so a blocked address learns nothing of it.
+        let peeked = state.guards.limiter.peek(&fail_key, fail_limit, now).await;
+        if let Some(d) = fail_open(peeked).filter(|d| !d.allowed) {
+            return refuse(req, too_many_failures(d).into());
+        }
     }
-    let verdict = match admitted {
+    let verdict = match admit(&req, &state, class, client, now).await {
         Ok(verdict) => verdict,
         Err(refusal) => return refuse(req, refusal),
     };
@@ -480,8 +474,9 @@ async fn guard(
     let failed = res.status() == StatusCode::UNAUTHORIZED
         || (class == Class::Platform && res.status() == StatusCode::FORBIDDEN);
     if failed {
-        fail_open(state.guards.limiter.hit(&fail_key, fail_limit, now).await);
-        if let Some(d) = blocked {
+        // Counted only when it failed, so valid credentials cost no look at the count.
+        let counted = fail_open(state.guards.limiter.hit(&fail_key, fail_limit, now).await);
+        if let Some(d) = counted.filter(|d| !d.allowed) {
             // A failing attempt from a blocked address learns nothing but the block.
             let blocked_res = finished(too_many_failures(d).into_response(&request_id));
             res = ServiceResponse::new(res.into_parts().0, blocked_res);

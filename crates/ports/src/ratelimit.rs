@@ -15,6 +15,10 @@ use fleetpass_domain::Timestamp;
 
 use crate::RepoError;
 
+mod leased;
+
+pub use leased::{Leased, lease_size};
+
 /// A limit: at most `max` hits per window of `window_secs` seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
@@ -91,13 +95,29 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// Counts one hit of `key` in the window `now` falls in and decides it.
     ///
     /// # Errors
-    /// - MUST count atomically: of `n` concurrent hits on one key and window (from any
-    ///   number of processes sharing the backend) exactly `min(n, limit.max)` are
-    ///   allowed, and the counts seen are `1..=n` in some order.
-    /// - MUST answer with [`Decision::from_count`] of the window's count after this hit.
+    /// As [`RateLimiter::add`]; the answer is [`Decision::from_count`] of the count
+    /// after this hit.
+    async fn hit(&self, key: &str, limit: Limit, now: Timestamp) -> Result<Decision, RepoError> {
+        let count = self.add(key, limit, 1, now).await?;
+        Ok(Decision::from_count(limit, count, now))
+    }
+
+    /// Adds `hits` to the count of `key` in the window `now` falls in, at once, and
+    /// returns the count after them.
+    ///
+    /// # Errors
+    /// - MUST count atomically: concurrent adds on one key and window (from any number
+    ///   of processes sharing the backend) each see the count after their own hits,
+    ///   and the counts seen are distinct partial sums of all of them.
     /// - MUST count a window from zero once `now` is past its end, and keep keys apart.
     /// - MUST return `RepoError::Unavailable` when the backend cannot be reached.
-    async fn hit(&self, key: &str, limit: Limit, now: Timestamp) -> Result<Decision, RepoError>;
+    async fn add(
+        &self,
+        key: &str,
+        limit: Limit,
+        hits: u32,
+        now: Timestamp,
+    ) -> Result<u64, RepoError>;
 
     /// Decides as if one more hit came, without counting it: whether `key` is already
     /// at its limit (`allowed` is false once `limit.max` hits were counted).
@@ -140,12 +160,18 @@ impl std::fmt::Debug for WithFallback {
 
 #[async_trait]
 impl RateLimiter for WithFallback {
-    async fn hit(&self, key: &str, limit: Limit, now: Timestamp) -> Result<Decision, RepoError> {
-        match self.shared.hit(key, limit, now).await {
-            Ok(decision) => Ok(decision),
+    async fn add(
+        &self,
+        key: &str,
+        limit: Limit,
+        hits: u32,
+        now: Timestamp,
+    ) -> Result<u64, RepoError> {
+        match self.shared.add(key, limit, hits, now).await {
+            Ok(count) => Ok(count),
             Err(e) => {
                 tracing::warn!(error = %e, "shared rate limiter failed; limiting per replica");
-                self.local.hit(key, limit, now).await
+                self.local.add(key, limit, hits, now).await
             }
         }
     }

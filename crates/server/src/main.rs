@@ -15,7 +15,7 @@ use fleetpass_domain::identity::TenantName;
 use fleetpass_http::{AppState, Guards};
 use fleetpass_ports::idempotency::IdempotencyStore;
 use fleetpass_ports::keys::{KeyRing, MasterKey};
-use fleetpass_ports::ratelimit::{RateLimiter, WithFallback};
+use fleetpass_ports::ratelimit::{Leased, RateLimiter, WithFallback};
 use fleetpass_ports::service::tenants;
 use fleetpass_ports::system::RingSecrets;
 use fleetpass_ports::{Deps, SecretGen, Store};
@@ -180,7 +180,8 @@ async fn open_postgres(
 
 /// What `serve` runs on: the store, idempotency records and rate-limit counts. In
 /// Postgres mode all three share one pool; rate limits are shared by every replica
-/// unless `FLEETPASS_RATE_LIMIT_BACKEND=memory`, and fall back to this process's own
+/// unless `FLEETPASS_RATE_LIMIT_BACKEND=memory`, spent in leases so that most requests
+/// are decided in process (`ratelimit::Leased`), and fall back to this process's own
 /// counts while the database is unreachable (docs/OPERATIONS.md).
 async fn open_backends(
     config: &Config,
@@ -199,7 +200,10 @@ async fn open_backends(
     };
     let pg = open_postgres(config, url).await?;
     let limiter: Arc<dyn RateLimiter> = match config.rate_limit_backend {
-        RateLimitBackend::Postgres => Arc::new(WithFallback::new(Arc::new(pg.clone()), local)),
+        RateLimitBackend::Postgres => Arc::new(Leased::new(Arc::new(WithFallback::new(
+            Arc::new(pg.clone()),
+            local,
+        )))),
         RateLimitBackend::Memory => local,
     };
     Ok((Arc::new(pg.clone()), Arc::new(pg), limiter))

@@ -49,10 +49,16 @@ fn hits_in(window: Option<&Window>, start: i64) -> u64 {
 
 #[async_trait]
 impl RateLimiter for MemoryRateLimiter {
-    async fn hit(&self, key: &str, limit: Limit, now: Timestamp) -> Result<Decision, RepoError> {
+    async fn add(
+        &self,
+        key: &str,
+        limit: Limit,
+        hits: u32,
+        now: Timestamp,
+    ) -> Result<u64, RepoError> {
         let start = limit.window_start(now);
         let mut windows = self.lock();
-        let hits = hits_in(windows.get(key), start).saturating_add(1);
+        let hits = hits_in(windows.get(key), start).saturating_add(u64::from(hits));
         windows.insert(
             key.to_owned(),
             Window {
@@ -61,7 +67,7 @@ impl RateLimiter for MemoryRateLimiter {
                 hits,
             },
         );
-        Ok(Decision::from_count(limit, hits, now))
+        Ok(hits)
     }
 
     async fn peek(&self, key: &str, limit: Limit, now: Timestamp) -> Result<Decision, RepoError> {

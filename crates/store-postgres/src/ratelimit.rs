@@ -41,8 +41,15 @@ fn count(hits: i64) -> u64 {
 
 #[async_trait]
 impl RateLimiter for PgStore {
-    async fn hit(&self, key: &str, limit: Limit, now: Timestamp) -> Result<Decision, RepoError> {
+    async fn add(
+        &self,
+        key: &str,
+        limit: Limit,
+        hits: u32,
+        now: Timestamp,
+    ) -> Result<u64, RepoError> {
         let (start, end) = (limit.window_start_at(now), limit.window_end_at(now));
+        let hits = i64::from(hits);
         let hits = self
             .run(move |c| {
                 async move {
@@ -51,11 +58,11 @@ impl RateLimiter for PgStore {
                             w::key.eq(key),
                             w::window_start.eq(start),
                             w::window_end.eq(end),
-                            w::hits.eq(1_i64),
+                            w::hits.eq(hits),
                         ))
                         .on_conflict((w::key, w::window_start))
                         .do_update()
-                        .set(w::hits.eq(w::hits + 1_i64))
+                        .set(w::hits.eq(w::hits + hits))
                         .returning(w::hits)
                         .get_result(c)
                         .await?;
@@ -64,7 +71,7 @@ impl RateLimiter for PgStore {
                 .scope_boxed()
             })
             .await?;
-        Ok(Decision::from_count(limit, count(hits), now))
+        Ok(count(hits))
     }
 
     async fn peek(&self, key: &str, limit: Limit, now: Timestamp) -> Result<Decision, RepoError> {
