@@ -79,10 +79,30 @@ fn diesel_error(e: DieselError) -> RepoError {
             | DatabaseErrorKind::ReadOnlyTransaction,
             ref info,
         ) => RepoError::Unavailable(info.message().to_owned()),
+        // The server ended the session (a restart, a failover, an administrator): what
+        // `SELECT 1` on checkout used to catch. Recognised by the server's FATAL message,
+        // since diesel keeps no SQLSTATE for errors it has no kind for.
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+            if is_session_ended(info.message()) =>
+        {
+            RepoError::Unavailable(info.message().to_owned())
+        }
         // Left behind when a connection broke inside a transaction.
         DieselError::BrokenTransactionManager => RepoError::Unavailable(e.to_string()),
         other => RepoError::Other(Box::new(other)),
     }
+}
+
+/// Whether a server message says the session is over or the server is not serving
+/// (SQLSTATE classes 57P and 08 as PostgreSQL words them).
+pub(crate) fn is_session_ended(message: &str) -> bool {
+    [
+        "terminating connection",
+        "the database system is",
+        "server closed the connection",
+    ]
+    .iter()
+    .any(|start| message.starts_with(start))
 }
 
 /// Maps a failure to get a connection from the pool. Every way that can fail means the

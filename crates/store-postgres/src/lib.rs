@@ -35,6 +35,7 @@ pub mod admin;
 mod error;
 mod idempotency;
 mod migrate;
+mod pool;
 mod ratelimit;
 mod rows;
 mod schema;

@@ -23,8 +23,9 @@ use diesel::{
     BoolExpressionMethods, ExpressionMethods, JoinOnDsl, NullableExpressionMethods,
     OptionalExtension, PgArrayExpressionMethods, QueryDsl, SelectableHelper,
 };
-use diesel_async::pooled_connection::deadpool::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use fleetpass_domain::Timestamp;
@@ -51,6 +52,7 @@ use fleetpass_ports::{RepoError, Store};
 use uuid::Uuid;
 
 use crate::error::{CorruptRow, DbError, InconsistentWrite, pool_error};
+use crate::pool::{Manager, Pool, is_lost};
 use crate::rows::{
     AgentRow, AuditRow, EnrollmentTokenRow, EnvironmentRow, FleetRow, KIND_SERVICE_ACCOUNT,
     KIND_USER, NewAgentRow, NewEnrollmentTokenRow, PrincipalRow, SecretRow, SigningKeyRow,
@@ -84,7 +86,7 @@ const SESSION_SETUP: &str = "SET statement_timeout = '10s'; SET application_name
 /// Cheap to clone: clones share one pool.
 #[derive(Clone)]
 pub struct PgStore {
-    pool: Pool<AsyncPgConnection>,
+    pool: Pool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -135,8 +137,10 @@ impl PgStore {
             .map_err(|e| RepoError::Other(Box::new(e)))?;
         let mut config = ManagerConfig::default();
         config.custom_setup = Box::new(establish);
-        let manager =
-            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
+        config.recycling_method = RecyclingMethod::Verified;
+        let manager = Manager(
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config),
+        );
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(1))
             .runtime(deadpool::Runtime::Tokio1)
@@ -164,8 +168,8 @@ impl PgStore {
         R: Send + 'a,
     {
         let mut conn = self.pool.get().await.map_err(pool_error)?;
-        let conn: &mut AsyncPgConnection = &mut conn;
-        Ok(f(conn).await?)
+        let outcome = f(&mut conn).await;
+        Ok(keep_unless_lost(conn, outcome)?)
     }
 
     /// Runs `f` in one transaction on a pooled connection: committed when it returns
@@ -178,9 +182,22 @@ impl PgStore {
         R: Send + 'a,
     {
         let mut conn = self.pool.get().await.map_err(pool_error)?;
-        let conn: &mut AsyncPgConnection = &mut conn;
-        Ok(conn.transaction(f).await?)
+        let outcome = AsyncConnection::transaction(&mut *conn, f).await;
+        Ok(keep_unless_lost(conn, outcome)?)
     }
+}
+
+/// Hands `outcome` on; a connection that turned out to be gone leaves the pool.
+fn keep_unless_lost<R>(
+    conn: deadpool::managed::Object<Manager>,
+    outcome: Result<R, DbError>,
+) -> Result<R, DbError> {
+    if let Err(e) = &outcome
+        && is_lost(e)
+    {
+        drop(deadpool::managed::Object::take(conn));
+    }
+    outcome
 }
 
 /// Appends audit events (inside the caller's transaction).
@@ -423,13 +440,27 @@ impl Store for PgStore {
     }
 
     async fn ping(&self) -> Result<(), RepoError> {
-        let ping = self.run(|c| {
-            async move {
-                diesel::sql_query("SELECT 1").execute(c).await?;
-                Ok(())
+        let attempt = || {
+            self.run(|c| {
+                async move {
+                    diesel::sql_query("SELECT 1").execute(c).await?;
+                    Ok(())
+                }
+                .scope_boxed()
+            })
+        };
+        let ping = async {
+            // Connections that died in the pool (a database restart) each fail once and
+            // leave it; readiness asks again rather than report them as an outage.
+            let mut outcome = attempt().await;
+            for _ in 0..self.pool.status().size {
+                if !matches!(outcome, Err(RepoError::Unavailable(_))) {
+                    break;
+                }
+                outcome = attempt().await;
             }
-            .scope_boxed()
-        });
+            outcome
+        };
         tokio::time::timeout(PING_TIMEOUT, ping)
             .await
             .map_err(|_| RepoError::Unavailable("the database did not answer in time".to_owned()))?
