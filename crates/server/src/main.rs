@@ -199,6 +199,9 @@ async fn open_backends(
         ));
     };
     let pg = open_postgres(config, url).await?;
+    // Other replicas' revocations reach this one's authentication cache as they commit.
+    let (watcher, watched) = (pg.clone(), url.clone());
+    tokio::spawn(async move { watcher.watch_auth_changes(&watched).await });
     let limiter: Arc<dyn RateLimiter> = match config.rate_limit_backend {
         RateLimitBackend::Postgres => Arc::new(Leased::new(Arc::new(WithFallback::new(
             Arc::new(pg.clone()),

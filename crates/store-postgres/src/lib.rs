@@ -32,6 +32,7 @@
 //! id is handed in through the port.
 
 pub mod admin;
+mod authcache;
 mod error;
 mod idempotency;
 mod migrate;

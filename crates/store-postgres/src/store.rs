@@ -14,6 +14,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -51,6 +52,7 @@ use fleetpass_ports::store::{
 use fleetpass_ports::{RepoError, Store};
 use uuid::Uuid;
 
+use crate::authcache::{self, AuthCache};
 use crate::error::{CorruptRow, DbError, InconsistentWrite, pool_error};
 use crate::pool::{Manager, Pool, is_lost};
 use crate::rows::{
@@ -87,6 +89,7 @@ const SESSION_SETUP: &str = "SET statement_timeout = '10s'; SET application_name
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    auth: Arc<AuthCache>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -149,7 +152,18 @@ impl PgStore {
             .recycle_timeout(Some(POOL_TIMEOUT))
             .build()
             .map_err(|e| RepoError::Other(Box::new(e)))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            auth: Arc::new(AuthCache::new()),
+        })
+    }
+
+    /// Listens for other replicas' changes to tokens, owners and agents and keeps this
+    /// store's authentication cache in step (see `authcache.rs`); runs until dropped.
+    /// Without it, another replica's revocation reaches this one within 2 s (the
+    /// cache's expiry); with it, within a notification's delivery.
+    pub async fn watch_auth_changes(&self, url: &str) {
+        authcache::listen(url, &self.auth).await;
     }
 
     /// Closes the pool: idle connections are dropped and every later call fails with
@@ -184,6 +198,34 @@ impl PgStore {
         let mut conn = self.pool.get().await.map_err(pool_error)?;
         let outcome = AsyncConnection::transaction(&mut *conn, f).await;
         Ok(keep_unless_lost(conn, outcome)?)
+    }
+}
+
+impl PgStore {
+    /// [`PgStore::transaction`] for a change that can alter what authentication reads:
+    /// it also notifies every replica's cache (`NOTIFY`, delivered on commit) and
+    /// forgets this one's once committed, so the next request here sees the change.
+    async fn auth_transaction<'a, R, F>(&self, f: F) -> Result<R, RepoError>
+    where
+        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, DbError>>
+            + Send
+            + 'a,
+        R: Send + 'a,
+    {
+        let outcome = self
+            .transaction(|c| {
+                async move {
+                    let changed = f(c).await?;
+                    diesel::sql_query(authcache::NOTIFY).execute(c).await?;
+                    Ok(changed)
+                }
+                .scope_boxed()
+            })
+            .await;
+        if outcome.is_ok() {
+            self.auth.forget();
+        }
+        outcome
     }
 }
 
@@ -452,8 +494,9 @@ impl Store for PgStore {
         let ping = async {
             // Connections that died in the pool (a database restart) each fail once and
             // leave it; readiness asks again rather than report them as an outage.
+            let pooled = self.pool.status().size;
             let mut outcome = attempt().await;
-            for _ in 0..self.pool.status().size {
+            for _ in 0..pooled {
                 if !matches!(outcome, Err(RepoError::Unavailable(_))) {
                     break;
                 }
@@ -801,7 +844,7 @@ impl Store for PgStore {
         audit: &AuditEvent,
     ) -> Result<(), RepoError> {
         let row = PrincipalRow::from(principal);
-        self.transaction(|c| {
+        self.auth_transaction(|c| {
             async move {
                 // The kind is part of the match: a user cannot be "updated" into a
                 // service account, and the id of one is not found as the other.
@@ -837,7 +880,7 @@ impl Store for PgStore {
         at: Timestamp,
         audit: &AuditEvent,
     ) -> Result<(), RepoError> {
-        self.transaction(|c| {
+        self.auth_transaction(|c| {
             async move {
                 // Revoke first: the delete's ON DELETE SET NULL then clears the owner of
                 // every token it owned, revoked just now or earlier. A principal of
@@ -885,36 +928,44 @@ impl Store for PgStore {
         &self,
         digest: &SecretDigest,
     ) -> Result<Option<TokenLookup>, RepoError> {
-        self.run(|c| {
-            async move {
-                let found = api_token_secrets::table
-                    .inner_join(api_tokens::table)
-                    .left_join(
-                        principals::table.on(principals::id.nullable().eq(api_tokens::owner_id)),
-                    )
-                    .filter(api_token_secrets::digest.eq(digest.as_bytes().as_slice()))
-                    .select((
-                        TokenRow::as_select(),
-                        api_token_secrets::valid_until,
-                        principals::disabled.nullable(),
-                    ))
-                    .first::<(TokenRow, Option<Timestamp>, Option<bool>)>(c)
-                    .await
-                    .optional()?;
-                let Some((row, secret_valid_until, owner_disabled)) = found else {
-                    return Ok(None);
-                };
-                Ok(Some(TokenLookup {
-                    token: ApiToken::try_from(row)?,
-                    secret_valid_until,
-                    // No owner row: the owner was deleted, which `authenticate` already
-                    // refuses through `owner_id: None`.
-                    owner_disabled: owner_disabled.unwrap_or(false),
-                }))
-            }
-            .scope_boxed()
-        })
-        .await
+        if let Some(cached) = self.auth.token(digest) {
+            return Ok(cached);
+        }
+        let generation = self.auth.generation();
+        let found = self
+            .run(|c| {
+                async move {
+                    let found = api_token_secrets::table
+                        .inner_join(api_tokens::table)
+                        .left_join(
+                            principals::table
+                                .on(principals::id.nullable().eq(api_tokens::owner_id)),
+                        )
+                        .filter(api_token_secrets::digest.eq(digest.as_bytes().as_slice()))
+                        .select((
+                            TokenRow::as_select(),
+                            api_token_secrets::valid_until,
+                            principals::disabled.nullable(),
+                        ))
+                        .first::<(TokenRow, Option<Timestamp>, Option<bool>)>(c)
+                        .await
+                        .optional()?;
+                    let Some((row, secret_valid_until, owner_disabled)) = found else {
+                        return Ok(None);
+                    };
+                    Ok(Some(TokenLookup {
+                        token: ApiToken::try_from(row)?,
+                        secret_valid_until,
+                        // No owner row: the owner was deleted, which `authenticate` already
+                        // refuses through `owner_id: None`.
+                        owner_disabled: owner_disabled.unwrap_or(false),
+                    }))
+                }
+                .scope_boxed()
+            })
+            .await?;
+        self.auth.keep_token(digest, generation, found.clone());
+        Ok(found)
     }
 
     async fn get_token(&self, tenant: TenantId, id: TokenId) -> Result<ApiToken, RepoError> {
@@ -956,7 +1007,7 @@ impl Store for PgStore {
     }
 
     async fn update_token(&self, token: &ApiToken, audit: &AuditEvent) -> Result<(), RepoError> {
-        self.transaction(|c| {
+        self.auth_transaction(|c| {
             async move {
                 let changed = diesel::update(
                     api_tokens::table
@@ -985,7 +1036,7 @@ impl Store for PgStore {
         at: Timestamp,
         audit: &AuditEvent,
     ) -> Result<ApiToken, RepoError> {
-        self.transaction(|c| {
+        self.auth_transaction(|c| {
             async move {
                 // Only an unrevoked token changes, so the first `revoked_at` stays and a
                 // repeat (or a concurrent second revocation) writes no audit event.
@@ -1022,7 +1073,7 @@ impl Store for PgStore {
         old_valid_until: Timestamp,
         audit: &AuditEvent,
     ) -> Result<ApiToken, RepoError> {
-        self.transaction(|c| {
+        self.auth_transaction(|c| {
             async move {
                 // The tenant-scoped update both checks the token is this tenant's and
                 // locks its row, so two rotations of one token run one after the other.
@@ -1068,7 +1119,7 @@ impl Store for PgStore {
         at: Timestamp,
         audit: &AuditEvent,
     ) -> Result<(), RepoError> {
-        self.transaction(|c| {
+        self.auth_transaction(|c| {
             async move {
                 // Only a secret with an end (rotated out), and only to end it sooner:
                 // the current secret, whose `valid_until` is NULL, is never matched.
@@ -1089,6 +1140,9 @@ impl Store for PgStore {
     }
 
     async fn touch_token(&self, id: TokenId, at: Timestamp) -> Result<(), RepoError> {
+        if !self.auth.use_is_news(id, at) {
+            return Ok(());
+        }
         self.run(|c| {
             async move {
                 let changed =
@@ -1220,7 +1274,7 @@ impl Store for PgStore {
         id: FleetId,
         audit: &AuditEvent,
     ) -> Result<(), RepoError> {
-        self.transaction(|c| {
+        self.auth_transaction(|c| {
             async move {
                 // The foreign keys cascade to the fleet's enrollment tokens, agents and
                 // scans, and from the scans to their artifacts and share links. The
@@ -1454,7 +1508,7 @@ impl Store for PgStore {
         at: Timestamp,
         audit: &AuditEvent,
     ) -> Result<Agent, RepoError> {
-        self.transaction(|c| {
+        self.auth_transaction(|c| {
             async move {
                 // Only an unrevoked agent changes; see `revoke_token`.
                 let revoked = diesel::update(
@@ -1485,25 +1539,34 @@ impl Store for PgStore {
         &self,
         id: AgentId,
     ) -> Result<Option<(Agent, SecretDigest)>, RepoError> {
-        self.run(|c| {
-            async move {
-                let found = agents::table
-                    .find(id.as_uuid())
-                    .select((AgentRow::as_select(), agents::secret_digest))
-                    .first::<(AgentRow, Vec<u8>)>(c)
-                    .await
-                    .optional()?;
-                let Some((row, digest)) = found else {
-                    return Ok(None);
-                };
-                let digest = SecretDigest::from_slice(&digest).ok_or_else(|| {
-                    CorruptRow::repo("agents", row.id, "secret digest is not 32 bytes")
-                })?;
-                Ok(Some((Agent::try_from(row)?, digest)))
-            }
-            .scope_boxed()
-        })
-        .await
+        if let Some(cached) = self.auth.agent(id) {
+            return Ok(Some(cached));
+        }
+        let generation = self.auth.generation();
+        let found = self
+            .run(|c| {
+                async move {
+                    let found = agents::table
+                        .find(id.as_uuid())
+                        .select((AgentRow::as_select(), agents::secret_digest))
+                        .first::<(AgentRow, Vec<u8>)>(c)
+                        .await
+                        .optional()?;
+                    let Some((row, digest)) = found else {
+                        return Ok(None);
+                    };
+                    let digest = SecretDigest::from_slice(&digest).ok_or_else(|| {
+                        CorruptRow::repo("agents", row.id, "secret digest is not 32 bytes")
+                    })?;
+                    Ok(Some((Agent::try_from(row)?, digest)))
+                }
+                .scope_boxed()
+            })
+            .await?;
+        if let Some(found) = &found {
+            self.auth.keep_agent(id, generation, found.clone());
+        }
+        Ok(found)
     }
 
     async fn record_heartbeat(

@@ -1,0 +1,250 @@
+//! What authentication reads, cached in process: API token lookups by secret digest
+//! (found or not) and agent credentials by id, so that a request with a known
+//! credential costs no round trip.
+//!
+//! Correctness rests on three things:
+//! - **This replica's writes** that can change an answer (a token revoked, rotated,
+//!   changed or its secret retired; an owner changed or deleted; an agent revoked or its
+//!   fleet deleted) call [`AuthCache::forget`] once they committed, so the next request
+//!   here sees them: as strict as without a cache.
+//! - **Other replicas' writes** send `NOTIFY fleetpass_auth` in their transaction;
+//!   [`PgStore::watch_auth_changes`](crate::PgStore::watch_auth_changes) listens and
+//!   forgets on each. A lookup that started before a forget cannot store its (maybe
+//!   stale) answer afterwards: entries carry the generation they were read in.
+//! - **A safety net** for a lost notification or a dropped listener: every entry
+//!   expires [`TTL`] after it was read, well inside the spec's 5 s.
+//!
+//! Expiry, revocation times and grace ends are decided by the domain on every request
+//! from the cached row, so they stay exact to the second. The caches are bounded (a
+//! flood of random tokens evicts cold entries, it cannot grow memory).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use fleetpass_domain::Timestamp;
+use fleetpass_domain::fleet::Agent;
+use fleetpass_domain::ids::{AgentId, TokenId};
+use fleetpass_domain::secret::SecretDigest;
+use fleetpass_domain::token::TokenLookup;
+use quick_cache::sync::Cache;
+
+/// How long a cached answer is trusted without a notification.
+pub(crate) const TTL: Duration = Duration::from_secs(2);
+
+/// How many answers of each kind are kept.
+const CAPACITY: usize = 100_000;
+
+/// What a write sends in its transaction, and what the listener subscribes to.
+pub(crate) const NOTIFY: &str = "NOTIFY fleetpass_auth";
+pub(crate) const LISTEN: &str = "LISTEN fleetpass_auth";
+
+/// A cached answer and when (and in which generation) it was read.
+#[derive(Clone)]
+struct Entry<T> {
+    generation: u64,
+    read_at: Instant,
+    value: T,
+}
+
+/// The caches of one store (shared by its clones).
+pub(crate) struct AuthCache {
+    generation: AtomicU64,
+    tokens: Cache<[u8; 32], Entry<Option<TokenLookup>>>,
+    agents: Cache<AgentId, Entry<(Agent, SecretDigest)>>,
+    /// When this process last wrote each token's `last_used_at`.
+    touched: Mutex<std::collections::HashMap<TokenId, Timestamp>>,
+    ttl: Duration,
+}
+
+impl AuthCache {
+    pub(crate) fn new() -> Self {
+        Self::with_ttl(TTL)
+    }
+
+    pub(crate) fn with_ttl(ttl: Duration) -> Self {
+        Self {
+            generation: AtomicU64::new(0),
+            tokens: Cache::new(CAPACITY),
+            agents: Cache::new(CAPACITY),
+            touched: Mutex::new(std::collections::HashMap::new()),
+            ttl,
+        }
+    }
+
+    /// The generation to tag a lookup with; read it *before* querying.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Drops every answer: something they may depend on changed.
+    pub(crate) fn forget(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.tokens.clear();
+        self.agents.clear();
+    }
+
+    fn fresh<T: Clone>(&self, entry: Option<Entry<T>>) -> Option<T> {
+        entry
+            .filter(|e| e.generation == self.generation() && e.read_at.elapsed() < self.ttl)
+            .map(|e| e.value)
+    }
+
+    pub(crate) fn token(&self, digest: &SecretDigest) -> Option<Option<TokenLookup>> {
+        self.fresh(self.tokens.get(digest.as_bytes()))
+    }
+
+    pub(crate) fn keep_token(
+        &self,
+        digest: &SecretDigest,
+        generation: u64,
+        value: Option<TokenLookup>,
+    ) {
+        if generation == self.generation() {
+            let entry = Entry {
+                generation,
+                read_at: Instant::now(),
+                value,
+            };
+            self.tokens.insert(*digest.as_bytes(), entry);
+        }
+    }
+
+    pub(crate) fn agent(&self, id: AgentId) -> Option<(Agent, SecretDigest)> {
+        self.fresh(self.agents.get(&id))
+    }
+
+    /// Keeps a found agent (unknown ids are not cached: only enrolled agents hold tokens
+    /// that name an id, so misses are rare and cheap to repeat).
+    pub(crate) fn keep_agent(&self, id: AgentId, generation: u64, value: (Agent, SecretDigest)) {
+        if generation == self.generation() {
+            let entry = Entry {
+                generation,
+                read_at: Instant::now(),
+                value,
+            };
+            self.agents.insert(id, entry);
+        }
+    }
+
+    /// Whether a use of `id` at `at` needs writing: the first one a minute per token
+    /// and process (cached lookups show an old `last_used_at`, so the caller's own
+    /// check cannot decide this alone).
+    pub(crate) fn use_is_news(&self, id: TokenId, at: Timestamp) -> bool {
+        let mut touched = self
+            .touched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match touched.get(&id) {
+            Some(last) if at - *last < time::Duration::minutes(1) && at >= *last => false,
+            _ => {
+                if touched.len() >= CAPACITY {
+                    touched.clear();
+                }
+                touched.insert(id, at);
+                true
+            }
+        }
+    }
+}
+
+/// Listens for other replicas' changes on a connection of its own and forgets the
+/// cache on each, for as long as it runs; reconnects after a second when the connection
+/// is lost, forgetting then too (notifications may have been missed meanwhile).
+pub(crate) async fn listen(url: &str, cache: &AuthCache) {
+    loop {
+        match listen_once(url, cache).await {
+            Ok(()) => tracing::warn!("the auth-change listener's connection ended; reconnecting"),
+            Err(e) => tracing::warn!(error = %e, "the auth-change listener failed; reconnecting"),
+        }
+        cache.forget();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// One connection's worth of [`listen`]: returns when the connection ends.
+async fn listen_once(url: &str, cache: &AuthCache) -> Result<(), tokio_postgres::Error> {
+    use futures_util::StreamExt as _;
+    use tokio_postgres::AsyncMessage;
+
+    let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    // The connection must be polled for the client to make progress; its messages are
+    // where notifications arrive.
+    let (tx, mut notified) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(_)) => {
+                    if tx.send(()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "the auth-change listener's connection failed");
+                    break;
+                }
+            }
+        }
+    });
+    client.batch_execute(LISTEN).await?;
+    // Anything that changed before LISTEN took effect is unknown: start afresh.
+    cache.forget();
+    while notified.recv().await.is_some() {
+        cache.forget();
+    }
+    driver.abort();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    fn digest(byte: u8) -> SecretDigest {
+        SecretDigest::from_slice(&[byte; 32]).unwrap()
+    }
+
+    #[test]
+    fn a_lookup_that_raced_a_forget_is_not_kept() {
+        let cache = AuthCache::new();
+        let before = cache.generation();
+        cache.forget();
+        cache.keep_token(&digest(1), before, None);
+        assert_eq!(
+            cache.token(&digest(1)),
+            None,
+            "read before the change: dropped"
+        );
+        cache.keep_token(&digest(1), cache.generation(), None);
+        assert_eq!(
+            cache.token(&digest(1)),
+            Some(None),
+            "an unknown digest is cached"
+        );
+        cache.forget();
+        assert_eq!(cache.token(&digest(1)), None);
+    }
+
+    #[test]
+    fn answers_expire_without_a_notification() {
+        let cache = AuthCache::with_ttl(Duration::from_millis(20));
+        cache.keep_token(&digest(2), cache.generation(), None);
+        assert_eq!(cache.token(&digest(2)), Some(None));
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(cache.token(&digest(2)), None);
+    }
+
+    #[test]
+    fn a_token_use_is_written_once_a_minute() {
+        let cache = AuthCache::new();
+        let id = TokenId::from_uuid(uuid::Uuid::nil());
+        let t = datetime!(2026-11-22 10:00 UTC);
+        assert!(cache.use_is_news(id, t));
+        assert!(!cache.use_is_news(id, t + time::Duration::seconds(59)));
+        assert!(cache.use_is_news(id, t + time::Duration::seconds(61)));
+    }
+}
