@@ -413,8 +413,8 @@ async fn guard(
         }
         Ok(respond(req, res))
     };
-    let (fail_key, fail_limit) = failures(&state, client);
     if class == Class::Platform {
+        let (fail_key, fail_limit) = failures(&state, client);
         // Before the key is even compared, so a blocked address learns nothing of it.
         let peeked = state.guards.limiter.peek(&fail_key, fail_limit, now).await;
         if let Some(d) = fail_open(peeked).filter(|d| !d.allowed) {
@@ -475,6 +475,7 @@ async fn guard(
         || (class == Class::Platform && res.status() == StatusCode::FORBIDDEN);
     if failed {
         // Counted only when it failed, so valid credentials cost no look at the count.
+        let (fail_key, fail_limit) = failures(&state, client);
         let counted = fail_open(state.guards.limiter.hit(&fail_key, fail_limit, now).await);
         if let Some(d) = counted.filter(|d| !d.allowed) {
             // A failing attempt from a blocked address learns nothing but the block.

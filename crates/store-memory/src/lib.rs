@@ -1,7 +1,9 @@
 //! In-memory Fleetpass store: the embedded default adapter of the [`Store`] port.
 //!
-//! All state sits behind one [`Mutex`] that every method takes for its whole, purely
-//! synchronous body. A method therefore behaves like one database transaction: it sees a
+//! All state sits behind one [`RwLock`] that every method takes for its whole, purely
+//! synchronous body (writes exclusively; the reads of every request — authentication,
+//! single reads — shared, so request threads do not queue behind each other). A method
+//! therefore behaves like one database transaction: it sees a
 //! consistent state, checks everything that could make it fail *before* it changes
 //! anything, and then applies the change together with its audit event. Nothing of a
 //! failed write (not even its audit event) is ever visible. `enroll` claims a token's
@@ -25,7 +27,7 @@ pub use ratelimit::MemoryRateLimiter;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{PoisonError, RwLock, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use fleetpass_domain::Timestamp;
@@ -55,7 +57,7 @@ use uuid::Uuid;
 /// The in-memory store. Cheap to create; share it behind an `Arc`.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    state: Mutex<State>,
+    state: RwLock<State>,
 }
 
 impl MemoryStore {
@@ -69,12 +71,17 @@ impl MemoryStore {
         f(&mut self.lock())
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    /// Runs a read-only `f` on the state, beside other reads.
+    fn read<R>(&self, f: impl FnOnce(&State) -> Result<R, RepoError>) -> Result<R, RepoError> {
+        f(&self.state.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn lock(&self) -> RwLockWriteGuard<'_, State> {
         // A poisoned lock means a panic inside a method body. Every method checks all of
         // its failure conditions before its first change, and the changes themselves are
         // plain map updates, so the state left behind is still consistent: recovering
         // keeps the service up instead of failing every later request.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -381,7 +388,7 @@ impl Store for MemoryStore {
     }
 
     async fn get_tenant(&self, id: TenantId) -> Result<Tenant, RepoError> {
-        self.with(|s| {
+        self.read(|s| {
             s.tenants
                 .get(&id.as_uuid())
                 .cloned()
@@ -390,7 +397,7 @@ impl Store for MemoryStore {
     }
 
     async fn list_tenants(&self, page: PageRequest) -> Result<Page<Tenant>, RepoError> {
-        self.with(|s| Ok(page_of(&s.tenants, page, |_| true)))
+        self.read(|s| Ok(page_of(&s.tenants, page, |_| true)))
     }
 
     // ---- environments ----
@@ -423,7 +430,7 @@ impl Store for MemoryStore {
         tenant: TenantId,
         id: EnvironmentId,
     ) -> Result<Environment, RepoError> {
-        self.with(|s| s.environment(tenant, id).cloned())
+        self.read(|s| s.environment(tenant, id).cloned())
     }
 
     async fn find_environment_by_name(
@@ -431,7 +438,7 @@ impl Store for MemoryStore {
         tenant: TenantId,
         name: &EnvironmentName,
     ) -> Result<Environment, RepoError> {
-        self.with(|s| {
+        self.read(|s| {
             s.environments
                 .values()
                 .find(|e| e.tenant_id == tenant && &e.name == name)
@@ -445,7 +452,7 @@ impl Store for MemoryStore {
         tenant: TenantId,
         page: PageRequest,
     ) -> Result<Page<Environment>, RepoError> {
-        self.with(|s| Ok(page_of(&s.environments, page, |e| e.tenant_id == tenant)))
+        self.read(|s| Ok(page_of(&s.environments, page, |e| e.tenant_id == tenant)))
     }
 
     async fn missing_environments(
@@ -453,7 +460,7 @@ impl Store for MemoryStore {
         tenant: TenantId,
         ids: &[EnvironmentId],
     ) -> Result<Vec<EnvironmentId>, RepoError> {
-        self.with(|s| {
+        self.read(|s| {
             Ok(ids
                 .iter()
                 .copied()
@@ -541,7 +548,7 @@ impl Store for MemoryStore {
         tenant: TenantId,
         id: PrincipalId,
     ) -> Result<Principal, RepoError> {
-        self.with(|s| s.principal(tenant, id).cloned())
+        self.read(|s| s.principal(tenant, id).cloned())
     }
 
     async fn list_principals(
@@ -551,7 +558,7 @@ impl Store for MemoryStore {
         page: PageRequest,
     ) -> Result<Page<Principal>, RepoError> {
         let want_users = filter == PrincipalFilter::Users;
-        self.with(|s| {
+        self.read(|s| {
             Ok(page_of(&s.principals, page, |p| {
                 p.tenant_id == tenant && p.is_user() == want_users
             }))
@@ -646,7 +653,7 @@ impl Store for MemoryStore {
         &self,
         digest: &SecretDigest,
     ) -> Result<Option<TokenLookup>, RepoError> {
-        self.with(|s| {
+        self.read(|s| {
             let lookup = s.secrets.get(digest.as_bytes()).and_then(|secret| {
                 let token = s.tokens.get(&secret.token_id.as_uuid())?;
                 let owner_disabled = token
@@ -664,7 +671,7 @@ impl Store for MemoryStore {
     }
 
     async fn get_token(&self, tenant: TenantId, id: TokenId) -> Result<ApiToken, RepoError> {
-        self.with(|s| s.token(tenant, id).cloned())
+        self.read(|s| s.token(tenant, id).cloned())
     }
 
     async fn list_tokens(
@@ -673,7 +680,7 @@ impl Store for MemoryStore {
         environments: Option<&[EnvironmentId]>,
         page: PageRequest,
     ) -> Result<Page<ApiToken>, RepoError> {
-        self.with(|s| {
+        self.read(|s| {
             Ok(page_of(&s.tokens, page, |t| {
                 t.tenant_id == tenant && environments.is_none_or(|envs| within(&t.scope, envs))
             }))
@@ -815,7 +822,7 @@ impl Store for MemoryStore {
     }
 
     async fn get_fleet(&self, tenant: TenantId, id: FleetId) -> Result<Fleet, RepoError> {
-        self.with(|s| s.fleet(tenant, id).cloned())
+        self.read(|s| s.fleet(tenant, id).cloned())
     }
 
     async fn list_fleets(
@@ -825,7 +832,7 @@ impl Store for MemoryStore {
         page: PageRequest,
     ) -> Result<Page<Fleet>, RepoError> {
         // Filtering happens inside the page walk, so every page but the last is full.
-        self.with(|s| {
+        self.read(|s| {
             Ok(page_of(&s.fleets, page, |f| {
                 f.tenant_id == tenant
                     && environments.is_none_or(|envs| envs.contains(&f.environment_id))
@@ -902,7 +909,7 @@ impl Store for MemoryStore {
         fleet: FleetId,
         page: PageRequest,
     ) -> Result<Page<EnrollmentToken>, RepoError> {
-        self.with(|s| {
+        self.read(|s| {
             s.fleet(tenant, fleet)?;
             Ok(page_of(&s.enrollment_tokens, page, |t| {
                 t.tenant_id == tenant && t.fleet_id == fleet
@@ -982,7 +989,7 @@ impl Store for MemoryStore {
     // ---- agents ----
 
     async fn get_agent(&self, tenant: TenantId, id: AgentId) -> Result<Agent, RepoError> {
-        self.with(|s| s.agent(tenant, id).cloned())
+        self.read(|s| s.agent(tenant, id).cloned())
     }
 
     async fn list_agents(
@@ -991,7 +998,7 @@ impl Store for MemoryStore {
         fleet: FleetId,
         page: PageRequest,
     ) -> Result<Page<Agent>, RepoError> {
-        self.with(|s| {
+        self.read(|s| {
             s.fleet(tenant, fleet)?;
             Ok(page_of(&s.agents, page, |a| {
                 a.tenant_id == tenant && a.fleet_id == fleet
@@ -1025,7 +1032,7 @@ impl Store for MemoryStore {
         &self,
         id: AgentId,
     ) -> Result<Option<(Agent, SecretDigest)>, RepoError> {
-        self.with(|s| {
+        self.read(|s| {
             let Some(agent) = s.agents.get(&id.as_uuid()) else {
                 return Ok(None);
             };
@@ -1056,7 +1063,7 @@ impl Store for MemoryStore {
     // ---- signing keys ----
 
     async fn list_signing_keys(&self) -> Result<Vec<StoredSigningKey>, RepoError> {
-        self.with(|s| {
+        self.read(|s| {
             let mut keys: Vec<StoredSigningKey> = s.signing_keys.values().cloned().collect();
             keys.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
             Ok(keys)
@@ -1090,7 +1097,7 @@ impl Store for MemoryStore {
     }
 
     async fn get_scan(&self, tenant: TenantId, id: ScanId) -> Result<Scan, RepoError> {
-        self.with(|s| s.get_scan(tenant, id))
+        self.read(|s| s.get_scan(tenant, id))
     }
 
     async fn list_scans(
@@ -1099,7 +1106,7 @@ impl Store for MemoryStore {
         filter: &ScanFilter,
         page: PageRequest,
     ) -> Result<Page<Scan>, RepoError> {
-        self.with(|s| Ok(s.list_scans(tenant, filter, page)))
+        self.read(|s| Ok(s.list_scans(tenant, filter, page)))
     }
 
     async fn claim_scan(
@@ -1129,7 +1136,7 @@ impl Store for MemoryStore {
         tenant: TenantId,
         id: ScanId,
     ) -> Result<Option<ScanArtifacts>, RepoError> {
-        self.with(|s| s.get_scan_artifacts(tenant, id))
+        self.read(|s| s.get_scan_artifacts(tenant, id))
     }
 
     async fn sweep_scans(
@@ -1156,7 +1163,7 @@ impl Store for MemoryStore {
         tenant: TenantId,
         id: ShareLinkId,
     ) -> Result<ShareLink, RepoError> {
-        self.with(|s| s.get_share_link(tenant, id))
+        self.read(|s| s.get_share_link(tenant, id))
     }
 
     async fn list_share_links(
@@ -1165,7 +1172,7 @@ impl Store for MemoryStore {
         scan: ScanId,
         page: PageRequest,
     ) -> Result<Page<ShareLink>, RepoError> {
-        self.with(|s| s.list_share_links(tenant, scan, page))
+        self.read(|s| s.list_share_links(tenant, scan, page))
     }
 
     async fn revoke_share_link(
@@ -1201,7 +1208,7 @@ impl Store for MemoryStore {
     }
 
     async fn get_schedule(&self, tenant: TenantId, id: ScheduleId) -> Result<Schedule, RepoError> {
-        self.with(|s| s.get_schedule(tenant, id))
+        self.read(|s| s.get_schedule(tenant, id))
     }
 
     async fn list_schedules(
@@ -1210,7 +1217,7 @@ impl Store for MemoryStore {
         environments: Option<&[EnvironmentId]>,
         page: PageRequest,
     ) -> Result<Page<Schedule>, RepoError> {
-        self.with(|s| Ok(s.list_schedules(tenant, environments, page)))
+        self.read(|s| Ok(s.list_schedules(tenant, environments, page)))
     }
 
     async fn update_schedule(
@@ -1246,7 +1253,7 @@ impl Store for MemoryStore {
         &self,
         digest: &SecretDigest,
     ) -> Result<Option<EnrollmentToken>, RepoError> {
-        self.with(|s| {
+        self.read(|s| {
             Ok(s.enrollment_secrets
                 .get(digest.as_bytes())
                 .and_then(|id| s.enrollment_tokens.get(&id.as_uuid()))
@@ -1258,7 +1265,7 @@ impl Store for MemoryStore {
         &self,
         digest: &SecretDigest,
     ) -> Result<Option<ShareLink>, RepoError> {
-        self.with(|s| {
+        self.read(|s| {
             Ok(s.share_secrets
                 .get(digest.as_bytes())
                 .and_then(|id| s.share_links.get(&id.as_uuid()))
@@ -1271,7 +1278,7 @@ impl Store for MemoryStore {
         digest: &SecretDigest,
     ) -> Result<Option<Agent>, RepoError> {
         // Agent secrets are keyed by agent id: a scan, as the lookup is a rare one.
-        self.with(|s| {
+        self.read(|s| {
             Ok(s.agent_secrets
                 .iter()
                 .find(|(_, stored)| *stored == digest)
@@ -1306,7 +1313,7 @@ impl Store for MemoryStore {
                     .as_deref()
                     .is_none_or(|envs| within(&e.scope, envs))
         };
-        self.with(|s| Ok(page_of(&s.audit, page, passes)))
+        self.read(|s| Ok(page_of(&s.audit, page, passes)))
     }
 }
 
