@@ -61,6 +61,30 @@ pub fn bounded_text(raw: &str, min: usize, max: usize) -> Result<String, ValueEr
     Ok(trimmed.to_owned())
 }
 
+/// Parses an RFC 3339 timestamp from a client into UTC. An instant that exists only
+/// in its own offset (`9999-12-31T23:59:59-00:01` is in the year 10000 in UTC) is
+/// refused like malformed text: every timestamp the service keeps is renderable in UTC.
+///
+/// ```
+/// use fleetpass_domain::value::parse_timestamp;
+/// let at = parse_timestamp("2026-11-22T11:15:00+01:00").unwrap();
+/// assert_eq!(at.unix_timestamp(), 1_795_342_500); // 2026-11-22T10:15:00Z
+/// assert_eq!(at.offset(), time::UtcOffset::UTC);
+/// assert!(parse_timestamp("9999-12-31T23:59:59-00:01").is_err());
+/// assert!(parse_timestamp("yesterday").is_err());
+/// ```
+///
+/// # Errors
+/// `ValueError::Format` for anything but an RFC 3339 timestamp of the years 1-9999 UTC.
+pub fn parse_timestamp(raw: &str) -> Result<crate::Timestamp, ValueError> {
+    crate::Timestamp::parse(raw, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .and_then(|at| at.checked_to_offset(time::UtcOffset::UTC))
+        .ok_or(ValueError::Format {
+            expected: "an RFC 3339 timestamp, e.g. 2026-11-22T10:15:00Z",
+        })
+}
+
 /// Checks that `raw` lies in `min..=max`.
 pub fn bounded_int(raw: i64, min: i64, max: i64) -> Result<i64, ValueError> {
     if (min..=max).contains(&raw) {

@@ -16,7 +16,11 @@ use utoipa::ToSchema;
 
 /// RFC 3339 in UTC, as every timestamp on the wire.
 pub fn ts(at: Timestamp) -> String {
-    at.to_offset(time::UtcOffset::UTC)
+    // Everything kept was parsed into UTC (`value::parse_timestamp`) or read from the
+    // clock; an instant that still cannot be shown in UTC is rendered as it is rather
+    // than panicking a worker.
+    at.checked_to_offset(time::UtcOffset::UTC)
+        .unwrap_or(at)
         .format(&Rfc3339)
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }

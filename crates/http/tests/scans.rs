@@ -144,6 +144,18 @@ async fn scan_requests_are_validated_to_the_field() {
             "notAfter",
         ),
         (json!({"notBefore": "tomorrow"}), "inventory", "notBefore"),
+        // Found by the fuzzer: a valid RFC 3339 text whose instant is in the year 10000
+        // in UTC was stored and then panicked every rendering of the scan.
+        (
+            json!({"notBefore": "9999-12-31T23:59:59-00:01"}),
+            "inventory",
+            "notBefore",
+        ),
+        (
+            json!({"notAfter": "9999-12-31T23:59:59-00:01"}),
+            "inventory",
+            "notAfter",
+        ),
     ];
     for (constraints, scenario, expected) in cases {
         let res = send(

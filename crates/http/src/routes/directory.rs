@@ -2,15 +2,14 @@
 //! `/api/admin/audit-events`.
 
 use actix_web::{HttpResponse, web};
-use fleetpass_domain::Timestamp;
 use fleetpass_domain::identity::{
     Email, EnvironmentName, PersonName, PrincipalKind, Role, ServiceAccountName,
 };
 use fleetpass_domain::ids::{EnvironmentId, PrincipalId};
+use fleetpass_domain::value::parse_timestamp;
 use fleetpass_ports::service::directory::{self as svc, PrincipalPatch};
 use fleetpass_ports::store::{AuditFilter, PrincipalFilter};
 use serde::Deserialize;
-use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -483,14 +482,9 @@ pub async fn list_audit_events(
     };
     let since = params
         .since
-        .map(|s| Timestamp::parse(&s, &Rfc3339))
+        .map(|s| parse_timestamp(&s))
         .transpose()
-        .map_err(|_| {
-            ApiError::invalid_message(
-                "since",
-                "must be an RFC 3339 timestamp, e.g. 2026-11-22T10:15:00Z",
-            )
-        })?;
+        .map_err(|e| ApiError::invalid("since", &e))?;
     let filter = AuditFilter {
         action: params.action,
         actor_id: uuid("actorId", params.actor_id)?,

@@ -9,11 +9,11 @@ use fleetpass_domain::scan::{
     MaxAssets, MaxDurationMinutes, ScanConstraints, ScanStatus, Scenario,
 };
 use fleetpass_domain::share::{Artifact, MaxAccesses, ShareLabel, ShareTtlHours};
+use fleetpass_domain::value::parse_timestamp;
 use fleetpass_ports::service::scans as svc;
 use fleetpass_ports::service::shares::{self, NewShare};
 use fleetpass_ports::store::{ScanArtifacts, ScanFilter};
 use serde::Deserialize;
-use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 use super::Checks;
@@ -74,18 +74,7 @@ pub struct RequestScanBody {
 }
 
 fn timestamp(checks: &mut Checks, field: &str, raw: Option<String>) -> Option<Timestamp> {
-    let parsed = raw.map(|r| Timestamp::parse(&r, &Rfc3339));
-    match parsed {
-        Some(Ok(at)) => Some(at),
-        Some(Err(_)) => {
-            checks.push(ApiError::invalid_message(
-                field,
-                "must be an RFC 3339 timestamp, e.g. 2026-11-22T10:15:00Z",
-            ));
-            None
-        }
-        None => None,
-    }
+    raw.and_then(|r| checks.check(field, parse_timestamp(&r)))
 }
 
 impl ConstraintsBody {
