@@ -3,8 +3,8 @@
 //! `!Send`), a tenant with one of everything made at setup, and [`exchange`], which
 //! sends one request and keeps the app as setup left it for the next input.
 //!
-//! Ids and secrets come from the sequential test ports, so every build of the harness
-//! has the same fixtures: a committed seed may carry the agent's real id and secret,
+//! Ids and secrets come from counters (`CountingIds` below, the ports'
+//! `SequentialSecrets`), so every build of the harness has the same fixtures: a committed seed may carry the agent's real id and secret,
 //! and a rebuilt harness (see [`exchange`]) is the same app again.
 
 use std::cell::RefCell;
@@ -109,7 +109,7 @@ pub struct Fixtures {
 }
 
 impl Fixtures {
-    /// `template` with `{fleet}`, `{scan}` and the like replaced by fixture ids.
+    /// `template` with `{fleet}`, `{running_scan}` and the like replaced by fixture ids.
     pub fn fill(&self, template: &str) -> String {
         template
             .replace("{tenant}", &self.tenant)
@@ -390,7 +390,7 @@ impl Harness {
     }
 }
 
-/// A valid result set (two assets, three findings).
+/// A valid result set (two assets, two findings).
 pub fn sample_results() -> Value {
     json!({
         "assets": [
