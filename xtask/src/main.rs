@@ -1,7 +1,8 @@
 //! `cargo xtask`: project automation — code generation, migrations, a local dev server
-//! on Postgres, and benchmarks. Run `cargo xtask --help`.
+//! on Postgres, benchmarks and fuzzing. Run `cargo xtask --help`.
 
 mod bench;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,6 +38,20 @@ enum Task {
     /// Create the local `fleetpass_dev` database if PostgreSQL is reachable, migrate it
     /// and run the server on it.
     Dev,
+    /// Fuzz the parsers and the API (cargo-fuzz; see fuzz/README.md): build the targets
+    /// once, run each for a bounded time over its committed corpus, fail on any crash.
+    Fuzz {
+        /// Seconds each target runs.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+        seconds: u64,
+        /// Run only this target (repeatable); all by default.
+        #[arg(long = "target")]
+        targets: Vec<String>,
+        /// Keep the new inputs a run finds in fuzz/corpus/ (by default they go to a
+        /// scratch directory, so CI leaves the committed corpus alone).
+        #[arg(long)]
+        grow_corpus: bool,
+    },
     /// Run the whole test suite: make sure PostgreSQL is up and Debian's Chromium is
     /// installed (for the browser test), then `cargo test --workspace`.
     Test {
@@ -198,6 +213,18 @@ fn main() -> anyhow::Result<()> {
         Task::Codegen { check } => codegen(check),
         Task::Bench { requests } => bench::run(requests),
         Task::Test { args } => test(&args),
+        Task::Fuzz {
+            seconds,
+            targets,
+            grow_corpus,
+        } => fuzz::run(
+            &root(),
+            &fuzz::Options {
+                seconds,
+                targets,
+                grow_corpus,
+            },
+        ),
         Task::Migrate => {
             let (admin, dev) = dev_urls();
             rt.block_on(provision(&admin, &dev))

@@ -147,6 +147,7 @@ fn every_file_opens_with_a_module_doc() {
     let mut files = Vec::new();
     rust_files(&root().join("crates"), &mut files);
     rust_files(&root().join("xtask"), &mut files);
+    rust_files(&root().join("fuzz"), &mut files);
     assert!(files.len() > 10, "found the sources");
     let missing: Vec<_> = files
         .iter()
