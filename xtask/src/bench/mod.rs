@@ -294,7 +294,9 @@ pub struct Outcome {
     pub a: Side,
     /// The baseline.
     pub b: Side,
-    /// The server's resident memory after the scenario, KiB.
+    /// The server under test.
+    pub server: String,
+    /// Its resident memory after the scenario, KiB.
     pub rss_kib: Option<u64>,
     /// Anything a reader must know about these numbers.
     pub notes: Vec<String>,
@@ -493,6 +495,7 @@ fn me_memory(env: &Env, opts: &Options, bin: &Path, log_dir: &Path) -> anyhow::R
         title: "`GET /api/me`, memory store".to_owned(),
         a: sa,
         b: sb,
+        server: server.label.clone(),
         rss_kib: server.rss_kib(),
         notes,
     })
@@ -538,6 +541,7 @@ fn pg_scenario(
         title: s.title.to_owned(),
         a: sa,
         b: sb,
+        server: server.label.clone(),
         rss_kib: server.rss_kib(),
         notes,
     })
@@ -555,6 +559,8 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     }
     anyhow::ensure!(opts.rounds >= 3, "--rounds must be at least 3");
     let started = Instant::now();
+    // Other work on the machine shows in the numbers: the report says how busy it was.
+    let load_before = report::load_average();
     let target = servers::target_dir();
     let work = target.join("bench-work");
     let _ = std::fs::remove_dir_all(&work);
@@ -594,7 +600,11 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         outcomes.extend(postgres_scenarios(&env, opts, &bin, &db, &wanted)?);
     }
     let wall = started.elapsed();
-    let machine = report::Machine::collect(&env.tools);
+    let mut machine = report::Machine::collect(&env.tools);
+    machine.load = format!(
+        "{load_before} at the start, {} at the end",
+        report::load_average()
+    );
     let text = report::render(opts, &machine, &settings, &outcomes, wall);
     println!("\n{text}");
     if opts.quick || opts.scenario.is_some() {
@@ -854,7 +864,11 @@ fn postgres_scenarios(
             rotating_urls(tokens, me),
             200,
         );
-        let (sa, sb, notes) = alternate(env, opts, &mut a, &mut b)?;
+        let (sa, sb, mut notes) = alternate(env, opts, &mut a, &mut b)?;
+        notes.push(
+            "The exhausted token allows one request a minute, so each new minute answers one 200 among its 429s."
+                .to_owned(),
+        );
         outcomes.push(Outcome {
             name: "rate-limited",
             title:
@@ -862,6 +876,7 @@ fn postgres_scenarios(
                     .to_owned(),
             a: sa,
             b: sb,
+            server: server.label.clone(),
             rss_kib: server.rss_kib(),
             notes,
         });

@@ -27,6 +27,18 @@ pub struct Machine {
     date: String,
     tools: String,
     rustc: String,
+    /// The load averages around the run (filled in by the caller).
+    pub load: String,
+}
+
+/// The 1-, 5- and 15-minute load averages, from /proc/loadavg.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn output(program: &str, args: &[&str]) -> String {
@@ -78,6 +90,7 @@ impl Machine {
             date: output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
             tools: tools.versions(),
             rustc: output("rustc", &["--version"]),
+            load: String::new(),
         }
     }
 }
@@ -149,7 +162,8 @@ pub fn render(
         s,
         "\n### Latency at a constant arrival rate of half the median peak (ms)\n\n\
          Fleetpass and the bare actix-web baseline with oha (`-q`, `--latency-correction`); \
-         pgbench with `-R` (latency counted from each transaction's scheduled start).\n"
+         pgbench with `-R` (Poisson arrivals; latency counted from each transaction's scheduled \
+         start, the first second of each run left out: it holds the 32 connections' start-up).\n"
     );
     let _ = writeln!(
         s,
@@ -173,7 +187,7 @@ pub fn render(
             s,
             "| {} | {} | {} |",
             o.name,
-            o.a.label,
+            o.server,
             o.rss_kib
                 .map_or_else(|| "?".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0))
         );
@@ -205,11 +219,17 @@ pub fn render(
     let _ = writeln!(s, "\n### Machine\n");
     let _ = writeln!(s, "| | |");
     let _ = writeln!(s, "|---|---|");
+    let postgres = settings
+        .iter()
+        .find(|(k, _)| k == "server_version")
+        .map_or_else(|| "not used".to_owned(), |(_, v)| format!("PostgreSQL {v}"));
     for (k, v) in [
         ("cores (`nproc`)", &machine.cores),
         ("CPU", &machine.cpu),
         ("memory", &machine.memory),
         ("kernel", &machine.kernel),
+        ("database", &postgres),
+        ("load average (1, 5, 15 min)", &machine.load),
         ("commit", &machine.commit),
         ("toolchain", &machine.rustc),
         ("load generators", &machine.tools),
