@@ -21,7 +21,7 @@ enum Task {
     /// Benchmark the release server over real sockets, each scenario against a
     /// baseline in the same run (a bare actix-web server; pgbench with the same SQL),
     /// and write docs/BENCHMARKS.md; see docs/PERFORMANCE.md. Installs wrk, oha and
-    /// pgbench if missing; takes about 8 minutes once built.
+    /// pgbench if missing; takes about 7 minutes once built.
     Bench {
         /// Short rounds, for a smoke check (the report is not written).
         #[arg(long)]
