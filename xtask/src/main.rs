@@ -19,13 +19,24 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Measure what idempotency keys and rate limits add to a request (in process,
-    /// memory vs PostgreSQL, plus PostgreSQL vs Redis for the shared limiter); see
-    /// docs/PERFORMANCE.md.
+    /// Benchmark the release server over real sockets, each scenario against a
+    /// baseline in the same run (a bare actix-web server; pgbench with the same SQL),
+    /// and write docs/BENCHMARKS.md; see docs/PERFORMANCE.md. Installs wrk, oha and
+    /// pgbench if missing; takes about 7 minutes once built.
     Bench {
-        /// Requests per in-process scenario (a third of it with PostgreSQL).
-        #[arg(long, default_value_t = 3000)]
-        requests: usize,
+        /// Short rounds, for a smoke check (the report is not written).
+        #[arg(long)]
+        quick: bool,
+        /// Run only this scenario (the report is not written): me-memory, me-postgres,
+        /// scan-read, share-open-cold, share-create, enroll, rate-limited.
+        #[arg(long, value_name = "NAME")]
+        scenario: Option<String>,
+        /// Alternating rounds per scenario (at least 3).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds per measured run (default 5; 1 with --quick).
+        #[arg(long)]
+        seconds: Option<u64>,
     },
     /// Regenerate generated files (docs/openapi.json); `--check` fails if one is stale.
     Codegen {
@@ -211,7 +222,17 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Task::Codegen { check } => codegen(check),
-        Task::Bench { requests } => bench::run(requests),
+        Task::Bench {
+            quick,
+            scenario,
+            rounds,
+            seconds,
+        } => bench::run(&bench::Options {
+            quick,
+            scenario,
+            rounds,
+            seconds: seconds.unwrap_or(if quick { 1 } else { 5 }),
+        }),
         Task::Test { args } => test(&args),
         Task::Fuzz {
             seconds,

@@ -1,0 +1,948 @@
+//! `cargo xtask bench`: the release server over real sockets, each scenario against a
+//! baseline measured in the same run, in alternating rounds (A B A B …), so that a
+//! machine that gets busier or quieter moves both alike.
+//!
+//! - Throughput: `wrk`, one thread, 32 connections, every request pre-rendered by
+//!   `requests.lua` (40 API tokens in turn, fresh one-time credentials where the
+//!   scenario needs them).
+//! - Latency: `oha` at a constant arrival rate of half the measured peak, latency
+//!   counted from when each request was due (no coordinated omission).
+//! - Baselines: a bare actix-web binary with the same workers (`crates/bench-baseline`)
+//!   for the in-memory scenario; `pgbench` running the same statements, with the same
+//!   protocol (prepared, one round trip per statement) and client count, for the
+//!   PostgreSQL ones.
+//!
+//! Everything is reported, nothing asserted: the numbers describe this machine, now.
+//! The report goes to `docs/BENCHMARKS.md` (a full run only; see `report.rs`).
+
+mod api;
+mod db;
+mod report;
+mod servers;
+mod sql;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+
+use self::api::Api;
+use self::db::Database;
+use self::servers::{ADMIN_KEY, Server};
+use self::tools::{CONNECTIONS, Latency, OhaRequest, Pgbench, Throughput, Tools};
+
+/// The scenarios, by the name `--scenario` takes, in the order they run.
+pub const SCENARIOS: &[&str] = &[
+    "me-memory",
+    "me-postgres",
+    "scan-read",
+    "share-open-cold",
+    "share-create",
+    "enroll",
+    "rate-limited",
+];
+
+/// How a run is shaped.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Short rounds, for a smoke check; the report is not written.
+    pub quick: bool,
+    /// Only this scenario (one of [`SCENARIOS`]); the report is not written.
+    pub scenario: Option<String>,
+    /// A B rounds per scenario (at least 3).
+    pub rounds: usize,
+    /// Seconds per measured run.
+    pub seconds: u64,
+}
+
+/// Workers of both servers: what `fleetpass serve` runs with (actix's default, one
+/// per core), passed to the baseline explicitly.
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Server settings every run shares: limits out of the way (the benchmark measures
+/// the cost of counting, not of refusing; the rate-limited scenario uses a token's own
+/// limit), quiet logs, and loopback trusted as a proxy so that the public scenarios can
+/// spread their requests over many client addresses (`X-Forwarded-For`, documentation
+/// ranges only) instead of exhausting one address's limit.
+fn common_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("FLEETPASS_ADMIN_KEY", ADMIN_KEY.to_owned()),
+        ("FLEETPASS_LOG", "warn".to_owned()),
+        ("FLEETPASS_PUBLIC_RATE_LIMIT", api::ROOMY.to_string()),
+        ("FLEETPASS_AUTH_FAILURE_LIMIT", api::ROOMY.to_string()),
+        ("FLEETPASS_TRUSTED_PROXIES", "127.0.0.1".to_owned()),
+    ]
+}
+
+/// The `X-Forwarded-For` of the `i`-th public request: 512 addresses of the
+/// documentation ranges (TEST-NET-2 and -3), never contacted, only counted.
+fn client_address(i: usize) -> String {
+    let net = if i % 512 < 256 {
+        "198.51.100"
+    } else {
+        "203.0.113"
+    };
+    format!("X-Forwarded-For: {net}.{}", i % 256)
+}
+
+/// What every scenario needs: the tools, a scratch directory, a runtime for the
+/// setup calls.
+struct Env {
+    tools: Tools,
+    work: PathBuf,
+    rt: tokio::runtime::Runtime,
+    script: PathBuf,
+    script_once: PathBuf,
+    files: std::cell::Cell<u32>,
+}
+
+impl Env {
+    /// Writes `lines` to a new file in the scratch directory.
+    fn file(&self, stem: &str, lines: &[String]) -> anyhow::Result<PathBuf> {
+        let n = self.files.get() + 1;
+        self.files.set(n);
+        let path = self.work.join(format!("{stem}-{n}.txt"));
+        let mut text = lines.join("\n");
+        text.push('\n');
+        std::fs::write(&path, text)
+            .with_context(|| format!("Failed to write {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+/// One side of a scenario: something to load, as fast as it goes or at a set rate.
+trait Load {
+    /// What it is, for the report.
+    fn label(&self) -> String;
+    /// Requests a second over `secs` seconds, as fast as 32 connections go.
+    fn throughput(&mut self, env: &Env, secs: u64) -> anyhow::Result<Throughput>;
+    /// Latency at a constant `rate`.
+    fn latency(&mut self, env: &Env, rate: f64, secs: u64) -> anyhow::Result<Latency>;
+}
+
+/// Makes the lines of requests.lua for a wrk run of `secs` seconds at about `rate`.
+type Lines<'a> = Box<dyn FnMut(&Env, u64, f64) -> anyhow::Result<Vec<String>> + 'a>;
+/// Makes what oha sends for a run of `secs` seconds at `rate`.
+type OhaPlan<'a> = Box<dyn FnMut(&Env, u64, f64) -> anyhow::Result<OhaFiles> + 'a>;
+
+/// What oha sends: URLs and bodies picked at random, fixed headers.
+struct OhaFiles {
+    method: &'static str,
+    urls: Vec<String>,
+    headers: Vec<String>,
+    bodies: Option<Vec<String>>,
+}
+
+/// HTTP requests to a server: wrk for throughput, oha for latency.
+struct Http<'a> {
+    label: String,
+    base: String,
+    /// Whether every line may be sent once only (once.lua).
+    once: bool,
+    lines: Lines<'a>,
+    oha: OhaPlan<'a>,
+    expect: u16,
+    /// The highest rate seen, to size one-time lists.
+    seen_rate: f64,
+}
+
+impl Load for Http<'_> {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn throughput(&mut self, env: &Env, secs: u64) -> anyhow::Result<Throughput> {
+        let script = if self.once {
+            &env.script_once
+        } else {
+            &env.script
+        };
+        let mut tries = 0;
+        loop {
+            let lines = (self.lines)(env, secs, self.seen_rate)?;
+            let file = env.file("wrk", &lines)?;
+            let mut run = tools::wrk(&env.tools, script, &self.base, &file, secs)?;
+            // wrk tells 2xx/3xx from the rest, which is all a scenario needs to know:
+            // each expects one status.
+            run.unexpected += if self.expect < 400 {
+                run.refused
+            } else {
+                run.requests - run.refused
+            };
+            // wrk counts the whole duration even when once.lua stopped the thread, so
+            // a run that used up its list measured nothing useful: size the list up
+            // (its rate is at least the list over the duration) and run again.
+            run.cut_short =
+                self.once && run.requests as usize + CONNECTIONS as usize >= lines.len();
+            let floor = if run.cut_short {
+                2.0 * lines.len() as f64 / secs as f64
+            } else {
+                run.per_second()
+            };
+            self.seen_rate = self.seen_rate.max(floor);
+            tries += 1;
+            if !run.cut_short || tries == 4 {
+                return Ok(run);
+            }
+            println!(
+                "  ({} ran out of one-time credentials; again with more)",
+                self.label
+            );
+        }
+    }
+
+    fn latency(&mut self, env: &Env, rate: f64, secs: u64) -> anyhow::Result<Latency> {
+        let plan = (self.oha)(env, secs, rate)?;
+        let urls: Vec<String> = plan
+            .urls
+            .iter()
+            .map(|path| format!("{}{path}", self.base))
+            .collect();
+        let urls_file = env.file("oha-urls", &urls)?;
+        let bodies_file = plan
+            .bodies
+            .as_ref()
+            .map(|b| env.file("oha-bodies", b))
+            .transpose()?;
+        tools::oha(
+            &env.tools,
+            &OhaRequest {
+                method: plan.method,
+                urls_file: &urls_file,
+                headers: &plan.headers,
+                bodies_file: bodies_file.as_deref(),
+                expect: self.expect,
+            },
+            rate,
+            secs,
+        )
+    }
+}
+
+/// A pgbench script on the benchmark's database.
+struct Sql<'a> {
+    label: String,
+    script: PathBuf,
+    defines: Vec<(String, String)>,
+    db: &'a Database,
+    /// Run before each pgbench run, untimed.
+    before_run: Option<&'static str>,
+}
+
+impl Sql<'_> {
+    fn pgbench(&self) -> anyhow::Result<Pgbench<'_>> {
+        if let Some(sql) = self.before_run {
+            self.db.sql(sql)?;
+        }
+        Ok(Pgbench {
+            script: &self.script,
+            defines: &self.defines,
+            database: &self.db.name,
+        })
+    }
+}
+
+impl Load for Sql<'_> {
+    fn label(&self) -> String {
+        self.label.clone()
+    }
+
+    fn throughput(&mut self, env: &Env, secs: u64) -> anyhow::Result<Throughput> {
+        self.pgbench()?.throughput(&env.tools, secs)
+    }
+
+    fn latency(&mut self, env: &Env, rate: f64, secs: u64) -> anyhow::Result<Latency> {
+        self.pgbench()?
+            .latency(&env.tools, rate, secs, &env.work.join("pgbench-log"))
+    }
+}
+
+/// One side's results.
+#[derive(Debug, Clone)]
+pub struct Side {
+    /// What ran.
+    pub label: String,
+    /// Each measured round.
+    pub runs: Vec<Throughput>,
+    /// At half the median peak.
+    pub latency: Option<Latency>,
+}
+
+impl Side {
+    /// Requests a second of each round.
+    pub fn rates(&self) -> Vec<f64> {
+        self.runs.iter().map(Throughput::per_second).collect()
+    }
+
+    /// The median of [`Side::rates`].
+    pub fn median(&self) -> f64 {
+        median(&self.rates())
+    }
+}
+
+/// A scenario's results.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Its `--scenario` name.
+    pub name: &'static str,
+    /// What it measures.
+    pub title: String,
+    /// Fleetpass.
+    pub a: Side,
+    /// The baseline.
+    pub b: Side,
+    /// The server under test.
+    pub server: String,
+    /// Its resident memory after the scenario, KiB.
+    pub rss_kib: Option<u64>,
+    /// Anything a reader must know about these numbers.
+    pub notes: Vec<String>,
+}
+
+/// The median (the mean of the middle two for an even count).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => f64::midpoint(v[n / 2 - 1], v[n / 2]),
+    }
+}
+
+/// Runs A and B alternately: a warm-up of each, `rounds` measured pairs, then each at a
+/// constant half of its median peak.
+fn alternate(
+    env: &Env,
+    opts: &Options,
+    a: &mut dyn Load,
+    b: &mut dyn Load,
+) -> anyhow::Result<(Side, Side, Vec<String>)> {
+    let warm = if opts.quick { 1 } else { 2 };
+    a.throughput(env, warm)?;
+    b.throughput(env, warm)?;
+    let mut sides = [a.label(), b.label()].map(|label| Side {
+        label,
+        runs: Vec::new(),
+        latency: None,
+    });
+    for round in 1..=opts.rounds {
+        for (i, side) in sides.iter_mut().enumerate() {
+            let load: &mut dyn Load = if i == 0 { &mut *a } else { &mut *b };
+            let run = load.throughput(env, opts.seconds)?;
+            println!(
+                "  round {round}: {:<44} {:>9.0} req/s{}",
+                side.label,
+                run.per_second(),
+                if run.unexpected > 0 {
+                    format!(" ({} unexpected answers)", run.unexpected)
+                } else {
+                    String::new()
+                }
+            );
+            side.runs.push(run);
+        }
+    }
+    for (i, side) in sides.iter_mut().enumerate() {
+        let load: &mut dyn Load = if i == 0 { &mut *a } else { &mut *b };
+        let rate = (side.median() / 2.0).max(1.0);
+        let latency = load.latency(env, rate, opts.seconds)?;
+        println!(
+            "  at {:>7.0} req/s:  {:<38} p50 {:>7.2} ms  p99 {:>7.2} ms",
+            rate,
+            side.label,
+            latency.p50.as_secs_f64() * 1e3,
+            latency.p99.as_secs_f64() * 1e3
+        );
+        side.latency = Some(latency);
+    }
+    let mut notes = Vec::new();
+    for side in &sides {
+        let unexpected: u64 = side.runs.iter().map(|r| r.unexpected).sum();
+        if unexpected > 0 {
+            notes.push(format!(
+                "{}: {unexpected} answers of the wrong kind across the rounds",
+                side.label
+            ));
+        }
+        if side.runs.iter().any(|r| r.cut_short) {
+            notes.push(format!(
+                "{}: a round ran out of one-time credentials four times over; its rate is a floor",
+                side.label
+            ));
+        }
+        if let Some(l) = &side.latency {
+            if l.unexpected > 0 {
+                notes.push(format!(
+                    "{}: in the constant-rate run, {}",
+                    side.label, l.other
+                ));
+            }
+            if l.achieved < l.rate * 0.9 {
+                notes.push(format!(
+                    "{}: the constant-rate run reached {:.0} of {:.0} req/s",
+                    side.label, l.achieved, l.rate
+                ));
+            }
+        }
+    }
+    let [sa, sb] = sides;
+    Ok((sa, sb, notes))
+}
+
+/// Fixed GET lines rotating the tokens: `path_of(i)` is the path of the `i`-th.
+fn rotating_gets(tokens: &[String], path_of: impl Fn(usize) -> String) -> Vec<String> {
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("GET\t{}\t\tAuthorization: Bearer {t}", path_of(i)))
+        .collect()
+}
+
+/// The same requests for oha, which sends fixed headers: the token rides in the query
+/// (`?api_key=`, which the server accepts unless FLEETPASS_QUERY_TOKENS=off) so that
+/// it still rotates.
+fn rotating_urls(tokens: &[String], path_of: impl Fn(usize) -> String) -> Vec<String> {
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| format!("{}?api_key={t}", path_of(i)))
+        .collect()
+}
+
+/// The in-memory server and the bare baseline, and the measured `/api/me` size.
+fn me_memory(env: &Env, opts: &Options, bin: &Path, log_dir: &Path) -> anyhow::Result<Outcome> {
+    let server = Server::start(
+        "fleetpass (memory)",
+        &bin.join("fleetpass"),
+        &["serve"],
+        &common_env(),
+        Some("FLEETPASS_BIND"),
+        "/healthz",
+        log_dir,
+    )?;
+    let api = Api::new(&server.base);
+    let (tokens, size) = env.rt.block_on(async {
+        let admin = api.tenant(ADMIN_KEY, "bench").await?;
+        let tokens = api.tokens(&admin, api::TOKENS, api::ROOMY).await?;
+        let (status, size) = api.get_len("/api/me", &tokens[0]).await?;
+        anyhow::ensure!(status == 200, "GET /api/me answered {status}");
+        anyhow::Ok((tokens, size))
+    })?;
+    let baseline = Server::start(
+        "bare actix-web baseline",
+        &bin.join("fleetpass-bench-baseline"),
+        &["{bind}", &size.to_string(), &workers().to_string()],
+        &[],
+        None,
+        "/api/me",
+        log_dir,
+    )?;
+    let me = |_: usize| "/api/me".to_owned();
+    let gets = rotating_gets(&tokens, me);
+    let urls = rotating_urls(&tokens, me);
+    let mut a = Http {
+        label: "fleetpass, memory".to_owned(),
+        base: server.base.clone(),
+        once: false,
+        lines: Box::new(
+            move |_: &Env, _: u64, _: f64| -> anyhow::Result<Vec<String>> { Ok(gets.clone()) },
+        ),
+        oha: Box::new(move |_: &Env, _: u64, _: f64| -> anyhow::Result<OhaFiles> {
+            Ok(OhaFiles {
+                method: "GET",
+                urls: urls.clone(),
+                headers: Vec::new(),
+                bodies: None,
+            })
+        }),
+        expect: 200,
+        seen_rate: 0.0,
+    };
+    let token = tokens[0].clone();
+    let mut b = Http {
+        label: "bare actix-web".to_owned(),
+        base: baseline.base.clone(),
+        once: false,
+        lines: Box::new(
+            move |_: &Env, _: u64, _: f64| -> anyhow::Result<Vec<String>> {
+                Ok(vec![format!(
+                    "GET\t/api/me\t\tAuthorization: Bearer {token}"
+                )])
+            },
+        ),
+        oha: Box::new(|_: &Env, _: u64, _: f64| -> anyhow::Result<OhaFiles> {
+            Ok(OhaFiles {
+                method: "GET",
+                urls: vec!["/api/me".to_owned()],
+                headers: Vec::new(),
+                bodies: None,
+            })
+        }),
+        expect: 200,
+        seen_rate: 0.0,
+    };
+    let (sa, sb, mut notes) = alternate(env, opts, &mut a, &mut b)?;
+    notes.push(format!(
+        "The baseline answers the same {size}-byte body (the real answer's size) with the same fixed headers; baseline RSS {} MiB.",
+        baseline.rss_kib().map_or_else(|| "?".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0))
+    ));
+    Ok(Outcome {
+        name: "me-memory",
+        title: "`GET /api/me`, memory store".to_owned(),
+        a: sa,
+        b: sb,
+        server: server.label.clone(),
+        rss_kib: server.rss_kib(),
+        notes,
+    })
+}
+
+/// The PostgreSQL server's data, made once for every PostgreSQL scenario.
+struct PgData {
+    tokens: Vec<String>,
+    fleet: String,
+    scans: Vec<String>,
+    exhausted: String,
+}
+
+/// A scenario's name, title and the baseline's SQL, for [`pg_scenario`].
+struct PgScenario {
+    name: &'static str,
+    title: &'static str,
+    sql: String,
+    defines: Vec<(String, String)>,
+    before_run: Option<&'static str>,
+}
+
+fn pg_scenario(
+    env: &Env,
+    opts: &Options,
+    server: &Server,
+    db: &Database,
+    s: PgScenario,
+    a: &mut Http<'_>,
+) -> anyhow::Result<Outcome> {
+    let script = env.work.join(format!("{}.sql", s.name));
+    std::fs::write(&script, &s.sql)?;
+    let mut b = Sql {
+        label: format!("pgbench, same SQL ({})", s.name),
+        script,
+        defines: s.defines,
+        db,
+        before_run: s.before_run,
+    };
+    let (sa, sb, notes) = alternate(env, opts, a, &mut b)?;
+    Ok(Outcome {
+        name: s.name,
+        title: s.title.to_owned(),
+        a: sa,
+        b: sb,
+        server: server.label.clone(),
+        rss_kib: server.rss_kib(),
+        notes,
+    })
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+/// When a tool, the build, PostgreSQL or a server fails, or a setup request is refused.
+pub fn run(opts: &Options) -> anyhow::Result<()> {
+    if let Some(name) = &opts.scenario
+        && !SCENARIOS.contains(&name.as_str())
+    {
+        bail!("unknown scenario {name:?}; the scenarios are {SCENARIOS:?}");
+    }
+    anyhow::ensure!(opts.rounds >= 3, "--rounds must be at least 3");
+    let started = Instant::now();
+    // Other work on the machine shows in the numbers: the report says how busy it was.
+    let load_before = report::load_average();
+    let target = servers::target_dir();
+    let work = target.join("bench-work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let tools = Tools::ensure(&target.join("bench-tools"))?;
+    crate::ensure_postgres()?;
+    servers::build()?;
+    let bin = target.join("release");
+    let script = work.join("requests.lua");
+    std::fs::write(&script, include_str!("requests.lua"))?;
+    let script_once = work.join("requests-once.lua");
+    std::fs::write(
+        &script_once,
+        [include_str!("requests.lua"), include_str!("once.lua")].join("\n"),
+    )?;
+    let env = Env {
+        tools,
+        work: work.clone(),
+        rt: tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?,
+        script,
+        script_once,
+        files: std::cell::Cell::new(0),
+    };
+    let wanted = |name: &str| opts.scenario.as_deref().is_none_or(|s| s == name);
+    let mut outcomes = Vec::new();
+    if wanted("me-memory") {
+        println!("\n## me-memory");
+        outcomes.push(me_memory(&env, opts, &bin, &work)?);
+    }
+    let mut settings = Vec::new();
+    if SCENARIOS[1..].iter().any(|s| wanted(s)) {
+        let db = Database::create(env.tools.psql.clone())?;
+        settings = db.settings()?;
+        outcomes.extend(postgres_scenarios(&env, opts, &bin, &db, &wanted)?);
+    }
+    let wall = started.elapsed();
+    let mut machine = report::Machine::collect(&env.tools);
+    machine.load = format!(
+        "{load_before} at the start, {} at the end",
+        report::load_average()
+    );
+    let text = report::render(opts, &machine, &settings, &outcomes, wall);
+    println!("\n{text}");
+    if opts.quick || opts.scenario.is_some() {
+        println!("(a partial run: docs/BENCHMARKS.md is written by a full run only)");
+    } else {
+        report::write(&crate::root().join("docs/BENCHMARKS.md"), &text)?;
+        println!("wrote docs/BENCHMARKS.md");
+    }
+    println!("bench took {:.0} s", wall.as_secs_f64());
+    Ok(())
+}
+
+/// The scenarios on the PostgreSQL server, which starts once for all of them.
+fn postgres_scenarios(
+    env: &Env,
+    opts: &Options,
+    bin: &Path,
+    db: &Database,
+    wanted: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<Vec<Outcome>> {
+    let master = std::process::Command::new(bin.join("fleetpass"))
+        .args(["keys", "new-master-key"])
+        .env_clear()
+        .output()
+        .context("Failed to run fleetpass keys new-master-key")?;
+    let master = String::from_utf8_lossy(&master.stdout).trim().to_owned();
+    let mut server_env = common_env();
+    server_env.push(("DATABASE_URL", db.url()));
+    server_env.push(("FLEETPASS_MASTER_KEY", master));
+    let server = Server::start(
+        "fleetpass (PostgreSQL)",
+        &bin.join("fleetpass"),
+        &["serve"],
+        &server_env,
+        Some("FLEETPASS_BIND"),
+        "/readyz",
+        &env.work,
+    )?;
+    let api = Api::new(&server.base);
+    let data = env.rt.block_on(pg_setup(&api))?;
+    let params = sql::Params::load(db, &data.tokens, &data.scans, &data.fleet)?;
+    let defines = params.defines(db)?;
+    let mut outcomes = Vec::new();
+    let tokens = &data.tokens;
+    let scans = &data.scans;
+    let scenario = |name: &'static str,
+                    title: &'static str,
+                    sql: String,
+                    extra: &[(&str, String)],
+                    before_run: Option<&'static str>| PgScenario {
+        name,
+        title,
+        sql,
+        defines: defines
+            .iter()
+            .cloned()
+            .chain(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())))
+            .collect(),
+        before_run,
+    };
+
+    if wanted("me-postgres") {
+        println!("\n## me-postgres");
+        let me = |_: usize| "/api/me".to_owned();
+        let (gets, urls) = (rotating_gets(tokens, me), rotating_urls(tokens, me));
+        let mut a = http_rotating("fleetpass, PostgreSQL", &server, gets, urls, 200);
+        let s = scenario(
+            "me-postgres",
+            "`GET /api/me`, PostgreSQL",
+            sql::Params::me_sql(),
+            &[],
+            None,
+        );
+        outcomes.push(pg_scenario(env, opts, &server, db, s, &mut a)?);
+    }
+    if wanted("scan-read") {
+        println!("\n## scan-read");
+        let path = |i: usize| format!("/tenant/scans/{}", scans[i % scans.len()]);
+        let (gets, urls) = (rotating_gets(tokens, path), rotating_urls(tokens, path));
+        let mut a = http_rotating("fleetpass, PostgreSQL", &server, gets, urls, 200);
+        let s = scenario(
+            "scan-read",
+            "`GET /tenant/scans/{id}`, PostgreSQL",
+            sql::Params::scan_sql(),
+            &[],
+            None,
+        );
+        outcomes.push(pg_scenario(env, opts, &server, db, s, &mut a)?);
+    }
+    if wanted("share-open-cold") {
+        println!("\n## share-open-cold");
+        // pgbench opens these (and any made before); the server's runs get fresh ones.
+        env.rt.block_on(api.share_links(tokens, &scans[0], 1000))?;
+        let links = sql::Params::share_links_table(db)?;
+        let fresh = |env: &Env, n: usize| env.rt.block_on(api.share_links(tokens, &scans[0], n));
+        let mut a = Http {
+            label: "fleetpass, PostgreSQL".to_owned(),
+            base: server.base.clone(),
+            once: true,
+            lines: Box::new(
+                |env: &Env, secs: u64, rate: f64| -> anyhow::Result<Vec<String>> {
+                    let made = fresh(env, one_time_count(secs, rate))?;
+                    Ok(made
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| format!("GET\t/share/{t}\t\t{}", client_address(i)))
+                        .collect())
+                },
+            ),
+            oha: Box::new(
+                |env: &Env, secs: u64, rate: f64| -> anyhow::Result<OhaFiles> {
+                    // oha picks URLs at random: four times as many links as requests keeps
+                    // most opens first opens.
+                    let made = fresh(env, (rate * secs as f64 * 4.0) as usize + 100)?;
+                    Ok(OhaFiles {
+                        method: "GET",
+                        urls: made.iter().map(|t| format!("/share/{t}")).collect(),
+                        headers: vec![client_address(0)],
+                        bodies: None,
+                    })
+                },
+            ),
+            expect: 200,
+            seen_rate: 0.0,
+        };
+        let s = scenario(
+            "share-open-cold",
+            "`GET /share/{token}`, each link opened for the first time, PostgreSQL",
+            sql::Params::share_open_sql(),
+            &[("nlinks", links)],
+            None,
+        );
+        outcomes.push(pg_scenario(env, opts, &server, db, s, &mut a)?);
+    }
+    if wanted("share-create") {
+        println!("\n## share-create");
+        let lines: Vec<String> = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                format!(
+                    "POST\t/tenant/scans/{}/share-links\t{{\"label\":\"bench\"}}\tAuthorization: Bearer {t}\tContent-Type: application/json",
+                    scans[i % scans.len()]
+                )
+            })
+            .collect();
+        let urls = rotating_urls(tokens, |i| {
+            format!("/tenant/scans/{}/share-links", scans[i % scans.len()])
+        });
+        let mut a = Http {
+            label: "fleetpass, PostgreSQL".to_owned(),
+            base: server.base.clone(),
+            once: false,
+            lines: Box::new(
+                move |_: &Env, _: u64, _: f64| -> anyhow::Result<Vec<String>> { Ok(lines.clone()) },
+            ),
+            oha: Box::new(move |_: &Env, _: u64, _: f64| -> anyhow::Result<OhaFiles> {
+                Ok(OhaFiles {
+                    method: "POST",
+                    urls: urls.clone(),
+                    headers: Vec::new(),
+                    bodies: Some(vec![r#"{"label":"bench"}"#.to_owned()]),
+                })
+            }),
+            expect: 201,
+            seen_rate: 0.0,
+        };
+        let s = scenario(
+            "share-create",
+            "`POST /tenant/scans/{id}/share-links` (and its audit event), PostgreSQL",
+            sql::Params::share_create_sql(),
+            &[],
+            None,
+        );
+        outcomes.push(pg_scenario(env, opts, &server, db, s, &mut a)?);
+    }
+    if wanted("enroll") {
+        println!("\n## enroll");
+        let fleet = data.fleet.clone();
+        // pgbench's tokens: 1000 of 1000 uses each, given back before every run.
+        let reusable = env
+            .rt
+            .block_on(api.enrollment_tokens(tokens, &fleet, 1000, 1000))?;
+        let count = sql::Params::enrollment_table(db, &reusable)?;
+        let body = |t: &str, i: usize| {
+            format!(
+                r#"{{"enrollmentToken":"{t}","hostname":"bench-{i}","platform":"linux-x86_64"}}"#
+            )
+        };
+        let mut a = Http {
+            label: "fleetpass, PostgreSQL".to_owned(),
+            base: server.base.clone(),
+            once: true,
+            lines: Box::new(
+                |env: &Env, secs: u64, rate: f64| -> anyhow::Result<Vec<String>> {
+                    let n = one_time_count(secs, rate);
+                    let made = env
+                        .rt
+                        .block_on(api.enrollment_tokens(tokens, &fleet, n, 1))?;
+                    Ok(made
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            format!(
+                                "POST\t/agent/enroll\t{}\tContent-Type: application/json\t{}",
+                                body(t, i),
+                                client_address(i)
+                            )
+                        })
+                        .collect())
+                },
+            ),
+            oha: Box::new(
+                |env: &Env, secs: u64, rate: f64| -> anyhow::Result<OhaFiles> {
+                    // oha picks bodies at random, so one-time tokens would be picked twice:
+                    // these allow 1000 uses and are picked ~250 times each, the same
+                    // consume (a counted UPDATE under a row lock) on a token with uses left.
+                    let n = ((rate * secs as f64) / 250.0).ceil() as usize + 1;
+                    let made = env
+                        .rt
+                        .block_on(api.enrollment_tokens(tokens, &fleet, n, 1000))?;
+                    Ok(OhaFiles {
+                        method: "POST",
+                        urls: vec!["/agent/enroll".to_owned()],
+                        headers: vec![client_address(0)],
+                        bodies: Some(made.iter().enumerate().map(|(i, t)| body(t, i)).collect()),
+                    })
+                },
+            ),
+            expect: 201,
+            seen_rate: 0.0,
+        };
+        let s = scenario(
+            "enroll",
+            "`POST /agent/enroll` with a fresh one-time token, PostgreSQL",
+            sql::Params::enroll_sql(),
+            &[("nenroll", count)],
+            Some(sql::Params::RESET_ENROLLMENT),
+        );
+        outcomes.push(pg_scenario(env, opts, &server, db, s, &mut a)?);
+    }
+    if wanted("rate-limited") {
+        println!("\n## rate-limited");
+        let me = |_: usize| "/api/me".to_owned();
+        let one = vec![data.exhausted.clone()];
+        let mut a = http_rotating(
+            "429s, an exhausted token",
+            &server,
+            rotating_gets(&one, me),
+            rotating_urls(&one, me),
+            429,
+        );
+        let mut b = http_rotating(
+            "200s, GET /api/me",
+            &server,
+            rotating_gets(tokens, me),
+            rotating_urls(tokens, me),
+            200,
+        );
+        let (sa, sb, mut notes) = alternate(env, opts, &mut a, &mut b)?;
+        notes.push(
+            "The exhausted token allows one request a minute, so each new minute answers one 200 among its 429s."
+                .to_owned(),
+        );
+        outcomes.push(Outcome {
+            name: "rate-limited",
+            title:
+                "`GET /api/me` refused (429, token limit spent) against answered (200), PostgreSQL"
+                    .to_owned(),
+            a: sa,
+            b: sb,
+            server: server.label.clone(),
+            rss_kib: server.rss_kib(),
+            notes,
+        });
+    }
+    Ok(outcomes)
+}
+
+/// How many one-time credentials a wrk run of `secs` seconds needs at `rate` (with
+/// room: a run that runs out stops early, which the report says).
+fn one_time_count(secs: u64, rate: f64) -> usize {
+    let rate = if rate > 0.0 { rate * 1.5 } else { 1500.0 };
+    (rate * secs as f64) as usize + 200
+}
+
+/// An HTTP load of fixed, rotating requests.
+fn http_rotating<'a>(
+    label: &str,
+    server: &Server,
+    lines: Vec<String>,
+    urls: Vec<String>,
+    expect: u16,
+) -> Http<'a> {
+    Http {
+        label: label.to_owned(),
+        base: server.base.clone(),
+        once: false,
+        lines: Box::new(
+            move |_: &Env, _: u64, _: f64| -> anyhow::Result<Vec<String>> { Ok(lines.clone()) },
+        ),
+        oha: Box::new(move |_: &Env, _: u64, _: f64| -> anyhow::Result<OhaFiles> {
+            Ok(OhaFiles {
+                method: "GET",
+                urls: urls.clone(),
+                headers: Vec::new(),
+                bodies: None,
+            })
+        }),
+        expect,
+        seen_rate: 0.0,
+    }
+}
+
+/// The PostgreSQL server's data: a tenant, its tokens, a fleet with an enrolled agent,
+/// completed scans, and a token whose limit (one a minute) is spent.
+async fn pg_setup(api: &Api) -> anyhow::Result<PgData> {
+    let admin = api.tenant(ADMIN_KEY, "bench").await?;
+    let tokens = api.tokens(&admin, api::TOKENS, api::ROOMY).await?;
+    let fleet = api.fleet(&tokens[0], "bench").await?;
+    let first = api.enrollment_tokens(&tokens, &fleet, 1, 1).await?;
+    let agent = api.enroll(&first[0]).await?;
+    let mut scans = Vec::new();
+    for _ in 0..4 {
+        scans.push(api.completed_scan(&tokens[0], &fleet, &agent).await?);
+    }
+    let exhausted = api.tokens(&admin, 1, 1).await?.remove(0);
+    for expect in [200, 429] {
+        let (status, _) = api.get_len("/api/me", &exhausted).await?;
+        anyhow::ensure!(
+            status == expect,
+            "the one-a-minute token answered {status}, expected {expect}"
+        );
+    }
+    Ok(PgData {
+        tokens,
+        fleet,
+        scans,
+        exhausted,
+    })
+}

@@ -1,0 +1,177 @@
+//! The processes under test: the release `fleetpass` binary (memory or PostgreSQL) and
+//! the bare actix-web baseline, each on a free loopback port, its output in a log
+//! file, ended (by its own pid) when dropped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// The platform admin key the benchmark's servers run with.
+pub const ADMIN_KEY: &str = "fleetpass-bench-admin-key";
+
+/// Where cargo puts build output: `CARGO_TARGET_DIR`, else the workspace's `target`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::root().join("target"), PathBuf::from)
+}
+
+/// Builds the server and the baseline in release mode (a no-op when up to date), at a
+/// low priority: the machine may be shared.
+///
+/// # Errors
+/// When the build fails.
+pub fn build() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    println!("building: cargo build --release -p fleetpass -p fleetpass-bench-baseline");
+    let status = Command::new("nice")
+        .args([cargo.as_str(), "build", "--release", "-q"])
+        .args(["-p", "fleetpass", "-p", "fleetpass-bench-baseline"])
+        .current_dir(crate::root())
+        .status()
+        .context("Failed to run cargo build")?;
+    if !status.success() {
+        bail!("the release build failed");
+    }
+    Ok(())
+}
+
+/// A free port on 127.0.0.1 (the OS picks it; it is free again once the probe closes).
+///
+/// # Errors
+/// When no port can be bound.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Whether `GET path` on `base` answers 200 (a plain HTTP/1.1 exchange: the probe
+/// needs no client library).
+fn answers_200(base: &str, path: &str) -> bool {
+    use std::io::{Read as _, Write as _};
+    let addr = base.trim_start_matches("http://");
+    let Ok(mut conn) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if conn.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).is_ok() && head.ends_with(b" 200")
+}
+
+/// A running server process.
+pub struct Server {
+    /// What it is, for messages.
+    pub label: String,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Server {
+    /// Starts `program` with `args` and `env` on a free port (`bind_env` names the
+    /// variable that takes the address, or the port goes in `args` in place of
+    /// `{bind}`), and waits until `ready_path` answers.
+    ///
+    /// # Errors
+    /// When it does not start or does not answer within 60 s.
+    pub fn start(
+        label: &str,
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, String)],
+        bind_env: Option<&str>,
+        ready_path: &str,
+        log_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let bind = format!("127.0.0.1:{port}");
+        let log = log_dir.join(format!("{}.log", label.replace([' ', '(', ')', '/'], "_")));
+        let file = std::fs::File::create(&log)?;
+        let mut cmd = Command::new(program);
+        cmd.args(args.iter().map(|a| a.replace("{bind}", &bind)))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        if let Some(var) = bind_env {
+            cmd.env(var, &bind);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("Failed to start {}", program.display()))?;
+        let mut server = Self {
+            label: label.to_owned(),
+            base: format!("http://{bind}"),
+            child,
+            log,
+        };
+        server.wait_ready(ready_path)?;
+        println!("started {label} (pid {}) on {bind}", server.pid());
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self, path: &str) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let url = format!("{}{path}", self.base);
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited with {status} while starting: {}",
+                    self.label,
+                    self.log_tail()
+                );
+            }
+            if answers_200(&self.base, path) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!(
+            "{} did not answer {url} within 60 s: {}",
+            self.label,
+            self.log_tail()
+        )
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its resident memory now (`VmRSS` in /proc), in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// The last lines of its log, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Our own child, by its pid; SIGKILL is fine, nothing of it outlives the run.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        println!("stopped {} (pid {})", self.label, self.child.id());
+    }
+}
