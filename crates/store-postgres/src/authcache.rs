@@ -1,6 +1,6 @@
 //! What authentication reads, cached in process: API token lookups by secret digest
-//! (found or not) and agent credentials by id, so that a request with a known
-//! credential costs no round trip.
+//! (found or not), agent credentials by id, and the caller's tenant, so that a request
+//! with a known credential costs no round trip.
 //!
 //! Correctness rests on three things:
 //! - **This replica's writes** that can change an answer (a token revoked, rotated,
@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::fleet::Agent;
-use fleetpass_domain::ids::{AgentId, TokenId};
+use fleetpass_domain::identity::Tenant;
+use fleetpass_domain::ids::{AgentId, TenantId, TokenId};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::token::TokenLookup;
 use quick_cache::sync::Cache;
@@ -52,6 +53,9 @@ pub(crate) struct AuthCache {
     generation: AtomicU64,
     tokens: Cache<[u8; 32], Entry<Option<TokenLookup>>>,
     agents: Cache<AgentId, Entry<(Agent, SecretDigest)>>,
+    /// Tenants by id (`GET /api/me` names the caller's). No endpoint changes one today;
+    /// they expire and are forgotten like the rest, so one that later does stays right.
+    tenants: Cache<TenantId, Entry<Tenant>>,
     /// When this process last wrote each token's `last_used_at`.
     touched: Mutex<std::collections::HashMap<TokenId, Timestamp>>,
     ttl: Duration,
@@ -67,6 +71,7 @@ impl AuthCache {
             generation: AtomicU64::new(0),
             tokens: Cache::new(CAPACITY),
             agents: Cache::new(CAPACITY),
+            tenants: Cache::new(CAPACITY),
             touched: Mutex::new(std::collections::HashMap::new()),
             ttl,
         }
@@ -82,6 +87,7 @@ impl AuthCache {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.tokens.clear();
         self.agents.clear();
+        self.tenants.clear();
     }
 
     fn fresh<T: Clone>(&self, entry: Option<Entry<T>>) -> Option<T> {
@@ -124,6 +130,22 @@ impl AuthCache {
                 value,
             };
             self.agents.insert(id, entry);
+        }
+    }
+
+    pub(crate) fn tenant(&self, id: TenantId) -> Option<Tenant> {
+        self.fresh(self.tenants.get(&id))
+    }
+
+    pub(crate) fn keep_tenant(&self, generation: u64, tenant: Tenant) {
+        if generation == self.generation() {
+            let id = tenant.id;
+            let entry = Entry {
+                generation,
+                read_at: Instant::now(),
+                value: tenant,
+            };
+            self.tenants.insert(id, entry);
         }
     }
 

@@ -535,18 +535,25 @@ impl Store for PgStore {
     }
 
     async fn get_tenant(&self, id: TenantId) -> Result<Tenant, RepoError> {
-        self.run(|c| {
-            async move {
-                let row = tenants::table
-                    .find(id.as_uuid())
-                    .select(TenantRow::as_select())
-                    .first(c)
-                    .await?;
-                Ok(Tenant::try_from(row)?)
-            }
-            .scope_boxed()
-        })
-        .await
+        if let Some(cached) = self.auth.tenant(id) {
+            return Ok(cached);
+        }
+        let generation = self.auth.generation();
+        let tenant = self
+            .run(|c| {
+                async move {
+                    let row = tenants::table
+                        .find(id.as_uuid())
+                        .select(TenantRow::as_select())
+                        .first(c)
+                        .await?;
+                    Ok(Tenant::try_from(row)?)
+                }
+                .scope_boxed()
+            })
+            .await?;
+        self.auth.keep_tenant(generation, tenant.clone());
+        Ok(tenant)
     }
 
     async fn list_tenants(&self, page: PageRequest) -> Result<Page<Tenant>, RepoError> {
