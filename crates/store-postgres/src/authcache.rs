@@ -100,20 +100,35 @@ impl AuthCache {
         self.fresh(self.tokens.get(digest.as_bytes()))
     }
 
+    /// Keeps `value` under `key` in `cache`, unless something changed since
+    /// `generation` was read (the value may predate the change).
+    fn keep<K: Eq + std::hash::Hash, V: Clone>(
+        &self,
+        cache: &Cache<K, Entry<V>>,
+        key: K,
+        generation: u64,
+        value: V,
+    ) {
+        if generation == self.generation() {
+            let read_at = Instant::now();
+            cache.insert(
+                key,
+                Entry {
+                    generation,
+                    read_at,
+                    value,
+                },
+            );
+        }
+    }
+
     pub(crate) fn keep_token(
         &self,
         digest: &SecretDigest,
         generation: u64,
         value: Option<TokenLookup>,
     ) {
-        if generation == self.generation() {
-            let entry = Entry {
-                generation,
-                read_at: Instant::now(),
-                value,
-            };
-            self.tokens.insert(*digest.as_bytes(), entry);
-        }
+        self.keep(&self.tokens, *digest.as_bytes(), generation, value);
     }
 
     pub(crate) fn agent(&self, id: AgentId) -> Option<(Agent, SecretDigest)> {
@@ -123,14 +138,7 @@ impl AuthCache {
     /// Keeps a found agent (unknown ids are not cached: only enrolled agents hold tokens
     /// that name an id, so misses are rare and cheap to repeat).
     pub(crate) fn keep_agent(&self, id: AgentId, generation: u64, value: (Agent, SecretDigest)) {
-        if generation == self.generation() {
-            let entry = Entry {
-                generation,
-                read_at: Instant::now(),
-                value,
-            };
-            self.agents.insert(id, entry);
-        }
+        self.keep(&self.agents, id, generation, value);
     }
 
     pub(crate) fn tenant(&self, id: TenantId) -> Option<Tenant> {
@@ -138,15 +146,7 @@ impl AuthCache {
     }
 
     pub(crate) fn keep_tenant(&self, generation: u64, tenant: Tenant) {
-        if generation == self.generation() {
-            let id = tenant.id;
-            let entry = Entry {
-                generation,
-                read_at: Instant::now(),
-                value: tenant,
-            };
-            self.tenants.insert(id, entry);
-        }
+        self.keep(&self.tenants, tenant.id, generation, tenant);
     }
 
     /// Whether a use of `id` at `at` needs writing: the first one a minute per token
