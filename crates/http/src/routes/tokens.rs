@@ -146,6 +146,7 @@ fn owner_id(checks: &mut Checks, field: &'static str, raw: &str) -> Option<Princ
     responses(
         (status = 201, description = "Created; `token` is shown only now", body = CreatedTokenView),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "The owner was disabled or given a lower role while the token was being created", body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_token(
     state: web::Data<AppState>,
