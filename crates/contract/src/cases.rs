@@ -1274,6 +1274,21 @@ pub async fn touch_token_sets_last_used(store: &dyn Store) {
         found(&expected, false),
         "a later use moves last_used_at"
     );
+
+    // Uses may arrive out of order (several workers, batched writes): never backwards.
+    store
+        .touch_token(token.id, fx.now() + Duration::minutes(5))
+        .await
+        .must("touch_token with an earlier use");
+    assert_eq!(
+        store
+            .get_token(t, token.id)
+            .await
+            .must("get_token")
+            .last_used_at,
+        Some(later),
+        "an earlier use does not move last_used_at back"
+    );
     setup.check_log("after touch_token (no events)").await;
 }
 

@@ -424,6 +424,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), RepoError>;
 
     /// Records a use of a token at `at` (callers rate-limit this to once a minute).
+    /// A store MAY write it later (`lastUsedAt` is coarse), but its own later reads of
+    /// the token MUST show it, and it MUST NOT move `last_used_at` backwards. An unknown
+    /// token MAY be ignored.
     async fn touch_token(&self, id: TokenId, at: Timestamp) -> Result<(), RepoError>;
 
     // ---- fleets ----

@@ -183,25 +183,26 @@ async fn open_postgres(
 /// unless `FLEETPASS_RATE_LIMIT_BACKEND=memory`, spent in leases so that most requests
 /// are decided in process (`ratelimit::Leased`), and fall back to this process's own
 /// counts while the database is unreachable (docs/OPERATIONS.md).
-async fn open_backends(
-    config: &Config,
-) -> anyhow::Result<(
-    Arc<dyn Store>,
-    Arc<dyn IdempotencyStore>,
-    Arc<dyn RateLimiter>,
-)> {
+///
+/// In Postgres mode it also starts the store's background work: the listener that keeps
+/// the authentication cache in step with other replicas, and the batched `lastUsedAt`
+/// writes (the returned `PgStore` writes the last batch at shutdown).
+async fn open_backends(config: &Config) -> anyhow::Result<Backends> {
     let local = Arc::new(MemoryRateLimiter::new());
     let Some(url) = &config.database_url else {
-        return Ok((
-            Arc::new(fleetpass_store_memory::MemoryStore::new()),
-            Arc::new(MemoryIdempotency::new()),
-            local,
-        ));
+        return Ok(Backends {
+            store: Arc::new(fleetpass_store_memory::MemoryStore::new()),
+            idempotency: Arc::new(MemoryIdempotency::new()),
+            limiter: local,
+            postgres: None,
+        });
     };
     let pg = open_postgres(config, url).await?;
     // Other replicas' revocations reach this one's authentication cache as they commit.
     let (watcher, watched) = (pg.clone(), url.clone());
     tokio::spawn(async move { watcher.watch_auth_changes(&watched).await });
+    let writer = pg.clone();
+    tokio::spawn(async move { writer.write_token_uses_periodically().await });
     let limiter: Arc<dyn RateLimiter> = match config.rate_limit_backend {
         RateLimitBackend::Postgres => Arc::new(Leased::new(Arc::new(WithFallback::new(
             Arc::new(pg.clone()),
@@ -209,7 +210,20 @@ async fn open_backends(
         )))),
         RateLimitBackend::Memory => local,
     };
-    Ok((Arc::new(pg.clone()), Arc::new(pg), limiter))
+    Ok(Backends {
+        store: Arc::new(pg.clone()),
+        idempotency: Arc::new(pg.clone()),
+        limiter,
+        postgres: Some(pg),
+    })
+}
+
+/// The ports `serve` runs on, and the PostgreSQL store behind them, if any.
+struct Backends {
+    store: Arc<dyn Store>,
+    idempotency: Arc<dyn IdempotencyStore>,
+    limiter: Arc<dyn RateLimiter>,
+    postgres: Option<fleetpass_store_postgres::PgStore>,
 }
 
 /// How often expired idempotency records and ended rate-limit windows are deleted.
@@ -334,7 +348,12 @@ fn spawn_sweeper(deps: Deps) {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let (store, idempotency, limiter) = open_backends(&config).await?;
+    let Backends {
+        store,
+        idempotency,
+        limiter,
+        postgres,
+    } = open_backends(&config).await?;
     let deps = Deps::system(store);
     let master = master_key(&config, deps.secrets.as_ref());
     let keys = KeyRing::load(
@@ -381,5 +400,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .shutdown_timeout(30)
         .run()
         .await
-        .context("Server failed")
+        .context("Server failed")?;
+    if let Some(pg) = postgres {
+        // The uses noted since the last periodic write.
+        if let Err(e) = pg.write_token_uses().await {
+            tracing::warn!(error = %e, "could not write lastUsedAt at shutdown");
+        }
+    }
+    Ok(())
 }

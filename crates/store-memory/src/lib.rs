@@ -780,7 +780,8 @@ impl Store for MemoryStore {
     async fn touch_token(&self, id: TokenId, at: Timestamp) -> Result<(), RepoError> {
         self.with(|s| {
             let token = s.tokens.get_mut(&id.as_uuid()).ok_or(RepoError::NotFound)?;
-            token.last_used_at = Some(at);
+            // Never backwards: uses may be recorded out of order.
+            token.last_used_at = token.last_used_at.max(Some(at));
             Ok(())
         })
     }

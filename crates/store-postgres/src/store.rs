@@ -68,6 +68,7 @@ use crate::schema::{
 mod scans;
 mod schedules;
 mod share_links;
+mod token_uses;
 
 /// How long a request waits for a pooled connection, and how long opening a new one
 /// may take. Short, so that a database that is down turns into a quick 503 instead of
@@ -90,6 +91,7 @@ const SESSION_SETUP: &str = "SET statement_timeout = '10s'; SET application_name
 pub struct PgStore {
     pool: Pool,
     auth: Arc<AuthCache>,
+    uses: Arc<token_uses::PendingUses>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -155,6 +157,7 @@ impl PgStore {
         Ok(Self {
             pool,
             auth: Arc::new(AuthCache::new()),
+            uses: Arc::default(),
         })
     }
 
@@ -938,6 +941,7 @@ impl Store for PgStore {
         if let Some(cached) = self.auth.token(digest) {
             return Ok(cached);
         }
+        self.write_token_uses().await?;
         let generation = self.auth.generation();
         let found = self
             .run(|c| {
@@ -976,6 +980,7 @@ impl Store for PgStore {
     }
 
     async fn get_token(&self, tenant: TenantId, id: TokenId) -> Result<ApiToken, RepoError> {
+        self.write_token_uses().await?;
         self.run(|c| async move { load_token(c, tenant, id).await }.scope_boxed())
             .await
     }
@@ -986,6 +991,7 @@ impl Store for PgStore {
         environments: Option<&[EnvironmentId]>,
         page: PageRequest,
     ) -> Result<Page<ApiToken>, RepoError> {
+        self.write_token_uses().await?;
         let envs: Option<Vec<Uuid>> =
             environments.map(|ids| ids.iter().map(EnvironmentId::as_uuid).collect());
         self.run(|c| {
@@ -1147,21 +1153,11 @@ impl Store for PgStore {
     }
 
     async fn touch_token(&self, id: TokenId, at: Timestamp) -> Result<(), RepoError> {
-        if !self.auth.use_is_news(id, at) {
-            return Ok(());
+        // Noted, written in a batch (`token_uses.rs`): the request does not wait for it.
+        if self.auth.use_is_news(id, at) {
+            self.uses.note(id, at);
         }
-        self.run(|c| {
-            async move {
-                let changed =
-                    diesel::update(api_tokens::table.filter(api_tokens::id.eq(id.as_uuid())))
-                        .set(api_tokens::last_used_at.eq(at))
-                        .execute(c)
-                        .await?;
-                expect_one(changed)
-            }
-            .scope_boxed()
-        })
-        .await
+        Ok(())
     }
 
     // ---- fleets ----

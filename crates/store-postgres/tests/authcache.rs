@@ -105,3 +105,55 @@ async fn without_a_watcher_the_expiry_bounds_how_stale_a_replica_is() {
         "within the 2 s expiry: {seen:?}"
     );
 }
+
+/// `lastUsedAt` is written in batches: a use noted on one pool reaches the database
+/// (and so another replica) with the next batch, one statement for every token, and
+/// never moves the column backwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_uses_reach_other_replicas_with_the_next_batch() {
+    let db = TestDatabase::fresh().await;
+    let (a, b) = (
+        PgStore::connect(db.url(), 2).expect("pool a"),
+        PgStore::connect(db.url(), 2).expect("pool b"),
+    );
+    let fx = Fixtures::new();
+    let (first, second) = (fx.new_tenant(), fx.new_tenant());
+    for new in [&first, &second] {
+        a.create_tenant(new).await.expect("create_tenant");
+    }
+    let used = fx.now() + time::Duration::minutes(3);
+    for new in [&first, &second] {
+        a.touch_token(new.token.id, used)
+            .await
+            .expect("touch_token");
+    }
+    let seen_by_b = |new: &fleetpass_ports::store::NewTenant| {
+        let b = b.clone();
+        let (t, id) = (new.tenant.id, new.token.id);
+        async move { b.get_token(t, id).await.expect("get_token").last_used_at }
+    };
+    assert_eq!(
+        seen_by_b(&first).await,
+        None,
+        "not written on the request path"
+    );
+    assert_eq!(
+        a.write_token_uses().await.expect("write"),
+        2,
+        "one batch, both tokens"
+    );
+    assert_eq!(seen_by_b(&first).await, Some(used));
+    assert_eq!(seen_by_b(&second).await, Some(used));
+    assert_eq!(
+        a.write_token_uses().await.expect("write"),
+        0,
+        "nothing left"
+    );
+
+    // Another replica's older use, written later, does not move it back.
+    b.touch_token(first.token.id, fx.now() + time::Duration::minutes(1))
+        .await
+        .expect("touch_token");
+    assert_eq!(b.write_token_uses().await.expect("write"), 1);
+    assert_eq!(seen_by_b(&first).await, Some(used));
+}
