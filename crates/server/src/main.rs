@@ -83,10 +83,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let needs_keys = matches!(
-        cli.command,
-        None | Some(Command::Serve) | Some(Command::Keys { .. })
-    );
+    // `keys new-master-key` makes the key the others need: it must work without one.
+    let needs_keys = match &cli.command {
+        None | Some(Command::Serve) => true,
+        Some(Command::Keys { command }) => !matches!(command, KeysCommand::NewMasterKey),
+        _ => false,
+    };
     if needs_keys && config.database_url.is_some() && config.master_key.is_none() {
         eprintln!(
             "fleetpass: invalid configuration: FLEETPASS_MASTER_KEY: required with DATABASE_URL, so that signing keys \

@@ -328,6 +328,21 @@ fn postgres_mode_refuses_to_start_without_a_durable_master_key() {
         stderr.contains("FLEETPASS_MASTER_KEY") && stderr.trim().lines().count() == 1,
         "{stderr}"
     );
+
+    // The command the message points to works in that same environment.
+    let made = command(&[
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ),
+        ("FLEETPASS_MASTER_KEY_FILE", ""),
+    ])
+    .args(["keys", "new-master-key"])
+    .output()
+    .expect("runs");
+    assert!(made.status.success(), "{made:?}");
+    let key = String::from_utf8_lossy(&made.stdout);
+    assert!(key.trim().len() >= 43, "a 32-byte key in base64: {key}");
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ use fleetpass_ports::idempotency::{Begin, Claim, IdempotencyStore};
 use uuid::Uuid;
 
 use crate::PgStore;
+use crate::cached::CachedExt as _;
 use crate::error::DbError;
 
 diesel::table! {
@@ -113,6 +114,7 @@ async fn claim_key(conn: &mut AsyncPgConnection, claim: &Claim) -> Result<Begin,
         );
         let claimed: Option<Uuid> = upsert
             .returning(k::claim_id)
+            .cached()
             .get_result(conn)
             .await
             .optional()?;
@@ -180,6 +182,7 @@ impl IdempotencyStore for PgStore {
                         .filter(k::response.is_null()),
                 )
                 .set(k::response.eq(Some(response)))
+                .cached()
                 .execute(c)
                 .await?;
                 Ok::<_, DbError>(changed == 1)

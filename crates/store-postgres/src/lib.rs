@@ -33,6 +33,7 @@
 
 pub mod admin;
 mod authcache;
+mod cached;
 mod error;
 mod idempotency;
 mod migrate;

@@ -16,6 +16,7 @@ use fleetpass_ports::RepoError;
 use fleetpass_ports::ratelimit::{Decision, Limit, RateLimiter};
 
 use crate::PgStore;
+use crate::cached::CachedExt as _;
 use crate::error::DbError;
 
 diesel::table! {
@@ -64,6 +65,7 @@ impl RateLimiter for PgStore {
                         .do_update()
                         .set(w::hits.eq(w::hits + hits))
                         .returning(w::hits)
+                        .cached()
                         .get_result(c)
                         .await?;
                     Ok::<_, DbError>(hits)

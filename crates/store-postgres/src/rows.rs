@@ -3,6 +3,11 @@
 //! Rows are plain column bags that diesel reads and writes; they never leave this crate.
 //! Reading goes through `TryFrom<Row>` because the domain validates everything it
 //! holds: a row that fails validation is reported as corrupt rather than papered over.
+//!
+//! Every insertable row says `treat_none_as_default_value = false`: `None` is written as
+//! `NULL` rather than `DEFAULT`, so an insert's SQL never depends on its values and
+//! diesel prepares it once per connection instead of on every execution (a round trip
+//! saved on every write). It changes nothing stored: no nullable column has a default.
 
 use diesel::prelude::*;
 use fleetpass_domain::Timestamp;
@@ -42,6 +47,7 @@ pub(crate) const KIND_SERVICE_ACCOUNT: &str = "service_account";
 
 /// A `tenants` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct TenantRow {
     pub id: Uuid,
@@ -73,6 +79,7 @@ impl TryFrom<TenantRow> for Tenant {
 
 /// An `environments` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = environments, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct EnvironmentRow {
     pub id: Uuid,
@@ -109,6 +116,7 @@ impl TryFrom<EnvironmentRow> for Environment {
 /// A `principals` row: users and service accounts share the table, told apart by
 /// `kind`.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = principals, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct PrincipalRow {
     pub id: Uuid,
@@ -179,6 +187,7 @@ impl TryFrom<PrincipalRow> for Principal {
 
 /// An `api_tokens` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = api_tokens, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct TokenRow {
     pub id: Uuid,
@@ -256,6 +265,7 @@ impl TryFrom<TokenRow> for ApiToken {
 
 /// An `api_token_secrets` row, as inserted (lookups read single columns).
 #[derive(Debug, Clone, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = api_token_secrets, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct SecretRow {
     pub digest: Vec<u8>,
@@ -276,6 +286,7 @@ impl SecretRow {
 
 /// An `audit_events` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct AuditRow {
     pub id: Uuid,
@@ -341,6 +352,7 @@ impl TryFrom<AuditRow> for AuditEvent {
 
 /// A `fleets` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = fleets, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct FleetRow {
     pub id: Uuid,
@@ -394,6 +406,7 @@ pub(crate) struct EnrollmentTokenRow {
 
 /// An `enrollment_tokens` row as inserted: the token and the digest of its secret.
 #[derive(Debug, Clone, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = enrollment_tokens, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct NewEnrollmentTokenRow {
     pub id: Uuid,
@@ -472,6 +485,7 @@ pub(crate) struct AgentRow {
 
 /// An `agents` row as inserted: the agent and the digest of its secret.
 #[derive(Debug, Clone, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = agents, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct NewAgentRow {
     pub id: Uuid,
@@ -530,6 +544,7 @@ impl TryFrom<AgentRow> for Agent {
 
 /// A `signing_keys` row.
 #[derive(Clone, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = signing_keys, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct SigningKeyRow {
     pub kid: String,
@@ -567,6 +582,7 @@ impl From<SigningKeyRow> for StoredSigningKey {
 
 /// A `scans` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = scans, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct ScanRow {
     pub id: Uuid,
@@ -645,6 +661,7 @@ impl TryFrom<ScanRow> for Scan {
 
 /// A `scan_artifacts` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = scan_artifacts, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct ArtifactsRow {
     pub scan_id: Uuid,
@@ -700,6 +717,7 @@ pub(crate) struct ShareLinkRow {
 
 /// A `share_links` row as inserted: the link and the digest of its token.
 #[derive(Debug, Clone, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = share_links, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct NewShareLinkRow {
     pub id: Uuid,
@@ -772,6 +790,7 @@ impl TryFrom<ShareLinkRow> for ShareLink {
 
 /// A `schedules` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
 #[diesel(table_name = schedules, check_for_backend(diesel::pg::Pg))]
 pub(crate) struct ScheduleRow {
     pub id: Uuid,

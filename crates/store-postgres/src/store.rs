@@ -53,6 +53,7 @@ use fleetpass_ports::{RepoError, Store};
 use uuid::Uuid;
 
 use crate::authcache::{self, AuthCache};
+use crate::cached::CachedExt as _;
 use crate::error::{CorruptRow, DbError, InconsistentWrite, pool_error};
 use crate::pool::{Manager, Pool, is_lost};
 use crate::rows::{
@@ -250,6 +251,15 @@ async fn insert_audit(conn: &mut AsyncPgConnection, events: &[AuditEvent]) -> Re
     if events.is_empty() {
         return Ok(());
     }
+    // One event (the usual case) as a single-row insert: its SQL is the same every
+    // time, so it is prepared once per connection; a batch's SQL depends on its length.
+    if let [event] = events {
+        diesel::insert_into(audit_events::table)
+            .values(AuditRow::from(event))
+            .execute(conn)
+            .await?;
+        return Ok(());
+    }
     let rows: Vec<AuditRow> = events.iter().map(AuditRow::from).collect();
     diesel::insert_into(audit_events::table)
         .values(rows)
@@ -370,6 +380,7 @@ async fn revoke_owned_tokens(
             .filter(api_tokens::revoked_at.is_null()),
     )
     .set(api_tokens::revoked_at.eq(at))
+    .cached()
     .execute(conn)
     .await?;
     Ok(())
@@ -708,6 +719,7 @@ impl Store for PgStore {
                 )
                 .set(environments::name.eq(name.as_str()))
                 .returning(EnvironmentRow::as_returning())
+                .cached()
                 .get_result(c)
                 .await?;
                 insert_audit(c, std::slice::from_ref(audit)).await?;
@@ -870,6 +882,7 @@ impl Store for PgStore {
                     principals::role.eq(&row.role),
                     principals::disabled.eq(row.disabled),
                 ))
+                .cached()
                 .execute(c)
                 .await?;
                 expect_one(changed)?;
@@ -1032,6 +1045,7 @@ impl Store for PgStore {
                     api_tokens::rate_limit_per_minute
                         .eq(token.rate_limit_per_minute.map(rate_limit_column)),
                 ))
+                .cached()
                 .execute(c)
                 .await?;
                 expect_one(changed)?;
@@ -1061,6 +1075,7 @@ impl Store for PgStore {
                 )
                 .set(api_tokens::revoked_at.eq(at))
                 .returning(TokenRow::as_returning())
+                .cached()
                 .get_result(c)
                 .await
                 .optional()?;
@@ -1097,6 +1112,7 @@ impl Store for PgStore {
                 )
                 .set(api_tokens::hint.eq(new_hint))
                 .returning(TokenRow::as_returning())
+                .cached()
                 .get_result(c)
                 .await?;
                 // valid_until = LEAST(COALESCE(valid_until, t), t): secrets without an
@@ -1111,6 +1127,7 @@ impl Store for PgStore {
                         ),
                 )
                 .set(api_token_secrets::valid_until.eq(old_valid_until))
+                .cached()
                 .execute(c)
                 .await?;
                 // After the update above, so the new secret keeps no end.
@@ -1142,6 +1159,7 @@ impl Store for PgStore {
                         .filter(api_token_secrets::valid_until.gt(at)),
                 )
                 .set(api_token_secrets::valid_until.eq(at))
+                .cached()
                 .execute(c)
                 .await?;
                 insert_audit(c, std::slice::from_ref(audit)).await?;
@@ -1261,6 +1279,7 @@ impl Store for PgStore {
                 )
                 .set(fleets::name.eq(name.as_str()))
                 .returning(FleetRow::as_returning())
+                .cached()
                 .get_result(c)
                 .await?;
                 insert_audit(c, std::slice::from_ref(audit)).await?;
@@ -1375,6 +1394,7 @@ impl Store for PgStore {
                 )
                 .set(enrollment_tokens::revoked_at.eq(at))
                 .returning(EnrollmentTokenRow::as_returning())
+                .cached()
                 .get_result(c)
                 .await
                 .optional()?;
@@ -1444,6 +1464,7 @@ impl Store for PgStore {
                 }
                 diesel::update(enrollment_tokens::table.find(token.id.as_uuid()))
                     .set(enrollment_tokens::uses.eq(enrollment_tokens::uses + 1))
+                    .cached()
                     .execute(c)
                     .await?;
                 token.uses += 1;
@@ -1522,6 +1543,7 @@ impl Store for PgStore {
                 )
                 .set(agents::revoked_at.eq(at))
                 .returning(AgentRow::as_returning())
+                .cached()
                 .get_result(c)
                 .await
                 .optional()?;
@@ -1591,6 +1613,7 @@ impl Store for PgStore {
                                 agents::agent_version.eq(version.as_str()),
                             ))
                             .returning(AgentRow::as_returning())
+                            .cached()
                             .get_result(c)
                             .await?
                     }
@@ -1598,6 +1621,7 @@ impl Store for PgStore {
                         diesel::update(agent)
                             .set(agents::last_seen_at.eq(at))
                             .returning(AgentRow::as_returning())
+                            .cached()
                             .get_result(c)
                             .await?
                     }
@@ -1653,6 +1677,7 @@ impl Store for PgStore {
                         .filter(signing_keys::retired_at.is_null()),
                 )
                 .set(signing_keys::retired_at.eq(at))
+                .cached()
                 .execute(c)
                 .await?;
                 if retired > 0 {

@@ -38,6 +38,7 @@ use fleetpass_ports::store::{AuditFor, ScanArtifacts, ScanFilter, constraint};
 use uuid::Uuid;
 
 use super::{PgStore, insert_audit, overfetch};
+use crate::cached::CachedExt as _;
 use crate::error::{DbError, InconsistentWrite};
 use crate::rows::{ArtifactsRow, ScanRow, convert_all};
 use crate::schema::{fleets, scan_artifacts, scans};
@@ -240,6 +241,7 @@ pub(super) async fn claim(
                         scans::claimed_at.eq(now),
                     ))
                     .returning(ScanRow::as_returning())
+                    .cached()
                     .get_result(c)
                     .await?;
                 let claimed = Scan::try_from(row)?;
@@ -289,6 +291,7 @@ pub(super) async fn complete(
                         scans::finished_at.eq(at),
                     ))
                     .returning(ScanRow::as_returning())
+                    .cached()
                     .get_result(c)
                     .await?;
                 diesel::insert_into(scan_artifacts::table)

@@ -31,6 +31,7 @@ use fleetpass_ports::store::ScheduleRun;
 use uuid::Uuid;
 
 use super::{PgStore, expect_one, insert_audit, overfetch, scans};
+use crate::cached::CachedExt as _;
 use crate::error::{DbError, InconsistentWrite};
 use crate::rows::{ScheduleRow, convert_all};
 use crate::schema::{fleets, schedules};
@@ -153,6 +154,7 @@ pub(super) async fn update(
                     // Not next_run_at: only the runner moves it, so an update racing a
                     // run cannot bring back a due time that already ran.
                 ))
+                .cached()
                 .execute(c)
                 .await?;
                 expect_one(changed)?;
@@ -286,6 +288,7 @@ async fn run_one(
             schedules::last_run_at.eq(now),
             schedules::next_run_at.eq(schedule.next_after(now)),
         ))
+        .cached()
         .execute(c)
         .await?;
     Ok(Step::Enqueued)

@@ -22,6 +22,7 @@ use fleetpass_ports::store::{AuditFor, ShareAccess};
 use uuid::Uuid;
 
 use super::{PgStore, insert_audit, overfetch, scans};
+use crate::cached::CachedExt as _;
 use crate::error::DbError;
 use crate::rows::{NewShareLinkRow, ShareLinkRow, convert_all};
 use crate::schema::{scans as scan_rows, share_links};
@@ -134,6 +135,7 @@ pub(super) async fn revoke(
                 )
                 .set(share_links::revoked_at.eq(at))
                 .returning(ShareLinkRow::as_returning())
+                .cached()
                 .get_result(c)
                 .await
                 .optional()?;
@@ -214,6 +216,7 @@ pub(super) async fn access(
                         share_links::last_accessed_at.eq(now),
                     ))
                     .returning(ShareLinkRow::as_returning())
+                    .cached()
                     .get_result(c)
                     .await?;
                 let opened = ShareLink::try_from(row)?;
