@@ -12,6 +12,7 @@ pub mod fleet;
 pub mod identity;
 pub mod ids;
 pub mod page;
+pub mod passport;
 pub mod scan;
 pub mod schedule;
 pub mod secret;

@@ -444,8 +444,7 @@ impl ScanResults {
     pub fn bundle(&self) -> (String, String) {
         let mut json = String::new();
         canonical_json(&serde_json::to_value(self).unwrap_or_default(), &mut json);
-        let digest = ring::digest::digest(&ring::digest::SHA256, json.as_bytes());
-        let hex = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let hex = sha256_hex(json.as_bytes());
         (json, hex)
     }
 
@@ -482,9 +481,15 @@ impl ScanResults {
     }
 }
 
+/// The SHA-256 of `bytes` in lowercase hex, as bundles and passports state it.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Writes `value` as canonical JSON: keys sorted, no whitespace. Sorted explicitly
 /// rather than trusting the map type, whose order depends on a cargo feature.
-fn canonical_json(value: &serde_json::Value, out: &mut String) {
+pub(crate) fn canonical_json(value: &serde_json::Value, out: &mut String) {
     match value {
         serde_json::Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
