@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::scan::{PassportClaims, canonical_json};
 
 /// The only algorithm a passport is signed with.
-pub const PASSPORT_ALGORITHM: &str = "EdDSA";
+const PASSPORT_ALGORITHM: &str = "EdDSA";
 
 /// Which input of [`verify_passport`] could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
