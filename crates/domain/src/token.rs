@@ -1,5 +1,5 @@
 //! API tokens: their settings, their lifecycle and how a presented secret becomes an
-//! [`Actor`](crate::access::Actor).
+//! [`Actor`].
 
 use crate::Timestamp;
 use crate::access::Actor;
