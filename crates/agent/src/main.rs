@@ -240,12 +240,17 @@ async fn work(
     };
     tracing::info!(scan = %scan.scan_id, scenario = scan.scenario.as_str(), "claimed a scan");
     let (scenario, collector) = (scan.scenario, host.clone());
-    let results = tokio::task::spawn_blocking(move || scenarios::run(scenario, &collector, budget))
-        .await
-        .map_err(|e| CallError::Refused {
-            status: reqwest::StatusCode::INTERNAL_SERVER_ERROR,
-            message: format!("the scan crashed: {e}"),
-        })?;
+    let task = tokio::task::spawn_blocking(move || scenarios::run(scenario, &collector, budget));
+    // The collectors watch the budget themselves; this bounds one that blocks in a
+    // read (a hung rpm, a stuck filesystem): past the limit, sending is pointless.
+    let Ok(joined) = tokio::time::timeout(limit, task).await else {
+        tracing::error!(scan = %scan.scan_id, "the scan overran maxDurationMinutes; abandoned");
+        return Ok(());
+    };
+    let results = joined.map_err(|e| CallError::Refused {
+        status: reqwest::StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("the scan crashed: {e}"),
+    })?;
     // The server's own rules, checked before sending: a refusal would fail the scan.
     if let Err(invalid) = results.validate(budget.max_assets) {
         tracing::error!(path = %invalid.path, message = %invalid.message, "results break the server's rules; not sent");

@@ -332,3 +332,51 @@ async fn a_real_agent_scans_this_host_and_the_passport_verifies_from_its_share_l
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The auditor's command reads no server configuration, and every failure is exit 1
+/// with one line saying why (unreadable file, unreachable server, not a share link).
+#[test]
+fn passport_verify_needs_no_server_configuration_and_explains_failures() {
+    let run = |args: &[&str]| {
+        Command::new(binary())
+            .env_clear()
+            // Would stop `serve` with exit 2; the auditor's command never reads it.
+            .env("FLEETPASS_NO_SUCH_SETTING", "1")
+            .args(["passport", "verify"])
+            .args(args)
+            .output()
+            .expect("fleetpass runs")
+    };
+    let port = free_port();
+    let cases: [(Vec<String>, &str); 3] = [
+        (
+            vec![
+                "--passport".into(),
+                "/nonexistent/p".into(),
+                "--jwks".into(),
+                "/nonexistent/j".into(),
+            ],
+            "cannot read --jwks /nonexistent/j",
+        ),
+        (
+            vec![format!("http://127.0.0.1:{port}/share/fps_gone")],
+            "cannot fetch the passport",
+        ),
+        (
+            vec!["https://example.com/not-a-share".into()],
+            "not a share link",
+        ),
+    ];
+    for (args, why) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("passport NOT verified: ")
+                && stderr.contains(why)
+                && stderr.lines().count() == 1,
+            "{args:?}: {stderr}"
+        );
+    }
+}
