@@ -36,8 +36,9 @@ pub enum CallError {
     Unavailable(String),
 }
 
-/// Backoff with "full jitter": a random wait up to an exponentially growing ceiling,
-/// so a fleet of agents that lost the server together does not return together.
+/// Backoff with jitter ("equal jitter": a random wait between half and all of an
+/// exponentially growing ceiling), so a fleet of agents that lost the server together
+/// does not come back together, and none retries at once.
 #[derive(Debug, Clone)]
 pub struct Backoff {
     attempt: u32,
@@ -134,7 +135,6 @@ struct ErrorBody {
 /// One answer, before it is judged.
 struct Answer {
     status: StatusCode,
-    retry_after: Option<Duration>,
     body: Vec<u8>,
 }
 
@@ -208,11 +208,7 @@ impl Client {
                             if status != StatusCode::TOO_MANY_REQUESTS
                                 && !status.is_server_error() =>
                         {
-                            return Ok(Answer {
-                                status,
-                                retry_after,
-                                body,
-                            });
+                            return Ok(Answer { status, body });
                         }
                         Ok(_) => (format!("{method} {path} answered {status}"), retry_after),
                         Err(e) => (format!("{method} {path}: {}", e.without_url()), None),
@@ -232,7 +228,6 @@ impl Client {
 
     /// Decodes a 2xx answer, or turns a 4xx into its error.
     fn judge<T: DeserializeOwned>(answer: Answer) -> Result<Option<T>, CallError> {
-        let _ = answer.retry_after;
         if answer.status == StatusCode::NO_CONTENT {
             return Ok(None);
         }

@@ -247,10 +247,13 @@ async fn work(
         tracing::error!(scan = %scan.scan_id, "the scan overran maxDurationMinutes; abandoned");
         return Ok(());
     };
-    let results = joined.map_err(|e| CallError::Refused {
-        status: reqwest::StatusCode::INTERNAL_SERVER_ERROR,
-        message: format!("the scan crashed: {e}"),
-    })?;
+    let results = match joined {
+        Ok(results) => results,
+        Err(e) => {
+            tracing::error!(scan = %scan.scan_id, error = %e, "the scan crashed; nothing sent");
+            return Ok(());
+        }
+    };
     // The server's own rules, checked before sending: a refusal would fail the scan.
     if let Err(invalid) = results.validate(budget.max_assets) {
         tracing::error!(path = %invalid.path, message = %invalid.message, "results break the server's rules; not sent");
