@@ -384,6 +384,86 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read as _, Write as _};
+
+    /// A one-thread HTTP server answering each connection with the next canned answer.
+    fn canned(answers: &'static [&'static str]) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for answer in answers {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = stream.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                }
+                stream.write_all(answer.as_bytes()).unwrap();
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn overload_and_unavailability_are_retried_and_retry_after_is_honoured() {
+        let base = canned(&[
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            "HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n",
+        ]);
+        let mut client = Client::new(&base).unwrap();
+        client.backoff_base = Duration::from_millis(10);
+        let started = std::time::Instant::now();
+        let answer = client
+            .send(Method::POST, "/agent/jobs/claim", Some("jwt"), None, None)
+            .await
+            .unwrap();
+        assert_eq!(answer.status, StatusCode::NO_CONTENT);
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "waited as Retry-After asked"
+        );
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_not_retried() {
+        let base = canned(&[
+            "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: 31\r\nconnection: close\r\n\r\n{\"message\":\"agent was revoked\"}",
+        ]);
+        let mut client = Client::new(&base).unwrap();
+        client.backoff_base = Duration::from_millis(10);
+        let answer = client
+            .send(Method::POST, "/agent/jobs/claim", Some("jwt"), None, None)
+            .await
+            .unwrap();
+        match Client::judge::<serde_json::Value>(answer) {
+            Err(CallError::Unauthorized(message)) => assert_eq!(message, "agent was revoked"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn network_errors_are_retried_then_reported() {
+        // A port nobody listens on: every attempt is refused.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut client = Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        client.backoff_base = Duration::from_millis(5);
+        client.max_retries = 2;
+        let err = client
+            .send(Method::POST, "/agent/heartbeat", None, None, None)
+            .await
+            .err()
+            .expect("unreachable");
+        assert!(matches!(err, CallError::Unavailable(_)), "{err}");
+    }
 
     #[test]
     fn backoff_grows_with_jitter_up_to_the_cap_and_honours_retry_after() {
