@@ -386,10 +386,12 @@ mod tests {
     use super::*;
     use std::io::{Read as _, Write as _};
 
-    /// A one-thread HTTP server answering each connection with the next canned answer.
-    fn canned(answers: &'static [&'static str]) -> String {
+    /// A one-thread HTTP server answering each connection with the next canned answer;
+    /// the receiver gets each request's first line (`POST /agent/token HTTP/1.1`).
+    fn canned_with_log(answers: Vec<String>) -> (String, std::sync::mpsc::Receiver<String>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for answer in answers {
                 let (mut stream, _) = listener.accept().unwrap();
@@ -402,10 +404,121 @@ mod tests {
                     }
                     request.extend_from_slice(&buf[..n]);
                 }
+                let text = String::from_utf8_lossy(&request);
+                let _ = tx.send(text.lines().next().unwrap_or_default().to_owned());
                 stream.write_all(answer.as_bytes()).unwrap();
             }
         });
-        format!("http://{addr}")
+        (format!("http://{addr}"), rx)
+    }
+
+    fn canned(answers: &'static [&'static str]) -> String {
+        canned_with_log(answers.iter().map(|a| (*a).to_owned()).collect()).0
+    }
+
+    fn json_answer(status: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn token_answer(expires_in: time::Duration) -> String {
+        let at = (OffsetDateTime::now_utc() + expires_in)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        json_answer(
+            "200 OK",
+            &format!(
+                r#"{{"accessToken":"jwt","tokenType":"Bearer","accessTokenExpiresAt":"{at}"}}"#
+            ),
+        )
+    }
+
+    fn requests(rx: &std::sync::mpsc::Receiver<String>) -> Vec<String> {
+        rx.try_iter()
+            .map(|line| {
+                line.split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    fn secret() -> PlainSecret {
+        PlainSecret::from_random(fleetpass_domain::secret::SecretKind::Agent, [1; 32])
+    }
+
+    #[tokio::test]
+    async fn a_token_is_reused_until_two_minutes_before_its_expiry_then_renewed() {
+        let ok = json_answer("200 OK", "{}");
+        let (base, rx) = canned_with_log(vec![
+            token_answer(time::Duration::minutes(15)),
+            ok.clone(),
+            ok.clone(),
+        ]);
+        let mut client = Client::new(&base).unwrap();
+        client.heartbeat("agent", &secret()).await.unwrap();
+        client.heartbeat("agent", &secret()).await.unwrap();
+        assert_eq!(
+            requests(&rx),
+            ["/agent/token", "/agent/heartbeat", "/agent/heartbeat"]
+        );
+
+        let (base, rx) = canned_with_log(vec![
+            token_answer(time::Duration::seconds(90)),
+            ok.clone(),
+            token_answer(time::Duration::minutes(15)),
+            ok,
+        ]);
+        let mut client = Client::new(&base).unwrap();
+        client.heartbeat("agent", &secret()).await.unwrap();
+        client.heartbeat("agent", &secret()).await.unwrap();
+        assert_eq!(
+            requests(&rx),
+            [
+                "/agent/token",
+                "/agent/heartbeat",
+                "/agent/token",
+                "/agent/heartbeat"
+            ],
+            "a token within two minutes of its expiry is renewed before use"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_access_token_is_exchanged_once_more_but_a_refused_secret_is_final() {
+        let unauthorized = json_answer("401 Unauthorized", r#"{"message":"token refused"}"#);
+        let (base, rx) = canned_with_log(vec![
+            token_answer(time::Duration::minutes(15)),
+            unauthorized.clone(),
+            token_answer(time::Duration::minutes(15)),
+            json_answer("200 OK", "{}"),
+        ]);
+        let mut client = Client::new(&base).unwrap();
+        client.heartbeat("agent", &secret()).await.unwrap();
+        assert_eq!(
+            requests(&rx),
+            [
+                "/agent/token",
+                "/agent/heartbeat",
+                "/agent/token",
+                "/agent/heartbeat"
+            ]
+        );
+
+        let (base, _rx) = canned_with_log(vec![json_answer(
+            "401 Unauthorized",
+            r#"{"message":"invalid agent credentials"}"#,
+        )]);
+        let mut client = Client::new(&base).unwrap();
+        match client.heartbeat("agent", &secret()).await {
+            Err(CallError::Unauthorized(message)) => {
+                assert_eq!(message, "invalid agent credentials")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]
