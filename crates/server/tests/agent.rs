@@ -150,6 +150,21 @@ async fn a_real_agent_scans_this_host_and_the_passport_verifies_from_its_share_l
     let dir = std::env::temp_dir().join(format!("fleetpass-agent-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let state_path = dir.join("agent/state.json");
+    // A mistyped token is refused by its checksum, before anything is sent or saved.
+    let mut typo = enrollment.clone().into_bytes();
+    typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).expect("ASCII");
+    let refused = agent(&agent_bin, &state_path)
+        .args(["enroll", "--server", &base, "--token", &typo])
+        .output()
+        .expect("the agent runs");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("bad checksum"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!state_path.exists());
     let enrolled = agent(&agent_bin, &state_path)
         .args(["enroll", "--server", &base, "--token", &enrollment])
         .output()
@@ -169,6 +184,13 @@ async fn a_real_agent_scans_this_host_and_the_passport_verifies_from_its_share_l
         !text(&enrolled).contains(&secret),
         "enroll never prints the secret"
     );
+    // A second enrollment does not overwrite the credentials it would lose.
+    let again = agent(&agent_bin, &state_path)
+        .args(["enroll", "--server", &base, "--token", &enrollment])
+        .output()
+        .expect("the agent runs");
+    assert!(!again.status.success());
+    assert!(text(&again).contains("--force"), "{}", text(&again));
 
     // Run it, logs to a file, and give it two scans.
     let logs = dir.join("agent.log");
