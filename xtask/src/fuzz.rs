@@ -12,8 +12,9 @@ use anyhow::{Context as _, bail};
 /// Every target, with the longest input libFuzzer may make for it. Bodies and result
 /// sets need room to hold structure; secrets, cursors, ids and paths are short by
 /// nature, and short inputs keep the executions fast.
-const TARGETS: [(&str, usize); 6] = [
+const TARGETS: [(&str, usize); 7] = [
     ("secret", 256),
+    ("passport", 2048),
     ("cursor", 256),
     ("path_ids", 256),
     ("scan_results", 8192),

@@ -64,7 +64,8 @@ enum Task {
         grow_corpus: bool,
     },
     /// Run the whole test suite: make sure PostgreSQL is up and Debian's Chromium is
-    /// installed (for the browser test), then `cargo test --workspace`.
+    /// installed (for the browser test), then `cargo test --workspace` (doctests
+    /// included) and every `fleetpass-domain` example.
     Test {
         /// Passed on to `cargo test`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -204,13 +205,42 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut all = vec!["test", "--workspace"];
     all.extend(args.iter().map(String::as_str));
-    let status = Command::new(cargo)
+    let status = Command::new(&cargo)
         .args(&all)
         .current_dir(root())
         .status()
         .context("Failed to run cargo test")?;
     if !status.success() {
         bail!("the test suite failed");
+    }
+    run_domain_examples(&cargo)
+}
+
+/// Runs every example of `fleetpass-domain` (`cargo test` only builds them): they are
+/// the embedder's documentation, and each asserts what it shows.
+fn run_domain_examples(cargo: &str) -> anyhow::Result<()> {
+    let dir = root().join("crates/domain/examples");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("Failed to list {}", dir.display()))?
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".rs"))
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    for name in names {
+        println!("running example fleetpass-domain/{name}");
+        let status = Command::new(cargo)
+            .args(["run", "-q", "-p", "fleetpass-domain", "--example", &name])
+            .current_dir(root())
+            .status()
+            .with_context(|| format!("Failed to run the {name} example"))?;
+        if !status.success() {
+            bail!("the fleetpass-domain example {name} failed");
+        }
     }
     Ok(())
 }

@@ -66,6 +66,33 @@ pub enum Denied {
 /// (`None` for tenant-wide resources such as tokens or users).
 ///
 /// Role is checked before scope, so a viewer learns nothing about environments.
+///
+/// # Errors
+/// [`Denied::Role`] when the role is too low, else [`Denied::Scope`] when the resource
+/// (or, for [`Action::ManageEnvironments`], the tenant) is outside the token's scope.
+///
+/// # Examples
+/// ```
+/// use fleetpass_domain::access::{Action, Actor, Denied, authorize};
+/// use fleetpass_domain::identity::{EnvScope, Role};
+/// use fleetpass_domain::ids::{EnvironmentId, TenantId, TokenId};
+/// use uuid::Uuid;
+///
+/// let (staging, production) = (EnvironmentId::from_uuid(Uuid::from_u128(1)), EnvironmentId::from_uuid(Uuid::from_u128(2)));
+/// let operator = Actor {
+///     tenant_id: TenantId::from_uuid(Uuid::from_u128(10)),
+///     token_id: TokenId::from_uuid(Uuid::from_u128(11)),
+///     owner_id: None,
+///     role: Role::Operator,
+///     scope: EnvScope::from_wire(false, vec![staging]).unwrap(),
+/// };
+/// assert_eq!(authorize(&operator, Action::Operate, Some(staging)), Ok(()));
+/// assert_eq!(authorize(&operator, Action::Operate, Some(production)), Err(Denied::Scope));
+/// assert_eq!(
+///     authorize(&operator, Action::Administer, None),
+///     Err(Denied::Role { needed: Role::Admin, has: Role::Operator })
+/// );
+/// ```
 pub fn authorize(
     actor: &Actor,
     action: Action,
@@ -106,6 +133,10 @@ pub enum GrantError {
 
 /// Checks that `actor` may mint a token owned by `owner` with `role` and `scope`: no
 /// token can create one more powerful than itself or than its owner.
+///
+/// # Errors
+/// The first rule the grant breaks: a disabled owner, a role above the caller's or the
+/// owner's, or a scope the caller does not cover.
 pub fn check_grant(
     actor: &Actor,
     owner: &Principal,

@@ -143,6 +143,16 @@ impl EnvScope {
     /// # Errors
     /// `ScopeError::EmptyList` when not all environments and no ids are given;
     /// `ScopeError::ListWithAll` when all environments *and* some ids are given.
+    ///
+    /// ```
+    /// use fleetpass_domain::identity::{EnvScope, ScopeError};
+    /// use fleetpass_domain::ids::EnvironmentId;
+    /// let staging = EnvironmentId::from_uuid(uuid::Uuid::from_u128(1));
+    /// assert!(EnvScope::from_wire(true, vec![]).unwrap().is_all());
+    /// assert!(EnvScope::from_wire(false, vec![staging]).unwrap().contains(staging));
+    /// assert_eq!(EnvScope::from_wire(false, vec![]), Err(ScopeError::EmptyList));
+    /// assert_eq!(EnvScope::from_wire(true, vec![staging]), Err(ScopeError::ListWithAll));
+    /// ```
     pub fn from_wire(all: bool, ids: Vec<EnvironmentId>) -> Result<Self, ScopeError> {
         match (all, ids.is_empty()) {
             (true, true) => Ok(Self::All),

@@ -39,6 +39,15 @@ impl Scenario {
     ///
     /// # Errors
     /// `OneOf` for anything but the four scenarios.
+    ///
+    /// ```
+    /// use fleetpass_domain::scan::Scenario;
+    /// assert_eq!(Scenario::parse("software"), Ok(Scenario::Software));
+    /// assert_eq!(
+    ///     Scenario::parse("vuln").unwrap_err().to_string(),
+    ///     "must be one of: inventory, ports, software, compliance"
+    /// );
+    /// ```
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
         match raw {
             "inventory" => Ok(Self::Inventory),
@@ -79,7 +88,7 @@ impl MaxDurationMinutes {
 }
 
 /// The most assets any scan may report.
-pub const MAX_ASSETS: usize = 100_000;
+pub(crate) const MAX_ASSETS: usize = 100_000;
 
 /// The constraints of a scan request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -114,6 +123,24 @@ impl ScanConstraints {
     ///
     /// # Errors
     /// Every infeasible constraint, naming its field.
+    ///
+    /// # Examples
+    /// ```
+    /// use fleetpass_domain::scan::{MaxDurationMinutes, ScanConstraints, Scenario};
+    /// use time::macros::datetime;
+    ///
+    /// let now = datetime!(2026-11-22 10:00 UTC);
+    /// let tight = ScanConstraints {
+    ///     max_duration_minutes: Some(MaxDurationMinutes::new(20).unwrap()),
+    ///     not_after: Some(now + time::Duration::minutes(10)),
+    ///     ..ScanConstraints::default()
+    /// };
+    /// // Compliance needs 30 minutes: both constraints are named.
+    /// let fields: Vec<_> = tight.check_feasible(Scenario::Compliance, now).unwrap_err()
+    ///     .into_iter().map(|p| p.field).collect();
+    /// assert_eq!(fields, ["maxDurationMinutes", "notAfter"]);
+    /// assert!(tight.check_feasible(Scenario::Inventory, now).is_ok());
+    /// ```
     pub fn check_feasible(
         &self,
         scenario: Scenario,
@@ -371,10 +398,26 @@ fn text_ok(s: &str, max: usize) -> bool {
 }
 
 impl ScanResults {
-    /// Checks the results against the rules and the scan's `max_assets`.
+    /// Checks the results against the rules and the scan's `max_assets`: what the server
+    /// checks before it accepts them, so an agent can check first.
     ///
     /// # Errors
     /// The first invalid part.
+    ///
+    /// # Examples
+    /// ```
+    /// use fleetpass_domain::scan::{Asset, MaxAssets, ScanResults};
+    ///
+    /// let host = |ip: &str| Asset {
+    ///     hostname: "web-1".into(), ip: ip.into(), os: "Debian 12".into(),
+    ///     open_ports: vec![443], software: vec![],
+    /// };
+    /// let results = ScanResults { assets: vec![host("10.0.0.7"), host("not-an-ip")], findings: vec![] };
+    /// let invalid = results.validate(None).unwrap_err();
+    /// assert_eq!((invalid.path.as_str(), invalid.message.as_str()), ("assets[1].ip", "must be an IPv4 or IPv6 address"));
+    /// let over = results.validate(Some(MaxAssets::new(1).unwrap())).unwrap_err();
+    /// assert_eq!(over.path, "assets");
+    /// ```
     pub fn validate(&self, max_assets: Option<MaxAssets>) -> Result<(), InvalidResult> {
         let limit = max_assets.map_or(MAX_ASSETS, |m| m.get() as usize);
         let bad = |path: String, message: &str| {
@@ -444,8 +487,7 @@ impl ScanResults {
     pub fn bundle(&self) -> (String, String) {
         let mut json = String::new();
         canonical_json(&serde_json::to_value(self).unwrap_or_default(), &mut json);
-        let digest = ring::digest::digest(&ring::digest::SHA256, json.as_bytes());
-        let hex = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        let hex = sha256_hex(json.as_bytes());
         (json, hex)
     }
 
@@ -482,9 +524,15 @@ impl ScanResults {
     }
 }
 
+/// The SHA-256 of `bytes` in lowercase hex, as bundles and passports state it.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Writes `value` as canonical JSON: keys sorted, no whitespace. Sorted explicitly
 /// rather than trusting the map type, whose order depends on a cargo feature.
-fn canonical_json(value: &serde_json::Value, out: &mut String) {
+pub(crate) fn canonical_json(value: &serde_json::Value, out: &mut String) {
     match value {
         serde_json::Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();

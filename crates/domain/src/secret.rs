@@ -77,6 +77,14 @@ fn checksum(head: &str) -> String {
 
 impl PlainSecret {
     /// Builds a secret of `kind` from 32 random bytes drawn by the secret port.
+    ///
+    /// ```
+    /// use fleetpass_domain::secret::{PlainSecret, SecretKind, SECRET_LEN};
+    /// let secret = PlainSecret::from_random(SecretKind::Share, [0; 32]);
+    /// assert!(secret.expose().starts_with("fps_"));
+    /// assert_eq!(secret.expose().len(), SECRET_LEN);
+    /// assert_eq!(secret.hint(), format!("fps_…{}", &secret.expose()[SECRET_LEN - 4..]));
+    /// ```
     pub fn from_random(kind: SecretKind, random: [u8; 32]) -> Self {
         let head = format!("{}{}", kind.prefix(), URL_SAFE_NO_PAD.encode(random));
         let text = format!("{head}{}", checksum(&head));
@@ -87,6 +95,24 @@ impl PlainSecret {
     ///
     /// # Errors
     /// [`MalformedSecret`] saying what is wrong; nothing was looked up.
+    ///
+    /// # Examples
+    /// ```
+    /// use fleetpass_domain::secret::{MalformedSecret, PlainSecret, SecretKind};
+    ///
+    /// let issued = PlainSecret::from_random(SecretKind::ApiToken, [7; 32]);
+    /// let text = issued.expose().to_owned();
+    /// assert_eq!(PlainSecret::parse(&text).unwrap().kind(), SecretKind::ApiToken);
+    ///
+    /// // One mistyped character: the checksum refuses it before any lookup.
+    /// let mut typo = text.clone().into_bytes();
+    /// typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
+    /// let typo = String::from_utf8(typo).unwrap();
+    /// assert_eq!(PlainSecret::parse(&typo), Err(MalformedSecret::Checksum));
+    /// assert_eq!(PlainSecret::parse("ghp_notours"), Err(MalformedSecret::Prefix));
+    /// // And it never prints itself.
+    /// assert!(!format!("{issued:?} {issued}").contains(&text));
+    /// ```
     pub fn parse(raw: &str) -> Result<Self, MalformedSecret> {
         let kind = SecretKind::ALL
             .into_iter()

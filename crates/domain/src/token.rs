@@ -1,5 +1,5 @@
 //! API tokens: their settings, their lifecycle and how a presented secret becomes an
-//! [`Actor`](crate::access::Actor).
+//! [`Actor`].
 
 use crate::Timestamp;
 use crate::access::Actor;
@@ -100,7 +100,7 @@ impl TokenStatus {
 }
 
 /// How long `lastUsedAt` may lag: it is written at most once per this interval.
-pub const LAST_USED_GRANULARITY: time::Duration = time::Duration::minutes(1);
+pub(crate) const LAST_USED_GRANULARITY: time::Duration = time::Duration::minutes(1);
 
 impl ApiToken {
     /// Its status at `now`. Revocation wins over expiry.
@@ -157,6 +157,10 @@ pub enum AuthFailure {
 }
 
 /// Decides whether a looked-up token authenticates at `now`.
+///
+/// # Errors
+/// [`AuthFailure`]: unknown (`lookup` is `None`), revoked (or its owner disabled or
+/// deleted), expired, or a rotated-out secret past its grace.
 pub fn authenticate(
     lookup: Option<TokenLookup>,
     now: Timestamp,

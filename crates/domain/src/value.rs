@@ -52,7 +52,7 @@ impl ValueError {
 }
 
 /// Checks that `raw` (after trimming) has `min..=max` characters and returns it trimmed.
-pub fn bounded_text(raw: &str, min: usize, max: usize) -> Result<String, ValueError> {
+pub(crate) fn bounded_text(raw: &str, min: usize, max: usize) -> Result<String, ValueError> {
     let trimmed = raw.trim();
     let len = trimmed.chars().count();
     if len < min || len > max || trimmed.chars().any(char::is_control) {
@@ -86,7 +86,7 @@ pub fn parse_timestamp(raw: &str) -> Result<crate::Timestamp, ValueError> {
 }
 
 /// Checks that `raw` lies in `min..=max`.
-pub fn bounded_int(raw: i64, min: i64, max: i64) -> Result<i64, ValueError> {
+pub(crate) fn bounded_int(raw: i64, min: i64, max: i64) -> Result<i64, ValueError> {
     if (min..=max).contains(&raw) {
         Ok(raw)
     } else {

@@ -866,4 +866,40 @@ async fn browsers_get_a_readable_page() {
         "no external assets"
     );
     assert!(!html.contains("<script"), "no scripts");
+    assert!(
+        !html.contains("fleetpass passport verify"),
+        "no passport to verify on a bundle link"
+    );
+}
+
+#[actix_web::test]
+async fn a_passport_link_page_shows_the_command_that_verifies_it() {
+    let f = fixture(config()).await;
+    let app = app!(f);
+    let (admin, fleet, agent, _) = setup!(app, f);
+    let id = completed_scan!(app, &admin, &fleet, &agent);
+    let link = send(
+        &app,
+        post(
+            &format!("/tenant/scans/{id}/share-links"),
+            &admin,
+            json!({}),
+        ),
+    )
+    .await;
+    let url = link.body["url"].as_str().unwrap().to_owned();
+    let token = link.body["token"].as_str().unwrap().to_owned();
+    let req = TestRequest::get()
+        .uri(&format!("/share/{token}"))
+        .insert_header(("Accept", "text/html"));
+    let res = test::call_service(&app, req.to_request()).await;
+    assert_eq!(res.status(), 200);
+    let html = String::from_utf8(test::read_body(res).await.to_vec()).unwrap();
+    assert!(
+        html.contains(&format!(
+            "<pre><code>fleetpass passport verify {url}</code></pre>"
+        )),
+        "{html}"
+    );
+    assert!(html.contains("--passport passport.json --jwks jwks.json --bundle bundle.json"));
 }

@@ -2,6 +2,7 @@
 //! adapter and runs; also applies migrations and creates tenants from the command line.
 
 mod config;
+mod passport;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -47,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Verify scan passports offline (an auditor's command; reads no server configuration).
+    Passport {
+        #[command(subcommand)]
+        command: passport::PassportCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,6 +82,11 @@ enum TenantCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = match cli.command {
+        // An auditor's command: no server configuration is read or needed.
+        Some(Command::Passport { command }) => return passport::run(command),
+        command => command,
+    };
     let config = match Config::from_vars(std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
@@ -84,7 +95,7 @@ fn main() -> ExitCode {
         }
     };
     // `keys new-master-key` makes the key the others need: it must work without one.
-    let needs_keys = match &cli.command {
+    let needs_keys = match &command {
         None | Some(Command::Serve) => true,
         Some(Command::Keys { command }) => !matches!(command, KeysCommand::NewMasterKey),
         _ => false,
@@ -108,13 +119,14 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command.unwrap_or(Command::Serve) {
+        match command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
             Command::Migrate => migrate(&config).await,
             Command::Tenant {
                 command: TenantCommand::Create { name },
             } => create_tenant(&config, &name).await,
             Command::Keys { command } => keys(&config, command).await,
+            Command::Passport { .. } => Ok(()), // run above, before the configuration
         }
     });
     match result {

@@ -246,6 +246,10 @@ async fn an_auditor_sees_the_share_page_in_a_real_browser() {
         dom.contains(&format!("{url}/passport")),
         "links to the passport"
     );
+    assert!(
+        dom.contains(&format!("fleetpass passport verify {url}")),
+        "shows the one command that verifies everything"
+    );
     // A screenshot, kept as a test artifact.
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../test-artifacts");
     std::fs::create_dir_all(&dir).expect("artifact dir");

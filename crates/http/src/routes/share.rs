@@ -52,6 +52,8 @@ th{font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.04
 a{color:var(--accent)}
 code{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f1f3f5;padding:1px 5px;border-radius:4px;word-break:break-all}
 ol li{margin:6px 0}
+pre{margin:8px 0 12px;background:#f1f3f5;border-radius:6px;padding:10px 12px;overflow-x:auto}
+pre code{padding:0;background:none}
 footer{color:var(--muted);font-size:13px;text-align:center}
 "#;
 
@@ -316,6 +318,9 @@ fn page(shared: &Shared, report: Option<&Report>, base: &str, jwks_url: &str) ->
                     @if link.grants(Artifact::Passport) {
                         section {
                             h2 { "How to verify the passport" }
+                            p { "With the " code { "fleetpass" } " command (it fetches the passport, the bundle and the public keys, checks the signature and the bundle's SHA-256, and exits 0 only when everything checks):" }
+                            pre { code { (format!("fleetpass passport verify {base}")) } }
+                            p { "Or offline, from saved files: " code { "fleetpass passport verify --passport passport.json --jwks jwks.json --bundle bundle.json" } ". By hand, with any JOSE library:" }
                             ol {
                                 li { "Download the passport from " a href=(format!("{base}/passport")) { (format!("{base}/passport")) }
                                      ": its " code { "passport" } " field is a JWS (EdDSA, Ed25519)." }

@@ -1,0 +1,275 @@
+//! `fleetpass-agent`: the Fleetpass reference agent. `enroll` joins a fleet with a
+//! one-time enrollment token and keeps the agent's credentials in a 0600 state file;
+//! `run` heartbeats, claims the fleet's scans, scans this host and sends the results.
+//!
+//! It depends on `fleetpass-domain` only (never on the server's crates): the results it
+//! sends are the domain's `ScanResults`, validated with the server's own rules, and
+//! secrets are the domain's `PlainSecret`, format- and checksum-checked before use and
+//! redacted in every `Debug`.
+
+mod client;
+mod scenarios;
+mod state;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use fleetpass_domain::secret::{PlainSecret, SecretKind};
+
+use crate::client::{CallError, ClaimedScan, Client};
+use crate::scenarios::{Budget, Host};
+use crate::state::State;
+
+/// The Fleetpass reference agent: enroll this host into a fleet, then run its scans.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The state file (agent id and secret; created 0600). Default:
+    /// $XDG_STATE_HOME/fleetpass-agent/state.json or ~/.local/state/fleetpass-agent/state.json.
+    #[arg(
+        long,
+        global = true,
+        env = "FLEETPASS_AGENT_STATE",
+        value_name = "FILE"
+    )]
+    state: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Enroll into a fleet with a one-time enrollment token and save the credentials.
+    Enroll {
+        /// The server's base URL, e.g. https://fleetpass.example.com.
+        #[arg(long, env = "FLEETPASS_SERVER")]
+        server: String,
+        /// The fleet's enrollment token (fpe_…).
+        #[arg(long, env = "FLEETPASS_ENROLLMENT_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The host name to enroll as (default: this host's).
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Replace an existing state file (its agent keeps existing on the server).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run: heartbeat, claim scans, scan this host, send results; stop on SIGTERM.
+    Run {
+        /// Seconds between claims while there is no work.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        poll_seconds: u64,
+        /// Seconds between heartbeats.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        heartbeat_seconds: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = std::env::var("FLEETPASS_AGENT_LOG").unwrap_or_else(|_| "info".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+    let path = cli.state.unwrap_or_else(state::default_path);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fleetpass-agent: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Enroll {
+                server,
+                token,
+                hostname,
+                force,
+            } => enroll(&path, &server, &token, hostname, force).await,
+            Command::Run {
+                poll_seconds,
+                heartbeat_seconds,
+            } => {
+                let state = State::load(&path)?;
+                let intervals = (
+                    Duration::from_secs(poll_seconds),
+                    Duration::from_secs(heartbeat_seconds),
+                );
+                tokio::select! {
+                    result = run(state, intervals) => result,
+                    signal = shutdown_signal() => {
+                        tracing::info!(signal = signal?, "stopping");
+                        Ok(())
+                    }
+                }
+            }
+        }
+    });
+    // A scan still running on a blocking thread is abandoned, not awaited: the server
+    // fails the scan at its deadline, and a stop must not wait for a walk of /etc.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fleetpass-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        _ = term.recv() => Ok("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => Ok("SIGINT"),
+    }
+}
+
+async fn enroll(
+    path: &Path,
+    server: &str,
+    token: &str,
+    hostname: Option<String>,
+    force: bool,
+) -> anyhow::Result<()> {
+    if !(server.starts_with("https://") || server.starts_with("http://")) {
+        anyhow::bail!("--server must be an http(s) URL, e.g. https://fleetpass.example.com");
+    }
+    // A typo is caught here, by the checksum, before the token goes anywhere.
+    let token = PlainSecret::parse_kind(token.trim(), SecretKind::Enrollment)
+        .map_err(|e| anyhow::anyhow!("the enrollment token {e}"))?;
+    if path.exists() && !force {
+        anyhow::bail!(
+            "{} already holds an enrolled agent; pass --force to replace it",
+            path.display()
+        );
+    }
+    let hostname = hostname.unwrap_or_else(|| Host::default().hostname());
+    let platform = format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH);
+    let client = Client::new(server)?;
+    let enrolled = client.enroll(&token, &hostname, &platform).await?;
+    let secret = PlainSecret::parse_kind(&enrolled.agent_secret, SecretKind::Agent)
+        .map_err(|e| anyhow::anyhow!("the server's agent secret {e}"))?;
+    let state = State {
+        server: server.trim_end_matches('/').to_owned(),
+        agent_id: enrolled.agent_id,
+        fleet_id: enrolled.fleet_id,
+        secret,
+    };
+    state.save(path)?;
+    println!(
+        "enrolled {hostname} as agent {} in fleet {}; credentials saved to {} (mode 0600)",
+        state.agent_id,
+        state.fleet_id,
+        path.display()
+    );
+    Ok(())
+}
+
+/// The agent's loop. Returns only when the server refuses the agent's credentials (it
+/// was revoked); unavailability is waited out.
+async fn run(state: State, (poll, heartbeat_every): (Duration, Duration)) -> anyhow::Result<()> {
+    let mut client = Client::new(&state.server)?;
+    let host = Host::default();
+    tracing::info!(agent = %state.agent_id, fleet = %state.fleet_id, server = %state.server, "agent running");
+    let mut next_heartbeat = Instant::now();
+    loop {
+        if Instant::now() >= next_heartbeat {
+            match client.heartbeat(&state.agent_id, &state.secret).await {
+                Ok(()) => tracing::debug!("heartbeat sent"),
+                Err(e) => fatal_or_warn(e, "heartbeat failed")?,
+            }
+            next_heartbeat = Instant::now() + heartbeat_every;
+        }
+        match client.claim(&state.agent_id, &state.secret).await {
+            Ok(Some(scan)) => {
+                if let Err(e) = work(&mut client, &state, &host, scan).await {
+                    fatal_or_warn(e, "could not complete the scan")?;
+                }
+                // There may be more queued: claim again at once.
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => fatal_or_warn(e, "claim failed")?,
+        }
+        tokio::time::sleep(
+            poll.min(
+                next_heartbeat
+                    .saturating_duration_since(Instant::now())
+                    .max(Duration::from_millis(100)),
+            ),
+        )
+        .await;
+    }
+}
+
+/// A refused credential ends the agent; anything else is logged and retried later.
+fn fatal_or_warn(e: CallError, what: &str) -> anyhow::Result<()> {
+    if let CallError::Unauthorized(_) = e {
+        return Err(anyhow::Error::new(e)
+            .context("the agent was revoked or its secret is wrong; re-enroll it"));
+    }
+    tracing::warn!(error = %e, "{what}");
+    Ok(())
+}
+
+/// Runs one claimed scan within its limits and sends the results.
+async fn work(
+    client: &mut Client,
+    state: &State,
+    host: &Host,
+    scan: ClaimedScan,
+) -> Result<(), CallError> {
+    let limit = Duration::from_secs(u64::from(scan.max_duration().get()) * 60);
+    // Stop collecting early enough that the results still arrive within the limit.
+    let margin = (limit / 10).clamp(Duration::from_secs(5), Duration::from_secs(120));
+    let budget = Budget {
+        deadline: Instant::now() + limit.saturating_sub(margin),
+        max_assets: scan.max_assets(),
+    };
+    tracing::info!(scan = %scan.scan_id, scenario = scan.scenario.as_str(), "claimed a scan");
+    let (scenario, collector) = (scan.scenario, host.clone());
+    let task = tokio::task::spawn_blocking(move || scenarios::run(scenario, &collector, budget));
+    // The collectors watch the budget themselves; this bounds one that blocks in a
+    // read (a hung rpm, a stuck filesystem): past the limit, sending is pointless.
+    let Ok(joined) = tokio::time::timeout(limit, task).await else {
+        tracing::error!(scan = %scan.scan_id, "the scan overran maxDurationMinutes; abandoned");
+        return Ok(());
+    };
+    let results = match joined {
+        Ok(results) => results,
+        Err(e) => {
+            tracing::error!(scan = %scan.scan_id, error = %e, "the scan crashed; nothing sent");
+            return Ok(());
+        }
+    };
+    // The server's own rules, checked before sending: a refusal would fail the scan.
+    if let Err(invalid) = results.validate(budget.max_assets) {
+        tracing::error!(path = %invalid.path, message = %invalid.message, "results break the server's rules; not sent");
+        return Ok(());
+    }
+    let counts = results.counts();
+    client
+        .submit(&state.agent_id, &state.secret, &scan.scan_id, &results)
+        .await?;
+    tracing::info!(
+        scan = %scan.scan_id,
+        assets = counts.assets,
+        software = counts.software,
+        open_ports = counts.open_ports,
+        findings = counts.findings,
+        "scan completed and results sent"
+    );
+    Ok(())
+}
