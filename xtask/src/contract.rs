@@ -160,6 +160,9 @@ fn start_server(
 struct Credentials {
     token: String,
     agent_token: String,
+    /// An admin token of a second tenant, for the operations that could destroy the
+    /// first one's credentials (`contract_hooks.py`).
+    throwaway: String,
 }
 
 async fn call(
@@ -262,7 +265,30 @@ async fn provision(base: &str, admin_key: &str) -> anyhow::Result<Credentials> {
         200,
     )
     .await?;
-    Ok(Credentials { token, agent_token })
+    let other = call(
+        &c,
+        Method::POST,
+        format!("{base}/platform/tenants"),
+        admin_key,
+        Some(json!({"name": "contract-throwaway"})),
+        201,
+    )
+    .await?;
+    let throwaway = other["adminToken"].as_str().unwrap_or_default().to_owned();
+    call(
+        &c,
+        Method::POST,
+        format!("{base}/tenant/discovery/fleets"),
+        &throwaway,
+        Some(json!({"name": "throwaway"})),
+        201,
+    )
+    .await?;
+    Ok(Credentials {
+        token,
+        agent_token,
+        throwaway,
+    })
 }
 
 /// One Schemathesis pass.
@@ -277,11 +303,33 @@ struct Pass<'a> {
     extra: Vec<&'a str>,
 }
 
-fn run_pass(st: &Path, base: &str, work: &Path, pass: &Pass<'_>) -> anyhow::Result<String> {
+fn run_pass(
+    st: &Path,
+    base: &str,
+    work: &Path,
+    creds: &Credentials,
+    pass: &Pass<'_>,
+) -> anyhow::Result<String> {
     let config = work.join(format!("schemathesis-{}.toml", pass.name));
     let mut toml = String::new();
     for (scheme, key, value) in &pass.auth {
         toml.push_str(&format!("[auth.openapi.{scheme}]\n{key} = \"{value}\"\n\n"));
+    }
+    // Rules no schema can state, under which a schema-valid request is a 422 naming
+    // the field: a revocation token's checksum (typos are refused before any lookup),
+    // and ids in a body that must name existing resources of the tenant (spec §3:
+    // `environmentIds` "all existing"). Only these operations get 422 added to what a
+    // valid request may answer.
+    for name in [
+        "POST /api/public/revocations",
+        "POST /api/admin/tokens",
+        "POST /tenant/discovery/fleets",
+    ] {
+        toml.push_str(&format!(
+            "\n[[operations]]\ninclude-name = \"{name}\"\n\
+             [operations.checks.positive_data_acceptance]\n\
+             expected-statuses = [\"2xx\", \"3xx\", \"401\", \"403\", \"404\", \"409\", \"422\", \"429\", \"5xx\"]\n"
+        ));
     }
     std::fs::write(&config, toml)?;
     let report = work.join(format!("report-{}", pass.name));
@@ -298,6 +346,10 @@ fn run_pass(st: &Path, base: &str, work: &Path, pass: &Pass<'_>) -> anyhow::Resu
         .arg(&report)
         .args(&pass.extra)
         .env("NO_COLOR", "1")
+        .env("SCHEMATHESIS_HOOKS", "contract_hooks")
+        .env("PYTHONPATH", crate::root().join("xtask/src"))
+        .env("FLEETPASS_CONTRACT_TOKEN", &creds.token)
+        .env("FLEETPASS_CONTRACT_THROWAWAY_TOKEN", &creds.throwaway)
         .stdout(Stdio::piped());
     let mut child = cmd.spawn().context("Failed to run schemathesis")?;
     let mut output = String::new();
@@ -390,7 +442,7 @@ pub fn run(rt: &tokio::runtime::Runtime, opts: &Options) -> anyhow::Result<()> {
     ];
     let mut summaries = Vec::new();
     for pass in &passes {
-        let output = run_pass(&st, &server.base, &work, pass).map_err(|e| {
+        let output = run_pass(&st, &server.base, &work, &creds, pass).map_err(|e| {
             let log = std::fs::read_to_string(work.join("server.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(20).collect();
             e.context(format!(

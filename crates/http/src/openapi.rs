@@ -102,7 +102,7 @@ pub fn guard_of(path: &str, op: &Value) -> Guard {
         Guard::Tenant
     } else if schemes.contains(&"agent") {
         Guard::Agent
-    } else if schemes.contains(&"platformKey") {
+    } else if schemes.contains(&"platformKey") || schemes.contains(&"platform_admin_key") {
         Guard::Platform
     } else if PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p)) {
         Guard::Public
@@ -238,9 +238,11 @@ fn field_rule(schema: &str, field: &str) -> Option<Value> {
         }
         ("EnrollBody", "hostname") => text(1, 253),
         ("EnrollBody" | "HeartbeatBody", "platform" | "agentVersion") => text(1, 64),
-        ("EnrollBody", "enrollmentToken") => json!({"pattern": "^fpe_", "minLength": 5}),
-        ("TokenBody", "agentSecret") => json!({"pattern": "^fpa_", "minLength": 5}),
-        ("RevocationBody", "token") => json!({"pattern": "^fp[keas]_", "minLength": 5}),
+        ("EnrollBody", "enrollmentToken") => json!({"pattern": "^fpe_[A-Za-z0-9_-]{49}$"}),
+        ("TokenBody", "agentSecret") => json!({"pattern": "^fpa_[A-Za-z0-9_-]{49}$"}),
+        // The shape of every secret; its checksum is beyond a schema (a mistyped one is
+        // a 422 naming the checksum).
+        ("RevocationBody", "token") => json!({"pattern": "^fp[keas]_[A-Za-z0-9_-]{49}$"}),
         (_, "name") => text(1, 100),
         (_, "role") => one_of(&["admin", "operator", "viewer"]),
         (_, "scenario") => one_of(&SCENARIOS),
@@ -269,6 +271,8 @@ fn field_rule(schema: &str, field: &str) -> Option<Value> {
 fn param_rule(path: &str, name: &str) -> Option<Value> {
     Some(match name {
         "limit" => json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
+        // A cursor is the base64url of a 16-byte id (its last character carries 2 bits).
+        "cursor" => json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{21}[AQgw]$"}),
         "status" => json!({"type": "string", "enum": ["queued", "running", "completed", "failed", "expired"]}),
         "scenario" => json!({"type": "string", "enum": SCENARIOS}),
         "artifact" => json!({"type": "string", "enum": ["report", "bundle", "passport"]}),
@@ -376,6 +380,16 @@ fn refine(doc: &mut Value) {
         "platformKey": {"type": "http", "scheme": "bearer",
             "description": "The platform admin key (FLEETPASS_ADMIN_KEY) as a bearer token (or `x-api-key`)."}
     });
+    // Users and service accounts share one PATCH type; a service account has no email
+    // and its name cannot be cleared.
+    let mut account = doc["components"]["schemas"]["PatchPrincipalBody"].clone();
+    if let Some(props) = account["properties"].as_object_mut() {
+        props.remove("email");
+    }
+    account["properties"]["name"]["type"] = json!("string");
+    account["properties"]["name"]["description"] = json!("A new name, 1-100 characters, unique per tenant.");
+    account["description"] = json!("Body of `PATCH /api/admin/service-accounts/{id}`.");
+    doc["components"]["schemas"]["PatchServiceAccountBody"] = account;
     let mut body_schemas = Vec::new();
     let paths = doc["paths"].as_object_mut().map(std::mem::take).unwrap_or_default();
     let mut refined = Map::new();
@@ -422,10 +436,9 @@ fn refine(doc: &mut Value) {
         .collect();
     for item in doc["paths"].as_object_mut().into_iter().flatten().map(|(_, i)| i) {
         for (_, op) in item.as_object_mut().into_iter().flatten() {
-            let body = &mut op["requestBody"];
-            if body.is_null() {
+            let Some(body) = op.get_mut("requestBody") else {
                 continue;
-            }
+            };
             let name = ref_name(&body["content"]["application/json"]["schema"]);
             body["required"] = json!(name.is_some_and(|n| required.contains(&n)));
         }
@@ -492,8 +505,8 @@ fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> 
     if guard != Guard::Open && method == "post" {
         // Idempotency-Key: malformed or reused → 422, still in flight → 409.
         statuses.extend([409, 422]);
-        let params = op["parameters"].as_array_mut().map(std::mem::take);
-        let mut params = params.unwrap_or_default();
+        let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+        let mut params = params.map(std::mem::take).unwrap_or_default();
         params.push(json!({
             "name": "Idempotency-Key", "in": "header", "required": false,
             "description": "1-255 printable ASCII characters, one per operation: the same request again replays the first response (24 h).",
@@ -502,7 +515,8 @@ fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> 
         op["parameters"] = Value::Array(params);
     }
     let mut has_query = false;
-    for param in op["parameters"].as_array_mut().into_iter().flatten() {
+    let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+    for param in params.into_iter().flatten() {
         let name = param["name"].as_str().unwrap_or_default().to_owned();
         match param["in"].as_str() {
             Some("path") => statuses.push(404),
@@ -518,15 +532,18 @@ fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> 
         statuses.extend([400, 422]);
     }
     let mut body_schema = None;
-    if !op["requestBody"].is_null() {
+    if op.get("requestBody").is_some() {
         statuses.extend([400, 413, 422]);
         let content = &mut op["requestBody"]["content"]["application/json"];
         if path.ends_with("/results") {
             content["schema"] = json!({"$ref": "#/components/schemas/ScanResults"});
         }
+        if path == "/api/admin/service-accounts/{id}" {
+            content["schema"] = json!({"$ref": "#/components/schemas/PatchServiceAccountBody"});
+        }
         body_schema = ref_name(&content["schema"]);
     }
-    let responses = op["responses"].as_object_mut();
+    let responses = op.get_mut("responses").and_then(Value::as_object_mut);
     if let Some(responses) = responses {
         for status in statuses {
             let key = status.to_string();
