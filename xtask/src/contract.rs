@@ -274,7 +274,18 @@ async fn provision(base: &str, admin_key: &str) -> anyhow::Result<Credentials> {
         201,
     )
     .await?;
-    let throwaway = other["adminToken"].as_str().unwrap_or_default().to_owned();
+    let first_other = other["adminToken"].as_str().unwrap_or_default().to_owned();
+    let throwaway = call(
+        &c,
+        Method::POST,
+        format!("{base}/api/admin/tokens"),
+        &first_other,
+        Some(json!({"name": "schemathesis-throwaway", "role": "admin", "allEnvironments": true,
+            "expiresInDays": 1, "rateLimitPerMinute": 100_000})),
+        201,
+    )
+    .await?;
+    let throwaway = throwaway["token"].as_str().unwrap_or_default().to_owned();
     call(
         &c,
         Method::POST,
@@ -374,20 +385,26 @@ fn run_pass(
     Ok(output)
 }
 
-/// The summary lines of a pass's output.
-fn summary(output: &str) -> String {
-    output
+/// One line from a pass's summary: operations tested, test cases, failures.
+fn summary(name: &str, output: &str) -> String {
+    let after = |label: &str| {
+        output
+            .lines()
+            .map(str::trim)
+            .skip_while(|l| *l != label)
+            .nth(1)
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let tested = output
         .lines()
-        .filter(|l| {
-            let l = l.trim_start();
-            l.starts_with("API Operations:")
-                || l.starts_with("Test Phases:")
-                || l.starts_with("Test cases:")
-                || l.contains(" passed")
-                || l.starts_with("Seed:")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("Tested: "))
+        .unwrap_or("?");
+    format!(
+        "pass `{name}`: {tested} operations, test cases: {}; checks: all (--checks all, --mode all)",
+        after("Test cases:")
+    )
 }
 
 /// Runs the contract test.
@@ -450,7 +467,7 @@ pub fn run(rt: &tokio::runtime::Runtime, opts: &Options) -> anyhow::Result<()> {
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             ))
         })?;
-        summaries.push(format!("pass `{}`:\n{}", pass.name, summary(&output)));
+        summaries.push(summary(pass.name, &output));
     }
     drop(server);
     drop(db);
