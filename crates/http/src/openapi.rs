@@ -354,6 +354,16 @@ fn body_example(schema: &str) -> Option<Value> {
         "RotateTokenBody" => json!({"graceHours": 24}),
         "PatchTokenBody" => json!({"name": "ci (rotated)"}),
         "PatchFleetBody" => json!({"name": "Production EU"}),
+        "PatchEnvironmentBody" => json!({"name": "qa-eu"}),
+        "PatchPrincipalBody" => json!({"role": "operator"}),
+        "PatchServiceAccountBody" => json!({"name": "ci-runner-eu"}),
+        "CreateScheduleBody" => json!({"fleetId": "0193a5b2-7c1e-7a00-8000-000000000001",
+            "scenario": "inventory", "intervalMinutes": 60, "enabled": true}),
+        "PatchScheduleBody" => json!({"intervalMinutes": 120}),
+        "TokenBody" => json!({"agentId": "0193a5b2-7c1e-7a00-8000-000000000002",
+            "agentSecret": "fpa_…"}),
+        "RevocationBody" => json!({"token": "fpk_…"}),
+        "ConstraintsBody" => json!({"maxDurationMinutes": 30, "maxAssets": 500}),
         _ => return None,
     })
 }
@@ -481,12 +491,28 @@ fn merge(prop: &mut Value, rule: &Value) {
     }
 }
 
+/// The lowest role that may call a tenant operation (the RBAC matrix).
+fn required_role(method: &str, path: &str) -> &'static str {
+    if path == "/api/me" {
+        "any"
+    } else if path.starts_with("/api/admin/environments") && method != "get" {
+        "admin with allEnvironments"
+    } else if path.starts_with("/api/admin/") {
+        "admin"
+    } else if method == "get" {
+        "viewer"
+    } else {
+        "operator"
+    }
+}
+
 /// Completes one operation; returns the schema name of its request body.
 fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> {
     let guard = guard_of(path, op);
     let mut statuses: Vec<u16> = Vec::new();
     match guard {
         Guard::Tenant => {
+            op["x-required-role"] = json!(required_role(method, path));
             // Three ways to present one API token, in the server's order.
             op["security"] = json!([{"bearer": []}, {"apiKeyHeader": []}, {"apiKeyQuery": []}]);
             statuses.extend([401, 429, 500, 503]);
