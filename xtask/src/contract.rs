@@ -49,7 +49,10 @@ fn ensure_schemathesis(target: &Path) -> anyhow::Result<PathBuf> {
     if st.exists() {
         return Ok(st);
     }
-    println!("installing schemathesis {SCHEMATHESIS} into {}", venv.display());
+    println!(
+        "installing schemathesis {SCHEMATHESIS} into {}",
+        venv.display()
+    );
     crate::run("python3", &["-m", "venv", &venv.to_string_lossy()])?;
     let pip = venv.join("bin/pip");
     crate::run(
@@ -120,12 +123,7 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-fn start_server(
-    bin: &Path,
-    db: &Database,
-    admin_key: &str,
-    log: &Path,
-) -> anyhow::Result<Server> {
+fn start_server(bin: &Path, db: &Database, admin_key: &str, log: &Path) -> anyhow::Result<Server> {
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let log_file = std::fs::File::create(log)?;
@@ -153,7 +151,10 @@ fn start_server(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    bail!("the server did not listen within 60 s; see {}", log.display())
+    bail!(
+        "the server did not listen within 60 s; see {}",
+        log.display()
+    )
 }
 
 /// The credentials of a run.
@@ -206,8 +207,10 @@ async fn provision(base: &str, admin_key: &str) -> anyhow::Result<Credentials> {
         Method::POST,
         format!("{base}/api/admin/tokens"),
         &first,
-        Some(json!({"name": "schemathesis", "role": "admin", "allEnvironments": true,
-            "expiresInDays": 1, "rateLimitPerMinute": 100_000})),
+        Some(
+            json!({"name": "schemathesis", "role": "admin", "allEnvironments": true,
+            "expiresInDays": 1, "rateLimitPerMinute": 100_000}),
+        ),
         201,
     )
     .await?;
@@ -223,8 +226,10 @@ async fn provision(base: &str, admin_key: &str) -> anyhow::Result<Credentials> {
     .await?;
     let enrolled = c
         .post(format!("{base}/agent/enroll"))
-        .json(&json!({"enrollmentToken": fleet["enrollmentToken"], "hostname": "contract-01",
-            "platform": "linux-x86_64"}))
+        .json(
+            &json!({"enrollmentToken": fleet["enrollmentToken"], "hostname": "contract-01",
+            "platform": "linux-x86_64"}),
+        )
         .send()
         .await?
         .json::<Value>()
@@ -260,8 +265,10 @@ async fn provision(base: &str, admin_key: &str) -> anyhow::Result<Credentials> {
         Method::POST,
         format!("{base}/agent/scans/{id}/results"),
         &agent_token,
-        Some(json!({"assets": [{"hostname": "db-1", "ip": "10.0.0.5", "os": "Debian 12",
-            "openPorts": [22]}], "findings": []})),
+        Some(
+            json!({"assets": [{"hostname": "db-1", "ip": "10.0.0.5", "os": "Debian 12",
+            "openPorts": [22]}], "findings": []}),
+        ),
         200,
     )
     .await?;
@@ -280,8 +287,10 @@ async fn provision(base: &str, admin_key: &str) -> anyhow::Result<Credentials> {
         Method::POST,
         format!("{base}/api/admin/tokens"),
         &first_other,
-        Some(json!({"name": "schemathesis-throwaway", "role": "admin", "allEnvironments": true,
-            "expiresInDays": 1, "rateLimitPerMinute": 100_000})),
+        Some(
+            json!({"name": "schemathesis-throwaway", "role": "admin", "allEnvironments": true,
+            "expiresInDays": 1, "rateLimitPerMinute": 100_000}),
+        ),
         201,
     )
     .await?;

@@ -191,7 +191,10 @@ mod tests {
             })
         );
         assert!(bounded_text("a\n", 1, 3).is_err());
-        assert!(bounded_text(" ab ", 1, 3).is_err(), "the length counts as sent");
+        assert!(
+            bounded_text(" ab ", 1, 3).is_err(),
+            "the length counts as sent"
+        );
     }
 
     #[test]

@@ -34,6 +34,9 @@ h1{font-size:28px;margin:0 0 8px}
 h2.area{font-size:22px;margin:44px 0 12px;padding-bottom:6px;border-bottom:2px solid var(--line);text-transform:capitalize}
 section.op,section.guide{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:20px 24px;margin:0 0 22px}
 section.op:target{border-color:var(--accent);box-shadow:0 0 0 3px #d0e0fa}
+main:has(section.op:target)>:not(section.op:target):not(.back){display:none}
+.back{display:none;margin:0 0 14px}
+main:has(section.op:target)>.back{display:block}
 h3{margin:0 0 4px;font-size:18px}
 h3 code{font-size:16px;background:none;padding:0}
 h4{font-size:13px;text-transform:uppercase;letter-spacing:.05em;color:var(--muted);margin:18px 0 6px}
@@ -61,13 +64,21 @@ const GUIDES: [(&str, &str, &str); 7] = [
         include_str!("guides/authentication.md"),
     ),
     ("errors", "Errors", include_str!("guides/errors.md")),
-    ("pagination", "Pagination", include_str!("guides/pagination.md")),
+    (
+        "pagination",
+        "Pagination",
+        include_str!("guides/pagination.md"),
+    ),
     (
         "idempotency",
         "Idempotency",
         include_str!("guides/idempotency.md"),
     ),
-    ("rate-limits", "Rate limits", include_str!("guides/rate-limits.md")),
+    (
+        "rate-limits",
+        "Rate limits",
+        include_str!("guides/rate-limits.md"),
+    ),
     (
         "enrollment",
         "The enrollment flow",
@@ -125,6 +136,17 @@ fn markdown(md: &str) -> Markup {
     let mut out = String::new();
     pulldown_cmark::html::push_html(&mut out, events);
     PreEscaped(out)
+}
+
+/// Markdown of one sentence or phrase, without the paragraph around it.
+fn inline(md: &str) -> Markup {
+    let html = markdown(md).into_string();
+    let html = html.trim_end();
+    let html = html
+        .strip_prefix("<p>")
+        .and_then(|h| h.strip_suffix("</p>"))
+        .unwrap_or(html);
+    PreEscaped(html.to_owned())
 }
 
 /// An operation of the document.
@@ -268,6 +290,10 @@ struct Field {
 /// a dotted (`constraints.maxAssets`) or bracketed (`assets[].ip`) prefix.
 fn fields(doc: &Value, schema: &Value, prefix: &str, depth: usize, out: &mut Vec<Field>) {
     let schema = resolve(doc, schema);
+    // A flattened view (`allOf` of its parts) lists the parts' fields.
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        fields(doc, part, prefix, depth, out);
+    }
     let required: Vec<&str> = schema["required"]
         .as_array()
         .into_iter()
@@ -295,13 +321,7 @@ fn fields(doc: &Value, schema: &Value, prefix: &str, depth: usize, out: &mut Vec
             } else if !target["items"].is_null() {
                 let items = resolve(doc, &target["items"]);
                 if items["properties"].is_object() {
-                    fields(
-                        doc,
-                        &target["items"],
-                        &format!("{full}[]."),
-                        depth + 1,
-                        out,
-                    );
+                    fields(doc, &target["items"], &format!("{full}[]."), depth + 1, out);
                 }
             }
         }
@@ -335,7 +355,7 @@ fn field_table(rows: &[Field], with_required: bool) -> Markup {
                             }
                         }
                         td {
-                            (f.description)
+                            (inline(&f.description))
                             @if !f.constraints.is_empty() {
                                 br; span.c { (f.constraints.join("; ")) }
                             }
@@ -480,7 +500,7 @@ fn operation(doc: &Value, o: &Op<'_>) -> Markup {
     html! {
         section.op id=(o.id()) {
             h3 { span class={ "verb " (o.method) } { (o.method.to_uppercase()) } code { (o.path) } }
-            @if let Some(summary) = op["summary"].as_str() { p { (summary) } }
+            @if let Some(summary) = op["summary"].as_str() { p { (inline(summary)) } }
             @if let Some(description) = op["description"].as_str() { (markdown(description)) }
             (auth_line(o))
             @if !params.is_empty() {
@@ -495,7 +515,7 @@ fn operation(doc: &Value, o: &Op<'_>) -> Markup {
                                 td { (type_label(doc, &p["schema"])) }
                                 td { @if p["required"] == true { span.req { "Yes" } } @else { "No" } }
                                 td {
-                                    (p["description"].as_str().unwrap_or_default())
+                                    (inline(p["description"].as_str().unwrap_or_default()))
                                     @let c = constraints(&p["schema"]);
                                     @if !c.is_empty() { br; span.c { (c.join("; ")) } }
                                 }
@@ -513,7 +533,7 @@ fn operation(doc: &Value, o: &Op<'_>) -> Markup {
             }
             h4 { "Response " span.st { (status) } }
             @if let Some((_, response)) = &success {
-                p { (response["description"].as_str().unwrap_or_default()) }
+                p { (inline(response["description"].as_str().unwrap_or_default())) }
             }
             @if !response_fields.is_empty() { (field_table(&response_fields, true)) }
             h4 { "Errors" }
@@ -522,11 +542,14 @@ fn operation(doc: &Value, o: &Op<'_>) -> Markup {
                 tbody {
                     @for (s, r) in &errors {
                         @let row = s.parse().ok().and_then(openapi::error_row);
+                        @let meaning = row.map_or("", |r| r.meaning);
+                        @let cause = r["description"].as_str().unwrap_or_default();
+                        @let cause = cause.strip_prefix(&format!("{meaning}: ")).unwrap_or(cause);
                         tr {
                             td.st { (s) }
-                            td { (row.map_or("", |r| r.meaning)) }
-                            td { (r["description"].as_str().unwrap_or_default()) }
-                            td { (row.map_or("", |r| r.fix)) }
+                            td { (meaning) }
+                            td { (inline(cause)) }
+                            td { (inline(row.map_or("", |r| r.fix))) }
                         }
                     }
                 }
@@ -561,12 +584,14 @@ fn render(doc: &Value) -> Markup {
                         @for o in ops {
                             a href={ "#" (o.id()) } {
                                 span.m { (o.method.to_uppercase()) }
-                                (o.op["summary"].as_str().unwrap_or(o.path))
+                                (o.op["summary"].as_str().unwrap_or(o.path).replace('`', ""))
                             }
                         }
                     }
                 }
                 main {
+                    // An operation's link shows it alone (CSS `:target`, no script).
+                    p.back { a href="#" { "← The whole reference" } }
                     h1 { "Fleetpass API reference" }
                     (markdown(doc["info"]["description"].as_str().unwrap_or_default()))
                     p {
@@ -585,7 +610,7 @@ fn render(doc: &Value) -> Markup {
                             thead { tr { th { "Code" } th { "Meaning" } th { "Typical cause" } th { "Suggested fix" } } }
                             tbody {
                                 @for row in openapi::ERRORS {
-                                    tr { td.st { (row.status) } td { (row.meaning) } td { (row.cause) } td { (row.fix) } }
+                                    tr { td.st { (row.status) } td { (row.meaning) } td { (inline(row.cause)) } td { (inline(row.fix)) } }
                                 }
                             }
                         }

@@ -18,29 +18,83 @@ use crate::routes::{agent, directory, fleets, platform, scans, schedules, share,
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Fleetpass API", description = "Multi-tenant control plane for discovery fleets. Errors always have the `ErrorBody` shape; every response carries `X-Request-Id`.\n\n**Idempotency.** Every POST honours an `Idempotency-Key` header (1-255 printable ASCII characters, else 422 naming `Idempotency-Key`), scoped to the tenant (to the client address on public endpoints) and kept 24 h. The same request again replays the first response byte for byte with `Idempotent-Replayed: true`; the key with a different request (method, path, body) is 422 `IDEMPOTENCY_KEY_REUSED`; while the first is still running, 409 `CONFLICT` with `Retry-After`. 5xx responses are not kept, so a retry runs again.\n\n**Rate limits.** Per API token (`rateLimitPerMinute`, default 300), per client address on public endpoints (default 60 a minute), and on failed authentication per address (default 20 a minute). Limited responses carry `RateLimit-Policy` (e.g. `300;w=60`), `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; over the limit the answer is 429 `RATE_LIMITED` with `Retry-After` and `retryAfterSeconds`. Windows are whole minutes."),
-    paths(
-        system::healthz, system::readyz, system::openapi, system::docs, system::metrics, system::me,
-        platform::create_tenant, platform::list_tenants, platform::get_tenant,
-        tokens::create_token, tokens::list_tokens, tokens::get_token, tokens::update_token,
-        tokens::revoke_token, tokens::rotate_token, tokens::revoke_leaked,
-        directory::create_environment, directory::list_environments, directory::get_environment,
-        directory::update_environment, directory::delete_environment,
-        directory::create_user, directory::list_users, directory::get_user, directory::update_user, directory::delete_user,
-        directory::create_service_account, directory::list_service_accounts, directory::get_service_account,
-        directory::update_service_account, directory::delete_service_account,
-        directory::list_audit_events,
-        fleets::create_fleet, fleets::list_fleets, fleets::get_fleet, fleets::update_fleet, fleets::delete_fleet,
-        fleets::issue_enrollment_token, fleets::list_enrollment_tokens, fleets::revoke_enrollment_token,
-        fleets::list_agents, fleets::get_agent, fleets::revoke_agent,
-        agent::enroll, agent::token, agent::heartbeat, agent::claim, agent::submit_results, agent::jwks,
-        scans::request_scan, scans::list_scans, scans::get_scan, scans::report, scans::bundle, scans::passport,
-        scans::create_share_link, scans::create_share_alias, scans::list_share_links, scans::revoke_share_link,
-        share::landing, share::artifact,
-        schedules::create_schedule, schedules::list_schedules, schedules::get_schedule,
-        schedules::update_schedule, schedules::delete_schedule,
+    info(
+        title = "Fleetpass API",
+        description = "Multi-tenant control plane for discovery fleets. Errors always have the `ErrorBody` shape; every response carries `X-Request-Id`.\n\n**Idempotency.** Every POST honours an `Idempotency-Key` header (1-255 printable ASCII characters, else 422 naming `Idempotency-Key`), scoped to the tenant (to the client address on public endpoints) and kept 24 h. The same request again replays the first response byte for byte with `Idempotent-Replayed: true`; the key with a different request (method, path, body) is 422 `IDEMPOTENCY_KEY_REUSED`; while the first is still running, 409 `CONFLICT` with `Retry-After`. 5xx responses are not kept, so a retry runs again.\n\n**Rate limits.** Per API token (`rateLimitPerMinute`, default 300), per client address on public endpoints (default 60 a minute), and on failed authentication per address (default 20 a minute). Limited responses carry `RateLimit-Policy` (e.g. `300;w=60`), `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; over the limit the answer is 429 `RATE_LIMITED` with `Retry-After` and `retryAfterSeconds`. Windows are whole minutes."
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, crate::error::FieldProblem)),
+    paths(
+        system::healthz,
+        system::readyz,
+        system::openapi,
+        system::docs,
+        system::metrics,
+        system::me,
+        platform::create_tenant,
+        platform::list_tenants,
+        platform::get_tenant,
+        tokens::create_token,
+        tokens::list_tokens,
+        tokens::get_token,
+        tokens::update_token,
+        tokens::revoke_token,
+        tokens::rotate_token,
+        tokens::revoke_leaked,
+        directory::create_environment,
+        directory::list_environments,
+        directory::get_environment,
+        directory::update_environment,
+        directory::delete_environment,
+        directory::create_user,
+        directory::list_users,
+        directory::get_user,
+        directory::update_user,
+        directory::delete_user,
+        directory::create_service_account,
+        directory::list_service_accounts,
+        directory::get_service_account,
+        directory::update_service_account,
+        directory::delete_service_account,
+        directory::list_audit_events,
+        fleets::create_fleet,
+        fleets::list_fleets,
+        fleets::get_fleet,
+        fleets::update_fleet,
+        fleets::delete_fleet,
+        fleets::issue_enrollment_token,
+        fleets::list_enrollment_tokens,
+        fleets::revoke_enrollment_token,
+        fleets::list_agents,
+        fleets::get_agent,
+        fleets::revoke_agent,
+        agent::enroll,
+        agent::token,
+        agent::heartbeat,
+        agent::claim,
+        agent::submit_results,
+        agent::jwks,
+        scans::request_scan,
+        scans::list_scans,
+        scans::get_scan,
+        scans::report,
+        scans::bundle,
+        scans::passport,
+        scans::create_share_link,
+        scans::create_share_alias,
+        scans::list_share_links,
+        scans::revoke_share_link,
+        share::landing,
+        share::artifact,
+        schedules::create_schedule,
+        schedules::list_schedules,
+        schedules::get_schedule,
+        schedules::update_schedule,
+        schedules::delete_schedule,
+    ),
+    components(schemas(
+        crate::error::ErrorBody,
+        crate::error::ErrorCode,
+        crate::error::FieldProblem
+    ))
 )]
 pub struct ApiDoc;
 
@@ -82,12 +136,7 @@ pub enum Guard {
 }
 
 /// The routes of [`Guard::Public`]: no security requirement, but limited per address.
-const PUBLIC_PREFIXES: [&str; 4] = [
-    "/agent/enroll",
-    "/agent/token",
-    "/api/public/",
-    "/share/",
-];
+const PUBLIC_PREFIXES: [&str; 4] = ["/agent/enroll", "/agent/token", "/api/public/", "/share/"];
 
 /// The guard class of an operation of the document.
 pub fn guard_of(path: &str, op: &Value) -> Guard {
@@ -199,7 +248,8 @@ pub fn error_row(status: u16) -> Option<&'static ErrorRow> {
 pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\u0000-\\u001F\\u007F-\\u009F]*$";
 
 /// Ids are UUIDs as the API renders them.
-const UUID_PATTERN: &str = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+const UUID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
 
 fn text(min: u64, max: u64) -> Value {
     json!({"minLength": min, "maxLength": max, "pattern": TEXT_PATTERN})
@@ -273,7 +323,9 @@ fn param_rule(path: &str, name: &str) -> Option<Value> {
         "limit" => json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
         // A cursor is the base64url of a 16-byte id (its last character carries 2 bits).
         "cursor" => json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{21}[AQgw]$"}),
-        "status" => json!({"type": "string", "enum": ["queued", "running", "completed", "failed", "expired"]}),
+        "status" => {
+            json!({"type": "string", "enum": ["queued", "running", "completed", "failed", "expired"]})
+        }
         "scenario" => json!({"type": "string", "enum": SCENARIOS}),
         "artifact" => json!({"type": "string", "enum": ["report", "bundle", "passport"]}),
         "token" if path.starts_with("/share/") => json!({"type": "string", "pattern": "^fps_"}),
@@ -340,16 +392,22 @@ fn results_schema() -> Value {
 /// Request examples, by schema (the seeds' among them).
 fn body_example(schema: &str) -> Option<Value> {
     Some(match schema {
-        "CreateTokenBody" => json!({"name": "ci", "role": "operator", "allEnvironments": true, "expiresInDays": 30}),
+        "CreateTokenBody" => {
+            json!({"name": "ci", "role": "operator", "allEnvironments": true, "expiresInDays": 30})
+        }
         "CreateFleetBody" => json!({"name": "Production"}),
         "CreateShareBody" => json!({"label": "Auditor handoff", "scope": "passport"}),
         "IssueEnrollmentBody" => json!({"expiresHours": 72, "maxUses": 5}),
-        "RequestScanBody" => json!({"fleetId": "0193a5b2-7c1e-7a00-8000-000000000001", "scenario": "inventory"}),
+        "RequestScanBody" => {
+            json!({"fleetId": "0193a5b2-7c1e-7a00-8000-000000000001", "scenario": "inventory"})
+        }
         "CreateEnvironmentBody" => json!({"name": "staging"}),
         "CreateUserBody" => json!({"email": "ada@example.com", "name": "Ada", "role": "viewer"}),
         "CreateServiceAccountBody" => json!({"name": "ci-runner", "role": "operator"}),
         "CreateTenantBody" => json!({"name": "acme"}),
-        "EnrollBody" => json!({"enrollmentToken": "fpe_…", "hostname": "scanner-01", "platform": "linux-x86_64"}),
+        "EnrollBody" => {
+            json!({"enrollmentToken": "fpe_…", "hostname": "scanner-01", "platform": "linux-x86_64"})
+        }
         "HeartbeatBody" => json!({"agentVersion": "1.4.2"}),
         "RotateTokenBody" => json!({"graceHours": 24}),
         "PatchTokenBody" => json!({"name": "ci (rotated)"}),
@@ -397,11 +455,15 @@ fn refine(doc: &mut Value) {
         props.remove("email");
     }
     account["properties"]["name"]["type"] = json!("string");
-    account["properties"]["name"]["description"] = json!("A new name, 1-100 characters, unique per tenant.");
+    account["properties"]["name"]["description"] =
+        json!("A new name, 1-100 characters, unique per tenant.");
     account["description"] = json!("Body of `PATCH /api/admin/service-accounts/{id}`.");
     doc["components"]["schemas"]["PatchServiceAccountBody"] = account;
     let mut body_schemas = Vec::new();
-    let paths = doc["paths"].as_object_mut().map(std::mem::take).unwrap_or_default();
+    let paths = doc["paths"]
+        .as_object_mut()
+        .map(std::mem::take)
+        .unwrap_or_default();
     let mut refined = Map::new();
     for (path, mut item) in paths {
         for (method, op) in item.as_object_mut().into_iter().flatten() {
@@ -444,7 +506,12 @@ fn refine(doc: &mut Value) {
         .filter(|(_, s)| s["required"].as_array().is_some_and(|r| !r.is_empty()))
         .map(|(name, _)| name.clone())
         .collect();
-    for item in doc["paths"].as_object_mut().into_iter().flatten().map(|(_, i)| i) {
+    for item in doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flatten()
+        .map(|(_, i)| i)
+    {
         for (_, op) in item.as_object_mut().into_iter().flatten() {
             let Some(body) = op.get_mut("requestBody") else {
                 continue;

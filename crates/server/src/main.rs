@@ -25,7 +25,8 @@ use crate::config::{Config, LogFormat, RateLimitBackend};
 
 /// The top-level help: what Fleetpass is, in a user's words (the crate's doc comment
 /// is for developers).
-const ABOUT: &str = "Fleetpass: a multi-tenant control plane for discovery fleets, served as a REST API.";
+const ABOUT: &str =
+    "Fleetpass: a multi-tenant control plane for discovery fleets, served as a REST API.";
 
 const LONG_ABOUT: &str = "\
 Fleetpass: a multi-tenant control plane for discovery fleets, served as a REST API.
@@ -96,19 +97,27 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
     /// Add a new signing key; it signs from now on, older keys still verify.
-    #[command(after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys rotate")]
+    #[command(
+        after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys rotate"
+    )]
     Rotate,
     /// List the signing keys.
-    #[command(after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys list")]
+    #[command(
+        after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys list"
+    )]
     List,
     /// Retire a key: tokens it signed stop verifying.
-    #[command(after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys retire bDKZhZaovbiIeFs4")]
+    #[command(
+        after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys retire bDKZhZaovbiIeFs4"
+    )]
     Retire {
         /// The key id, as `keys list` shows it.
         kid: String,
     },
     /// Print a new random master key (base64), for FLEETPASS_MASTER_KEY.
-    #[command(after_help = "Example:\n  export FLEETPASS_MASTER_KEY=$(fleetpass keys new-master-key)   # keep it: it opens the signing keys")]
+    #[command(
+        after_help = "Example:\n  export FLEETPASS_MASTER_KEY=$(fleetpass keys new-master-key)   # keep it: it opens the signing keys"
+    )]
     NewMasterKey,
 }
 

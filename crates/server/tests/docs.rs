@@ -68,25 +68,52 @@ async fn ok(method: Method, url: String, token: &str, body: Option<Value>, want:
 /// A tenant with one of everything the examples name, as the shell variables of the
 /// page.
 async fn variables(base: &str) -> BTreeMap<&'static str, String> {
-    let s = |v: &Value, k: &str| v[k].as_str().unwrap_or_else(|| panic!("{k} in {v}")).to_owned();
+    let s = |v: &Value, k: &str| {
+        v[k].as_str()
+            .unwrap_or_else(|| panic!("{k} in {v}"))
+            .to_owned()
+    };
     let mut vars = BTreeMap::new();
     vars.insert("FLEETPASS_URL", base.to_owned());
     vars.insert("FLEETPASS_ADMIN_KEY", ADMIN_KEY.to_owned());
-    let tenant = ok(Method::POST, format!("{base}/platform/tenants"), ADMIN_KEY,
-        Some(json!({"name": "docs"})), 201).await;
+    let tenant = ok(
+        Method::POST,
+        format!("{base}/platform/tenants"),
+        ADMIN_KEY,
+        Some(json!({"name": "docs"})),
+        201,
+    )
+    .await;
     let admin = s(&tenant, "adminToken");
     vars.insert("TENANT_ID", s(&tenant, "tenantId"));
     vars.insert("FLEETPASS_TOKEN", admin.clone());
     let post = |path: &str, body: Value, want: u16| {
-        ok(Method::POST, format!("{base}{path}"), &admin, Some(body), want)
+        ok(
+            Method::POST,
+            format!("{base}{path}"),
+            &admin,
+            Some(body),
+            want,
+        )
     };
     let env = post("/api/admin/environments", json!({"name": "qa"}), 201).await;
     vars.insert("ENVIRONMENT_ID", s(&env, "id"));
-    let user = post("/api/admin/users", json!({"email": "grace@example.com", "role": "viewer"}), 201).await;
+    let user = post(
+        "/api/admin/users",
+        json!({"email": "grace@example.com", "role": "viewer"}),
+        201,
+    )
+    .await;
     vars.insert("USER_ID", s(&user, "id"));
-    let account = post("/api/admin/service-accounts", json!({"name": "nightly", "role": "viewer"}), 201).await;
+    let account = post(
+        "/api/admin/service-accounts",
+        json!({"name": "nightly", "role": "viewer"}),
+        201,
+    )
+    .await;
     vars.insert("SERVICE_ACCOUNT_ID", s(&account, "id"));
-    let token = json!({"name": "spare", "role": "viewer", "allEnvironments": true, "expiresInDays": 1});
+    let token =
+        json!({"name": "spare", "role": "viewer", "allEnvironments": true, "expiresInDays": 1});
     let spare = post("/api/admin/tokens", token.clone(), 201).await;
     vars.insert("TOKEN_ID", s(&spare, "id"));
     let leaked = post("/api/admin/tokens", token, 201).await;
@@ -98,29 +125,61 @@ async fn variables(base: &str) -> BTreeMap<&'static str, String> {
     let enrollment = post(&issue, json!({"maxUses": 5}), 201).await;
     vars.insert("ENROLLMENT_TOKEN", s(&enrollment, "enrollmentToken"));
     vars.insert("ENROLLMENT_TOKEN_ID", s(&enrollment, "id"));
-    let (status, agent) = post_json(&format!("{base}/agent/enroll"), None,
+    let (status, agent) = post_json(
+        &format!("{base}/agent/enroll"),
+        None,
         json!({"enrollmentToken": s(&enrollment, "enrollmentToken"), "hostname": "docs-01",
-            "platform": "linux-x86_64"})).await;
+            "platform": "linux-x86_64"}),
+    )
+    .await;
     assert_eq!(status, 201, "{agent}");
     let access = s(&agent, "accessToken");
     vars.insert("AGENT_ID", s(&agent, "agentId"));
     vars.insert("AGENT_SECRET", s(&agent, "agentSecret"));
     vars.insert("AGENT_ACCESS_TOKEN", access.clone());
     // A completed scan with a share link, for the share examples.
-    let done = post("/tenant/scans", json!({"fleetId": fleet_id, "scenario": "inventory"}), 202).await;
+    let done = post(
+        "/tenant/scans",
+        json!({"fleetId": fleet_id, "scenario": "inventory"}),
+        202,
+    )
+    .await;
     let done = s(&done, "scanId");
-    ok(Method::POST, format!("{base}/agent/jobs/claim"), &access, None, 200).await;
-    ok(Method::POST, format!("{base}/agent/scans/{done}/results"), &access,
-        Some(json!({"assets": [{"hostname": "db-1", "ip": "10.0.0.5", "os": "Debian 12"}]})), 200).await;
+    ok(
+        Method::POST,
+        format!("{base}/agent/jobs/claim"),
+        &access,
+        None,
+        200,
+    )
+    .await;
+    ok(
+        Method::POST,
+        format!("{base}/agent/scans/{done}/results"),
+        &access,
+        Some(json!({"assets": [{"hostname": "db-1", "ip": "10.0.0.5", "os": "Debian 12"}]})),
+        200,
+    )
+    .await;
     let link = post(&format!("/tenant/scans/{done}/share-links"), json!({}), 201).await;
     vars.insert("SHARE_TOKEN", s(&link, "token"));
     vars.insert("SHARE_LINK_ID", s(&link, "id"));
     // A queued scan: the claim example claims it, the results example completes it,
     // and the scan examples after them read and share it.
-    let queued = post("/tenant/scans", json!({"fleetId": fleet_id, "scenario": "inventory"}), 202).await;
+    let queued = post(
+        "/tenant/scans",
+        json!({"fleetId": fleet_id, "scenario": "inventory"}),
+        202,
+    )
+    .await;
     vars.insert("SCAN_ID", s(&queued, "scanId"));
-    let schedule = post("/tenant/schedules", json!({"fleetId": fleet_id, "scenario": "inventory",
-        "intervalMinutes": 60, "enabled": false}), 201).await;
+    let schedule = post(
+        "/tenant/schedules",
+        json!({"fleetId": fleet_id, "scenario": "inventory",
+        "intervalMinutes": 60, "enabled": false}),
+        201,
+    )
+    .await;
     vars.insert("SCHEDULE_ID", s(&schedule, "scheduleId"));
     vars
 }
@@ -133,7 +192,10 @@ fn run(command: &str, vars: &BTreeMap<&'static str, String>) -> String {
     for name in names {
         filled = filled.replace(&format!("${name}"), &vars[*name]);
     }
-    assert!(!filled.contains('$'), "an example names an unknown variable: {filled}");
+    assert!(
+        !filled.contains('$'),
+        "an example names an unknown variable: {filled}"
+    );
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!("{filled} -s -o /dev/null -w '%{{http_code}}'"))
@@ -145,10 +207,21 @@ fn run(command: &str, vars: &BTreeMap<&'static str, String>) -> String {
 #[tokio::test]
 async fn every_curl_example_on_the_page_answers_as_documented() {
     let db = TestDatabase::fresh().await;
-    let server = start(&[("DATABASE_URL", db.url()), ("FLEETPASS_ADMIN_KEY", ADMIN_KEY)]);
-    let res = reqwest::get(format!("{}/docs", server.base)).await.expect("answers");
-    let csp = res.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
-    assert!(csp.starts_with("default-src 'none'; style-src 'sha256-"), "{csp}");
+    let server = start(&[
+        ("DATABASE_URL", db.url()),
+        ("FLEETPASS_ADMIN_KEY", ADMIN_KEY),
+    ]);
+    let res = reqwest::get(format!("{}/docs", server.base))
+        .await
+        .expect("answers");
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{csp}"
+    );
     let page = res.text().await.expect("html");
     let mut all = examples(&page);
     let doc: Value = reqwest::get(format!("{}/openapi.json", server.base))
@@ -176,10 +249,19 @@ async fn every_curl_example_on_the_page_answers_as_documented() {
     for example in &all {
         let got = run(&example.command, &vars);
         if got != example.status {
-            wrong.push(format!("{} answered {got}, documented {}:\n{}", example.op, example.status, example.command));
+            wrong.push(format!(
+                "{} answered {got}, documented {}:\n{}",
+                example.op, example.status, example.command
+            ));
         }
     }
-    assert!(wrong.is_empty(), "{} of {} examples:\n{}", wrong.len(), all.len(), wrong.join("\n\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {} examples:\n{}",
+        wrong.len(),
+        all.len(),
+        wrong.join("\n\n")
+    );
 }
 
 fn chromium() -> PathBuf {
@@ -192,17 +274,31 @@ fn chromium() -> PathBuf {
 
 /// Runs headless Chromium on `url` with `args`; returns stdout.
 fn headless(url: &str, args: &[&str]) -> String {
-    let profile = std::env::temp_dir().join(format!("fleetpass-docs-chromium-{}", std::process::id()));
+    let profile =
+        std::env::temp_dir().join(format!("fleetpass-docs-chromium-{}", std::process::id()));
     let out = Command::new(chromium())
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
-        .args(["--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .arg(url)
         .output()
         .expect("chromium runs");
     let _ = std::fs::remove_dir_all(&profile);
-    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -249,9 +345,16 @@ async fn the_reference_renders_in_a_real_browser_with_the_seed_operations() {
         let _ = std::fs::remove_file(&shot);
         headless(
             &format!("{url}#{anchor}"),
-            &[&format!("--screenshot={}", shot.display()), "--window-size=1400,1800", "--hide-scrollbars"],
+            &[
+                &format!("--screenshot={}", shot.display()),
+                "--window-size=1400,1800",
+                "--hide-scrollbars",
+            ],
         );
         let bytes = std::fs::read(&shot).expect("chromium wrote the screenshot");
-        assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "a real PNG of {anchor}");
+        assert!(
+            bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+            "a real PNG of {anchor}"
+        );
     }
 }
