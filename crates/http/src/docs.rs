@@ -536,6 +536,19 @@ fn operation(doc: &Value, o: &Op<'_>) -> Markup {
                 p { (inline(response["description"].as_str().unwrap_or_default())) }
             }
             @if !response_fields.is_empty() { (field_table(&response_fields, true)) }
+            @if let Some((_, response)) = &success && let Some(links) = response["links"].as_object() {
+                p.c {
+                    "Next: "
+                    @for (i, link) in links.values().enumerate() {
+                        @if i > 0 { ", " }
+                        @let target = link["operationId"].as_str().unwrap_or_default();
+                        a href={ "#op-" (target) } { code { (target) } }
+                        @for (param, expr) in link["parameters"].as_object().into_iter().flatten() {
+                            " (" code { (param) } " = " code { (expr.as_str().unwrap_or_default()) } ")"
+                        }
+                    }
+                }
+            }
             h4 { "Errors" }
             table {
                 thead { tr { th { "Code" } th { "Meaning" } th { "Typical cause" } th { "Suggested fix" } } }

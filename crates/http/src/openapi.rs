@@ -426,6 +426,136 @@ fn body_example(schema: &str) -> Option<Value> {
     })
 }
 
+/// Where a response's id feeds another call: (operation, status, pointer into its
+/// body, parameter, the operations that take it).
+const LINKS: [(&str, &str, &str, &str, &[&str]); 11] = [
+    (
+        "create_fleet",
+        "201",
+        "/fleetId",
+        "fleet_id",
+        &[
+            "get_fleet",
+            "update_fleet",
+            "delete_fleet",
+            "issue_enrollment_token",
+            "list_enrollment_tokens",
+            "list_agents",
+        ],
+    ),
+    (
+        "create_token",
+        "201",
+        "/id",
+        "id",
+        &["get_token", "update_token", "revoke_token", "rotate_token"],
+    ),
+    (
+        "create_environment",
+        "201",
+        "/id",
+        "id",
+        &[
+            "get_environment",
+            "update_environment",
+            "delete_environment",
+        ],
+    ),
+    (
+        "create_user",
+        "201",
+        "/id",
+        "id",
+        &["get_user", "update_user", "delete_user"],
+    ),
+    (
+        "create_service_account",
+        "201",
+        "/id",
+        "id",
+        &[
+            "get_service_account",
+            "update_service_account",
+            "delete_service_account",
+        ],
+    ),
+    (
+        "request_scan",
+        "202",
+        "/scanId",
+        "scan_id",
+        &[
+            "get_scan",
+            "report",
+            "bundle",
+            "passport",
+            "create_share_link",
+            "list_share_links",
+        ],
+    ),
+    (
+        "create_share_link",
+        "201",
+        "/id",
+        "link_id",
+        &["revoke_share_link"],
+    ),
+    (
+        "create_share_link",
+        "201",
+        "/token",
+        "token",
+        &["landing", "artifact"],
+    ),
+    (
+        "create_schedule",
+        "201",
+        "/scheduleId",
+        "schedule_id",
+        &["get_schedule", "update_schedule", "delete_schedule"],
+    ),
+    (
+        "enroll",
+        "201",
+        "/agentId",
+        "agent_id",
+        &["get_agent", "revoke_agent"],
+    ),
+    ("create_tenant", "201", "/tenantId", "id", &["get_tenant"]),
+];
+
+/// Adds the [`LINKS`] to the responses they start from.
+fn add_links(doc: &mut Value) {
+    let mut ops: std::collections::BTreeMap<String, (String, String)> = Default::default();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            if let Some(id) = op["operationId"].as_str() {
+                ops.insert(id.to_owned(), (path.clone(), method.clone()));
+            }
+        }
+    }
+    for (from, status, pointer, param, targets) in LINKS {
+        let Some((path, method)) = ops.get(from) else {
+            continue;
+        };
+        let response = &mut doc["paths"][path][method]["responses"][status];
+        for target in targets {
+            let name: String = target
+                .split('_')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+                })
+                .collect();
+            response["links"][name] = json!({
+                "operationId": target,
+                "parameters": {(param): format!("$response.body#{pointer}")},
+            });
+        }
+    }
+}
+
 /// The name of the schema `value` refers to, if it is a `$ref`.
 fn ref_name(value: &Value) -> Option<String> {
     value["$ref"]
@@ -474,6 +604,7 @@ fn refine(doc: &mut Value) {
         refined.insert(path, item);
     }
     doc["paths"] = Value::Object(refined);
+    add_links(doc);
     let schemas = &mut doc["components"]["schemas"];
     schemas["ScanResults"] = results_schema();
     // Every request body refuses unknown fields, nested objects included.
