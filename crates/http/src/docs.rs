@@ -549,6 +549,12 @@ fn operation(doc: &Value, o: &Op<'_>) -> Markup {
                     }
                 }
             }
+            @if let Some((_, response)) = &success
+                && let example = &resolve(doc, &response["content"]["application/json"]["schema"])["example"]
+                && !example.is_null()
+            {
+                pre { code { (serde_json::to_string_pretty(example).unwrap_or_default()) } }
+            }
             h4 { "Errors" }
             table {
                 thead { tr { th { "Code" } th { "Meaning" } th { "Typical cause" } th { "Suggested fix" } } }

@@ -556,6 +556,28 @@ fn add_links(doc: &mut Value) {
     }
 }
 
+/// Response examples, by schema (the seeds' responses and the error body).
+fn response_example(schema: &str) -> Option<Value> {
+    Some(match schema {
+        "ErrorBody" => {
+            json!({"code": "VALIDATION_ERROR", "message": "expiresHours must be between 1 and 720",
+            "field": "expiresHours", "hint": "Use a value from 1 to 720.", "requestId": "req_01a2271c5af370cabe3b7ee981ea6590"})
+        }
+        "CreatedFleetView" => {
+            json!({"fleetId": "01a2271f-a5c5-77e2-b617-8a4713b58b5d", "name": "Production",
+            "environmentId": "01a2271f-a5aa-77fd-a2e8-53b8f143698c",
+            "enrollmentToken": "fpe_…", "enrollmentTokenId": "01a2271f-a5c6-7a10-8a3e-2f1f4c9b1d20",
+            "expiresAt": "2026-11-25T10:15:00Z", "createdAt": "2026-11-22T10:15:00Z"})
+        }
+        "CreatedShareView" => {
+            json!({"id": "01a2271f-b1c2-7d3e-8f40-5a6b7c8d9e0f", "url": "https://fleetpass.example.com/share/fps_…",
+            "token": "fps_…", "scope": "passport", "label": "Auditor handoff", "maxAccesses": null,
+            "expiresAt": "2026-11-29T10:15:00Z", "createdAt": "2026-11-22T10:15:00Z"})
+        }
+        _ => return None,
+    })
+}
+
 /// The name of the schema `value` refers to, if it is a `$ref`.
 fn ref_name(value: &Value) -> Option<String> {
     value["$ref"]
@@ -607,6 +629,11 @@ fn refine(doc: &mut Value) {
     add_links(doc);
     let schemas = &mut doc["components"]["schemas"];
     schemas["ScanResults"] = results_schema();
+    for name in ["ErrorBody", "CreatedFleetView", "CreatedShareView"] {
+        if let Some(example) = response_example(name) {
+            schemas[name]["example"] = example;
+        }
+    }
     // Every request body refuses unknown fields, nested objects included.
     let mut seen = std::collections::BTreeSet::new();
     while let Some(name) = body_schemas.pop() {
