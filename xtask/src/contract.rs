@@ -53,7 +53,23 @@ fn ensure_schemathesis(target: &Path) -> anyhow::Result<PathBuf> {
         "installing schemathesis {SCHEMATHESIS} into {}",
         venv.display()
     );
-    crate::run("python3", &["-m", "venv", &venv.to_string_lossy()])?;
+    let venv_arg = venv.to_string_lossy().into_owned();
+    if crate::run("python3", &["-m", "venv", &venv_arg]).is_err() {
+        // Debian's python3 makes venvs only with python3-venv installed.
+        let _ = std::fs::remove_dir_all(&venv);
+        crate::run("apt-get", &["update", "-q"])?;
+        crate::run(
+            "apt-get",
+            &[
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "python3-venv",
+            ],
+        )?;
+        crate::run("python3", &["-m", "venv", &venv_arg])?;
+    }
     let pip = venv.join("bin/pip");
     crate::run(
         &pip.to_string_lossy(),
