@@ -627,6 +627,17 @@ fn refine(doc: &mut Value) {
     }
     doc["paths"] = Value::Object(refined);
     add_links(doc);
+    // Media types the annotations do not state.
+    let text = |media: &str| json!({media: {"schema": {"type": "string"}}});
+    doc["paths"]["/share/{token}"]["get"]["responses"]["200"]["content"]["text/html"] =
+        json!({"schema": {"type": "string"}});
+    doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"] = text("text/plain");
+    doc["paths"]["/openapi.json"]["get"]["responses"]["200"]["content"] =
+        json!({"application/json": {"schema": {"type": "object"}}});
+    doc["paths"]["/.well-known/jwks.json"]["get"]["responses"]["200"]["content"] = json!({
+        "application/json": {"schema": {"type": "object", "required": ["keys"],
+            "properties": {"keys": {"type": "array", "items": {"type": "object"}}}}}
+    });
     let schemas = &mut doc["components"]["schemas"];
     schemas["ScanResults"] = results_schema();
     for name in ["ErrorBody", "CreatedFleetView", "CreatedShareView"] {
