@@ -358,3 +358,40 @@ async fn the_reference_renders_in_a_real_browser_with_the_seed_operations() {
         );
     }
 }
+
+#[test]
+fn every_help_says_what_fleetpass_is_and_shows_examples() {
+    let help = |args: &[&str]| {
+        let out = command(&[])
+            .args(args)
+            .arg("--help")
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = help(&[]);
+    assert!(
+        top.starts_with("Fleetpass: a multi-tenant control plane for discovery fleets"),
+        "{top}"
+    );
+    for args in [
+        &[][..],
+        &["serve"],
+        &["migrate"],
+        &["tenant"],
+        &["tenant", "create"],
+        &["keys"],
+        &["keys", "rotate"],
+        &["keys", "list"],
+        &["keys", "retire"],
+        &["keys", "new-master-key"],
+    ] {
+        let text = help(args);
+        assert!(
+            text.contains("Example:") || text.contains("Examples:"),
+            "`fleetpass {} --help` shows an example:\n{text}",
+            args.join(" ")
+        );
+    }
+}
