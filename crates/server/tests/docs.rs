@@ -1,7 +1,8 @@
 //! The `/docs` reference over a real server: every `curl` example on the page, run as
 //! printed (with the reader's variables filled in), answers its documented status; the
 //! page is strict-CSP HTML that a real headless browser renders, with screenshots of the
-//! seed operations kept under the target directory.
+//! seed operations kept under the target directory; and every `fleetpass … --help`
+//! shows examples.
 
 mod support;
 
