@@ -385,6 +385,8 @@ fn run_pass(
         .arg(&report)
         .args(&pass.extra)
         .env("NO_COLOR", "1")
+        // Schemathesis keeps a cache (`.schemathesis/`) in its working directory.
+        .current_dir(work)
         .env("SCHEMATHESIS_HOOKS", "contract_hooks")
         .env("PYTHONPATH", crate::root().join("xtask/src"))
         .env("FLEETPASS_CONTRACT_TOKEN", &creds.token)
