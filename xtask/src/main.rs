@@ -2,6 +2,7 @@
 //! on Postgres, benchmarks and fuzzing. Run `cargo xtask --help`.
 
 mod bench;
+mod contract;
 mod fuzz;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,17 @@ enum Task {
         /// Seconds per measured run (default 5; 1 with --quick).
         #[arg(long)]
         seconds: Option<u64>,
+    },
+    /// Hold the OpenAPI document to the server: Schemathesis (installed from PyPI into
+    /// a venv on first use) against the server on a fresh PostgreSQL database, with
+    /// every security scheme, all phases and every check; fails on any failure.
+    Contract {
+        /// Seconds for the main pass (each of the two other passes gets a quarter).
+        #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(10..))]
+        seconds: u64,
+        /// Test cases per operation and phase in the main pass.
+        #[arg(long, default_value_t = 25)]
+        max_examples: u32,
     },
     /// Regenerate generated files (docs/openapi.json); `--check` fails if one is stale.
     Codegen {
@@ -252,6 +264,16 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Task::Codegen { check } => codegen(check),
+        Task::Contract {
+            seconds,
+            max_examples,
+        } => contract::run(
+            &rt,
+            &contract::Options {
+                seconds,
+                max_examples,
+            },
+        ),
         Task::Bench {
             quick,
             scenario,

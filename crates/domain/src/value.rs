@@ -51,11 +51,18 @@ impl ValueError {
     }
 }
 
-/// Checks that `raw` (after trimming) has `min..=max` characters and returns it trimmed.
+/// Checks that `raw` has no control characters, at most `max` characters, and at least
+/// `min` once trimmed; returns it trimmed. The length is bounded as sent (not after
+/// trimming) so the rule is the OpenAPI document's `maxLength` exactly, and a control
+/// character is named as such rather than as a length problem.
 pub(crate) fn bounded_text(raw: &str, min: usize, max: usize) -> Result<String, ValueError> {
+    if raw.chars().any(char::is_control) {
+        return Err(ValueError::Format {
+            expected: "text without control characters",
+        });
+    }
     let trimmed = raw.trim();
-    let len = trimmed.chars().count();
-    if len < min || len > max || trimmed.chars().any(char::is_control) {
+    if trimmed.chars().count() < min || raw.chars().count() > max {
         return Err(ValueError::Length { min, max });
     }
     Ok(trimmed.to_owned())
@@ -177,7 +184,17 @@ mod tests {
         assert_eq!(bounded_text(" a ", 1, 3).as_deref(), Ok("a"));
         assert_eq!(bounded_text("äöü", 1, 3).as_deref(), Ok("äöü"));
         assert!(bounded_text("abcd", 1, 3).is_err());
-        assert!(bounded_text("a\u{0}b", 1, 3).is_err());
+        assert_eq!(
+            bounded_text("a\u{0}b", 1, 3),
+            Err(ValueError::Format {
+                expected: "text without control characters"
+            })
+        );
+        assert!(bounded_text("a\n", 1, 3).is_err());
+        assert!(
+            bounded_text(" ab ", 1, 3).is_err(),
+            "the length counts as sent"
+        );
     }
 
     #[test]

@@ -98,8 +98,32 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
     }
 }
 
+/// Rewrites every number with no fractional part (`5.0`) as an integer, so integer
+/// fields take it: JSON Schema's `integer` (and so the OpenAPI document) counts `5.0`
+/// as one, and JSON itself does not tell the two apart.
+fn integral_floats(value: &mut serde_json::Value) {
+    // 2^53: beyond it a float no longer holds every integer exactly.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() <= EXACT
+            {
+                #[allow(clippy::cast_possible_truncation)]
+                let i = f as i64;
+                *value = serde_json::Value::from(i);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats),
+        _ => {}
+    }
+}
+
 /// Decodes a JSON object into `T`, naming the offending field on failure.
-fn decode<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+fn decode<T: DeserializeOwned>(mut value: serde_json::Value) -> Result<T, ApiError> {
+    integral_floats(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();

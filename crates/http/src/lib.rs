@@ -5,6 +5,7 @@
 //! Handlers parse requests into domain values, call one use case from
 //! `fleetpass_ports::service` and render the result; they hold no business rules.
 
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod guard;

@@ -1,81 +1,829 @@
 //! The OpenAPI 3.1 document, assembled from the handlers' `#[utoipa::path]` annotations
-//! and the wire types' `ToSchema` derives. `cargo xtask codegen` writes it to
-//! `docs/openapi.json`; a test fails when that file is stale.
+//! and the wire types' `ToSchema` derives, then completed by [`document`] with what
+//! every route shares: the statuses its guard class, body and parameters can answer
+//! (each with the error body), the security schemes, `additionalProperties: false` on
+//! every request body (the server refuses unknown fields everywhere), whether a body
+//! may be left out, and the bounds of every field as schema keywords, from one table
+//! keyed by wire name so one name means one rule. `cargo xtask codegen` writes it to
+//! `docs/openapi.json`; a test fails when that file is stale, and `cargo xtask contract`
+//! runs Schemathesis against a live server to hold the document to what it does.
 
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use std::sync::OnceLock;
+
+use serde_json::{Map, Value, json};
+use utoipa::OpenApi;
 
 use crate::routes::{agent, directory, fleets, platform, scans, schedules, share, system, tokens};
 
 /// The document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Fleetpass API", description = "Multi-tenant control plane for discovery fleets. Errors always have the `ErrorBody` shape; every response carries `X-Request-Id`.\n\n**Idempotency.** Every POST honours an `Idempotency-Key` header (1-255 printable ASCII characters, else 422 naming `Idempotency-Key`), scoped to the tenant (to the client address on public endpoints) and kept 24 h. The same request again replays the first response byte for byte with `Idempotent-Replayed: true`; the key with a different request (method, path, body) is 422 `IDEMPOTENCY_KEY_REUSED`; while the first is still running, 409 `CONFLICT` with `Retry-After`. 5xx responses are not kept, so a retry runs again.\n\n**Rate limits.** Per API token (`rateLimitPerMinute`, default 300), per client address on public endpoints (default 60 a minute), and on failed authentication per address (default 20 a minute). Limited responses carry `RateLimit-Policy` (e.g. `300;w=60`), `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; over the limit the answer is 429 `RATE_LIMITED` with `Retry-After` and `retryAfterSeconds`. Windows are whole minutes."),
-    paths(
-        system::healthz, system::readyz, system::openapi, system::docs, system::metrics, system::me,
-        platform::create_tenant, platform::list_tenants, platform::get_tenant,
-        tokens::create_token, tokens::list_tokens, tokens::get_token, tokens::update_token,
-        tokens::revoke_token, tokens::rotate_token, tokens::revoke_leaked,
-        directory::create_environment, directory::list_environments, directory::get_environment,
-        directory::update_environment, directory::delete_environment,
-        directory::create_user, directory::list_users, directory::get_user, directory::update_user, directory::delete_user,
-        directory::create_service_account, directory::list_service_accounts, directory::get_service_account,
-        directory::update_service_account, directory::delete_service_account,
-        directory::list_audit_events,
-        fleets::create_fleet, fleets::list_fleets, fleets::get_fleet, fleets::update_fleet, fleets::delete_fleet,
-        fleets::issue_enrollment_token, fleets::list_enrollment_tokens, fleets::revoke_enrollment_token,
-        fleets::list_agents, fleets::get_agent, fleets::revoke_agent,
-        agent::enroll, agent::token, agent::heartbeat, agent::claim, agent::submit_results, agent::jwks,
-        scans::request_scan, scans::list_scans, scans::get_scan, scans::report, scans::bundle, scans::passport,
-        scans::create_share_link, scans::create_share_alias, scans::list_share_links, scans::revoke_share_link,
-        share::landing, share::artifact,
-        schedules::create_schedule, schedules::list_schedules, schedules::get_schedule,
-        schedules::update_schedule, schedules::delete_schedule,
+    info(
+        title = "Fleetpass API",
+        description = "Multi-tenant control plane for discovery fleets. Errors always have the `ErrorBody` shape; every response carries `X-Request-Id`.\n\n**Idempotency.** Every POST honours an `Idempotency-Key` header (1-255 printable ASCII characters, else 422 naming `Idempotency-Key`), scoped to the tenant (to the client address on public endpoints) and kept 24 h. The same request again replays the first response byte for byte with `Idempotent-Replayed: true`; the key with a different request (method, path, body) is 422 `IDEMPOTENCY_KEY_REUSED`; while the first is still running, 409 `CONFLICT` with `Retry-After`. 5xx responses are not kept, so a retry runs again.\n\n**Rate limits.** Per API token (`rateLimitPerMinute`, default 300), per client address on public endpoints (default 60 a minute), and on failed authentication per address (default 20 a minute). Limited responses carry `RateLimit-Policy` (e.g. `300;w=60`), `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; over the limit the answer is 429 `RATE_LIMITED` with `Retry-After` and `retryAfterSeconds`. Windows are whole minutes.\n\n**Input.** Request bodies refuse fields they do not name (`additionalProperties: false`, 422 naming the field). Integer fields take `5` and `5.0` alike, as JSON Schema's `integer` does; a fraction is 422. Free text refuses control characters (422 \"must be text without control characters\"), is trimmed, and counts its length as sent."
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::ErrorCode, crate::error::FieldProblem)),
-    modifiers(&Security),
+    paths(
+        system::healthz,
+        system::readyz,
+        system::openapi,
+        system::docs,
+        system::metrics,
+        system::me,
+        platform::create_tenant,
+        platform::list_tenants,
+        platform::get_tenant,
+        tokens::create_token,
+        tokens::list_tokens,
+        tokens::get_token,
+        tokens::update_token,
+        tokens::revoke_token,
+        tokens::rotate_token,
+        tokens::revoke_leaked,
+        directory::create_environment,
+        directory::list_environments,
+        directory::get_environment,
+        directory::update_environment,
+        directory::delete_environment,
+        directory::create_user,
+        directory::list_users,
+        directory::get_user,
+        directory::update_user,
+        directory::delete_user,
+        directory::create_service_account,
+        directory::list_service_accounts,
+        directory::get_service_account,
+        directory::update_service_account,
+        directory::delete_service_account,
+        directory::list_audit_events,
+        fleets::create_fleet,
+        fleets::list_fleets,
+        fleets::get_fleet,
+        fleets::update_fleet,
+        fleets::delete_fleet,
+        fleets::issue_enrollment_token,
+        fleets::list_enrollment_tokens,
+        fleets::revoke_enrollment_token,
+        fleets::list_agents,
+        fleets::get_agent,
+        fleets::revoke_agent,
+        agent::enroll,
+        agent::token,
+        agent::heartbeat,
+        agent::claim,
+        agent::submit_results,
+        agent::jwks,
+        scans::request_scan,
+        scans::list_scans,
+        scans::get_scan,
+        scans::report,
+        scans::bundle,
+        scans::passport,
+        scans::create_share_link,
+        scans::create_share_alias,
+        scans::list_share_links,
+        scans::revoke_share_link,
+        share::landing,
+        share::artifact,
+        schedules::create_schedule,
+        schedules::list_schedules,
+        schedules::get_schedule,
+        schedules::update_schedule,
+        schedules::delete_schedule,
+    ),
+    components(schemas(
+        crate::error::ErrorBody,
+        crate::error::ErrorCode,
+        crate::error::FieldProblem
+    ))
 )]
 pub struct ApiDoc;
 
-/// Declares the two ways to authenticate.
-struct Security;
-
-impl Modify for Security {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("fpk_…")
-                    .build(),
-            ),
-        );
-        components.add_security_scheme(
-            "agent",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-        components.add_security_scheme(
-            "platform_admin_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
-        );
-    }
+/// The complete document (see the module docs), built once.
+pub fn document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        refine(&mut doc);
+        doc
+    })
 }
 
 /// The document as committed in `docs/openapi.json`: pretty JSON, marked as generated.
 pub fn committed_json() -> String {
-    let mut doc = ApiDoc::openapi();
-    let mut marker = utoipa::openapi::extensions::Extensions::default();
-    marker.insert(
-        "x-generated".to_owned(),
-        "Generated by `cargo xtask codegen`, do not edit".into(),
-    );
-    doc.info.extensions = Some(marker);
-    format!("{}\n", doc.to_pretty_json().unwrap_or_default())
+    let mut doc = document().clone();
+    // JSON has no comments: the file says it is generated in `info.x-generated`.
+    doc["info"]["x-generated"] = json!("Generated by `cargo xtask codegen`, do not edit");
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    )
+}
+
+/// How a route is guarded, read back from the document: which statuses the guard
+/// itself can answer follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// An API token (three ways to present it).
+    Tenant,
+    /// An agent's access token.
+    Agent,
+    /// The platform admin key.
+    Platform,
+    /// No credential; limited per client address.
+    Public,
+    /// Not guarded (health, documents, keys).
+    Open,
+}
+
+/// The routes of [`Guard::Public`]: no security requirement, but limited per address.
+const PUBLIC_PREFIXES: [&str; 4] = ["/agent/enroll", "/agent/token", "/api/public/", "/share/"];
+
+/// The guard class of an operation of the document.
+pub fn guard_of(path: &str, op: &Value) -> Guard {
+    let schemes: Vec<&str> = op["security"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .flat_map(|m| m.keys().map(String::as_str))
+        .collect();
+    if schemes.contains(&"bearer") {
+        Guard::Tenant
+    } else if schemes.contains(&"agent") {
+        Guard::Agent
+    } else if schemes.contains(&"platformKey") || schemes.contains(&"platform_admin_key") {
+        Guard::Platform
+    } else if PUBLIC_PREFIXES.iter().any(|p| path.starts_with(p)) {
+        Guard::Public
+    } else {
+        Guard::Open
+    }
+}
+
+/// One status of the error table: what it means, what typically causes it, how to fix
+/// it (the seeds' error tables; the `/docs` page renders the same rows).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorRow {
+    /// The HTTP status.
+    pub status: u16,
+    /// Its name.
+    pub meaning: &'static str,
+    /// The code(s) of the error body and the usual cause.
+    pub cause: &'static str,
+    /// What the caller should do.
+    pub fix: &'static str,
+}
+
+/// Every error status the API answers with.
+pub const ERRORS: [ErrorRow; 10] = [
+    ErrorRow {
+        status: 400,
+        meaning: "Bad request",
+        cause: "VALIDATION_ERROR: the body is not JSON, not a JSON object or not sent as `application/json`, or a query parameter is repeated or unreadable.",
+        fix: "Send one JSON object with `Content-Type: application/json`; give each query parameter once.",
+    },
+    ErrorRow {
+        status: 401,
+        meaning: "Unauthorized",
+        cause: "UNAUTHORIZED: no credential, or a malformed, unknown, expired or revoked one (`WWW-Authenticate: Bearer` is set).",
+        fix: "Send `Authorization: Bearer <token>`, `x-api-key: <token>` or `?api_key=` with a valid token.",
+    },
+    ErrorRow {
+        status: 403,
+        meaning: "Forbidden",
+        cause: "FORBIDDEN_ROLE: the token's role is too low (a viewer writing, a non-admin on /api/admin) or the platform key is wrong; FORBIDDEN_SCOPE: the resource or requested scope is outside the token's environments.",
+        fix: "Use a token with the role and environments the RBAC matrix asks for.",
+    },
+    ErrorRow {
+        status: 404,
+        meaning: "Not found",
+        cause: "NOT_FOUND: the id does not exist, belongs to another tenant, or the share link expired, was revoked or used up.",
+        fix: "Check the id and the tenant; ids are the UUIDs the API returned.",
+    },
+    ErrorRow {
+        status: 409,
+        meaning: "Conflict",
+        cause: "CONFLICT: a uniqueness or state clash (a name taken, a scan not completed), or the same Idempotency-Key still in flight.",
+        fix: "Read the resource again and resolve the clash; for an in-flight key, retry after `Retry-After`.",
+    },
+    ErrorRow {
+        status: 413,
+        meaning: "Payload too large",
+        cause: "VALIDATION_ERROR: the body is over the endpoint's limit (1 MiB; 16 MiB for scan results).",
+        fix: "Send a smaller body.",
+    },
+    ErrorRow {
+        status: 422,
+        meaning: "Unprocessable entity",
+        cause: "VALIDATION_ERROR: a field breaks a rule (bounds, enum, missing, unknown, infeasible constraints; `field` names it, `details` lists several); READONLY_FIELD: a PATCH sets a fixed field; IDEMPOTENCY_KEY_REUSED: the key was used for another request.",
+        fix: "Fix the field named in `field`/`details` as `hint` says; use a new Idempotency-Key per operation.",
+    },
+    ErrorRow {
+        status: 429,
+        meaning: "Too many requests",
+        cause: "RATE_LIMITED: over the token's `rateLimitPerMinute` (default 300), the public limit per address (default 60), or too many failed authentications from the address.",
+        fix: "Wait `Retry-After` seconds (also `retryAfterSeconds`); back off with jitter.",
+    },
+    ErrorRow {
+        status: 500,
+        meaning: "Internal server error",
+        cause: "INTERNAL: an unexpected failure; the body carries only the requestId.",
+        fix: "Retry with exponential backoff; quote the requestId if it persists.",
+    },
+    ErrorRow {
+        status: 503,
+        meaning: "Service unavailable",
+        cause: "SERVICE_UNAVAILABLE: the database is unreachable (`Retry-After` set), schedules without PostgreSQL, or the platform API not configured.",
+        fix: "Retry shortly; schedules need DATABASE_URL; /platform needs FLEETPASS_ADMIN_KEY.",
+    },
+];
+
+/// The error table's row of `status`.
+pub fn error_row(status: u16) -> Option<&'static ErrorRow> {
+    ERRORS.iter().find(|r| r.status == status)
+}
+
+/// The pattern of free text the domain's `bounded_text` accepts (with `maxLength`):
+/// no control characters, and something besides white space (it is trimmed).
+pub const TEXT_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\u0000-\\u0020\\u007F-\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
+/// Ids are UUIDs as the API renders them.
+const UUID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
+fn text(min: u64, max: u64) -> Value {
+    json!({"minLength": min, "maxLength": max, "pattern": TEXT_PATTERN})
+}
+
+fn int(min: i64, max: i64) -> Value {
+    json!({"minimum": min, "maximum": max})
+}
+
+fn one_of(values: &[&str]) -> Value {
+    json!({"enum": values})
+}
+
+fn uuid() -> Value {
+    json!({"format": "uuid", "pattern": UUID_PATTERN})
+}
+
+fn with_default(mut rule: Value, default: Value) -> Value {
+    rule["default"] = default;
+    rule
+}
+
+const SCENARIOS: [&str; 4] = ["inventory", "ports", "software", "compliance"];
+
+/// The rule of a request field, by schema and wire name (`*` for any schema). The
+/// domain's newtypes hold the same bounds; the HTTP tests and the contract run keep
+/// the two in step.
+fn field_rule(schema: &str, field: &str) -> Option<Value> {
+    Some(match (schema, field) {
+        ("CreateEnvironmentBody" | "PatchEnvironmentBody", "name") => json!({
+            "minLength": 1, "maxLength": 63, "pattern": "^[a-z][a-z0-9-]{0,62}$"
+        }),
+        ("CreateShareBody", "label") => text(1, 200),
+        ("CreateUserBody" | "PatchPrincipalBody", "email") => {
+            json!({"format": "email", "maxLength": 254})
+        }
+        ("EnrollBody", "hostname") => text(1, 253),
+        ("EnrollBody" | "HeartbeatBody", "platform" | "agentVersion") => text(1, 64),
+        ("EnrollBody", "enrollmentToken") => json!({"pattern": "^fpe_[A-Za-z0-9_-]{49}$"}),
+        ("TokenBody", "agentSecret") => json!({"pattern": "^fpa_[A-Za-z0-9_-]{49}$"}),
+        // The shape of every secret; its checksum is beyond a schema (a mistyped one is
+        // a 422 naming the checksum).
+        ("RevocationBody", "token") => json!({"pattern": "^fp[keas]_[A-Za-z0-9_-]{49}$"}),
+        (_, "name") => text(1, 100),
+        (_, "role") => one_of(&["admin", "operator", "viewer"]),
+        (_, "scenario") => one_of(&SCENARIOS),
+        ("CreateShareBody", "scope") => {
+            with_default(one_of(&["report", "bundle", "passport"]), json!("passport"))
+        }
+        ("CreateShareBody", "expiresHours") => with_default(int(1, 720), json!(168)),
+        (_, "expiresHours") => with_default(int(1, 720), json!(72)),
+        (_, "maxUses") => with_default(int(1, 1000), json!(1)),
+        (_, "maxAccesses") => int(1, 10_000),
+        (_, "expiresInDays") => int(1, 365),
+        (_, "rateLimitPerMinute") => with_default(int(1, 100_000), json!(300)),
+        (_, "graceHours") => with_default(int(0, 168), json!(24)),
+        (_, "maxDurationMinutes") => int(1, 1440),
+        (_, "maxAssets") => int(1, 100_000),
+        (_, "intervalMinutes") => int(15, 10_080),
+        (_, "notBefore" | "notAfter") => json!({"format": "date-time"}),
+        (_, "fleetId" | "environmentId" | "ownerUserId" | "ownerServiceAccountId" | "agentId") => {
+            uuid()
+        }
+        _ => return None,
+    })
+}
+
+/// The rule of a query or path parameter, by name.
+fn param_rule(path: &str, name: &str) -> Option<Value> {
+    Some(match name {
+        "limit" => json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
+        // A cursor is the base64url of a 16-byte id (its last character carries 2 bits).
+        "cursor" => json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{21}[AQgw]$"}),
+        "status" => {
+            json!({"type": "string", "enum": ["queued", "running", "completed", "failed", "expired"]})
+        }
+        "scenario" => json!({"type": "string", "enum": SCENARIOS}),
+        "artifact" => json!({"type": "string", "enum": ["report", "bundle", "passport"]}),
+        "token" if path.starts_with("/share/") => json!({"type": "string", "pattern": "^fps_"}),
+        "since" => json!({"type": "string", "format": "date-time"}),
+        "fleetId" | "actorId" | "targetId" | "id" => {
+            let mut rule = uuid();
+            rule["type"] = json!("string");
+            rule
+        }
+        n if n.ends_with("_id") => {
+            let mut rule = uuid();
+            rule["type"] = json!("string");
+            rule
+        }
+        _ => return None,
+    })
+}
+
+/// The results body of `POST /agent/scans/{scan_id}/results` (the domain's
+/// `ScanResults`, which has no schema of its own).
+fn results_schema() -> Value {
+    let text = |max: u64| {
+        let mut t = text(1, max);
+        t["type"] = json!("string");
+        t
+    };
+    json!({
+        "type": "object",
+        "description": "What the agent found: at most 100 000 assets (or the scan's `maxAssets`), 16 MiB in all.",
+        "additionalProperties": false,
+        "properties": {
+            "assets": {"type": "array", "default": [], "maxItems": 100_000, "items": {
+                "type": "object", "additionalProperties": false,
+                "required": ["hostname", "ip", "os"],
+                "properties": {
+                    "hostname": text(253),
+                    "ip": {"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]},
+                    "os": {"type": "string", "maxLength": 200},
+                    "openPorts": {"type": "array", "default": [], "items": {"type": "integer", "minimum": 1, "maximum": 65535}},
+                    "software": {"type": "array", "default": [], "items": {
+                        "type": "object", "additionalProperties": false, "required": ["name", "version"],
+                        "properties": {"name": text(200), "version": {"type": "string", "maxLength": 100}}
+                    }}
+                }
+            }},
+            "findings": {"type": "array", "default": [], "items": {
+                "type": "object", "additionalProperties": false, "required": ["severity", "title"],
+                "properties": {
+                    "severity": {"type": "string", "enum": ["info", "low", "medium", "high", "critical"]},
+                    "title": text(500),
+                    "assetHostname": {"type": ["string", "null"]},
+                    "detail": {"type": ["string", "null"], "maxLength": 10_000}
+                }
+            }}
+        },
+        "example": {
+            "assets": [{"hostname": "db-1", "ip": "10.0.0.5", "os": "Debian 12", "openPorts": [22, 5432],
+                "software": [{"name": "postgresql", "version": "16.4"}]}],
+            "findings": [{"severity": "medium", "title": "SSH allows password login", "assetHostname": "db-1"}]
+        }
+    })
+}
+
+/// Request examples, by schema (the seeds' among them).
+fn body_example(schema: &str) -> Option<Value> {
+    Some(match schema {
+        "CreateTokenBody" => {
+            json!({"name": "ci", "role": "operator", "allEnvironments": true, "expiresInDays": 30})
+        }
+        "CreateFleetBody" => json!({"name": "Production"}),
+        "CreateShareBody" => json!({"label": "Auditor handoff", "scope": "passport"}),
+        "IssueEnrollmentBody" => json!({"expiresHours": 72, "maxUses": 5}),
+        "RequestScanBody" => {
+            json!({"fleetId": "0193a5b2-7c1e-7a00-8000-000000000001", "scenario": "inventory"})
+        }
+        "CreateEnvironmentBody" => json!({"name": "staging"}),
+        "CreateUserBody" => json!({"email": "ada@example.com", "name": "Ada", "role": "viewer"}),
+        "CreateServiceAccountBody" => json!({"name": "ci-runner", "role": "operator"}),
+        "CreateTenantBody" => json!({"name": "acme"}),
+        "EnrollBody" => {
+            json!({"enrollmentToken": "fpe_…", "hostname": "scanner-01", "platform": "linux-x86_64"})
+        }
+        "HeartbeatBody" => json!({"agentVersion": "1.4.2"}),
+        "RotateTokenBody" => json!({"graceHours": 24}),
+        "PatchTokenBody" => json!({"name": "ci (rotated)"}),
+        "PatchFleetBody" => json!({"name": "Production EU"}),
+        "PatchEnvironmentBody" => json!({"name": "qa-eu"}),
+        "PatchPrincipalBody" => json!({"role": "operator"}),
+        "PatchServiceAccountBody" => json!({"name": "ci-runner-eu"}),
+        "CreateScheduleBody" => json!({"fleetId": "0193a5b2-7c1e-7a00-8000-000000000001",
+            "scenario": "inventory", "intervalMinutes": 60, "enabled": true}),
+        "PatchScheduleBody" => json!({"intervalMinutes": 120}),
+        "TokenBody" => json!({"agentId": "0193a5b2-7c1e-7a00-8000-000000000002",
+            "agentSecret": "fpa_…"}),
+        "RevocationBody" => json!({"token": "fpk_…"}),
+        "ConstraintsBody" => json!({"maxDurationMinutes": 30, "maxAssets": 500}),
+        _ => return None,
+    })
+}
+
+/// Where a response's id feeds another call: (operation, status, pointer into its
+/// body, parameter, the operations that take it).
+const LINKS: [(&str, &str, &str, &str, &[&str]); 11] = [
+    (
+        "create_fleet",
+        "201",
+        "/fleetId",
+        "fleet_id",
+        &[
+            "get_fleet",
+            "update_fleet",
+            "delete_fleet",
+            "issue_enrollment_token",
+            "list_enrollment_tokens",
+            "list_agents",
+        ],
+    ),
+    (
+        "create_token",
+        "201",
+        "/id",
+        "id",
+        &["get_token", "update_token", "revoke_token", "rotate_token"],
+    ),
+    (
+        "create_environment",
+        "201",
+        "/id",
+        "id",
+        &[
+            "get_environment",
+            "update_environment",
+            "delete_environment",
+        ],
+    ),
+    (
+        "create_user",
+        "201",
+        "/id",
+        "id",
+        &["get_user", "update_user", "delete_user"],
+    ),
+    (
+        "create_service_account",
+        "201",
+        "/id",
+        "id",
+        &[
+            "get_service_account",
+            "update_service_account",
+            "delete_service_account",
+        ],
+    ),
+    (
+        "request_scan",
+        "202",
+        "/scanId",
+        "scan_id",
+        &[
+            "get_scan",
+            "report",
+            "bundle",
+            "passport",
+            "create_share_link",
+            "list_share_links",
+        ],
+    ),
+    (
+        "create_share_link",
+        "201",
+        "/id",
+        "link_id",
+        &["revoke_share_link"],
+    ),
+    (
+        "create_share_link",
+        "201",
+        "/token",
+        "token",
+        &["landing", "artifact"],
+    ),
+    (
+        "create_schedule",
+        "201",
+        "/scheduleId",
+        "schedule_id",
+        &["get_schedule", "update_schedule", "delete_schedule"],
+    ),
+    (
+        "enroll",
+        "201",
+        "/agentId",
+        "agent_id",
+        &["get_agent", "revoke_agent"],
+    ),
+    ("create_tenant", "201", "/tenantId", "id", &["get_tenant"]),
+];
+
+/// Adds the [`LINKS`] to the responses they start from.
+fn add_links(doc: &mut Value) {
+    let mut ops: std::collections::BTreeMap<String, (String, String)> = Default::default();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            if let Some(id) = op["operationId"].as_str() {
+                ops.insert(id.to_owned(), (path.clone(), method.clone()));
+            }
+        }
+    }
+    for (from, status, pointer, param, targets) in LINKS {
+        let Some((path, method)) = ops.get(from) else {
+            continue;
+        };
+        let response = &mut doc["paths"][path][method]["responses"][status];
+        for target in targets {
+            let name: String = target
+                .split('_')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+                })
+                .collect();
+            response["links"][name] = json!({
+                "operationId": target,
+                "parameters": {(param): format!("$response.body#{pointer}")},
+            });
+        }
+    }
+}
+
+/// Response examples, by schema (the seeds' responses and the error body).
+fn response_example(schema: &str) -> Option<Value> {
+    Some(match schema {
+        "ErrorBody" => {
+            json!({"code": "VALIDATION_ERROR", "message": "expiresHours must be between 1 and 720",
+            "field": "expiresHours", "hint": "Use a value from 1 to 720.", "requestId": "req_01a2271c5af370cabe3b7ee981ea6590"})
+        }
+        "CreatedFleetView" => {
+            json!({"fleetId": "01a2271f-a5c5-77e2-b617-8a4713b58b5d", "name": "Production",
+            "environmentId": "01a2271f-a5aa-77fd-a2e8-53b8f143698c",
+            "enrollmentToken": "fpe_…", "enrollmentTokenId": "01a2271f-a5c6-7a10-8a3e-2f1f4c9b1d20",
+            "expiresAt": "2026-11-25T10:15:00Z", "createdAt": "2026-11-22T10:15:00Z"})
+        }
+        "CreatedShareView" => {
+            json!({"id": "01a2271f-b1c2-7d3e-8f40-5a6b7c8d9e0f", "url": "https://fleetpass.example.com/share/fps_…",
+            "token": "fps_…", "scope": "passport", "label": "Auditor handoff", "maxAccesses": null,
+            "expiresAt": "2026-11-29T10:15:00Z", "createdAt": "2026-11-22T10:15:00Z"})
+        }
+        _ => return None,
+    })
+}
+
+/// The name of the schema `value` refers to, if it is a `$ref`.
+fn ref_name(value: &Value) -> Option<String> {
+    value["$ref"]
+        .as_str()
+        .and_then(|r| r.rsplit('/').next())
+        .map(str::to_owned)
+}
+
+/// Completes the generated document (see the module docs).
+fn refine(doc: &mut Value) {
+    doc["components"]["securitySchemes"] = json!({
+        "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "fpk_…",
+            "description": "An API token as `Authorization: Bearer fpk_…` (checked first)."},
+        "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "x-api-key",
+            "description": "The same API token in the `x-api-key` header."},
+        "apiKeyQuery": {"type": "apiKey", "in": "query", "name": "api_key",
+            "description": "The same API token as `?api_key=`; never logged; off when FLEETPASS_QUERY_TOKENS=off."},
+        "agent": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+            "description": "An agent access token (EdDSA JWT from POST /agent/token, 15 minutes)."},
+        "platformKey": {"type": "http", "scheme": "bearer",
+            "description": "The platform admin key (FLEETPASS_ADMIN_KEY) as a bearer token (or `x-api-key`)."}
+    });
+    // Users and service accounts share one PATCH type; a service account has no email
+    // and its name cannot be cleared.
+    let mut account = doc["components"]["schemas"]["PatchPrincipalBody"].clone();
+    if let Some(props) = account["properties"].as_object_mut() {
+        props.remove("email");
+    }
+    account["properties"]["name"]["type"] = json!("string");
+    account["properties"]["name"]["description"] =
+        json!("A new name, 1-100 characters, unique per tenant.");
+    account["description"] = json!("Body of `PATCH /api/admin/service-accounts/{id}`.");
+    doc["components"]["schemas"]["PatchServiceAccountBody"] = account;
+    let mut body_schemas = Vec::new();
+    let paths = doc["paths"]
+        .as_object_mut()
+        .map(std::mem::take)
+        .unwrap_or_default();
+    let mut refined = Map::new();
+    for (path, mut item) in paths {
+        for (method, op) in item.as_object_mut().into_iter().flatten() {
+            if let Some(name) = refine_operation(&path, method, op) {
+                body_schemas.push(name);
+            }
+        }
+        refined.insert(path, item);
+    }
+    doc["paths"] = Value::Object(refined);
+    add_links(doc);
+    // Media types the annotations do not state.
+    let text = |media: &str| json!({media: {"schema": {"type": "string"}}});
+    doc["paths"]["/share/{token}"]["get"]["responses"]["200"]["content"]["text/html"] =
+        json!({"schema": {"type": "string"}});
+    doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"] = text("text/plain");
+    doc["paths"]["/openapi.json"]["get"]["responses"]["200"]["content"] =
+        json!({"application/json": {"schema": {"type": "object"}}});
+    doc["paths"]["/.well-known/jwks.json"]["get"]["responses"]["200"]["content"] = json!({
+        "application/json": {"schema": {"type": "object", "required": ["keys"],
+            "properties": {"keys": {"type": "array", "items": {"type": "object"}}}}}
+    });
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["ScanResults"] = results_schema();
+    for name in ["ErrorBody", "CreatedFleetView", "CreatedShareView"] {
+        if let Some(example) = response_example(name) {
+            schemas[name]["example"] = example;
+        }
+    }
+    // Every request body refuses unknown fields, nested objects included.
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = body_schemas.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let schema = &mut schemas[&name];
+        if schema.is_null() {
+            continue;
+        }
+        schema["additionalProperties"] = json!(false);
+        if let Some(example) = body_example(&name) {
+            schema["example"] = example;
+        }
+        for (field, prop) in schema["properties"].as_object_mut().into_iter().flatten() {
+            collect_refs(prop, &mut body_schemas);
+            if let Some(rule) = field_rule(&name, field) {
+                merge(prop, &rule);
+            }
+        }
+    }
+    // A body with no required field may be left out: the server reads an empty body
+    // as `{}`.
+    let required: std::collections::BTreeSet<String> = schemas
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, s)| s["required"].as_array().is_some_and(|r| !r.is_empty()))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for item in doc["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flatten()
+        .map(|(_, i)| i)
+    {
+        for (_, op) in item.as_object_mut().into_iter().flatten() {
+            let Some(body) = op.get_mut("requestBody") else {
+                continue;
+            };
+            let name = ref_name(&body["content"]["application/json"]["schema"]);
+            body["required"] = json!(name.is_some_and(|n| required.contains(&n)));
+        }
+    }
+    let schemas = &mut doc["components"]["schemas"];
+    // `allEnvironments: false` needs a non-empty `environmentIds`; `true` an absent or
+    // empty one.
+    let token = &mut schemas["CreateTokenBody"];
+    token["properties"]["environmentIds"]["items"] = uuid();
+    token["properties"]["environmentIds"]["items"]["type"] = json!("string");
+    token["properties"]["role"]["example"] = json!("operator");
+    token["oneOf"] = json!([
+        {"properties": {"allEnvironments": {"const": true},
+            "environmentIds": {"type": ["array", "null"], "maxItems": 0}}},
+        {"properties": {"allEnvironments": {"const": false},
+            "environmentIds": {"type": "array", "minItems": 1}}, "required": ["environmentIds"]}
+    ]);
+    // At most one owner.
+    token["not"] = json!({"required": ["ownerUserId", "ownerServiceAccountId"]});
+}
+
+fn collect_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(name) = ref_name(value) {
+                out.push(name);
+            }
+            map.values().for_each(|v| collect_refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
+/// Adds the keywords of `rule` to a property schema, which may be a plain schema or a
+/// nullable `oneOf` of a `$ref` and `null`.
+fn merge(prop: &mut Value, rule: &Value) {
+    for (k, v) in rule.as_object().into_iter().flatten() {
+        prop[k] = v.clone();
+    }
+}
+
+/// The lowest role that may call a tenant operation (the RBAC matrix).
+fn required_role(method: &str, path: &str) -> &'static str {
+    if path == "/api/me" {
+        "any"
+    } else if path.starts_with("/api/admin/environments") && method != "get" {
+        "admin with allEnvironments"
+    } else if path.starts_with("/api/admin/") {
+        "admin"
+    } else if method == "get" {
+        "viewer"
+    } else {
+        "operator"
+    }
+}
+
+/// Completes one operation; returns the schema name of its request body.
+fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> {
+    let guard = guard_of(path, op);
+    let mut statuses: Vec<u16> = Vec::new();
+    match guard {
+        Guard::Tenant => {
+            op["x-required-role"] = json!(required_role(method, path));
+            // Three ways to present one API token, in the server's order.
+            op["security"] = json!([{"bearer": []}, {"apiKeyHeader": []}, {"apiKeyQuery": []}]);
+            statuses.extend([401, 429, 500, 503]);
+            if path != "/api/me" {
+                statuses.push(403);
+            }
+        }
+        Guard::Agent => statuses.extend([401, 429, 500, 503]),
+        Guard::Platform => {
+            op["security"] = json!([{"platformKey": []}]);
+            statuses.extend([401, 403, 429, 500, 503]);
+        }
+        Guard::Public => statuses.extend([429, 500, 503]),
+        Guard::Open => {}
+    }
+    if guard != Guard::Open && method == "post" {
+        // Idempotency-Key: malformed or reused → 422, still in flight → 409.
+        statuses.extend([409, 422]);
+        let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+        let mut params = params.map(std::mem::take).unwrap_or_default();
+        params.push(json!({
+            "name": "Idempotency-Key", "in": "header", "required": false,
+            "description": "1-255 printable ASCII characters, one per operation: the same request again replays the first response (24 h).",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\u0020-\\u007E]+$"}
+        }));
+        op["parameters"] = Value::Array(params);
+    }
+    let mut has_query = false;
+    let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+    for param in params.into_iter().flatten() {
+        let name = param["name"].as_str().unwrap_or_default().to_owned();
+        match param["in"].as_str() {
+            Some("path") => statuses.push(404),
+            Some("query") => has_query = true,
+            _ => {}
+        }
+        if let Some(rule) = param_rule(path, &name) {
+            param["schema"] = rule;
+        }
+    }
+    if has_query {
+        // A repeated or unreadable parameter → 400; one that breaks a rule → 422.
+        statuses.extend([400, 422]);
+    }
+    let mut body_schema = None;
+    if op.get("requestBody").is_some() {
+        statuses.extend([400, 413, 422]);
+        let content = &mut op["requestBody"]["content"]["application/json"];
+        if path.ends_with("/results") {
+            content["schema"] = json!({"$ref": "#/components/schemas/ScanResults"});
+        }
+        if path == "/api/admin/service-accounts/{id}" {
+            content["schema"] = json!({"$ref": "#/components/schemas/PatchServiceAccountBody"});
+        }
+        body_schema = ref_name(&content["schema"]);
+    }
+    let responses = op.get_mut("responses").and_then(Value::as_object_mut);
+    if let Some(responses) = responses {
+        for status in statuses {
+            let key = status.to_string();
+            let entry = responses.entry(key).or_insert_with(|| json!({}));
+            if entry["content"].is_null() {
+                entry["content"] = json!({"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}});
+            }
+            let described = entry["description"].as_str().is_some_and(|d| !d.is_empty());
+            if !described && let Some(row) = error_row(status) {
+                entry["description"] = json!(format!("{}: {}", row.meaning, row.cause));
+            }
+            if status == 429 {
+                entry["headers"] = json!({"Retry-After": {"description": "Seconds until the window ends.", "schema": {"type": "integer"}}});
+            }
+            if status == 401 {
+                entry["headers"] = json!({"WWW-Authenticate": {"description": "Always `Bearer`.", "schema": {"type": "string"}}});
+            }
+        }
+    }
+    body_schema
 }

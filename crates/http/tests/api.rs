@@ -395,6 +395,26 @@ async fn name_and_expiry_bounds() {
             );
         }
     }
+    // A control character is named as such, not as a length problem; the length is
+    // counted as sent (the OpenAPI document's maxLength), and the name is kept trimmed.
+    let res = create_status(&app, &admin, token_body(json!({"name": "ci\u{7}"}))).await;
+    assert_eq!(res.error(422, "VALIDATION_ERROR")["field"], "name");
+    assert_eq!(
+        res.body["message"],
+        "name must be text without control characters"
+    );
+    let padded = format!(" {} ", "a".repeat(99));
+    let res = create_status(&app, &admin, token_body(json!({"name": padded}))).await;
+    assert_eq!(res.error(422, "VALIDATION_ERROR")["field"], "name");
+    let res = create_status(&app, &admin, token_body(json!({"name": "  ci  "}))).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    assert_eq!(res.body["name"], "ci");
+    // JSON Schema's integer (and so the document) counts 5.0 as an integer; so does the
+    // server. A fraction is still refused.
+    let res = create_status(&app, &admin, token_body(json!({"expiresInDays": 30.0}))).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let res = create_status(&app, &admin, token_body(json!({"expiresInDays": 30.5}))).await;
+    assert_eq!(res.error(422, "VALIDATION_ERROR")["field"], "expiresInDays");
     for (days, ok) in [
         (0, false),
         (1, true),
@@ -1408,6 +1428,63 @@ async fn the_openapi_document_is_served_and_current() {
     assert_eq!(doc.status, 200);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
     assert!(doc.body["paths"]["/api/admin/tokens"]["post"].is_object());
+    // What the contract run (cargo xtask contract) relies on, checked without a server.
+    let schemes = doc.body["components"]["securitySchemes"]
+        .as_object()
+        .unwrap();
+    for scheme in [
+        "bearer",
+        "apiKeyHeader",
+        "apiKeyQuery",
+        "agent",
+        "platformKey",
+    ] {
+        assert!(schemes.contains_key(scheme), "{scheme}");
+    }
+    for (path, item) in doc.body["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let statuses = op["responses"].as_object().unwrap();
+            if op["security"].is_array() {
+                assert!(
+                    statuses.contains_key("401"),
+                    "{method} {path} documents 401"
+                );
+            }
+            if let Some(body) = op.get("requestBody") {
+                assert!(
+                    statuses.contains_key("400"),
+                    "{method} {path} documents 400"
+                );
+                let schema = body["content"]["application/json"]["schema"]["$ref"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap();
+                let schema = &doc.body["components"]["schemas"][schema];
+                assert_eq!(schema["additionalProperties"], false, "{method} {path}");
+            }
+        }
+    }
+    let fleets = &doc.body["paths"]["/tenant/discovery/fleets"]["post"];
+    assert_eq!(
+        fleets["requestBody"]["required"], false,
+        "all its fields are optional"
+    );
+    let audit = &doc.body["paths"]["/api/admin/audit-events"]["get"]["parameters"];
+    let limit = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(
+        (
+            limit["schema"]["minimum"].as_i64(),
+            limit["schema"]["maximum"].as_i64()
+        ),
+        (Some(1), Some(200))
+    );
     let committed = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../docs/openapi.json"

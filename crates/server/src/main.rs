@@ -24,9 +24,36 @@ use fleetpass_store_memory::{MemoryIdempotency, MemoryRateLimiter};
 
 use crate::config::{Config, LogFormat, RateLimitBackend};
 
-/// Fleetpass: a multi-tenant control plane for discovery fleets.
+/// The top-level help: what Fleetpass is, in a user's words (the crate's doc comment
+/// is for developers).
+const ABOUT: &str =
+    "Fleetpass: a multi-tenant control plane for discovery fleets, served as a REST API.";
+
+const LONG_ABOUT: &str = "\
+Fleetpass: a multi-tenant control plane for discovery fleets, served as a REST API.
+
+Operators create fleets; agents enroll into them with one-time enrollment tokens, claim
+scans of their environment and send the results; the results are signed into passports
+and handed to outside auditors through expiring share links. Everything is guarded by
+tenant-scoped API tokens with roles and environment scopes.
+
+Without a subcommand, `fleetpass` serves the API (as `fleetpass serve`). Configuration
+is by environment variable (DATABASE_URL, FLEETPASS_BIND, FLEETPASS_MASTER_KEY, …; see
+README.md). The API reference is at /docs on a running server, the OpenAPI document at
+/openapi.json.";
+
+const EXAMPLES: &str = "\
+Examples:
+  fleetpass                                   # serve in memory on 127.0.0.1:8080; prints a demo admin token
+  DATABASE_URL=postgres://postgres@127.0.0.1/fleetpass FLEETPASS_MASTER_KEY=$(fleetpass keys new-master-key) fleetpass serve
+  fleetpass migrate                           # apply migrations to DATABASE_URL
+  fleetpass tenant create --name acme         # a tenant and its admin token, straight in the store
+  fleetpass keys rotate                       # a new signing key; the old ones still verify
+  fleetpass help tenant create                # help of one subcommand";
+
+/// The command line.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -35,15 +62,33 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP server (the default).
+    #[command(
+        long_about = "Run the HTTP server (the default when no subcommand is given). In memory \
+                      mode (no DATABASE_URL) a demo tenant is created and its admin token printed \
+                      once. With DATABASE_URL, pending migrations are applied first unless \
+                      FLEETPASS_MIGRATE=off. Stops gracefully on SIGTERM or SIGINT.",
+        after_help = "Examples:\n  \
+                      fleetpass serve\n  \
+                      FLEETPASS_BIND=0.0.0.0:8080 FLEETPASS_PUBLIC_URL=https://fleetpass.example.com fleetpass serve\n  \
+                      DATABASE_URL=postgres://postgres@127.0.0.1/fleetpass FLEETPASS_MASTER_KEY_FILE=/etc/fleetpass/master.key fleetpass serve"
+    )]
     Serve,
     /// Apply pending database migrations (needs DATABASE_URL).
+    #[command(after_help = "Example:\n  \
+                            DATABASE_URL=postgres://postgres@127.0.0.1/fleetpass fleetpass migrate")]
     Migrate,
     /// Manage tenants straight in the store.
+    #[command(after_help = "Example:\n  \
+                            DATABASE_URL=postgres://postgres@127.0.0.1/fleetpass fleetpass tenant create --name acme")]
     Tenant {
         #[command(subcommand)]
         command: TenantCommand,
     },
     /// Manage the keys that sign access tokens (needs DATABASE_URL and the master key).
+    #[command(after_help = "Examples:\n  \
+                            fleetpass keys new-master-key > master.key\n  \
+                            FLEETPASS_MASTER_KEY_FILE=master.key DATABASE_URL=postgres://… fleetpass keys list\n  \
+                            FLEETPASS_MASTER_KEY_FILE=master.key DATABASE_URL=postgres://… fleetpass keys rotate")]
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -58,21 +103,36 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
     /// Add a new signing key; it signs from now on, older keys still verify.
+    #[command(
+        after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys rotate"
+    )]
     Rotate,
     /// List the signing keys.
+    #[command(
+        after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys list"
+    )]
     List,
     /// Retire a key: tokens it signed stop verifying.
+    #[command(
+        after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys retire bDKZhZaovbiIeFs4"
+    )]
     Retire {
         /// The key id, as `keys list` shows it.
         kid: String,
     },
     /// Print a new random master key (base64), for FLEETPASS_MASTER_KEY.
+    #[command(
+        after_help = "Example:\n  export FLEETPASS_MASTER_KEY=$(fleetpass keys new-master-key)   # keep it: it opens the signing keys"
+    )]
     NewMasterKey,
 }
 
 #[derive(Debug, Subcommand)]
 enum TenantCommand {
     /// Create a tenant and print its admin token once.
+    #[command(after_help = "Examples:\n  \
+                            fleetpass tenant create --name acme                                   # in memory: only useful for a try\n  \
+                            DATABASE_URL=postgres://postgres@127.0.0.1/fleetpass fleetpass tenant create --name acme")]
     Create {
         /// The tenant's name (1-100 characters, unique).
         #[arg(long)]

@@ -4,14 +4,13 @@ use actix_web::{HttpResponse, web};
 use fleetpass_domain::access::Action;
 use fleetpass_ports::service::{require, tenants};
 use serde::Serialize;
-use utoipa::{OpenApi as _, ToSchema};
+use utoipa::ToSchema;
 
 use super::route;
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::Caller;
 use crate::guard::Class;
-use crate::openapi::ApiDoc;
 use crate::views::{MeView, TokenView};
 
 /// Registers the routes.
@@ -66,7 +65,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 /// The OpenAPI 3.1 document, generated from the code.
 #[utoipa::path(get, path = "/openapi.json", tag = "system", responses((status = 200, description = "OpenAPI 3.1 document")))]
 pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(crate::openapi::document())
 }
 
 /// Who am I: tenant, role, scope, expiry and limits of the token in use.
@@ -93,66 +92,13 @@ pub async fn metrics() -> HttpResponse {
         .body(body)
 }
 
-/// A readable API reference, rendered from the OpenAPI document.
-#[utoipa::path(get, path = "/docs", tag = "system", responses((status = 200, description = "HTML page")))]
+/// A readable API reference, rendered from the OpenAPI document (`crate::docs`).
+#[utoipa::path(get, path = "/docs", tag = "system", responses((status = 200, description = "HTML page", content_type = "text/html")))]
 pub async fn docs() -> HttpResponse {
-    let doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .insert_header((
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'",
-        ))
-        .body(render_docs(&doc).into_string())
-}
-
-/// The operations of the document, grouped by their first tag.
-fn operations(
-    doc: &serde_json::Value,
-) -> std::collections::BTreeMap<String, Vec<(String, String, String)>> {
-    let mut groups: std::collections::BTreeMap<String, Vec<(String, String, String)>> =
-        Default::default();
-    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
-        for method in ["get", "post", "patch", "put", "delete"] {
-            let op = &item[method];
-            if op.is_null() {
-                continue;
-            }
-            let tag = op["tags"][0].as_str().unwrap_or("other").to_owned();
-            let summary = op["summary"].as_str().unwrap_or_default().to_owned();
-            groups
-                .entry(tag)
-                .or_default()
-                .push((method.to_uppercase(), path.clone(), summary));
-        }
-    }
-    groups
-}
-
-fn render_docs(doc: &serde_json::Value) -> maud::Markup {
-    maud::html! {
-        (maud::DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                title { "Fleetpass API reference" }
-                style { "body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:32px auto;padding:0 20px;color:#17202a}"
-                        "table{border-collapse:collapse;width:100%}td{padding:6px 8px;border-bottom:1px solid #e5e8ec;vertical-align:top}"
-                        "code{font:13px ui-monospace,monospace}.m{font-weight:700;width:70px}" }
-            }
-            body {
-                h1 { "Fleetpass API reference" }
-                p { (doc["info"]["description"].as_str().unwrap_or_default()) }
-                p { "The machine-readable document is " a href="/openapi.json" { "/openapi.json" } " (OpenAPI 3.1)." }
-                @for (tag, ops) in operations(doc) {
-                    h2 { (tag) }
-                    table {
-                        @for (method, path, summary) in ops {
-                            tr { td class="m" { (method) } td { code { (path) } } td { (summary) } }
-                        }
-                    }
-                }
-            }
-        }
-    }
+        .insert_header(("Content-Security-Policy", crate::docs::csp()))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Referrer-Policy", "no-referrer"))
+        .body(crate::docs::page())
 }
