@@ -57,16 +57,16 @@ fn psql_on(psql: &PathBuf, database: &str, sql: &str) -> anyhow::Result<String> 
 }
 
 impl Database {
-    /// Creates `fleetpass_bench_<unix time>_<pid>`.
+    /// Creates `fleetpass_bench_<tag>_<unix time>_<pid>`.
     ///
     /// # Errors
     /// When PostgreSQL refuses.
-    pub fn create(psql: PathBuf) -> anyhow::Result<Self> {
+    pub fn create(psql: PathBuf, tag: &str) -> anyhow::Result<Self> {
         let since = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let name = format!("fleetpass_bench_{since}_{}", std::process::id());
+        let name = format!("fleetpass_bench_{tag}_{since}_{}", std::process::id());
         psql_on(&psql, "postgres", &format!("CREATE DATABASE {name}"))
             .with_context(|| format!("Failed to create database {name}"))?;
         println!("created database {name} (dropped at the end)");

@@ -18,6 +18,7 @@
 mod api;
 mod db;
 mod report;
+mod scale;
 mod servers;
 mod sql;
 mod tools;
@@ -41,6 +42,7 @@ pub const SCENARIOS: &[&str] = &[
     "share-create",
     "enroll",
     "rate-limited",
+    "scale",
 ];
 
 /// How a run is shaped.
@@ -409,8 +411,63 @@ fn rotating_urls(tokens: &[String], path_of: impl Fn(usize) -> String) -> Vec<St
     tokens
         .iter()
         .enumerate()
-        .map(|(i, t)| format!("{}?api_key={t}", path_of(i)))
+        .map(|(i, t)| {
+            let path = path_of(i);
+            let join = if path.contains('?') { '&' } else { '?' };
+            format!("{path}{join}api_key={t}")
+        })
         .collect()
+}
+
+/// The bare actix-web baseline, answering `GET /api/me` with a body of the real
+/// answer's size.
+struct Bare {
+    server: Server,
+    size: usize,
+    token: String,
+}
+
+impl Bare {
+    fn start(bin: &Path, size: usize, token: &str, log_dir: &Path) -> anyhow::Result<Self> {
+        let server = Server::start(
+            "bare actix-web baseline",
+            &bin.join("fleetpass-bench-baseline"),
+            &["{bind}", &size.to_string(), &workers().to_string()],
+            &[],
+            None,
+            "/api/me",
+            log_dir,
+        )?;
+        Ok(Self {
+            server,
+            size,
+            token: token.to_owned(),
+        })
+    }
+
+    /// Its load: the same request with one token (it checks none).
+    fn load<'a>(&self) -> Http<'a> {
+        http_rotating(
+            "bare actix-web",
+            &self.server,
+            vec![format!(
+                "GET\t/api/me\t\tAuthorization: Bearer {}",
+                self.token
+            )],
+            vec!["/api/me".to_owned()],
+            200,
+        )
+    }
+
+    fn note(&self) -> String {
+        format!(
+            "The baseline answers the same {}-byte body (the real answer's size) with the same fixed headers; baseline RSS {} MiB.",
+            self.size,
+            self.server
+                .rss_kib()
+                .map_or_else(|| "?".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0))
+        )
+    }
 }
 
 /// The in-memory server and the bare baseline, and the measured `/api/me` size.
@@ -432,64 +489,18 @@ fn me_memory(env: &Env, opts: &Options, bin: &Path, log_dir: &Path) -> anyhow::R
         anyhow::ensure!(status == 200, "GET /api/me answered {status}");
         anyhow::Ok((tokens, size))
     })?;
-    let baseline = Server::start(
-        "bare actix-web baseline",
-        &bin.join("fleetpass-bench-baseline"),
-        &["{bind}", &size.to_string(), &workers().to_string()],
-        &[],
-        None,
-        "/api/me",
-        log_dir,
-    )?;
+    let baseline = Bare::start(bin, size, &tokens[0], log_dir)?;
     let me = |_: usize| "/api/me".to_owned();
-    let gets = rotating_gets(&tokens, me);
-    let urls = rotating_urls(&tokens, me);
-    let mut a = Http {
-        label: "fleetpass, memory".to_owned(),
-        base: server.base.clone(),
-        once: false,
-        lines: Box::new(
-            move |_: &Env, _: u64, _: f64| -> anyhow::Result<Vec<String>> { Ok(gets.clone()) },
-        ),
-        oha: Box::new(move |_: &Env, _: u64, _: f64| -> anyhow::Result<OhaFiles> {
-            Ok(OhaFiles {
-                method: "GET",
-                urls: urls.clone(),
-                headers: Vec::new(),
-                bodies: None,
-            })
-        }),
-        expect: 200,
-        seen_rate: 0.0,
-    };
-    let token = tokens[0].clone();
-    let mut b = Http {
-        label: "bare actix-web".to_owned(),
-        base: baseline.base.clone(),
-        once: false,
-        lines: Box::new(
-            move |_: &Env, _: u64, _: f64| -> anyhow::Result<Vec<String>> {
-                Ok(vec![format!(
-                    "GET\t/api/me\t\tAuthorization: Bearer {token}"
-                )])
-            },
-        ),
-        oha: Box::new(|_: &Env, _: u64, _: f64| -> anyhow::Result<OhaFiles> {
-            Ok(OhaFiles {
-                method: "GET",
-                urls: vec!["/api/me".to_owned()],
-                headers: Vec::new(),
-                bodies: None,
-            })
-        }),
-        expect: 200,
-        seen_rate: 0.0,
-    };
+    let mut a = http_rotating(
+        "fleetpass, memory",
+        &server,
+        rotating_gets(&tokens, me),
+        rotating_urls(&tokens, me),
+        200,
+    );
+    let mut b = baseline.load();
     let (sa, sb, mut notes) = alternate(env, opts, &mut a, &mut b)?;
-    notes.push(format!(
-        "The baseline answers the same {size}-byte body (the real answer's size) with the same fixed headers; baseline RSS {} MiB.",
-        baseline.rss_kib().map_or_else(|| "?".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0))
-    ));
+    notes.push(baseline.note());
     Ok(Outcome {
         name: "me-memory",
         title: "`GET /api/me`, memory store".to_owned(),
@@ -594,10 +605,14 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
         outcomes.push(me_memory(&env, opts, &bin, &work)?);
     }
     let mut settings = Vec::new();
-    if SCENARIOS[1..].iter().any(|s| wanted(s)) {
-        let db = Database::create(env.tools.psql.clone())?;
+    if SCENARIOS[1..].iter().any(|s| *s != "scale" && wanted(s)) {
+        let db = Database::create(env.tools.psql.clone(), "main")?;
         settings = db.settings()?;
         outcomes.extend(postgres_scenarios(&env, opts, &bin, &db, &wanted)?);
+    }
+    if wanted("scale") {
+        println!("\n## scale (making a database of a million rows takes a few minutes)");
+        outcomes.extend(scale::run(&env, opts, &bin)?);
     }
     let wall = started.elapsed();
     let mut machine = report::Machine::collect(&env.tools);
@@ -617,14 +632,13 @@ pub fn run(opts: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The scenarios on the PostgreSQL server, which starts once for all of them.
-fn postgres_scenarios(
-    env: &Env,
-    opts: &Options,
+/// `fleetpass serve` on `db` (with a new master key), ready.
+fn start_pg_server(
+    label: &str,
     bin: &Path,
     db: &Database,
-    wanted: &dyn Fn(&str) -> bool,
-) -> anyhow::Result<Vec<Outcome>> {
+    log_dir: &Path,
+) -> anyhow::Result<Server> {
     let master = std::process::Command::new(bin.join("fleetpass"))
         .args(["keys", "new-master-key"])
         .env_clear()
@@ -634,15 +648,26 @@ fn postgres_scenarios(
     let mut server_env = common_env();
     server_env.push(("DATABASE_URL", db.url()));
     server_env.push(("FLEETPASS_MASTER_KEY", master));
-    let server = Server::start(
-        "fleetpass (PostgreSQL)",
+    Server::start(
+        label,
         &bin.join("fleetpass"),
         &["serve"],
         &server_env,
         Some("FLEETPASS_BIND"),
         "/readyz",
-        &env.work,
-    )?;
+        log_dir,
+    )
+}
+
+/// The scenarios on the PostgreSQL server, which starts once for all of them.
+fn postgres_scenarios(
+    env: &Env,
+    opts: &Options,
+    bin: &Path,
+    db: &Database,
+    wanted: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<Vec<Outcome>> {
+    let server = start_pg_server("fleetpass (PostgreSQL)", bin, db, &env.work)?;
     let api = Api::new(&server.base);
     let data = env.rt.block_on(pg_setup(&api))?;
     let params = sql::Params::load(db, &data.tokens, &data.scans, &data.fleet)?;
@@ -668,17 +693,30 @@ fn postgres_scenarios(
 
     if wanted("me-postgres") {
         println!("\n## me-postgres");
+        // No SQL in the steady state (sql.rs): the baseline is the bare server.
+        let (status, size) = env.rt.block_on(api.get_len("/api/me", &tokens[0]))?;
+        anyhow::ensure!(status == 200, "GET /api/me answered {status}");
+        let baseline = Bare::start(bin, size, &tokens[0], &env.work)?;
         let me = |_: usize| "/api/me".to_owned();
-        let (gets, urls) = (rotating_gets(tokens, me), rotating_urls(tokens, me));
-        let mut a = http_rotating("fleetpass, PostgreSQL", &server, gets, urls, 200);
-        let s = scenario(
-            "me-postgres",
-            "`GET /api/me`, PostgreSQL",
-            sql::Params::me_sql(),
-            &[],
-            None,
+        let mut a = http_rotating(
+            "fleetpass, PostgreSQL",
+            &server,
+            rotating_gets(tokens, me),
+            rotating_urls(tokens, me),
+            200,
         );
-        outcomes.push(pg_scenario(env, opts, &server, db, s, &mut a)?);
+        let mut b = baseline.load();
+        let (sa, sb, mut notes) = alternate(env, opts, &mut a, &mut b)?;
+        notes.push(baseline.note());
+        outcomes.push(Outcome {
+            name: "me-postgres",
+            title: "`GET /api/me`, PostgreSQL".to_owned(),
+            a: sa,
+            b: sb,
+            server: server.label.clone(),
+            rss_kib: server.rss_kib(),
+            notes,
+        });
     }
     if wanted("scan-read") {
         println!("\n## scan-read");
