@@ -34,6 +34,8 @@ const LINKS: usize = 500;
 
 /// Rows of each table, by database.
 struct Size {
+    /// How the report names this database.
+    label: &'static str,
     tokens: u64,
     share_links: u64,
     scans: u64,
@@ -41,6 +43,7 @@ struct Size {
 }
 
 const LARGE: Size = Size {
+    label: "1 M rows",
     tokens: 1_000_000,
     share_links: 1_000_000,
     scans: 100_000,
@@ -49,6 +52,7 @@ const LARGE: Size = Size {
 
 /// The large database of a `--quick` run (a smoke check of the machinery only).
 const QUICK: Size = Size {
+    label: "20 k rows (--quick)",
     tokens: 20_000,
     share_links: 20_000,
     scans: 5_000,
@@ -56,6 +60,7 @@ const QUICK: Size = Size {
 };
 
 const SMALL: Size = Size {
+    label: "1 k rows",
     tokens: 1_000,
     share_links: 1_000,
     scans: 1_000,
@@ -65,6 +70,7 @@ const SMALL: Size = Size {
 /// A server, its database and what the load needs of it.
 struct Side {
     server: super::servers::Server,
+    rows: &'static str,
     tokens: Vec<String>,
     scans: Vec<String>,
     links: Vec<String>,
@@ -75,9 +81,10 @@ struct Side {
 }
 
 /// Makes a database of `size`, starts a server on it, and prepares the load.
-fn side(env: &Env, bin: &Path, label: &str, tag: &str, size: &Size) -> anyhow::Result<Side> {
+fn side(env: &Env, bin: &Path, tag: &str, size: &Size) -> anyhow::Result<Side> {
     let db = Database::create(env.tools.psql.clone(), tag)?;
-    let server = start_pg_server(label, bin, &db, &env.work)?;
+    let label = format!("fleetpass (PostgreSQL, {})", size.label);
+    let server = start_pg_server(&label, bin, &db, &env.work)?;
     let api = Api::new(&server.base);
     let data = env.rt.block_on(pg_setup(&api))?;
     let links = env
@@ -101,6 +108,7 @@ fn side(env: &Env, bin: &Path, label: &str, tag: &str, size: &Size) -> anyhow::R
     let audit_cursor = deep_cursor(&db, "audit_events", &tenant)?;
     Ok(Side {
         server,
+        rows: size.label,
         tokens: data.tokens,
         scans: data.scans,
         links,
@@ -212,20 +220,8 @@ fn deep_cursor(db: &Database, table: &str, tenant: &str) -> anyhow::Result<Strin
 /// When a database, server or setup request fails.
 pub fn run(env: &Env, opts: &Options, bin: &Path) -> anyhow::Result<Vec<Outcome>> {
     let large_size = if opts.quick { &QUICK } else { &LARGE };
-    let large = side(
-        env,
-        bin,
-        "fleetpass (PostgreSQL, 1 M rows)",
-        "large",
-        large_size,
-    )?;
-    let small = side(
-        env,
-        bin,
-        "fleetpass (PostgreSQL, 1 k rows)",
-        "small",
-        &SMALL,
-    )?;
+    let large = side(env, bin, "large", large_size)?;
+    let small = side(env, bin, "small", &SMALL)?;
     type Request = fn(&Side, usize) -> String;
     let scenarios: [(&'static str, &str, Request); 4] = [
         ("scale-scan-read", "`GET /tenant/scans/{id}`", |s, i| {
@@ -273,16 +269,21 @@ pub fn run(env: &Env, opts: &Options, bin: &Path) -> anyhow::Result<Vec<Outcome>
                 )
             }
         };
-        let mut a = load(&large, "1 M rows");
-        let mut b = load(&small, "1 k rows");
+        let mut a = load(&large, large.rows);
+        let mut b = load(&small, small.rows);
         let (sa, sb, mut notes) = alternate(env, opts, &mut a, &mut b)?;
         notes.push(format!(
-            "Cost at 1 M rows ÷ cost at 1 k rows = {:.2} (the inverse of the throughput ratio; target ≤ 1.2).",
+            "Cost at {} ÷ cost at {} = {:.2} (the inverse of the throughput ratio; target ≤ 1.2).",
+            large.rows,
+            small.rows,
             sb.median() / sa.median().max(1e-9)
         ));
         outcomes.push(Outcome {
             name,
-            title: format!("{title}: 1 M rows (A) against 1 k rows (B), PostgreSQL"),
+            title: format!(
+                "{title}: {} (A) against {} (B), PostgreSQL",
+                large.rows, small.rows
+            ),
             a: sa,
             b: sb,
             server: large.server.label.clone(),
