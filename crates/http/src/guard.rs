@@ -214,19 +214,19 @@ fn purpose(scope: &str, key: &str) -> String {
 
 /// Sets the `RateLimit-*` headers of `decision`.
 fn rate_limit_headers(headers: &mut HeaderMap, limit: Limit, decision: Decision) {
-    let pairs = [
-        (
-            "ratelimit-policy",
-            format!("{};w={}", decision.limit, limit.window_secs),
-        ),
-        ("ratelimit-limit", decision.limit.to_string()),
-        ("ratelimit-remaining", decision.remaining.to_string()),
-        ("ratelimit-reset", decision.reset_after_secs.to_string()),
-    ];
-    for (name, value) in pairs {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
+    // Numbers straight into header values (no `String` per header: this runs on every
+    // limited response, and the profile showed it).
+    if let Ok(policy) =
+        HeaderValue::from_str(&format!("{};w={}", decision.limit, limit.window_secs))
+    {
+        headers.insert(HeaderName::from_static("ratelimit-policy"), policy);
+    }
+    for (name, value) in [
+        ("ratelimit-limit", u64::from(decision.limit)),
+        ("ratelimit-remaining", u64::from(decision.remaining)),
+        ("ratelimit-reset", decision.reset_after_secs),
+    ] {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
     }
 }
 
@@ -359,12 +359,9 @@ async fn admit(
                 }
             };
             let limit = Limit::per_minute(token.effective_rate_limit());
-            let decision = fail_open(
-                limiter
-                    .hit(&format!("token:{}", token.id), limit, now)
-                    .await,
-            );
+            // One string for both: the token's limit key is its idempotency scope.
             let scope = format!("token:{}", token.id);
+            let decision = fail_open(limiter.hit(&scope, limit, now).await);
             req.extensions_mut()
                 .insert(ResolvedCaller(Ok(Caller { actor, token })));
             if let Some(d) = decision.filter(|d| !d.allowed) {
