@@ -18,9 +18,9 @@ use std::path::Path;
 
 use super::api::Api;
 use super::db::Database;
+use super::postgres::{pg_setup, start_pg_server};
 use super::{
-    Env, Options, Outcome, alternate, client_address, http_rotating, pg_setup, rotating_gets,
-    rotating_urls, start_pg_server,
+    Env, Options, Outcome, alternate, client_address, http_rotating, rotating_gets, rotating_urls,
 };
 
 /// Rows a list page holds in these requests.
