@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! # async fn demo() {
-//! use fleetpass_ports::Store;
+//! use fleetpass_ports::TenantStore;
 //! use fleetpass_store_postgres::testing::TestDatabase;
 //!
 //! let db = TestDatabase::fresh().await;

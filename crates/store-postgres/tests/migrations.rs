@@ -19,7 +19,7 @@ use fleetpass_domain::identity::EnvScope;
 use fleetpass_domain::ids::TenantId;
 use fleetpass_domain::scan::{Scan, ScanConstraints, Scenario};
 use fleetpass_ports::store::AuditFilter;
-use fleetpass_ports::{RepoError, Store};
+use fleetpass_ports::{AuditStore, FleetStore, RepoError, ScanStore, TenantStore};
 use fleetpass_store_postgres::testing::{TestDatabase, server_url};
 use fleetpass_store_postgres::{MIGRATIONS, PgStore, run_migrations};
 
