@@ -1,4 +1,4 @@
-//! In-memory Fleetpass store: the embedded default adapter of the [`Store`] port.
+//! In-memory Fleetpass store: the embedded default adapter of the [`Store`](fleetpass_ports::Store) port.
 //!
 //! All state sits behind one [`RwLock`] that every method takes for its whole, purely
 //! synchronous body (writes exclusively; the reads of every request — authentication,
@@ -14,7 +14,7 @@
 //! runs of due schedules (in `schedules.rs`): each due time enqueues one scan, however
 //! many runs look at it at once.
 //!
-//! This file holds the [`State`] and its shared checks; each per-area trait of the port
+//! This file holds the `State` and its shared checks; each per-area trait of the port
 //! is implemented in its own module (`directory`, `tokens`, `fleet_agents`, `keys`,
 //! `scans`, `schedules`, `audit`).
 //!
