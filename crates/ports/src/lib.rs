@@ -18,7 +18,10 @@ use std::sync::Arc;
 use fleetpass_domain::Timestamp;
 use uuid::Uuid;
 
-pub use store::{RepoError, Store};
+pub use store::{
+    AuditStore, FleetStore, KeyStore, RepoError, ScanStore, ScheduleStore, Store, TenantStore,
+    TokenStore,
+};
 
 /// The current time. Every expiry and ordering rule reads it through this port.
 pub trait Clock: Send + Sync + 'static {

@@ -1,5 +1,5 @@
-//! Scans and share links in memory: the bodies of the `Store` methods of the "scans" and
-//! "share links" parts, as steps on the locked [`State`].
+//! Scans and share links in memory: the [`ScanStore`] impl and its bodies, as steps on
+//! the locked [`State`].
 //!
 //! Each step follows the rule of the crate: every check that can fail runs before the
 //! first change, and the change is applied together with its audit event(s). The audit
@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 
+use async_trait::async_trait;
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::fleet::Agent;
@@ -17,10 +18,10 @@ use fleetpass_domain::scan::{Scan, ScanStatus};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, ShareLink, ShareStatus};
 use fleetpass_ports::store::{
-    AuditFor, RepoError, ScanArtifacts, ScanFilter, ShareAccess, constraint,
+    AuditFor, RepoError, ScanArtifacts, ScanFilter, ScanStore, ShareAccess, constraint,
 };
 
-use crate::{State, duplicate, page_of};
+use crate::{MemoryStore, State, duplicate, page_of};
 
 /// Whether `scan` passes every field of `filter`.
 fn passes(scan: &Scan, filter: &ScanFilter) -> bool {
@@ -309,5 +310,127 @@ impl State {
         self.share_links.insert(opened.id.as_uuid(), opened.clone());
         self.record(&event);
         Ok(ShareAccess::Opened(opened, scan))
+    }
+}
+
+#[async_trait]
+impl ScanStore for MemoryStore {
+    // ---- scans ----
+
+    async fn create_scan(&self, scan: &Scan, audit: &AuditEvent) -> Result<(), RepoError> {
+        self.with(|s| s.create_scan(scan, audit))
+    }
+
+    async fn get_scan(&self, tenant: TenantId, id: ScanId) -> Result<Scan, RepoError> {
+        self.read(|s| s.get_scan(tenant, id))
+    }
+
+    async fn list_scans(
+        &self,
+        tenant: TenantId,
+        filter: &ScanFilter,
+        page: PageRequest,
+    ) -> Result<Page<Scan>, RepoError> {
+        self.read(|s| Ok(s.list_scans(tenant, filter, page)))
+    }
+
+    async fn claim_scan(
+        &self,
+        agent: &Agent,
+        now: Timestamp,
+        audit: AuditFor<'_, Scan>,
+    ) -> Result<Option<Scan>, RepoError> {
+        // The one mutex makes find, check and claim a single step: concurrent claims
+        // queue up, and each sees the scans the ones before it took.
+        self.with(|s| s.claim_scan(agent, now, audit))
+    }
+
+    async fn complete_scan(
+        &self,
+        agent: AgentId,
+        id: ScanId,
+        at: Timestamp,
+        artifacts: &ScanArtifacts,
+        audit: &AuditEvent,
+    ) -> Result<Scan, RepoError> {
+        self.with(|s| s.complete_scan(agent, id, at, artifacts, audit))
+    }
+
+    async fn get_scan_artifacts(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+    ) -> Result<Option<ScanArtifacts>, RepoError> {
+        self.read(|s| s.get_scan_artifacts(tenant, id))
+    }
+
+    async fn sweep_scans(
+        &self,
+        now: Timestamp,
+        audit: AuditFor<'_, Scan>,
+    ) -> Result<usize, RepoError> {
+        self.with(|s| s.sweep_scans(now, audit))
+    }
+
+    // ---- share links ----
+
+    async fn create_share_link(
+        &self,
+        link: &ShareLink,
+        digest: &SecretDigest,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.with(|s| s.create_share_link(link, digest, audit))
+    }
+
+    async fn get_share_link(
+        &self,
+        tenant: TenantId,
+        id: ShareLinkId,
+    ) -> Result<ShareLink, RepoError> {
+        self.read(|s| s.get_share_link(tenant, id))
+    }
+
+    async fn list_share_links(
+        &self,
+        tenant: TenantId,
+        scan: ScanId,
+        page: PageRequest,
+    ) -> Result<Page<ShareLink>, RepoError> {
+        self.read(|s| s.list_share_links(tenant, scan, page))
+    }
+
+    async fn revoke_share_link(
+        &self,
+        tenant: TenantId,
+        id: ShareLinkId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<ShareLink, RepoError> {
+        self.with(|s| s.revoke_share_link(tenant, id, at, audit))
+    }
+
+    async fn access_share_link(
+        &self,
+        digest: &SecretDigest,
+        now: Timestamp,
+        artifact: Artifact,
+        audit: AuditFor<'_, ShareLink>,
+    ) -> Result<ShareAccess, RepoError> {
+        // Under the one mutex, check and count are a single step: concurrent opens
+        // queue up, and each sees the accesses the ones before it counted.
+        self.with(|s| s.access_share_link(digest, now, artifact, audit))
+    }
+
+    async fn find_share_link_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<ShareLink>, RepoError> {
+        self.read(|s| {
+            Ok(s.share_secrets
+                .get(digest.as_bytes())
+                .and_then(|id| s.share_links.get(&id.as_uuid()))
+                .cloned())
+        })
     }
 }

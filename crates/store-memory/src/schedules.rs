@@ -1,5 +1,5 @@
-//! Schedules in memory: the bodies of the `Store` methods of the "schedules" part, as
-//! steps on the locked [`State`].
+//! Schedules in memory: the [`ScheduleStore`] impl and its bodies, as steps on
+//! the locked [`State`].
 //!
 //! Each step follows the rule of the crate: every check that can fail runs before the
 //! first change, and the change is applied together with its audit event(s). Because
@@ -7,14 +7,15 @@
 //! and the later ones no longer find the schedules the first one moved on: each due
 //! time enqueues exactly one scan.
 
+use async_trait::async_trait;
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::ids::{EnvironmentId, FleetId, ScheduleId, TenantId};
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::schedule::Schedule;
-use fleetpass_ports::store::{RepoError, ScheduleRun};
+use fleetpass_ports::store::{RepoError, ScheduleRun, ScheduleStore};
 
-use crate::{State, duplicate, page_of};
+use crate::{MemoryStore, State, duplicate, page_of};
 
 impl State {
     /// The schedule `id` of `tenant`.
@@ -134,5 +135,58 @@ impl State {
     /// Removes the schedules of `fleet`: part of deleting the fleet.
     pub(crate) fn remove_schedules_of(&mut self, fleet: FleetId) {
         self.schedules.retain(|_, s| s.fleet_id != fleet);
+    }
+}
+
+#[async_trait]
+impl ScheduleStore for MemoryStore {
+    // ---- schedules ----
+
+    async fn create_schedule(
+        &self,
+        schedule: &Schedule,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.with(|s| s.create_schedule(schedule, audit))
+    }
+
+    async fn get_schedule(&self, tenant: TenantId, id: ScheduleId) -> Result<Schedule, RepoError> {
+        self.read(|s| s.get_schedule(tenant, id))
+    }
+
+    async fn list_schedules(
+        &self,
+        tenant: TenantId,
+        environments: Option<&[EnvironmentId]>,
+        page: PageRequest,
+    ) -> Result<Page<Schedule>, RepoError> {
+        self.read(|s| Ok(s.list_schedules(tenant, environments, page)))
+    }
+
+    async fn update_schedule(
+        &self,
+        schedule: &Schedule,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.with(|s| s.update_schedule(schedule, audit))
+    }
+
+    async fn delete_schedule(
+        &self,
+        tenant: TenantId,
+        id: ScheduleId,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.with(|s| s.delete_schedule(tenant, id, audit))
+    }
+
+    async fn run_due_schedules(
+        &self,
+        now: Timestamp,
+        enqueue: ScheduleRun<'_>,
+    ) -> Result<usize, RepoError> {
+        // Under the one mutex, finding the due schedules and moving them on are a single
+        // step: a concurrent run queues up and finds them no longer due.
+        self.with(|s| s.run_due_schedules(now, enqueue))
     }
 }

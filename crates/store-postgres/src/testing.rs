@@ -3,13 +3,22 @@
 //! drops the database, so tests run in parallel without sharing state and leave nothing
 //! behind.
 //!
+//! A fresh database is a copy of a migrated template (`CREATE DATABASE … TEMPLATE …`, as
+//! crates.io's test-db crate does) rather than a run of every migration: copying is one
+//! statement, migrating a dozen round trips and hundreds of DDL statements per test. The
+//! template is named after a digest of the migrations (`fleetpass_template_<digest>`, see
+//! `build.rs`), so a changed migration makes a new template instead of cloning a stale
+//! one, and it is built under an advisory lock, so test binaries running at once build
+//! it once between them. Each process checks for it once. Templates are not swept: they
+//! are small, and another checkout sharing the server may be cloning its own.
+//!
 //! The server comes from `TEST_DATABASE_URL`, else `DATABASE_URL`, else
 //! [`DEFAULT_SERVER_URL`]; whatever database that URL names is ignored, the harness
 //! works in the server's `postgres` database and in the ones it creates.
 //!
 //! ```no_run
 //! # async fn demo() {
-//! use fleetpass_ports::Store;
+//! use fleetpass_ports::TenantStore;
 //! use fleetpass_store_postgres::testing::TestDatabase;
 //!
 //! let db = TestDatabase::fresh().await;
@@ -24,6 +33,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::OnceCell;
 
 use diesel::QueryableByName;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -55,6 +66,19 @@ const TEST_POOL_SIZE: usize = 4;
 /// Whether this process has swept stale test databases yet.
 static SWEPT: AtomicBool = AtomicBool::new(false);
 
+/// The migrated template of this build's migrations, once this process has made sure it
+/// exists.
+static TEMPLATE: OnceCell<String> = OnceCell::const_new();
+
+/// The advisory lock (taken in the server's `postgres` database) under which a template
+/// is checked and built, so concurrent test processes never build one twice or clone a
+/// half-built one. Distinct from the migration lock, which lives in the migrated database.
+const TEMPLATE_LOCK_KEY: i64 = 0x666c_6565_7474_6d70;
+
+/// How often a clone is retried while the template still counts a session: the builder's
+/// connection may take a moment to end after it closed it.
+const CLONE_ATTEMPTS: u32 = 50;
+
 /// The URL of the test server, from the environment.
 pub fn server_url() -> String {
     std::env::var("TEST_DATABASE_URL")
@@ -82,11 +106,12 @@ impl TestDatabase {
     /// When the server cannot be reached (the message says how to start one) or the
     /// database cannot be created or migrated.
     pub async fn fresh() -> Self {
-        let db = Self::unmigrated().await;
-        if let Err(e) = run_migrations(&db.url).await {
-            panic!("migrating test database {} failed: {e}", db.name);
-        }
-        db
+        let (server, mut admin) = admin_connection().await;
+        let template = TEMPLATE
+            .get_or_init(|| ensure_template(&server, &mut admin))
+            .await
+            .clone();
+        Self::create(server, admin, Some(&template)).await
     }
 
     /// A new, empty database (no migrations run) with a store connected to it: for
@@ -95,33 +120,26 @@ impl TestDatabase {
     /// # Panics
     /// As [`TestDatabase::fresh`].
     pub async fn unmigrated() -> Self {
-        let server = server_url();
+        let (server, admin) = admin_connection().await;
+        Self::create(server, admin, None).await
+    }
+
+    /// Creates the database, a copy of `template` or empty, and connects a store to it.
+    async fn create(server: String, mut admin: AsyncPgConnection, template: Option<&str>) -> Self {
         let admin_url = with_database(&server, "postgres");
-        let mut admin =
-            match tokio::time::timeout(CONNECT_TIMEOUT, AsyncPgConnection::establish(&admin_url))
-                .await
-            {
-                Ok(Ok(conn)) => conn,
-                Ok(Err(e)) => panic!(
-                    "cannot reach PostgreSQL at {}: {e}; {START_HINT}",
-                    redact(&admin_url)
-                ),
-                Err(_) => panic!(
-                    "PostgreSQL at {} did not answer in time; {START_HINT}",
-                    redact(&admin_url)
-                ),
-            };
-        if !SWEPT.swap(true, Ordering::SeqCst) {
-            sweep_stale(&mut admin).await;
-        }
         // UUID v7: unique, and it records when the database was made (see `sweep_stale`).
         let name = format!("{DATABASE_PREFIX}{}", Uuid::now_v7().simple());
-        if let Err(e) = admin
-            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
-            .await
-        {
+        let created = match template {
+            Some(template) => clone_database(&mut admin, template, &name).await,
+            None => admin
+                .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(e) = created {
             panic!("creating test database {name} failed: {e}");
         }
+        drop(admin);
         let url = with_database(&server, &name);
         let store = match PgStore::connect(&url, TEST_POOL_SIZE) {
             Ok(store) => Arc::new(store),
@@ -199,6 +217,129 @@ impl Drop for TestDatabase {
             }
         }
     }
+}
+
+/// The test server's URL and a connection to its `postgres` database, having swept
+/// stale test databases if this process has not yet.
+///
+/// # Panics
+/// When the server cannot be reached (the message says how to start one).
+async fn admin_connection() -> (String, AsyncPgConnection) {
+    let server = server_url();
+    let admin_url = with_database(&server, "postgres");
+    let mut admin =
+        match tokio::time::timeout(CONNECT_TIMEOUT, AsyncPgConnection::establish(&admin_url)).await
+        {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => panic!(
+                "cannot reach PostgreSQL at {}: {e}; {START_HINT}",
+                redact(&admin_url)
+            ),
+            Err(_) => panic!(
+                "PostgreSQL at {} did not answer in time; {START_HINT}",
+                redact(&admin_url)
+            ),
+        };
+    if !SWEPT.swap(true, Ordering::SeqCst) {
+        sweep_stale(&mut admin).await;
+    }
+    (server, admin)
+}
+
+/// The name of the template database of this build's migrations.
+fn template_name() -> String {
+    format!("fleetpass_template_{}", env!("FLEETPASS_MIGRATIONS_DIGEST"))
+}
+
+/// Whether a template database was completely built: it is marked a template only
+/// after its migrations ran, so a builder that died half-way leaves one that is not.
+#[derive(QueryableByName)]
+struct TemplateState {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    datistemplate: bool,
+}
+
+/// Makes sure the migrated template of this build's migrations exists, building it if
+/// it does not, and returns its name. Holds [`TEMPLATE_LOCK_KEY`] throughout, so a
+/// concurrent process waits and then finds it built.
+///
+/// # Panics
+/// When the template cannot be built (the migrations fail).
+async fn ensure_template(server: &str, admin: &mut AsyncPgConnection) -> String {
+    let name = template_name();
+    let lock = |sql: &'static str| {
+        diesel::sql_query(sql).bind::<diesel::sql_types::BigInt, _>(TEMPLATE_LOCK_KEY)
+    };
+    if let Err(e) = lock("SELECT pg_advisory_lock($1)").execute(admin).await {
+        panic!("locking the template database {name} failed: {e}");
+    }
+    let built = build_template(server, admin, &name).await;
+    // The session's end would release the lock too, but the connection lives on.
+    let _ = lock("SELECT pg_advisory_unlock($1)").execute(admin).await;
+    if let Err(e) = built {
+        panic!("building the template database {name} failed: {e}");
+    }
+    name
+}
+
+/// Builds template `name` unless a complete one exists; the caller holds the lock.
+async fn build_template(
+    server: &str,
+    admin: &mut AsyncPgConnection,
+    name: &str,
+) -> Result<(), String> {
+    let state = diesel::sql_query("SELECT datistemplate FROM pg_database WHERE datname = $1")
+        .bind::<diesel::sql_types::Text, _>(name)
+        .load::<TemplateState>(admin)
+        .await
+        .map_err(|e| e.to_string())?;
+    match state.into_iter().next().map(|row| row.datistemplate) {
+        Some(true) => return Ok(()),
+        // Left by a builder that died before finishing: ours to replace.
+        Some(false) => drop_database_on(admin, name).await?,
+        None => {}
+    }
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .map_err(|e| e.to_string())?;
+    run_migrations(&with_database(server, name))
+        .await
+        .map_err(|e| e.to_string())?;
+    admin
+        .batch_execute(&format!("ALTER DATABASE \"{name}\" IS_TEMPLATE true"))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Creates database `name` as a copy of `template`. PostgreSQL refuses to copy a
+/// database someone is connected to; the only one who ever was is the template's
+/// builder, whose closed session may not have ended yet, so that refusal is retried.
+async fn clone_database(
+    admin: &mut AsyncPgConnection,
+    template: &str,
+    name: &str,
+) -> Result<(), String> {
+    let sql = format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"");
+    let mut attempt = 1;
+    loop {
+        match admin.batch_execute(&sql).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < CLONE_ATTEMPTS && e.to_string().contains("other users") => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Drops database `name` over `admin`, disconnecting whoever is still connected to it.
+async fn drop_database_on(admin: &mut AsyncPgConnection, name: &str) -> Result<(), String> {
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Drops database `name`, disconnecting whoever is still connected to it.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use fleetpass_contract::fixtures::Fixtures;
 use fleetpass_domain::audit::actions;
 use fleetpass_domain::token::TokenStatus;
-use fleetpass_ports::Store;
+use fleetpass_ports::{TenantStore, TokenStore};
 use fleetpass_store_postgres::PgStore;
 use fleetpass_store_postgres::testing::TestDatabase;
 

@@ -22,7 +22,7 @@ use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_ports::store::{AuditFilter, ScanFilter, ShareAccess, constraint};
-use fleetpass_ports::{RepoError, Store};
+use fleetpass_ports::{FleetStore, RepoError, Store, TenantStore, TokenStore};
 use fleetpass_store_postgres::PgStore;
 use fleetpass_store_postgres::testing::TestDatabase;
 

@@ -14,7 +14,7 @@ use fleetpass_domain::identity::{EnvScope, Role};
 use fleetpass_domain::ids::AgentId;
 use fleetpass_domain::scan::{Scan, ScanStatus};
 use fleetpass_ports::store::constraint;
-use fleetpass_ports::{RepoError, Store};
+use fleetpass_ports::{FleetStore, RepoError, ScanStore, Store, TenantStore, TokenStore};
 use fleetpass_store_postgres::testing::TestDatabase;
 
 #[derive(QueryableByName)]

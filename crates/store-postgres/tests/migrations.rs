@@ -1,7 +1,8 @@
 //! Migrations and availability: concurrent migration runs apply the schema once, the
 //! down migrations undo it (keeping the audit history they can keep), an unreachable
 //! database is `Unavailable` quickly, and the pool survives its connections being
-//! killed.
+//! killed; a fresh test database, a copy of the migrated template, has every migration
+//! applied and is a database of its own.
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use fleetpass_domain::identity::EnvScope;
 use fleetpass_domain::ids::TenantId;
 use fleetpass_domain::scan::{Scan, ScanConstraints, Scenario};
 use fleetpass_ports::store::AuditFilter;
-use fleetpass_ports::{RepoError, Store};
+use fleetpass_ports::{AuditStore, FleetStore, RepoError, ScanStore, TenantStore};
 use fleetpass_store_postgres::testing::{TestDatabase, server_url};
 use fleetpass_store_postgres::{MIGRATIONS, PgStore, run_migrations};
 
@@ -57,6 +58,44 @@ fn migration_count() -> usize {
     MigrationSource::<Pg>::migrations(&MIGRATIONS)
         .expect("embedded migrations")
         .len()
+}
+
+/// A fresh database is cloned from the template (which a test cannot tell apart from
+/// migrating it, but for this): every migration is already applied, so running them
+/// applies none; it is an ordinary database, not itself a template; and two fresh
+/// databases are two databases, so a write to one is not in the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_databases_are_migrated_copies_of_the_template() {
+    let (a, b) = (TestDatabase::fresh().await, TestDatabase::fresh().await);
+    assert_ne!(a.name(), b.name());
+    let recorded = count(
+        a.url(),
+        "SELECT count(*) AS n FROM __diesel_schema_migrations WHERE version <> $1",
+        "",
+    )
+    .await;
+    assert_eq!(
+        recorded,
+        i64::try_from(migration_count()).expect("a few migrations")
+    );
+    assert_eq!(run_migrations(a.url()).await.expect("migrations run"), 0);
+    let templates = count(
+        &server_url(),
+        "SELECT count(*) AS n FROM pg_database WHERE datname = $1 AND datistemplate",
+        a.name(),
+    )
+    .await;
+    assert_eq!(templates, 0, "a test database must not be a template");
+    let fx = Fixtures::new();
+    let tenant = fx.new_tenant();
+    a.create_tenant(&tenant).await.expect("a tenant is created");
+    assert!(
+        matches!(
+            b.get_tenant(tenant.tenant.id).await,
+            Err(RepoError::NotFound)
+        ),
+        "a tenant made in one fresh database shows up in another"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

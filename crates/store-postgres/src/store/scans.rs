@@ -1,6 +1,6 @@
 //! The scan methods of [`PgStore`]: requesting, reading and listing scans, claiming,
-//! completing with artifacts, and the sweeper. The `Store` impl in `store.rs` delegates
-//! to the functions here.
+//! completing with artifacts, and the sweeper. The `ScanStore` impl at the end of
+//! this file delegates to the functions here and in `share_links`.
 //!
 //! Locks (in addition to the discipline described in `store.rs`):
 //! - `create` key-share locks the fleet, like every write of a row under a fleet, so a
@@ -18,6 +18,7 @@
 //!   (and then their artifacts and share links), can wait for them but never deadlock
 //!   with them: none of them waits for anything `delete_fleet` holds.
 
+use async_trait::async_trait;
 use diesel::dsl::sql;
 use diesel::expression::SqlLiteral;
 use diesel::sql_types::{Bool, Integer, Nullable};
@@ -30,14 +31,18 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::fleet::Agent;
-use fleetpass_domain::ids::{AgentId, FleetId, ScanId, TenantId};
+use fleetpass_domain::ids::{AgentId, FleetId, ScanId, ShareLinkId, TenantId};
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::scan::{MaxDurationMinutes, Scan, ScanStatus};
+use fleetpass_domain::secret::SecretDigest;
+use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_ports::RepoError;
-use fleetpass_ports::store::{AuditFor, ScanArtifacts, ScanFilter, constraint};
+use fleetpass_ports::store::{
+    AuditFor, ScanArtifacts, ScanFilter, ScanStore, ShareAccess, constraint,
+};
 use uuid::Uuid;
 
-use super::{PgStore, insert_audit, overfetch};
+use super::{PgStore, insert_audit, overfetch, share_links};
 use crate::cached::CachedExt as _;
 use crate::error::{DbError, InconsistentWrite};
 use crate::rows::{ArtifactsRow, ScanRow, convert_all};
@@ -451,4 +456,117 @@ async fn sweep_batch(
         selected,
         moved: events.len(),
     })
+}
+
+#[async_trait]
+impl ScanStore for PgStore {
+    // ---- scans ----
+
+    async fn create_scan(&self, scan: &Scan, audit: &AuditEvent) -> Result<(), RepoError> {
+        create(self, scan, audit).await
+    }
+
+    async fn get_scan(&self, tenant: TenantId, id: ScanId) -> Result<Scan, RepoError> {
+        get(self, tenant, id).await
+    }
+
+    async fn list_scans(
+        &self,
+        tenant: TenantId,
+        filter: &ScanFilter,
+        page: PageRequest,
+    ) -> Result<Page<Scan>, RepoError> {
+        list(self, tenant, filter, page).await
+    }
+
+    async fn claim_scan(
+        &self,
+        agent: &Agent,
+        now: Timestamp,
+        audit: AuditFor<'_, Scan>,
+    ) -> Result<Option<Scan>, RepoError> {
+        claim(self, agent, now, audit).await
+    }
+
+    async fn complete_scan(
+        &self,
+        agent: AgentId,
+        id: ScanId,
+        at: Timestamp,
+        artifacts: &ScanArtifacts,
+        audit: &AuditEvent,
+    ) -> Result<Scan, RepoError> {
+        complete(self, agent, id, at, artifacts, audit).await
+    }
+
+    async fn get_scan_artifacts(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+    ) -> Result<Option<ScanArtifacts>, RepoError> {
+        artifacts(self, tenant, id).await
+    }
+
+    async fn sweep_scans(
+        &self,
+        now: Timestamp,
+        audit: AuditFor<'_, Scan>,
+    ) -> Result<usize, RepoError> {
+        sweep(self, now, audit).await
+    }
+
+    // ---- share links ----
+
+    async fn create_share_link(
+        &self,
+        link: &ShareLink,
+        digest: &SecretDigest,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        share_links::create(self, link, digest, audit).await
+    }
+
+    async fn get_share_link(
+        &self,
+        tenant: TenantId,
+        id: ShareLinkId,
+    ) -> Result<ShareLink, RepoError> {
+        share_links::get(self, tenant, id).await
+    }
+
+    async fn list_share_links(
+        &self,
+        tenant: TenantId,
+        scan: ScanId,
+        page: PageRequest,
+    ) -> Result<Page<ShareLink>, RepoError> {
+        share_links::list(self, tenant, scan, page).await
+    }
+
+    async fn revoke_share_link(
+        &self,
+        tenant: TenantId,
+        id: ShareLinkId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<ShareLink, RepoError> {
+        share_links::revoke(self, tenant, id, at, audit).await
+    }
+
+    async fn access_share_link(
+        &self,
+        digest: &SecretDigest,
+        now: Timestamp,
+        artifact: Artifact,
+        audit: AuditFor<'_, ShareLink>,
+    ) -> Result<ShareAccess, RepoError> {
+        share_links::access(self, digest, now, artifact, audit).await
+    }
+
+    async fn find_share_link_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<ShareLink>, RepoError> {
+        share_links::find_by_digest(self, digest).await
+    }
 }

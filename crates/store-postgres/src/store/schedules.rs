@@ -1,6 +1,6 @@
 //! The schedule methods of [`PgStore`]: creating, reading, listing, updating and
 //! deleting schedules, and the scheduler that enqueues the scans of due ones. The
-//! `Store` impl in `store.rs` delegates to the functions here.
+//! `ScheduleStore` impl at the end of this file delegates to the functions here.
 //!
 //! Locks (in addition to the discipline described in `store.rs` and `scans`):
 //! - `create` key-share locks the fleet, like every write of a row under a fleet, so a
@@ -18,6 +18,7 @@
 //!   schedules go with it, or the next call enqueues them) rather than waited for, and
 //!   the scheduler never waits for anything `delete_fleet` holds.
 
+use async_trait::async_trait;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
 use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -27,7 +28,7 @@ use fleetpass_domain::ids::{EnvironmentId, ScheduleId, TenantId};
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::schedule::Schedule;
 use fleetpass_ports::RepoError;
-use fleetpass_ports::store::ScheduleRun;
+use fleetpass_ports::store::{ScheduleRun, ScheduleStore};
 use uuid::Uuid;
 
 use super::{PgStore, expect_one, insert_audit, overfetch, scans};
@@ -292,4 +293,55 @@ async fn run_one(
         .execute(c)
         .await?;
     Ok(Step::Enqueued)
+}
+
+#[async_trait]
+impl ScheduleStore for PgStore {
+    // ---- schedules ----
+
+    async fn create_schedule(
+        &self,
+        schedule: &Schedule,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        create(self, schedule, audit).await
+    }
+
+    async fn get_schedule(&self, tenant: TenantId, id: ScheduleId) -> Result<Schedule, RepoError> {
+        get(self, tenant, id).await
+    }
+
+    async fn list_schedules(
+        &self,
+        tenant: TenantId,
+        environments: Option<&[EnvironmentId]>,
+        page: PageRequest,
+    ) -> Result<Page<Schedule>, RepoError> {
+        list(self, tenant, environments, page).await
+    }
+
+    async fn update_schedule(
+        &self,
+        schedule: &Schedule,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        update(self, schedule, audit).await
+    }
+
+    async fn delete_schedule(
+        &self,
+        tenant: TenantId,
+        id: ScheduleId,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        delete(self, tenant, id, audit).await
+    }
+
+    async fn run_due_schedules(
+        &self,
+        now: Timestamp,
+        enqueue: ScheduleRun<'_>,
+    ) -> Result<usize, RepoError> {
+        run_due(self, now, enqueue).await
+    }
 }

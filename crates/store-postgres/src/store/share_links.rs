@@ -1,5 +1,5 @@
-//! The share-link methods of [`PgStore`]. The `Store` impl in `store.rs` delegates to
-//! the functions here.
+//! The share-link methods of [`PgStore`]. The `ScanStore` impl in `scans.rs` delegates
+//! to the functions here.
 //!
 //! Locks: `create` key-share locks the scan (a parent before its child, as everywhere),
 //! so a concurrent `delete_fleet` either commits first (`NotFound`) or waits and

@@ -1,0 +1,145 @@
+//! The [`ScanStore`] part of the store port: scans (request, claim, complete, sweep) and
+//! the share links to their artifacts.
+//!
+//! The obligations in the [`store`](super) module docs hold for every method here.
+
+use async_trait::async_trait;
+use fleetpass_domain::Timestamp;
+use fleetpass_domain::audit::AuditEvent;
+use fleetpass_domain::fleet::Agent;
+use fleetpass_domain::ids::{AgentId, ScanId, ShareLinkId, TenantId};
+use fleetpass_domain::page::{Page, PageRequest};
+use fleetpass_domain::scan::Scan;
+use fleetpass_domain::secret::SecretDigest;
+use fleetpass_domain::share::{Artifact, ShareLink};
+
+use super::{AuditFor, RepoError, ScanArtifacts, ScanFilter, ShareAccess};
+
+/// The part of [`Store`](super::Store) for scans.
+#[async_trait]
+pub trait ScanStore: Send + Sync + 'static {
+    // ---- scans ----
+
+    /// Stores a requested scan (status queued).
+    ///
+    /// # Errors
+    /// `NotFound` when its fleet is not one of its tenant's.
+    async fn create_scan(&self, scan: &Scan, audit: &AuditEvent) -> Result<(), RepoError>;
+
+    /// Reads a scan of `tenant`.
+    async fn get_scan(&self, tenant: TenantId, id: ScanId) -> Result<Scan, RepoError>;
+
+    /// Lists the scans of `tenant` that pass `filter`, newest first (filter before
+    /// paginating, so pages are full).
+    async fn list_scans(
+        &self,
+        tenant: TenantId,
+        filter: &ScanFilter,
+        page: PageRequest,
+    ) -> Result<Page<Scan>, RepoError>;
+
+    /// Claims for `agent` the oldest scan of its fleet that is `claimable(now)`: it
+    /// becomes running, claimed by the agent at `now`, and `audit` records it. Two
+    /// concurrent claims never get the same scan (Postgres: `FOR UPDATE SKIP LOCKED`),
+    /// across processes too. `Ok(None)` when there is nothing to claim.
+    async fn claim_scan(
+        &self,
+        agent: &Agent,
+        now: Timestamp,
+        audit: AuditFor<'_, Scan>,
+    ) -> Result<Option<Scan>, RepoError>;
+
+    /// Completes a running scan claimed by `agent` at `at`, storing its artifacts;
+    /// returns the completed scan.
+    ///
+    /// # Errors
+    /// MUST return `NotFound` when the scan does not exist or was not claimed by this
+    /// agent, and `Conflict { constraint: SCAN_NOT_RUNNING }` when it was, but is no
+    /// longer running (completed already, or failed by the sweeper).
+    async fn complete_scan(
+        &self,
+        agent: AgentId,
+        id: ScanId,
+        at: Timestamp,
+        artifacts: &ScanArtifacts,
+        audit: &AuditEvent,
+    ) -> Result<Scan, RepoError>;
+
+    /// The artifacts of a completed scan of `tenant`; `Ok(None)` when it has none yet
+    /// (`NotFound` for an unknown scan).
+    async fn get_scan_artifacts(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+    ) -> Result<Option<ScanArtifacts>, RepoError>;
+
+    /// Moves every overdue scan (`Scan::overdue(now)`) to failed or expired, with
+    /// `finished_at = now` and an audit event each; returns how many moved. Safe to run
+    /// on several replicas at once: each scan moves once.
+    async fn sweep_scans(
+        &self,
+        now: Timestamp,
+        audit: AuditFor<'_, Scan>,
+    ) -> Result<usize, RepoError>;
+
+    // ---- share links ----
+
+    /// Stores a share link and its token's digest.
+    ///
+    /// # Errors
+    /// `NotFound` when its scan is not one of its tenant's.
+    async fn create_share_link(
+        &self,
+        link: &ShareLink,
+        digest: &SecretDigest,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
+
+    /// Reads a share link of `tenant`.
+    async fn get_share_link(
+        &self,
+        tenant: TenantId,
+        id: ShareLinkId,
+    ) -> Result<ShareLink, RepoError>;
+
+    /// Lists a scan's share links, newest first. `NotFound` for an unknown scan.
+    async fn list_share_links(
+        &self,
+        tenant: TenantId,
+        scan: ScanId,
+        page: PageRequest,
+    ) -> Result<Page<ShareLink>, RepoError>;
+
+    /// Revokes a share link and returns it; revoking a revoked one changes nothing and
+    /// writes no audit event.
+    async fn revoke_share_link(
+        &self,
+        tenant: TenantId,
+        id: ShareLinkId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<ShareLink, RepoError>;
+
+    /// Opens the share link whose token has `digest` for `artifact`, atomically: when
+    /// its status at `now` is active and it grants `artifact`, its access count goes up
+    /// by one, `last_accessed_at = now`, the `audit` event is written, and the link (as
+    /// changed) and its scan are returned. An active link that does not grant the
+    /// artifact is `OutOfScope` and nothing is written (a refused request is no
+    /// access). An unknown, expired, revoked or used-up link is `Unavailable` —
+    /// indistinguishably — and nothing is written. N concurrent opens of a link with m
+    /// accesses left succeed exactly min(N, m) times.
+    async fn access_share_link(
+        &self,
+        digest: &SecretDigest,
+        now: Timestamp,
+        artifact: Artifact,
+        audit: AuditFor<'_, ShareLink>,
+    ) -> Result<ShareAccess, RepoError>;
+
+    /// The share link whose token has `digest`, in any tenant (in any state); `Ok(None)`
+    /// when there is none.
+    async fn find_share_link_by_digest(
+        &self,
+        digest: &SecretDigest,
+    ) -> Result<Option<ShareLink>, RepoError>;
+}

@@ -1,0 +1,435 @@
+//! The services' time and access rules, tested over the in-memory store with a pinned
+//! clock (the `Deps` clock, id and secret ports), without HTTP: enrollment tokens expire
+//! at their instant and are used up, share links stop at their expiry and their access
+//! limit, a rotated token's old secret works exactly through its grace period, and the
+//! role and environment scope of a token decide what its services allow.
+
+use std::sync::Arc;
+
+use fleetpass_domain::Timestamp;
+use fleetpass_domain::access::Actor;
+use fleetpass_domain::audit::AuditActor;
+use fleetpass_domain::fleet::{EnrollmentTtlHours, Hostname, MaxUses, Platform};
+use fleetpass_domain::identity::{EnvScope, EnvironmentName, Role, TenantName};
+use fleetpass_domain::page::PageRequest;
+use fleetpass_domain::scan::{ScanConstraints, ScanResults, ScanStatus, Scenario};
+use fleetpass_domain::share::{Artifact, MaxAccesses, ShareTtlHours};
+use fleetpass_domain::token::{GraceHours, TokenName, TokenTtlDays};
+use fleetpass_ports::Deps;
+use fleetpass_ports::keys::{KeyRing, MasterKey};
+use fleetpass_ports::service::agents::{self, Enrolled, Enrollment};
+use fleetpass_ports::service::fleets::{self, CreatedFleet};
+use fleetpass_ports::service::shares::{self, NewShare, ShareRefused};
+use fleetpass_ports::service::tokens::{self, NewToken, OwnerRef};
+use fleetpass_ports::service::{ServiceError, auth, directory, scans, tenants};
+use fleetpass_ports::system::{FixedClock, SequentialIds, SequentialSecrets};
+use fleetpass_store_memory::MemoryStore;
+use time::Duration;
+use time::macros::datetime;
+
+/// When every test starts.
+const T0: Timestamp = datetime!(2026-11-29 12:00 UTC);
+
+/// Services over a fresh in-memory store, the clock pinned at [`T0`].
+struct World {
+    deps: Deps,
+    clock: Arc<FixedClock>,
+    keys: KeyRing,
+    /// The tenant admin, as its first token authenticates.
+    admin: Actor,
+    /// That token's secret.
+    admin_secret: String,
+}
+
+impl World {
+    async fn new() -> Self {
+        let clock = Arc::new(FixedClock::new(T0));
+        let deps = Deps {
+            store: Arc::new(MemoryStore::new()),
+            clock: clock.clone(),
+            ids: Arc::new(SequentialIds::default()),
+            secrets: Arc::new(SequentialSecrets::default()),
+        };
+        let keys = KeyRing::load(
+            deps.store.clone(),
+            deps.secrets.as_ref(),
+            MasterKey::from_bytes([9; 32]),
+            T0,
+        )
+        .await
+        .expect("a key ring over an empty store");
+        let created = tenants::create_tenant(
+            &deps,
+            TenantName::new("acme").expect("a tenant name"),
+            AuditActor::Platform,
+        )
+        .await
+        .expect("a tenant");
+        let admin_secret = created.admin_token.expose().to_owned();
+        let (admin, _) = auth::authenticate(&deps, &admin_secret)
+            .await
+            .expect("the first admin token authenticates");
+        Self {
+            deps,
+            clock,
+            keys,
+            admin,
+            admin_secret,
+        }
+    }
+
+    fn at(&self, at: Timestamp) {
+        self.clock.set(at);
+    }
+
+    async fn fleet(&self) -> CreatedFleet {
+        fleets::create_fleet(&self.deps, &self.admin, None, None)
+            .await
+            .expect("a fleet")
+    }
+
+    async fn enroll(&self, secret: &str) -> Result<Enrolled, ServiceError> {
+        agents::enroll(
+            &self.deps,
+            &self.keys,
+            secret,
+            Enrollment {
+                hostname: Hostname::new("host-1").expect("a hostname"),
+                platform: Platform::new("linux").expect("a platform"),
+                agent_version: None,
+            },
+        )
+        .await
+    }
+
+    /// A token of `role` over `scope`, owned by the admin's service account; its secret.
+    async fn token(&self, role: Role, scope: EnvScope, ttl_days: i64) -> (Actor, String) {
+        let issued = tokens::create_token(
+            &self.deps,
+            &self.admin,
+            NewToken {
+                name: TokenName::new(&format!("{role:?} token")).expect("a token name"),
+                owner: OwnerRef::Caller,
+                role,
+                scope,
+                ttl: TokenTtlDays::new(ttl_days).expect("a ttl"),
+                rate_limit: None,
+            },
+        )
+        .await
+        .expect("a token");
+        let secret = issued.secret.expose().to_owned();
+        let (actor, _) = auth::authenticate(&self.deps, &secret)
+            .await
+            .expect("a new token authenticates");
+        (actor, secret)
+    }
+
+    /// A completed scan of a new fleet, run by an enrolled agent.
+    async fn completed_scan(&self) -> fleetpass_domain::ids::ScanId {
+        let fleet = self.fleet().await;
+        let enrolled = self
+            .enroll(fleet.enrollment.secret.expose())
+            .await
+            .expect("the fleet's first token enrolls");
+        let scan = scans::request_scan(
+            &self.deps,
+            &self.admin,
+            fleet.fleet.id,
+            Scenario::Inventory,
+            ScanConstraints::default(),
+        )
+        .await
+        .expect("a scan is requested");
+        let claimed = scans::claim(&self.deps, &enrolled.agent)
+            .await
+            .expect("a claim")
+            .expect("the queued scan is claimed");
+        assert_eq!(claimed.id, scan.id);
+        let done = scans::submit_results(
+            &self.deps,
+            &self.keys,
+            &enrolled.agent,
+            scan.id,
+            ScanResults::default(),
+        )
+        .await
+        .expect("results are accepted");
+        assert_eq!(done.status, ScanStatus::Completed);
+        scan.id
+    }
+}
+
+fn is_unauthorized<T: std::fmt::Debug>(outcome: Result<T, ServiceError>, what: &str) {
+    assert!(
+        matches!(outcome, Err(ServiceError::Unauthorized { .. })),
+        "{what}: expected Unauthorized, got {outcome:?}"
+    );
+}
+
+fn is_denied<T: std::fmt::Debug>(outcome: Result<T, ServiceError>, what: &str) {
+    assert!(
+        matches!(outcome, Err(ServiceError::Denied(_))),
+        "{what}: expected Denied, got {outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_enrollment_token_works_until_its_expiry_instant() {
+    let w = World::new().await;
+    let fleet = w.fleet().await;
+    let issued = fleets::issue_enrollment_token(
+        &w.deps,
+        &w.admin,
+        fleet.fleet.id,
+        EnrollmentTtlHours::new(2).expect("a ttl"),
+        MaxUses::new(5).expect("a use count"),
+    )
+    .await
+    .expect("a token");
+    w.at(T0 + Duration::hours(2) - Duration::seconds(1));
+    w.enroll(issued.secret.expose())
+        .await
+        .expect("a second before expiry it enrolls");
+    w.at(T0 + Duration::hours(2));
+    is_unauthorized(
+        w.enroll(issued.secret.expose()).await,
+        "at its expiry instant",
+    );
+}
+
+#[tokio::test]
+async fn a_fleets_first_enrollment_token_is_one_time_and_lasts_72_hours() {
+    let w = World::new().await;
+    let fleet = w.fleet().await;
+    assert_eq!(fleet.enrollment.token.expires_at, T0 + Duration::hours(72));
+    w.enroll(fleet.enrollment.secret.expose())
+        .await
+        .expect("the first use enrolls");
+    is_unauthorized(
+        w.enroll(fleet.enrollment.secret.expose()).await,
+        "the second use of a one-time token",
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_enrollment_token_no_longer_enrolls() {
+    let w = World::new().await;
+    let fleet = w.fleet().await;
+    fleets::revoke_enrollment_token(&w.deps, &w.admin, fleet.fleet.id, fleet.enrollment.token.id)
+        .await
+        .expect("revoked");
+    is_unauthorized(
+        w.enroll(fleet.enrollment.secret.expose()).await,
+        "a revoked token",
+    );
+}
+
+#[tokio::test]
+async fn a_share_link_opens_until_its_expiry_and_its_access_limit() {
+    let w = World::new().await;
+    let scan = w.completed_scan().await;
+    let share = |hours, max: Option<i64>| NewShare {
+        ttl: ShareTtlHours::new(hours).expect("a ttl"),
+        label: None,
+        scope: Artifact::Bundle,
+        max_accesses: max.map(|n| MaxAccesses::new(n).expect("a limit")),
+    };
+    let limited = shares::create_share_link(&w.deps, &w.admin, scan, share(24, Some(2)))
+        .await
+        .expect("a limited link");
+    let expiring = shares::create_share_link(&w.deps, &w.admin, scan, share(1, None))
+        .await
+        .expect("an expiring link");
+
+    for n in 1..=2 {
+        let opened = shares::open(&w.deps, limited.secret.expose(), Artifact::Report)
+            .await
+            .expect("opens within its limit");
+        assert_eq!(opened.link.access_count, n);
+    }
+    assert!(matches!(
+        shares::open(&w.deps, limited.secret.expose(), Artifact::Report).await,
+        Err(ShareRefused::Unavailable)
+    ));
+
+    // A link grants its scope and what is narrower, nothing wider.
+    let narrow = shares::create_share_link(
+        &w.deps,
+        &w.admin,
+        scan,
+        NewShare {
+            scope: Artifact::Report,
+            ..share(24, None)
+        },
+    )
+    .await
+    .expect("a report-only link");
+    assert!(matches!(
+        shares::open(&w.deps, narrow.secret.expose(), Artifact::Bundle).await,
+        Err(ShareRefused::OutOfScope(_))
+    ));
+
+    w.at(T0 + Duration::hours(1) - Duration::seconds(1));
+    shares::open(&w.deps, expiring.secret.expose(), Artifact::Bundle)
+        .await
+        .expect("a second before expiry it opens");
+    w.at(T0 + Duration::hours(1));
+    assert!(matches!(
+        shares::open(&w.deps, expiring.secret.expose(), Artifact::Bundle).await,
+        Err(ShareRefused::Unavailable)
+    ));
+}
+
+#[tokio::test]
+async fn a_rotated_tokens_old_secret_works_through_its_grace_period_only() {
+    let w = World::new().await;
+    let (operator, old) = w.token(Role::Operator, EnvScope::All, 30).await;
+    let rotated = tokens::rotate_token(
+        &w.deps,
+        &w.admin,
+        operator.token_id,
+        GraceHours::new(2).expect("a grace period"),
+    )
+    .await
+    .expect("rotated");
+    let new = rotated.secret.expose().to_owned();
+    w.at(T0 + Duration::hours(2) - Duration::seconds(1));
+    auth::authenticate(&w.deps, &old)
+        .await
+        .expect("the old secret works within the grace period");
+    auth::authenticate(&w.deps, &new)
+        .await
+        .expect("the new secret works");
+    w.at(T0 + Duration::hours(2));
+    is_unauthorized(
+        auth::authenticate(&w.deps, &old).await,
+        "the old secret at the end of its grace period",
+    );
+    auth::authenticate(&w.deps, &new)
+        .await
+        .expect("the new secret still works");
+}
+
+#[tokio::test]
+async fn a_rotation_without_grace_ends_the_old_secret_at_once() {
+    let w = World::new().await;
+    let (operator, old) = w.token(Role::Operator, EnvScope::All, 30).await;
+    tokens::rotate_token(
+        &w.deps,
+        &w.admin,
+        operator.token_id,
+        GraceHours::new(0).expect("no grace"),
+    )
+    .await
+    .expect("rotated");
+    is_unauthorized(auth::authenticate(&w.deps, &old).await, "the old secret");
+}
+
+#[tokio::test]
+async fn a_token_expires_at_its_ttl() {
+    let w = World::new().await;
+    let (_, secret) = w.token(Role::Viewer, EnvScope::All, 1).await;
+    w.at(T0 + Duration::days(1) - Duration::seconds(1));
+    auth::authenticate(&w.deps, &secret)
+        .await
+        .expect("works until its expiry");
+    w.at(T0 + Duration::days(1));
+    is_unauthorized(auth::authenticate(&w.deps, &secret).await, "at its expiry");
+    // The admin's own token is still valid: the longest allowed TTL.
+    auth::authenticate(&w.deps, &w.admin_secret)
+        .await
+        .expect("the admin token is long-lived");
+}
+
+#[tokio::test]
+async fn roles_decide_what_a_token_may_do() {
+    let w = World::new().await;
+    let fleet = w.fleet().await;
+    let (viewer, _) = w.token(Role::Viewer, EnvScope::All, 30).await;
+    let (operator, _) = w.token(Role::Operator, EnvScope::All, 30).await;
+
+    fleets::get_fleet(&w.deps, &viewer, fleet.fleet.id)
+        .await
+        .expect("a viewer reads fleets");
+    is_denied(
+        fleets::create_fleet(&w.deps, &viewer, None, None).await,
+        "a viewer creating a fleet",
+    );
+    is_denied(
+        fleets::rename_fleet(&w.deps, &viewer, fleet.fleet.id, fleet.fleet.name.clone()).await,
+        "a viewer renaming a fleet",
+    );
+    fleets::create_fleet(&w.deps, &operator, None, None)
+        .await
+        .expect("an operator creates fleets");
+    is_denied(
+        directory::list_audit_events(
+            &w.deps,
+            &operator,
+            &Default::default(),
+            PageRequest::default(),
+        )
+        .await,
+        "an operator reading the audit log",
+    );
+    is_denied(
+        tokens::create_token(
+            &w.deps,
+            &operator,
+            NewToken {
+                name: TokenName::new("escalation").expect("a name"),
+                owner: OwnerRef::Caller,
+                role: Role::Admin,
+                scope: EnvScope::All,
+                ttl: TokenTtlDays::new(1).expect("a ttl"),
+                rate_limit: None,
+            },
+        )
+        .await,
+        "an operator minting tokens",
+    );
+}
+
+#[tokio::test]
+async fn an_environment_scoped_token_sees_and_changes_only_its_environments() {
+    let w = World::new().await;
+    let staging = directory::create_environment(
+        &w.deps,
+        &w.admin,
+        EnvironmentName::new("staging").expect("a name"),
+    )
+    .await
+    .expect("an environment");
+    let in_production = w.fleet().await;
+    let (scoped, _) = w
+        .token(
+            Role::Operator,
+            EnvScope::from_wire(false, vec![staging.id]).expect("a scope"),
+            30,
+        )
+        .await;
+
+    let in_staging = fleets::create_fleet(&w.deps, &scoped, None, Some(staging.id))
+        .await
+        .expect("a fleet in its own environment");
+    assert_eq!(in_staging.fleet.environment_id, staging.id);
+    is_denied(
+        fleets::create_fleet(
+            &w.deps,
+            &scoped,
+            None,
+            Some(in_production.fleet.environment_id),
+        )
+        .await,
+        "a fleet in another environment",
+    );
+    let outside = fleets::get_fleet(&w.deps, &scoped, in_production.fleet.id).await;
+    assert!(
+        matches!(
+            outside,
+            Err(ServiceError::NotFound | ServiceError::Denied(_))
+        ),
+        "a fleet outside the scope must not be readable, got {outside:?}"
+    );
+}
