@@ -105,7 +105,7 @@ impl PgStore {
         }
     }
 
-    /// Writes the noted token uses every [`FLUSH_EVERY`], for as long as it runs (the
+    /// Writes the noted token uses every 5 s (`FLUSH_EVERY`), for as long as it runs (the
     /// server spawns it, and calls [`PgStore::write_token_uses`] once more at shutdown).
     pub async fn write_token_uses_periodically(&self) {
         let mut tick = tokio::time::interval(FLUSH_EVERY);
