@@ -21,11 +21,11 @@ use fleetpass_domain::schedule::Schedule;
 use fleetpass_domain::secret::{PlainSecret, SecretDigest};
 use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_domain::token::ApiToken;
-use fleetpass_ports::Store;
 use fleetpass_ports::store::{
     AuditFilter, AuditFor, EnrollBuilder, NewTenant, RepoError, ScanArtifacts, ScheduleRun,
     ShareAccess,
 };
+use fleetpass_ports::{Conflict, Store};
 use uuid::Uuid;
 
 use crate::fixtures::Fixtures;
@@ -37,7 +37,7 @@ pub(crate) trait Must<T> {
     /// Checks that the call failed with `NotFound`.
     fn must_be_not_found(self, what: &str);
     /// Checks that the call failed with `Conflict` on `constraint`.
-    fn must_conflict(self, constraint: &str, what: &str);
+    fn must_conflict(self, constraint: Conflict, what: &str);
 }
 
 impl<T: Debug> Must<T> for Result<T, RepoError> {
@@ -52,7 +52,7 @@ impl<T: Debug> Must<T> for Result<T, RepoError> {
         }
     }
 
-    fn must_conflict(self, constraint: &str, what: &str) {
+    fn must_conflict(self, constraint: Conflict, what: &str) {
         match self {
             Err(RepoError::Conflict { constraint: got }) if got == constraint => {}
             other => panic!(

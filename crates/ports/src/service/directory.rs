@@ -11,12 +11,8 @@ use fleetpass_domain::page::{Page, PageRequest};
 use serde_json::json;
 
 use super::{ServiceError, ServiceResult, require};
-use crate::Deps;
 use crate::store::{AuditFilter, PrincipalFilter};
-
-/// Service-level state clash: disabling or deleting the owner of the calling token
-/// would lock the caller out mid-request.
-pub const PRINCIPAL_IS_CALLER: &str = "principal_is_caller";
+use crate::{Conflict, Deps};
 
 // ---- environments ----
 
@@ -273,7 +269,7 @@ pub async fn update_principal(
     }
     if loses_power && actor.owner_id == Some(p.id) {
         return Err(ServiceError::Conflict {
-            constraint: PRINCIPAL_IS_CALLER,
+            constraint: Conflict::PrincipalIsCaller,
         });
     }
     let [_, updated, _] = principal_actions(want);
@@ -299,7 +295,7 @@ fn require_every_environment(actor: &Actor) -> ServiceResult<()> {
 /// Deletes a principal and revokes its tokens.
 ///
 /// # Errors
-/// `Denied`, `NotFound`, `Conflict(PRINCIPAL_IS_CALLER)`, store errors.
+/// `Denied`, `NotFound`, `Conflict(PrincipalIsCaller)`, store errors.
 pub async fn delete_principal(
     deps: &Deps,
     actor: &Actor,
@@ -310,7 +306,7 @@ pub async fn delete_principal(
     require_every_environment(actor)?;
     if actor.owner_id == Some(p.id) {
         return Err(ServiceError::Conflict {
-            constraint: PRINCIPAL_IS_CALLER,
+            constraint: Conflict::PrincipalIsCaller,
         });
     }
     let [_, _, deleted] = principal_actions(want);

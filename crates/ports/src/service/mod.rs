@@ -54,8 +54,8 @@ pub enum ServiceError {
     /// A uniqueness or state clash.
     #[error("conflict on {constraint}")]
     Conflict {
-        /// Which rule (see `store::constraint`).
-        constraint: &'static str,
+        /// Which rule.
+        constraint: crate::conflict::Conflict,
     },
     /// The feature is off in this deployment (retrying will not help).
     #[error("{message}")]

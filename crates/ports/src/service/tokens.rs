@@ -13,10 +13,7 @@ use fleetpass_domain::token::{
 use serde_json::json;
 
 use super::{ServiceError, ServiceResult, require};
-use crate::{Deps, RepoError};
-
-/// Service-level state clash: rotating a token that no longer works.
-pub const TOKEN_NOT_ACTIVE: &str = "token_not_active";
+use crate::{Conflict, Deps, RepoError};
 
 /// Who will own a new token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,7 +250,7 @@ pub async fn revoke_token(deps: &Deps, actor: &Actor, id: TokenId) -> ServiceRes
 /// `grace`.
 ///
 /// # Errors
-/// `Denied`, `NotFound`; `Conflict(TOKEN_NOT_ACTIVE)` for a revoked or expired token;
+/// `Denied`, `NotFound`; `Conflict(TokenNotActive)` for a revoked or expired token;
 /// store errors.
 pub async fn rotate_token(
     deps: &Deps,
@@ -265,7 +262,7 @@ pub async fn rotate_token(
     let now = deps.now();
     if token.status(now) != TokenStatus::Active {
         return Err(ServiceError::Conflict {
-            constraint: TOKEN_NOT_ACTIVE,
+            constraint: Conflict::TokenNotActive,
         });
     }
     let secret = PlainSecret::from_random(SecretKind::ApiToken, deps.secrets.random_32());
