@@ -213,6 +213,11 @@ impl ApiError {
         self.field.as_deref()
     }
 
+    /// The per-field problems, when there are several.
+    pub fn problems(&self) -> &[FieldProblem] {
+        &self.details
+    }
+
     /// The message.
     pub fn message(&self) -> &str {
         &self.message
