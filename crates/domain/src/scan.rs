@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 use crate::ids::{AgentId, EnvironmentId, FleetId, ScanId, TenantId};
-use crate::value::{ValueError, int_newtype};
+use crate::value::ValueError;
 
 /// What a scan looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -71,123 +71,10 @@ impl Scenario {
     }
 }
 
-int_newtype!(
-    /// How long a claimed scan may run before it fails, 1-1440 minutes.
-    MaxDurationMinutes, 1, 1440
-);
-int_newtype!(
-    /// How many assets a scan may report, 1-100 000.
-    MaxAssets, 1, 100_000
-);
+mod constraints;
 
-impl MaxDurationMinutes {
-    /// The limit of a scan that sets none: an hour, above every scenario's minimum.
-    pub const fn default_limit() -> Self {
-        Self(60)
-    }
-}
-
-/// The most assets any scan may report.
-pub(crate) const MAX_ASSETS: usize = 100_000;
-
-/// The constraints of a scan request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScanConstraints {
-    /// How long a claimed scan may run.
-    pub max_duration_minutes: Option<MaxDurationMinutes>,
-    /// Not to be claimed before this.
-    pub not_before: Option<Timestamp>,
-    /// Not to be claimed after this (a queued scan then expires).
-    pub not_after: Option<Timestamp>,
-    /// At most this many assets.
-    pub max_assets: Option<MaxAssets>,
-}
-
-/// One infeasible constraint: the wire field and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Infeasible {
-    /// The field (`notAfter`, `maxDurationMinutes`).
-    pub field: &'static str,
-    /// Why, read after the field name.
-    pub message: String,
-}
-
-impl ScanConstraints {
-    /// The effective run-time limit.
-    pub fn max_duration(&self) -> MaxDurationMinutes {
-        self.max_duration_minutes
-            .unwrap_or(MaxDurationMinutes::default_limit())
-    }
-
-    /// Checks that a `scenario` scan requested at `now` with these constraints can run.
-    ///
-    /// # Errors
-    /// Every infeasible constraint, naming its field.
-    ///
-    /// # Examples
-    /// ```
-    /// use fleetpass_domain::scan::{MaxDurationMinutes, ScanConstraints, Scenario};
-    /// use time::macros::datetime;
-    ///
-    /// let now = datetime!(2026-11-22 10:00 UTC);
-    /// let tight = ScanConstraints {
-    ///     max_duration_minutes: Some(MaxDurationMinutes::new(20).unwrap()),
-    ///     not_after: Some(now + time::Duration::minutes(10)),
-    ///     ..ScanConstraints::default()
-    /// };
-    /// // Compliance needs 30 minutes: both constraints are named.
-    /// let fields: Vec<_> = tight.check_feasible(Scenario::Compliance, now).unwrap_err()
-    ///     .into_iter().map(|p| p.field).collect();
-    /// assert_eq!(fields, ["maxDurationMinutes", "notAfter"]);
-    /// assert!(tight.check_feasible(Scenario::Inventory, now).is_ok());
-    /// ```
-    pub fn check_feasible(
-        &self,
-        scenario: Scenario,
-        now: Timestamp,
-    ) -> Result<(), Vec<Infeasible>> {
-        let min = scenario.min_minutes();
-        let name = scenario.as_str();
-        let mut problems = Vec::new();
-        if let Some(max) = self.max_duration_minutes
-            && max.get() < min
-        {
-            problems.push(Infeasible {
-                field: "maxDurationMinutes",
-                message: format!(
-                    "is below the {name} scenario's minimum duration of {min} minutes"
-                ),
-            });
-        }
-        if let Some(not_after) = self.not_after {
-            let start = self.not_before.map_or(now, |nb| nb.max(now));
-            if self.not_before.is_some_and(|nb| not_after <= nb) {
-                problems.push(Infeasible {
-                    field: "notAfter",
-                    message: "must be after notBefore".to_owned(),
-                });
-            } else if not_after <= now {
-                problems.push(Infeasible {
-                    field: "notAfter",
-                    message: "is already past".to_owned(),
-                });
-            } else if not_after - start < time::Duration::minutes(i64::from(min)) {
-                let window = (not_after - start).whole_minutes();
-                problems.push(Infeasible {
-                    field: "notAfter",
-                    message: format!(
-                        "leaves a window of {window} minutes, shorter than the {name} scenario's minimum of {min} minutes"
-                    ),
-                });
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
-        }
-    }
-}
+pub(crate) use constraints::MAX_ASSETS;
+pub use constraints::{Constraint, Infeasible, MaxAssets, MaxDurationMinutes, ScanConstraints};
 
 /// Where a scan is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -664,7 +551,7 @@ mod tests {
         }
     }
 
-    fn fields(r: Result<(), Vec<Infeasible>>) -> Vec<&'static str> {
+    fn fields(r: Result<(), Vec<Infeasible>>) -> Vec<Constraint> {
         r.err()
             .unwrap_or_default()
             .into_iter()
@@ -677,39 +564,39 @@ mod tests {
         let s = Scenario::Compliance;
         assert_eq!(
             fields(constraints(None, None, Some(30)).check_feasible(s, NOW)),
-            Vec::<&str>::new()
+            Vec::<Constraint>::new()
         );
         assert_eq!(
             fields(constraints(None, None, Some(29)).check_feasible(s, NOW)),
-            ["maxDurationMinutes"]
+            [Constraint::MaxDuration]
         );
         assert_eq!(
             fields(constraints(None, Some(30), None).check_feasible(s, NOW)),
-            Vec::<&str>::new()
+            Vec::<Constraint>::new()
         );
         assert_eq!(
             fields(constraints(None, Some(29), None).check_feasible(s, NOW)),
-            ["notAfter"]
+            [Constraint::NotAfter]
         );
         assert_eq!(
             fields(constraints(Some(60), Some(89), None).check_feasible(s, NOW)),
-            ["notAfter"]
+            [Constraint::NotAfter]
         );
         assert_eq!(
             fields(constraints(Some(60), Some(90), None).check_feasible(s, NOW)),
-            Vec::<&str>::new()
+            Vec::<Constraint>::new()
         );
         assert_eq!(
             fields(constraints(Some(60), Some(60), None).check_feasible(s, NOW)),
-            ["notAfter"]
+            [Constraint::NotAfter]
         );
         assert_eq!(
             fields(constraints(None, Some(0), None).check_feasible(s, NOW)),
-            ["notAfter"]
+            [Constraint::NotAfter]
         );
         assert_eq!(
             fields(constraints(None, Some(-5), Some(1)).check_feasible(s, NOW)),
-            ["maxDurationMinutes", "notAfter"]
+            [Constraint::MaxDuration, Constraint::NotAfter]
         );
         assert_eq!(Scenario::Inventory.min_minutes(), 5);
         assert!(Scenario::parse("vuln").is_err());

@@ -12,9 +12,11 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 use fleetpass_domain::access::Denied;
+use fleetpass_domain::fleet::EnrollmentRefusal;
+use fleetpass_domain::scan::Constraint;
 use fleetpass_domain::value::ValueError;
 use fleetpass_ports::Conflict;
-use fleetpass_ports::service::ServiceError;
+use fleetpass_ports::service::{Field, Remedy, ServiceError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -297,6 +299,52 @@ impl ResponseError for ApiError {
     }
 }
 
+/// The wire name of each input a service can find wrong.
+pub(crate) const fn wire_field(field: Field) -> &'static str {
+    match field {
+        Field::Secret => "token",
+        Field::Role => "role",
+        Field::Environment => "environmentId",
+        Field::Environments => "environmentIds",
+        Field::OwnerUser => "ownerUserId",
+        Field::OwnerServiceAccount => "ownerServiceAccountId",
+        Field::Results => "results",
+        Field::Constraint(Constraint::MaxDuration) => "maxDurationMinutes",
+        Field::Constraint(Constraint::NotBefore) => "notBefore",
+        Field::Constraint(Constraint::NotAfter) => "notAfter",
+        Field::Constraint(Constraint::MaxAssets) => "maxAssets",
+    }
+}
+
+/// The words of each remedy for refused credentials, with the route that gets new ones.
+const fn remedy(remedy: Remedy) -> &'static str {
+    match remedy {
+        Remedy::EnrollmentTokenAsIssued => {
+            "Send the enrollment token exactly as issued (it starts with fpe_)."
+        }
+        Remedy::Enrollment(EnrollmentRefusal::Unknown) => {
+            "Check the token was copied whole; issue a new one with POST /tenant/discovery/fleets/{fleet_id}/enrollment-tokens."
+        }
+        Remedy::Enrollment(
+            EnrollmentRefusal::Expired | EnrollmentRefusal::Revoked | EnrollmentRefusal::UsedUp,
+        ) => {
+            "Issue a new enrollment token with POST /tenant/discovery/fleets/{fleet_id}/enrollment-tokens."
+        }
+        Remedy::FreshAccessToken => "Get a fresh access token from POST /agent/token.",
+    }
+}
+
+/// Where to look, for a field whose rule says no more: the routes that list the values
+/// it takes.
+const fn field_hint(field: Field) -> Option<&'static str> {
+    match field {
+        Field::Environment | Field::Environments => {
+            Some("List environments with GET /api/admin/environments.")
+        }
+        _ => None,
+    }
+}
+
 /// Message and hint of each conflict rule: an exhaustive `match`, so a new rule cannot
 /// reach a client without its own words.
 pub(crate) fn conflict_words(conflict: Conflict) -> (&'static str, &'static str) {
@@ -357,9 +405,10 @@ impl From<ServiceError> for ApiError {
                 message,
                 hint,
             } => {
-                let err = Self::new(ErrorCode::ValidationError, format!("{field} {message}"))
-                    .field(field);
-                match hint {
+                let name = wire_field(field);
+                let err =
+                    Self::new(ErrorCode::ValidationError, format!("{name} {message}")).field(name);
+                match hint.or_else(|| field_hint(field).map(str::to_owned)) {
                     Some(h) => err.hint(h),
                     None => err,
                 }
@@ -367,7 +416,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Unauthorized { message, hint } => {
                 let e = Self::unauthorized(message);
                 match hint {
-                    Some(h) => e.hint(h),
+                    Some(h) => e.hint(remedy(h)),
                     None => e,
                 }
             }

@@ -207,7 +207,7 @@ pub async fn issue_enrollment_token(
     let ttl = checks.require("expiresHours", ttl);
     let max_uses = checks.require(
         "maxUses",
-        body.max_uses.map_or(Ok(MaxUses::once()), MaxUses::new),
+        body.max_uses.map_or(Ok(MaxUses::default()), MaxUses::new),
     );
     let (ttl, max_uses) = checks.finish_with((ttl, max_uses))?;
     let issued =

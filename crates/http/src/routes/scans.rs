@@ -297,7 +297,7 @@ async fn create_share(
     let scope = checks.require(
         "scope",
         body.scope
-            .map_or(Ok(Artifact::Passport), |s| Artifact::parse(&s)),
+            .map_or(Ok(Artifact::DEFAULT_SHARE_SCOPE), |s| Artifact::parse(&s)),
     );
     let max_accesses = body
         .max_accesses

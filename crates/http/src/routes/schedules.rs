@@ -141,7 +141,7 @@ pub async fn create_schedule(
         max_duration_minutes,
         max_assets,
         interval,
-        enabled: body.enabled.unwrap_or(true),
+        enabled: body.enabled.unwrap_or(Schedule::ENABLED_BY_DEFAULT),
     };
     let schedule = svc::create_schedule(&state.deps, &caller.actor, fleet, spec).await?;
     Ok(HttpResponse::Created().json(ScheduleView::from(schedule)))

@@ -302,8 +302,10 @@ pub async fn rotate_token(
     Body(body): Body<RotateTokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, TokenId::parse)?;
-    let grace = body.grace_hours.unwrap_or(i64::from(GraceHours::DEFAULT));
-    let grace = GraceHours::new(grace).map_err(|e| ApiError::invalid("graceHours", &e))?;
+    let grace = body
+        .grace_hours
+        .map_or(Ok(GraceHours::default()), GraceHours::new)
+        .map_err(|e| ApiError::invalid("graceHours", &e))?;
     let issued = svc::rotate_token(&state.deps, &caller.actor, id, grace).await?;
     let meta = TokenView::new(issued.token, state.deps.now());
     Ok(HttpResponse::Created().json(CreatedTokenView {

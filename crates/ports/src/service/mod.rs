@@ -22,19 +22,57 @@ use fleetpass_domain::identity::EnvScope;
 use fleetpass_domain::ids::{AuditEventId, EnvironmentId, TenantId};
 use uuid::Uuid;
 
+use fleetpass_domain::fleet::EnrollmentRefusal;
+use fleetpass_domain::scan::Constraint;
+
 use crate::{Deps, RepoError};
+
+/// The input a broken rule is about, in the domain's terms; the HTTP adapter maps each
+/// to the wire field the client sent it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// A presented secret, of any kind.
+    Secret,
+    /// The role asked for.
+    Role,
+    /// The environment a fleet lives in.
+    Environment,
+    /// The environments a token is scoped to.
+    Environments,
+    /// The user who owns a token (the caller's own, when no owner is named).
+    OwnerUser,
+    /// The service account named as a token's owner.
+    OwnerServiceAccount,
+    /// An agent's scan results.
+    Results,
+    /// A scan constraint.
+    Constraint(Constraint),
+}
+
+/// What a caller refused for its credentials can do, in the domain's terms; the HTTP
+/// adapter words each, naming the routes involved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// Send the enrollment token exactly as it was issued.
+    EnrollmentTokenAsIssued,
+    /// Act on why the enrollment was refused (most often: issue a new token).
+    Enrollment(EnrollmentRefusal),
+    /// Get a fresh agent access token with the agent's secret.
+    FreshAccessToken,
+}
 
 /// Why a use case did not go through.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    /// A well-formed request that breaks a rule; `field` is the wire name.
-    #[error("{field} {message}")]
+    /// A well-formed request that breaks a rule.
+    #[error("{field:?} {message}")]
     Invalid {
-        /// The offending field, as the client spelled it.
-        field: &'static str,
+        /// The offending input.
+        field: Field,
         /// What is wrong, read after the field name.
         message: String,
-        /// How to fix it.
+        /// How to fix it, when the rule has more to say than the adapter's hint for
+        /// the field.
         hint: Option<String>,
     },
     /// No or bad credentials; the message says which, without leaking anything.
@@ -43,7 +81,7 @@ pub enum ServiceError {
         /// What is wrong with the credentials.
         message: String,
         /// How to get good ones, when there is more to say than the default.
-        hint: Option<&'static str>,
+        hint: Option<Remedy>,
     },
     /// Authenticated, but not allowed.
     #[error(transparent)]
@@ -95,7 +133,7 @@ impl ServiceError {
 
     /// A rule broken by `field`.
     pub fn invalid(
-        field: &'static str,
+        field: Field,
         message: impl Into<String>,
         hint: impl Into<Option<String>>,
     ) -> Self {

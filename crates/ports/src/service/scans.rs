@@ -12,7 +12,7 @@ use fleetpass_domain::scan::{
 use serde_json::json;
 
 use super::fleets::fleet_for;
-use super::{ServiceError, ServiceResult, require};
+use super::{Field, ServiceError, ServiceResult, require};
 use crate::keys::KeyRing;
 use crate::store::{ScanArtifacts, ScanFilter};
 use crate::{Conflict, Deps, RepoError};
@@ -34,7 +34,7 @@ pub async fn request_scan(
         && let Some(first) = problems.into_iter().next()
     {
         return Err(ServiceError::invalid(
-            first.field,
+            Field::Constraint(first.field),
             first.message,
             format!(
                 "The {} scenario needs at least {} minutes.",
@@ -170,7 +170,7 @@ pub async fn submit_results(
     results
         .validate(scan.constraints.max_assets)
         .map_err(|e| ServiceError::Invalid {
-            field: "results",
+            field: Field::Results,
             message: format!("{} {}", e.path, e.message),
             hint: None,
         })?;

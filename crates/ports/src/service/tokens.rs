@@ -12,7 +12,7 @@ use fleetpass_domain::token::{
 };
 use serde_json::json;
 
-use super::{ServiceError, ServiceResult, require};
+use super::{Field, ServiceError, ServiceResult, require};
 use crate::{Conflict, Deps, RepoError};
 
 /// Who will own a new token.
@@ -27,11 +27,11 @@ pub enum OwnerRef {
 }
 
 impl OwnerRef {
-    /// The wire field that named the owner, for error messages.
-    fn field(self) -> &'static str {
+    /// The input that named the owner, for error messages.
+    fn field(self) -> Field {
         match self {
-            Self::ServiceAccount(_) => "ownerServiceAccountId",
-            Self::Caller | Self::User(_) => "ownerUserId",
+            Self::ServiceAccount(_) => Field::OwnerServiceAccount,
+            Self::Caller | Self::User(_) => Field::OwnerUser,
         }
     }
 }
@@ -119,9 +119,9 @@ pub async fn create_token(deps: &Deps, actor: &Actor, new: NewToken) -> ServiceR
             .collect::<Vec<_>>()
             .join(", ");
         return Err(ServiceError::invalid(
-            "environmentIds",
+            Field::Environments,
             format!("names environments that do not exist in this tenant: {list}"),
-            "List environments with GET /api/admin/environments.".to_owned(),
+            None,
         ));
     }
     check_grant(actor, &owner, new.role, &new.scope).map_err(|e| match e {
@@ -129,13 +129,16 @@ pub async fn create_token(deps: &Deps, actor: &Actor, new: NewToken) -> ServiceR
         GrantError::OwnerDisabled => {
             ServiceError::invalid(new.owner.field(), "names a disabled owner", None)
         }
-        GrantError::RoleAboveCaller(max) | GrantError::RoleAboveOwner(max) => {
-            ServiceError::invalid(
-                "role",
-                e.to_string().trim_start_matches("role ").to_owned(),
-                format!("Use {max} or a lower role."),
-            )
-        }
+        GrantError::RoleAboveCaller(max) => ServiceError::invalid(
+            Field::Role,
+            format!("cannot be higher than the calling token's role ({max})"),
+            format!("Use {max} or a lower role."),
+        ),
+        GrantError::RoleAboveOwner(max) => ServiceError::invalid(
+            Field::Role,
+            format!("cannot be higher than the owner's role ({max})"),
+            format!("Use {max} or a lower role."),
+        ),
     })?;
     let now = deps.now();
     let secret = PlainSecret::from_random(SecretKind::ApiToken, deps.secrets.random_32());
