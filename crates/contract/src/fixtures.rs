@@ -21,8 +21,8 @@ use fleetpass_domain::ids::{
     ScheduleId, ShareLinkId, TenantId, TokenId,
 };
 use fleetpass_domain::scan::{
-    Asset, Finding, MaxAssets, MaxDurationMinutes, Scan, ScanConstraints, ScanResults, ScanStatus,
-    Scenario, Severity, Software,
+    Asset, Finding, Jws, MaxAssets, MaxDurationMinutes, Scan, ScanConstraints, ScanResults,
+    ScanStatus, Scenario, Severity, Software,
 };
 use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
@@ -442,13 +442,14 @@ impl Fixtures {
                 },
             ],
         };
-        let (bundle_json, bundle_sha256) = results.bundle();
-        let report = serde_json::to_value(results.report()).expect("a report serializes");
-        let passport = format!(
+        let (bundle_json, bundle_sha256) = results.bundle().expect("the results serialize");
+        let report = results.report();
+        let passport = Jws::parse(&format!(
             "eyJhbGciOiJFZERTQSIsImtpZCI6ImtpZC0xIn0.{}.{}",
             self.unique(),
             "A".repeat(86)
-        );
+        ))
+        .expect("a compact JWS");
         ScanArtifacts {
             bundle_json,
             bundle_sha256,

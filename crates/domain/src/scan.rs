@@ -71,8 +71,10 @@ impl Scenario {
     }
 }
 
+mod artifacts;
 mod constraints;
 
+pub use artifacts::{ArtifactError, Jws, Sha256Hex};
 pub(crate) use constraints::MAX_ASSETS;
 pub use constraints::{Constraint, Infeasible, MaxAssets, MaxDurationMinutes, ScanConstraints};
 
@@ -371,11 +373,14 @@ impl ScanResults {
     /// in lowercase hex. Anyone can re-derive the bytes from the parsed JSON
     /// (`json.dumps(b, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`), so
     /// the digest in a passport names exactly one bundle.
-    pub fn bundle(&self) -> (String, String) {
+    ///
+    /// # Errors
+    /// `Serialize` should the results not serialize (they always do).
+    pub fn bundle(&self) -> Result<(String, Sha256Hex), ArtifactError> {
         let mut json = String::new();
-        canonical_json(&serde_json::to_value(self).unwrap_or_default(), &mut json);
-        let hex = sha256_hex(json.as_bytes());
-        (json, hex)
+        canonical_json(&serde_json::to_value(self)?, &mut json);
+        let digest = Sha256Hex::of(json.as_bytes());
+        Ok((json, digest))
     }
 
     /// The counts a report and a passport state.
@@ -413,8 +418,7 @@ impl ScanResults {
 
 /// The SHA-256 of `bytes` in lowercase hex, as bundles and passports state it.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    Sha256Hex::of(bytes).into()
 }
 
 /// Writes `value` as canonical JSON: keys sorted, no whitespace. Sorted explicitly
@@ -510,9 +514,12 @@ impl PassportClaims {
     pub const TYPE: &'static str = "fleetpass-scan-passport";
 
     /// The passport of `scan`, completed at `at`, over `results`.
-    pub fn new(scan: &Scan, results: &ScanResults, at: Timestamp) -> Self {
-        let (_, bundle_sha256) = results.bundle();
-        Self {
+    ///
+    /// # Errors
+    /// What [`ScanResults::bundle`] returns, or `Time` for a time with no RFC 3339 form.
+    pub fn new(scan: &Scan, results: &ScanResults, at: Timestamp) -> Result<Self, ArtifactError> {
+        let (_, bundle_sha256) = results.bundle()?;
+        Ok(Self {
             iss: "fleetpass".to_owned(),
             sub: scan.id.to_string(),
             typ: Self::TYPE.to_owned(),
@@ -522,12 +529,10 @@ impl PassportClaims {
             environment_id: scan.environment_id.to_string(),
             scan_id: scan.id.to_string(),
             scenario: scan.scenario,
-            completed_at: at
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            completed_at: at.format(&time::format_description::well_known::Rfc3339)?,
             counts: results.counts(),
-            bundle_sha256,
-        }
+            bundle_sha256: bundle_sha256.into(),
+        })
     }
 }
 
@@ -664,7 +669,7 @@ mod tests {
 
     #[test]
     fn bundles_are_canonical() {
-        let (json, sha) = results().bundle();
+        let (json, sha) = results().bundle().unwrap();
         assert!(
             json.starts_with(
                 r#"{"assets":[{"hostname":"db-1","ip":"10.0.0.5","openPorts":[22,5432],"os""#
@@ -672,8 +677,8 @@ mod tests {
             "{json}"
         );
         let reparsed: ScanResults = serde_json::from_str(&json).unwrap();
-        assert_eq!(reparsed.bundle(), (json, sha.clone()));
-        assert_eq!(sha.len(), 64);
+        assert_eq!(reparsed.bundle().unwrap(), (json, sha.clone()));
+        assert_eq!(sha.as_str().len(), 64);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use fleetpass_domain::ids::{
     ShareLinkId, TenantId, TokenId,
 };
 use fleetpass_domain::page::{Page, PageRequest};
-use fleetpass_domain::scan::{Scan, ScanStatus, Scenario};
+use fleetpass_domain::scan::{Jws, Report, Scan, ScanStatus, Scenario, Sha256Hex};
 use fleetpass_domain::schedule::Schedule;
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, ShareLink};
@@ -183,12 +183,12 @@ pub struct ScanFilter {
 pub struct ScanArtifacts {
     /// The bundle: the canonical JSON of the results, byte for byte as hashed.
     pub bundle_json: String,
-    /// SHA-256 of `bundle_json`, lowercase hex.
-    pub bundle_sha256: String,
-    /// The report, as JSON.
-    pub report: serde_json::Value,
+    /// SHA-256 of `bundle_json`.
+    pub bundle_sha256: Sha256Hex,
+    /// The report.
+    pub report: Report,
     /// The passport: a compact JWS.
-    pub passport: String,
+    pub passport: Jws,
 }
 
 /// Builds the scan a due schedule enqueues, and its audit event.

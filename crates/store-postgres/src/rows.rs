@@ -24,7 +24,7 @@ use fleetpass_domain::ids::{
     ScheduleId, ShareLinkId, TenantId, TokenId,
 };
 use fleetpass_domain::scan::{
-    MaxAssets, MaxDurationMinutes, Scan, ScanConstraints, ScanStatus, Scenario,
+    Jws, MaxAssets, MaxDurationMinutes, Scan, ScanConstraints, ScanStatus, Scenario, Sha256Hex,
 };
 use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use fleetpass_domain::secret::SecretDigest;
@@ -673,27 +673,33 @@ pub(crate) struct ArtifactsRow {
 
 impl ArtifactsRow {
     /// The row of `scan`'s `artifacts`.
-    pub(crate) fn new(scan: ScanId, artifacts: &ScanArtifacts) -> Self {
-        Self {
+    pub(crate) fn new(scan: ScanId, artifacts: &ScanArtifacts) -> Result<Self, RepoError> {
+        Ok(Self {
             scan_id: scan.as_uuid(),
             bundle_json: artifacts.bundle_json.clone(),
-            bundle_sha256: artifacts.bundle_sha256.clone(),
-            report: artifacts.report.clone(),
-            passport: artifacts.passport.clone(),
-        }
+            bundle_sha256: artifacts.bundle_sha256.as_str().to_owned(),
+            report: serde_json::to_value(&artifacts.report)
+                .map_err(|e| RepoError::Other(Box::new(e)))?,
+            passport: artifacts.passport.as_str().to_owned(),
+        })
     }
 }
 
-impl From<ArtifactsRow> for ScanArtifacts {
-    fn from(row: ArtifactsRow) -> Self {
-        // Nothing to validate: the bundle is opaque bytes here (the table's CHECK keeps
-        // the digest's shape), and whoever serves it hashes it if they need to.
-        Self {
+impl TryFrom<ArtifactsRow> for ScanArtifacts {
+    type Error = RepoError;
+
+    fn try_from(row: ArtifactsRow) -> Result<Self, RepoError> {
+        // The bundle is opaque bytes here, and whoever serves it hashes it if they need
+        // to; the digest, report and passport must still have their shapes.
+        let corrupt = |reason: String| CorruptRow::repo("scan_artifacts", row.scan_id, reason);
+        Ok(Self {
+            bundle_sha256: Sha256Hex::parse(&row.bundle_sha256)
+                .map_err(|e| corrupt(format!("bundle_sha256 {e}")))?,
+            report: serde_json::from_value(row.report.clone())
+                .map_err(|e| corrupt(format!("report: {e}")))?,
+            passport: Jws::parse(&row.passport).map_err(|e| corrupt(format!("passport {e}")))?,
             bundle_json: row.bundle_json,
-            bundle_sha256: row.bundle_sha256,
-            report: row.report,
-            passport: row.passport,
-        }
+        })
     }
 }
 

@@ -313,7 +313,8 @@ async fn scans_and_share_links_are_held_to_the_domain() {
     let outcome = db.create_scan(&unclaimed, &requested).await;
     refused_whole(&*db, outcome, &unclaimed, "a running scan nobody claimed").await;
 
-    // Completed with a digest that is not lowercase hex: the whole completion rolls back.
+    // A digest that is not lowercase hex: `Sha256Hex` cannot hold one, so no completion
+    // can carry it; the table's CHECK still refuses one written by any other means.
     let agent_id = AgentId::from_uuid(fx.id());
     let running = Scan {
         status: ScanStatus::Running,
@@ -325,25 +326,20 @@ async fn scans_and_share_links_are_held_to_the_domain() {
     db.create_scan(&running, &requested)
         .await
         .expect("a claimed scan has a valid shape");
-    let mut artifacts = fx.artifacts();
-    artifacts.bundle_sha256 = artifacts.bundle_sha256.to_uppercase();
     let completed = fx.audit(t, actions::SCAN_COMPLETED, Some(running.id.as_uuid()));
-    let outcome = db
-        .complete_scan(agent_id, running.id, fx.now(), &artifacts, &completed)
-        .await;
-    assert!(matches!(outcome, Err(RepoError::Other(_))), "{outcome:?}");
-    assert_eq!(
-        db.get_scan(t, running.id).await.expect("get_scan"),
-        running,
-        "still running"
-    );
-    assert!(
-        db.get_scan_artifacts(t, running.id)
-            .await
-            .expect("get_scan_artifacts")
-            .is_none(),
-        "no artifacts kept"
-    );
+    db.complete_scan(agent_id, running.id, fx.now(), &fx.artifacts(), &completed)
+        .await
+        .expect("complete_scan");
+    let mut conn = AsyncPgConnection::establish(db.url())
+        .await
+        .expect("connect");
+    let uppercase = diesel::sql_query(format!(
+        "UPDATE scan_artifacts SET bundle_sha256 = upper(bundle_sha256) WHERE scan_id = '{}'",
+        running.id
+    ))
+    .execute(&mut conn)
+    .await;
+    assert!(uppercase.is_err(), "{uppercase:?}");
 
     // A link's count never passes its limit, whatever writes it.
     let (link, link_secret) = fx.share_link(&running, Some(5), fx.now());
@@ -351,9 +347,6 @@ async fn scans_and_share_links_are_held_to_the_domain() {
     db.create_share_link(&link, &link_secret.digest(), &created)
         .await
         .expect("create_share_link");
-    let mut conn = AsyncPgConnection::establish(db.url())
-        .await
-        .expect("connect");
     let past_limit = diesel::sql_query(format!(
         "UPDATE share_links SET access_count = 6 WHERE id = '{}'",
         link.id

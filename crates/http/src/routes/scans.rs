@@ -193,7 +193,7 @@ pub fn artifact_response(artifact: Artifact, scan: ScanId, a: &ScanArtifacts) ->
         // `bundle` member re-serialized compactly hashes to `bundleSha256`.
         Artifact::Bundle => HttpResponse::Ok()
             .content_type("application/json")
-            .insert_header(("X-Bundle-Sha256", a.bundle_sha256.clone()))
+            .insert_header(("X-Bundle-Sha256", a.bundle_sha256.as_str()))
             .body(format!(
                 "{{\"scanId\":\"{scan}\",\"bundleSha256\":\"{}\",\"bundle\":{}}}",
                 a.bundle_sha256, a.bundle_json

@@ -7,7 +7,7 @@ use fleetpass_domain::fleet::Agent;
 use fleetpass_domain::ids::{FleetId, ScanId};
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::scan::{
-    PassportClaims, Scan, ScanConstraints, ScanResults, ScanStatus, Scenario,
+    Jws, PassportClaims, Scan, ScanConstraints, ScanResults, ScanStatus, Scenario,
 };
 use serde_json::json;
 
@@ -175,13 +175,16 @@ pub async fn submit_results(
             hint: None,
         })?;
     let at = deps.now();
-    let (bundle_json, bundle_sha256) = results.bundle();
-    let report = serde_json::to_value(results.report())
-        .map_err(|e| ServiceError::Internal(RepoError::Other(Box::new(e))))?;
-    let passport = keys
-        .sign(&PassportClaims::new(&scan, &results, at))
+    let internal =
+        |e: Box<dyn std::error::Error + Send + Sync>| ServiceError::Internal(RepoError::Other(e));
+    let (bundle_json, bundle_sha256) = results.bundle().map_err(|e| internal(Box::new(e)))?;
+    let report = results.report();
+    let claims = PassportClaims::new(&scan, &results, at).map_err(|e| internal(Box::new(e)))?;
+    let signed = keys
+        .sign(&claims)
         .await
-        .map_err(|e| ServiceError::Internal(RepoError::Other(Box::new(e))))?;
+        .map_err(|e| internal(Box::new(e)))?;
+    let passport = Jws::parse(&signed).map_err(|e| internal(Box::new(e)))?;
     let counts = results.counts();
     let artifacts = ScanArtifacts {
         bundle_json,
