@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use fleetpass_domain::Timestamp;
-use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
+use fleetpass_domain::audit::{AuditAction, AuditActor, AuditEvent, actions};
 use fleetpass_domain::fleet::{
     Agent, AgentVersion, EnrollmentToken, EnrollmentTtlHours, Fleet, FleetName, Hostname, MaxUses,
     Platform,
@@ -542,7 +542,7 @@ impl Fixtures {
     }
 
     /// An audit event of `tenant` by the platform operator, at [`Fixtures::now`].
-    pub fn audit(&self, tenant: TenantId, action: &str, target: Option<Uuid>) -> AuditEvent {
+    pub fn audit(&self, tenant: TenantId, action: AuditAction, target: Option<Uuid>) -> AuditEvent {
         self.audit_by(tenant, AuditActor::Platform, action, target, self.now)
     }
 
@@ -551,7 +551,7 @@ impl Fixtures {
         &self,
         tenant: TenantId,
         actor: AuditActor,
-        action: &str,
+        action: AuditAction,
         target: Option<Uuid>,
         at: Timestamp,
     ) -> AuditEvent {
@@ -559,7 +559,7 @@ impl Fixtures {
             id: AuditEventId::from_uuid(self.id()),
             tenant_id: tenant,
             actor,
-            action: action.to_owned(),
+            action,
             target_id: target,
             at,
             // Nested, typed details catch a store that flattens or stringifies them.

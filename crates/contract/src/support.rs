@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 
 use fleetpass_domain::Timestamp;
-use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
+use fleetpass_domain::audit::{AuditAction, AuditActor, AuditEvent, actions};
 use fleetpass_domain::fleet::{Agent, EnrollmentRefusal, EnrollmentToken, Fleet};
 use fleetpass_domain::identity::{EnvScope, Environment, Principal, Role};
 use fleetpass_domain::ids::{EnvironmentId, ScanId, TenantId};
@@ -201,7 +201,7 @@ impl<'a> Setup<'a> {
     }
 
     /// An audit event of this tenant about `target`.
-    pub(crate) fn audit(&self, action: &str, target: Uuid) -> AuditEvent {
+    pub(crate) fn audit(&self, action: AuditAction, target: Uuid) -> AuditEvent {
         self.fx.audit(self.id(), action, Some(target))
     }
 
@@ -279,7 +279,7 @@ impl<'a> Setup<'a> {
         let want: Vec<AuditEvent> = self.expected_log.iter().rev().cloned().collect();
         if got != want {
             let actions =
-                |events: &[AuditEvent]| events.iter().map(|e| e.action.clone()).collect::<Vec<_>>();
+                |events: &[AuditEvent]| events.iter().map(|e| e.action).collect::<Vec<_>>();
             panic!(
                 "audit log {when}: expected {:?}, got {:?}\nexpected in full: {want:#?}\ngot in full: {got:#?}",
                 actions(&want),
@@ -454,7 +454,7 @@ impl Setup<'_> {
 struct Decided {
     tenant: TenantId,
     actor: AuditActor,
-    action: &'static str,
+    action: AuditAction,
     target: Uuid,
     at: Timestamp,
 }
@@ -536,8 +536,8 @@ impl<'a> Auditor<'a, Scan> {
                 ScanStatus::Failed => actions::SCAN_FAILED,
                 ScanStatus::Expired => actions::SCAN_EXPIRED,
                 // A store that sweeps a scan to anything else is wrong; the case's
-                // checks of the row name that.
-                _ => "scan.swept_to_neither_failed_nor_expired",
+                // checks of the row name that. (A stand-in no sweep records.)
+                _ => actions::SCAN_REQUESTED,
             },
             target: scan.id.as_uuid(),
             at: scan.finished_at.unwrap_or(scan.requested_at),

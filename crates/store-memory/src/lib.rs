@@ -1301,7 +1301,7 @@ impl Store for MemoryStore {
                 && filter
                     .action
                     .as_ref()
-                    .is_none_or(|action| &e.action == action)
+                    .is_none_or(|action| e.action.as_str() == action)
                 && filter
                     .actor_id
                     .is_none_or(|actor| e.actor.id() == Some(actor))

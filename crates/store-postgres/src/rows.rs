@@ -11,7 +11,7 @@
 
 use diesel::prelude::*;
 use fleetpass_domain::Timestamp;
-use fleetpass_domain::audit::{AuditActor, AuditEvent};
+use fleetpass_domain::audit::{AuditAction, AuditActor, AuditEvent};
 use fleetpass_domain::fleet::{
     Agent, AgentVersion, EnrollmentToken, Fleet, FleetName, Hostname, MaxUses, Platform,
 };
@@ -307,7 +307,7 @@ impl From<&AuditEvent> for AuditRow {
             tenant_id: e.tenant_id.as_uuid(),
             actor_kind: e.actor.kind().to_owned(),
             actor_id: e.actor.id(),
-            action: e.action.clone(),
+            action: e.action.as_str().to_owned(),
             target_id: e.target_id,
             at: e.at,
             details: e.details.clone(),
@@ -330,11 +330,18 @@ impl TryFrom<AuditRow> for AuditEvent {
                 format!("actor kind {:?} with this actor id", row.actor_kind),
             )
         })?;
+        let action = AuditAction::parse(&row.action).ok_or_else(|| {
+            CorruptRow::repo(
+                "audit_events",
+                row.id,
+                format!("unknown action {:?}", row.action),
+            )
+        })?;
         Ok(Self {
             id: AuditEventId::from_uuid(row.id),
             tenant_id: TenantId::from_uuid(row.tenant_id),
             actor,
-            action: row.action,
+            action,
             target_id: row.target_id,
             at: row.at,
             details: row.details,

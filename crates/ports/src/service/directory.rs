@@ -1,7 +1,7 @@
 //! The tenant directory: environments, users and service accounts, and the audit log.
 
 use fleetpass_domain::access::{Action, Actor, Denied};
-use fleetpass_domain::audit::{AuditEvent, actions};
+use fleetpass_domain::audit::{AuditAction, AuditEvent, actions};
 use fleetpass_domain::identity::{
     Email, Environment, EnvironmentName, PersonName, Principal, PrincipalKind, Role,
     ServiceAccountName,
@@ -116,7 +116,7 @@ pub async fn delete_environment(
 // ---- users and service accounts ----
 
 /// The created/updated/deleted audit actions of a principal's kind.
-fn principal_actions(kind: PrincipalFilter) -> [&'static str; 3] {
+fn principal_actions(kind: PrincipalFilter) -> [AuditAction; 3] {
     match kind {
         PrincipalFilter::Users => [
             actions::USER_CREATED,

@@ -17,7 +17,7 @@ pub mod tokens;
 
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::access::{Action, Actor, Denied, authorize};
-use fleetpass_domain::audit::{AuditActor, AuditEvent};
+use fleetpass_domain::audit::{AuditAction, AuditActor, AuditEvent};
 use fleetpass_domain::identity::EnvScope;
 use fleetpass_domain::ids::{AuditEventId, EnvironmentId, TenantId};
 use uuid::Uuid;
@@ -164,7 +164,7 @@ impl Deps {
         &self,
         tenant_id: TenantId,
         actor: AuditActor,
-        action: &str,
+        action: AuditAction,
         target_id: Option<Uuid>,
         details: serde_json::Value,
     ) -> AuditEvent {
@@ -172,7 +172,7 @@ impl Deps {
             id: AuditEventId::from_uuid(self.ids.new_id()),
             tenant_id,
             actor,
-            action: action.to_owned(),
+            action,
             target_id,
             at: self.now(),
             details,
@@ -184,7 +184,7 @@ impl Deps {
     pub fn audit_by(
         &self,
         actor: &Actor,
-        action: &str,
+        action: AuditAction,
         target_id: Uuid,
         details: serde_json::Value,
     ) -> AuditEvent {
