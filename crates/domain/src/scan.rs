@@ -385,14 +385,10 @@ impl ScanResults {
 
     /// The counts a report and a passport state.
     pub fn counts(&self) -> Counts {
-        let mut by_severity: BTreeMap<String, usize> = Severity::DESCENDING
-            .iter()
-            .map(|s| (s.as_str().to_owned(), 0))
-            .collect();
+        let mut by_severity: BTreeMap<Severity, usize> =
+            Severity::DESCENDING.iter().map(|s| (*s, 0)).collect();
         for f in &self.findings {
-            *by_severity
-                .entry(f.severity.as_str().to_owned())
-                .or_default() += 1;
+            *by_severity.entry(f.severity).or_default() += 1;
         }
         Counts {
             assets: self.assets.len(),
@@ -465,8 +461,21 @@ pub struct Counts {
     pub software: usize,
     /// Findings.
     pub findings: usize,
-    /// Findings per severity (every severity present, zero or not).
-    pub findings_by_severity: BTreeMap<String, usize>,
+    /// Findings per severity (every severity present, zero or not). Written with its
+    /// keys in name order, as passports signed before it was typed had them.
+    #[serde(serialize_with = "by_name")]
+    pub findings_by_severity: BTreeMap<Severity, usize>,
+}
+
+/// Serializes a severity map with its keys in name order (`critical`, `high`, `info`,
+/// …) rather than severity order, so the JSON of counts is byte for byte what it was
+/// when the map was keyed by name.
+fn by_name<S: serde::Serializer>(
+    map: &BTreeMap<Severity, usize>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let named: BTreeMap<&str, usize> = map.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    serde::Serialize::serialize(&named, serializer)
 }
 
 /// The summary of a completed scan.
@@ -657,8 +666,15 @@ mod tests {
             ),
             (1, 2, 1)
         );
-        assert_eq!(report.counts.findings_by_severity["critical"], 1);
-        assert_eq!(report.counts.findings_by_severity["medium"], 0);
+        assert_eq!(report.counts.findings_by_severity[&Severity::Critical], 1);
+        assert_eq!(report.counts.findings_by_severity[&Severity::Medium], 0);
+        // Keys in name order, as before the map was typed.
+        let json = serde_json::to_string(&report.counts).unwrap();
+        let at = |key: &str| json.find(&format!("\"{key}\":")).unwrap();
+        let order = ["critical", "high", "info", "low", "medium"].map(at);
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{json}");
+        let back: Counts = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, report.counts);
         let titles: Vec<_> = report
             .top_findings
             .iter()

@@ -291,7 +291,7 @@ fn page(shared: &Shared, report: Option<&Report>, base: &str, jwks_url: &str) ->
                                 @for s in Severity::DESCENDING {
                                     div class="chip" {
                                         (severity_badge(s))
-                                        b { (r.counts.findings_by_severity.get(s.as_str()).copied().unwrap_or(0)) }
+                                        b { (r.counts.findings_by_severity.get(&s).copied().unwrap_or(0)) }
                                     }
                                 }
                             }
