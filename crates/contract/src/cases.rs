@@ -1386,8 +1386,7 @@ pub async fn lists_paginate_newest_first(store: &dyn Store) {
         accounts.push(setup.service_account().await.id.as_uuid());
         tokens.push(setup.token(&admin, Role::Viewer).await.0.id.as_uuid());
     }
-    // The tenant has no user yet, so the users' events are the only `user.created`
-    // ones: five to page through under a filter.
+    // The tenant has no user yet: its five `user.created` events page under a filter.
     let mut events = Vec::new();
     for _ in 0..5 {
         let user = fx.user(t);

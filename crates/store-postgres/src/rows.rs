@@ -23,21 +23,23 @@ use fleetpass_domain::ids::{
     AgentId, AuditEventId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId,
     ScheduleId, ShareLinkId, TenantId, TokenId,
 };
-use fleetpass_domain::scan::{
-    Jws, MaxAssets, MaxDurationMinutes, Scan, ScanConstraints, ScanStatus, Scenario, Sha256Hex,
-};
+use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, Scenario};
 use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, MaxAccesses, ShareLabel, ShareLink};
 use fleetpass_domain::token::{ApiToken, RateLimitPerMinute, TokenName};
 use fleetpass_ports::RepoError;
-use fleetpass_ports::store::{ScanArtifacts, StoredSigningKey};
+use fleetpass_ports::store::StoredSigningKey;
 use uuid::Uuid;
+
+mod scan_rows;
+
+pub(crate) use scan_rows::{ArtifactsRow, ScanRow};
 
 use crate::error::CorruptRow;
 use crate::schema::{
     agents, api_token_secrets, api_tokens, audit_events, enrollment_tokens, environments, fleets,
-    principals, scan_artifacts, scans, schedules, share_links, signing_keys, tenants,
+    principals, schedules, share_links, signing_keys, tenants,
 };
 
 /// The stored `kind` of a user.
@@ -432,7 +434,7 @@ pub(crate) struct NewEnrollmentTokenRow {
 /// assets) to at most 100 000, far inside `i32`, and counts stay below their limits
 /// (an unlimited link's accesses would need two billion opens to get near); anything
 /// beyond saturates, and the tables' CHECKs refuse what breaks a limit.
-fn count_column(n: u32) -> i32 {
+pub(super) fn count_column(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
@@ -584,129 +586,6 @@ impl From<SigningKeyRow> for StoredSigningKey {
             created_at: row.created_at,
             retired_at: row.retired_at,
         }
-    }
-}
-
-/// A `scans` row.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(treat_none_as_default_value = false)]
-#[diesel(table_name = scans, check_for_backend(diesel::pg::Pg))]
-pub(crate) struct ScanRow {
-    pub id: Uuid,
-    pub tenant_id: Uuid,
-    pub fleet_id: Uuid,
-    pub environment_id: Uuid,
-    pub scenario: String,
-    pub max_duration_minutes: Option<i32>,
-    pub not_before: Option<Timestamp>,
-    pub not_after: Option<Timestamp>,
-    pub max_assets: Option<i32>,
-    pub status: String,
-    pub requested_at: Timestamp,
-    pub claimed_by: Option<Uuid>,
-    pub claimed_at: Option<Timestamp>,
-    pub finished_at: Option<Timestamp>,
-}
-
-impl From<&Scan> for ScanRow {
-    fn from(s: &Scan) -> Self {
-        Self {
-            id: s.id.as_uuid(),
-            tenant_id: s.tenant_id.as_uuid(),
-            fleet_id: s.fleet_id.as_uuid(),
-            environment_id: s.environment_id.as_uuid(),
-            scenario: s.scenario.as_str().to_owned(),
-            max_duration_minutes: s
-                .constraints
-                .max_duration_minutes
-                .map(|m| count_column(m.get())),
-            not_before: s.constraints.not_before,
-            not_after: s.constraints.not_after,
-            max_assets: s.constraints.max_assets.map(|m| count_column(m.get())),
-            status: s.status.as_str().to_owned(),
-            requested_at: s.requested_at,
-            claimed_by: s.claimed_by.map(|a| a.as_uuid()),
-            claimed_at: s.claimed_at,
-            finished_at: s.finished_at,
-        }
-    }
-}
-
-impl TryFrom<ScanRow> for Scan {
-    type Error = RepoError;
-
-    fn try_from(row: ScanRow) -> Result<Self, RepoError> {
-        let corrupt = |reason: &dyn std::fmt::Display| CorruptRow::repo("scans", row.id, reason);
-        Ok(Self {
-            id: ScanId::from_uuid(row.id),
-            tenant_id: TenantId::from_uuid(row.tenant_id),
-            fleet_id: FleetId::from_uuid(row.fleet_id),
-            environment_id: EnvironmentId::from_uuid(row.environment_id),
-            scenario: Scenario::parse(&row.scenario).map_err(|e| corrupt(&e))?,
-            constraints: ScanConstraints {
-                max_duration_minutes: row
-                    .max_duration_minutes
-                    .map(|m| MaxDurationMinutes::new(i64::from(m)))
-                    .transpose()
-                    .map_err(|e| corrupt(&e))?,
-                not_before: row.not_before,
-                not_after: row.not_after,
-                max_assets: row
-                    .max_assets
-                    .map(|m| MaxAssets::new(i64::from(m)))
-                    .transpose()
-                    .map_err(|e| corrupt(&e))?,
-            },
-            status: ScanStatus::parse(&row.status).map_err(|e| corrupt(&e))?,
-            requested_at: row.requested_at,
-            claimed_by: row.claimed_by.map(AgentId::from_uuid),
-            claimed_at: row.claimed_at,
-            finished_at: row.finished_at,
-        })
-    }
-}
-
-/// A `scan_artifacts` row.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(treat_none_as_default_value = false)]
-#[diesel(table_name = scan_artifacts, check_for_backend(diesel::pg::Pg))]
-pub(crate) struct ArtifactsRow {
-    pub scan_id: Uuid,
-    pub bundle_json: String,
-    pub bundle_sha256: String,
-    pub report: serde_json::Value,
-    pub passport: String,
-}
-
-impl ArtifactsRow {
-    /// The row of `scan`'s `artifacts`.
-    pub(crate) fn new(scan: ScanId, artifacts: &ScanArtifacts) -> Result<Self, RepoError> {
-        Ok(Self {
-            scan_id: scan.as_uuid(),
-            bundle_json: artifacts.bundle_json.clone(),
-            bundle_sha256: artifacts.bundle_sha256.as_str().to_owned(),
-            report: serde_json::to_value(&artifacts.report)
-                .map_err(|e| RepoError::Other(Box::new(e)))?,
-            passport: artifacts.passport.as_str().to_owned(),
-        })
-    }
-}
-
-impl TryFrom<ArtifactsRow> for ScanArtifacts {
-    type Error = RepoError;
-
-    fn try_from(row: ArtifactsRow) -> Result<Self, RepoError> {
-        // The bundle is opaque bytes here, and whoever serves it hashes it if they need
-        // to; the digest, report and passport must still have their shapes.
-        let corrupt = |reason: String| CorruptRow::repo("scan_artifacts", row.scan_id, reason);
-        Ok(Self {
-            bundle_sha256: Sha256Hex::parse(&row.bundle_sha256)
-                .map_err(|e| corrupt(format!("bundle_sha256 {e}")))?,
-            report: serde_json::from_value(row.report.clone())
-                .map_err(|e| corrupt(format!("report: {e}")))?,
-            passport: Jws::parse(&row.passport).map_err(|e| corrupt(format!("passport {e}")))?,
-            bundle_json: row.bundle_json,
-        })
     }
 }
 
