@@ -208,3 +208,36 @@ fn every_route_is_made_with_its_guard_class() {
         "routes made without `routes::route` (and so without a guard): {bare:?}"
     );
 }
+
+/// The core speaks domain terms: no route (a hint's "POST /agent/token") and no error
+/// text trimmed into another lives in the domain's or the services' code; the HTTP
+/// adapter adds routes to hints and maps domain fields to wire names.
+#[test]
+fn the_core_names_no_routes() {
+    let mut files = Vec::new();
+    rust_files(&root().join("crates/domain/src"), &mut files);
+    rust_files(&root().join("crates/ports/src/service"), &mut files);
+    assert!(files.len() > 5, "found the sources");
+    let leaks: Vec<_> = files
+        .iter()
+        .filter(|f| {
+            // Docs may say which route a thing serves; code may not word one.
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            text.lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .any(|line| {
+                    [
+                        "GET /", "POST /", "PATCH /", "DELETE /", "/api/", "/tenant/", "/agent/",
+                    ]
+                    .iter()
+                    .any(|route| line.contains(route))
+                        || line.contains("trim_start_matches(")
+                })
+        })
+        .map(|f| f.strip_prefix(root()).unwrap_or(f).display().to_string())
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "routes or reworded error strings in the core: {leaks:?}"
+    );
+}

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use fleetpass_domain::Timestamp;
-use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
+use fleetpass_domain::audit::{AuditAction, AuditActor, AuditEvent, actions};
 use fleetpass_domain::fleet::{
     Agent, AgentVersion, EnrollmentToken, EnrollmentTtlHours, Fleet, FleetName, Hostname, MaxUses,
     Platform,
@@ -21,8 +21,8 @@ use fleetpass_domain::ids::{
     ScheduleId, ShareLinkId, TenantId, TokenId,
 };
 use fleetpass_domain::scan::{
-    Asset, Finding, MaxAssets, MaxDurationMinutes, Scan, ScanConstraints, ScanResults, ScanStatus,
-    Scenario, Severity, Software,
+    Asset, Finding, Jws, MaxAssets, MaxDurationMinutes, Scan, ScanConstraints, ScanResults,
+    ScanStatus, Scenario, Severity, Software,
 };
 use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
@@ -442,13 +442,14 @@ impl Fixtures {
                 },
             ],
         };
-        let (bundle_json, bundle_sha256) = results.bundle();
-        let report = serde_json::to_value(results.report()).expect("a report serializes");
-        let passport = format!(
+        let (bundle_json, bundle_sha256) = results.bundle().expect("the results serialize");
+        let report = results.report();
+        let passport = Jws::parse(&format!(
             "eyJhbGciOiJFZERTQSIsImtpZCI6ImtpZC0xIn0.{}.{}",
             self.unique(),
             "A".repeat(86)
-        );
+        ))
+        .expect("a compact JWS");
         ScanArtifacts {
             bundle_json,
             bundle_sha256,
@@ -541,7 +542,7 @@ impl Fixtures {
     }
 
     /// An audit event of `tenant` by the platform operator, at [`Fixtures::now`].
-    pub fn audit(&self, tenant: TenantId, action: &str, target: Option<Uuid>) -> AuditEvent {
+    pub fn audit(&self, tenant: TenantId, action: AuditAction, target: Option<Uuid>) -> AuditEvent {
         self.audit_by(tenant, AuditActor::Platform, action, target, self.now)
     }
 
@@ -550,7 +551,7 @@ impl Fixtures {
         &self,
         tenant: TenantId,
         actor: AuditActor,
-        action: &str,
+        action: AuditAction,
         target: Option<Uuid>,
         at: Timestamp,
     ) -> AuditEvent {
@@ -558,7 +559,7 @@ impl Fixtures {
             id: AuditEventId::from_uuid(self.id()),
             tenant_id: tenant,
             actor,
-            action: action.to_owned(),
+            action,
             target_id: target,
             at,
             // Nested, typed details catch a store that flattens or stringifies them.

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 
 use fleetpass_domain::Timestamp;
-use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
+use fleetpass_domain::audit::{AuditAction, AuditActor, AuditEvent, actions};
 use fleetpass_domain::fleet::{Agent, EnrollmentRefusal, EnrollmentToken, Fleet};
 use fleetpass_domain::identity::{EnvScope, Environment, Principal, Role};
 use fleetpass_domain::ids::{EnvironmentId, TenantId};
@@ -20,10 +20,10 @@ use fleetpass_domain::scan::{Scan, ScanStatus};
 use fleetpass_domain::secret::{PlainSecret, SecretDigest};
 use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_domain::token::ApiToken;
-use fleetpass_ports::Store;
 use fleetpass_ports::store::{
     AuditFilter, EnrollBuilder, NewTenant, RepoError, ScanArtifacts, ShareAccess,
 };
+use fleetpass_ports::{Conflict, Store};
 use uuid::Uuid;
 
 use crate::fixtures::Fixtures;
@@ -39,7 +39,7 @@ pub(crate) trait Must<T> {
     /// Checks that the call failed with `NotFound`.
     fn must_be_not_found(self, what: &str);
     /// Checks that the call failed with `Conflict` on `constraint`.
-    fn must_conflict(self, constraint: &str, what: &str);
+    fn must_conflict(self, constraint: Conflict, what: &str);
 }
 
 impl<T: Debug> Must<T> for Result<T, RepoError> {
@@ -54,7 +54,7 @@ impl<T: Debug> Must<T> for Result<T, RepoError> {
         }
     }
 
-    fn must_conflict(self, constraint: &str, what: &str) {
+    fn must_conflict(self, constraint: Conflict, what: &str) {
         match self {
             Err(RepoError::Conflict { constraint: got }) if got == constraint => {}
             other => panic!(
@@ -203,7 +203,7 @@ impl<'a> Setup<'a> {
     }
 
     /// An audit event of this tenant about `target`.
-    pub(crate) fn audit(&self, action: &str, target: Uuid) -> AuditEvent {
+    pub(crate) fn audit(&self, action: AuditAction, target: Uuid) -> AuditEvent {
         self.fx.audit(self.id(), action, Some(target))
     }
 
@@ -281,7 +281,7 @@ impl<'a> Setup<'a> {
         let want: Vec<AuditEvent> = self.expected_log.iter().rev().cloned().collect();
         if got != want {
             let actions =
-                |events: &[AuditEvent]| events.iter().map(|e| e.action.clone()).collect::<Vec<_>>();
+                |events: &[AuditEvent]| events.iter().map(|e| e.action).collect::<Vec<_>>();
             panic!(
                 "audit log {when}: expected {:?}, got {:?}\nexpected in full: {want:#?}\ngot in full: {got:#?}",
                 actions(&want),

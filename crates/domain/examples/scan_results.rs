@@ -37,7 +37,7 @@ fn main() {
     // The request body of POST /agent/scans/{id}/results.
     println!("{}", serde_json::to_string(&results).expect("serializable"));
     // The bundle and its digest, which the scan's passport will attest.
-    let (bundle, sha256) = results.bundle();
+    let (bundle, sha256) = results.bundle().expect("validated results serialize");
     println!("bundle: {} bytes, sha256 {sha256}", bundle.len());
     let report = results.report();
     println!(
@@ -49,6 +49,6 @@ fn main() {
     );
     assert_eq!(
         fleetpass_domain::passport::bundle_sha256(bundle.as_bytes()),
-        Ok(sha256)
+        Ok(sha256.into())
     );
 }

@@ -54,7 +54,7 @@ fn main() {
         }],
         findings: vec![],
     };
-    let (bundle, bundle_sha256) = results.bundle();
+    let (bundle, bundle_sha256) = results.bundle().expect("the results serialize");
     let claims = PassportClaims {
         iss: "fleetpass".into(),
         sub: "0193a0c0-0000-7000-8000-000000000001".into(),
@@ -67,7 +67,7 @@ fn main() {
         scenario: Scenario::Ports,
         completed_at: "2026-11-22T10:15:00Z".into(),
         counts: results.counts(),
-        bundle_sha256,
+        bundle_sha256: bundle_sha256.into(),
     };
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some("demo-key".into());

@@ -62,8 +62,8 @@ pub struct AuditEvent {
     pub tenant_id: TenantId,
     /// Who caused it.
     pub actor: AuditActor,
-    /// What happened, `noun.verb` (see [`actions`]).
-    pub action: String,
+    /// What happened.
+    pub action: AuditAction,
     /// The id of the thing it happened to.
     pub target_id: Option<Uuid>,
     /// When it happened.
@@ -92,73 +92,206 @@ impl AuditEvent {
     }
 }
 
-/// The action names. Once written they are part of the audit log's contract.
-pub mod actions {
+/// Declares [`AuditAction`], its [`AuditAction::ALL`] and its stored names from one list.
+macro_rules! audit_actions {
+    ($( $(#[$doc:meta])* $name:ident => $text:literal, )*) => {
+        /// What an audit event records, `noun.verb` once stored. The names are part of
+        /// the audit log's contract: once written they never change.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum AuditAction {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl AuditAction {
+            /// Every action, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$name),*];
+
+            /// The stored (and listed) name.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( Self::$name => $text, )*
+                }
+            }
+
+            /// The action stored as `name`, if there is one.
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $( $text => Some(Self::$name), )*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+audit_actions! {
     /// A tenant was created.
-    pub const TENANT_CREATED: &str = "tenant.created";
+    TenantCreated => "tenant.created",
     /// An environment was created.
-    pub const ENVIRONMENT_CREATED: &str = "environment.created";
+    EnvironmentCreated => "environment.created",
     /// An environment was renamed.
-    pub const ENVIRONMENT_UPDATED: &str = "environment.updated";
+    EnvironmentUpdated => "environment.updated",
     /// An environment was deleted.
-    pub const ENVIRONMENT_DELETED: &str = "environment.deleted";
+    EnvironmentDeleted => "environment.deleted",
     /// A user was created.
-    pub const USER_CREATED: &str = "user.created";
+    UserCreated => "user.created",
     /// A user was changed.
-    pub const USER_UPDATED: &str = "user.updated";
+    UserUpdated => "user.updated",
     /// A user was deleted.
-    pub const USER_DELETED: &str = "user.deleted";
+    UserDeleted => "user.deleted",
     /// A service account was created.
-    pub const SERVICE_ACCOUNT_CREATED: &str = "service_account.created";
+    ServiceAccountCreated => "service_account.created",
     /// A service account was changed.
-    pub const SERVICE_ACCOUNT_UPDATED: &str = "service_account.updated";
+    ServiceAccountUpdated => "service_account.updated",
     /// A service account was deleted.
-    pub const SERVICE_ACCOUNT_DELETED: &str = "service_account.deleted";
+    ServiceAccountDeleted => "service_account.deleted",
     /// An API token was created.
-    pub const TOKEN_CREATED: &str = "token.created";
+    TokenCreated => "token.created",
     /// An API token's name or limit changed.
-    pub const TOKEN_UPDATED: &str = "token.updated";
+    TokenUpdated => "token.updated",
     /// An API token was revoked.
-    pub const TOKEN_REVOKED: &str = "token.revoked";
+    TokenRevoked => "token.revoked",
     /// An API token was rotated.
-    pub const TOKEN_ROTATED: &str = "token.rotated";
+    TokenRotated => "token.rotated",
     /// A token's rotated-out secret was reported as leaked and ended; the token and
     /// its current secret were left alone.
-    pub const TOKEN_SECRET_RETIRED: &str = "token.secret_retired";
+    TokenSecretRetired => "token.secret_retired",
     /// A fleet was created (with its first enrollment token).
-    pub const FLEET_CREATED: &str = "fleet.created";
+    FleetCreated => "fleet.created",
     /// A fleet was renamed.
-    pub const FLEET_UPDATED: &str = "fleet.updated";
+    FleetUpdated => "fleet.updated",
     /// A fleet was deleted, with its enrollment tokens and agents.
-    pub const FLEET_DELETED: &str = "fleet.deleted";
+    FleetDeleted => "fleet.deleted",
     /// An enrollment token was issued.
-    pub const ENROLLMENT_TOKEN_ISSUED: &str = "enrollment_token.issued";
+    EnrollmentTokenIssued => "enrollment_token.issued",
     /// An enrollment token was revoked.
-    pub const ENROLLMENT_TOKEN_REVOKED: &str = "enrollment_token.revoked";
+    EnrollmentTokenRevoked => "enrollment_token.revoked",
     /// An agent enrolled.
-    pub const AGENT_ENROLLED: &str = "agent.enrolled";
+    AgentEnrolled => "agent.enrolled",
     /// An agent was revoked.
-    pub const AGENT_REVOKED: &str = "agent.revoked";
+    AgentRevoked => "agent.revoked",
     /// A scan was requested.
-    pub const SCAN_REQUESTED: &str = "scan.requested";
+    ScanRequested => "scan.requested",
     /// An agent claimed a scan.
-    pub const SCAN_CLAIMED: &str = "scan.claimed";
+    ScanClaimed => "scan.claimed",
     /// A scan's results arrived.
-    pub const SCAN_COMPLETED: &str = "scan.completed";
+    ScanCompleted => "scan.completed",
     /// A claimed scan got no results in time.
-    pub const SCAN_FAILED: &str = "scan.failed";
+    ScanFailed => "scan.failed",
     /// A queued scan passed its `notAfter`.
-    pub const SCAN_EXPIRED: &str = "scan.expired";
+    ScanExpired => "scan.expired",
     /// A share link was created.
-    pub const SHARE_LINK_CREATED: &str = "share_link.created";
+    ShareLinkCreated => "share_link.created",
     /// A share link was opened.
-    pub const SHARE_LINK_ACCESSED: &str = "share_link.accessed";
+    ShareLinkAccessed => "share_link.accessed",
     /// A share link was revoked.
-    pub const SHARE_LINK_REVOKED: &str = "share_link.revoked";
+    ShareLinkRevoked => "share_link.revoked",
     /// A schedule was created.
-    pub const SCHEDULE_CREATED: &str = "schedule.created";
+    ScheduleCreated => "schedule.created",
     /// A schedule was changed.
-    pub const SCHEDULE_UPDATED: &str = "schedule.updated";
+    ScheduleUpdated => "schedule.updated",
     /// A schedule was deleted.
-    pub const SCHEDULE_DELETED: &str = "schedule.deleted";
+    ScheduleDeleted => "schedule.deleted",
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The stored name, for filters and rows that hold text.
+impl From<AuditAction> for String {
+    fn from(a: AuditAction) -> Self {
+        a.as_str().to_owned()
+    }
+}
+
+/// Short names for the [`AuditAction`]s, so call sites read as the events they record.
+pub mod actions {
+    use super::AuditAction;
+
+    /// See [`AuditAction::TenantCreated`].
+    pub const TENANT_CREATED: AuditAction = AuditAction::TenantCreated;
+    /// See [`AuditAction::EnvironmentCreated`].
+    pub const ENVIRONMENT_CREATED: AuditAction = AuditAction::EnvironmentCreated;
+    /// See [`AuditAction::EnvironmentUpdated`].
+    pub const ENVIRONMENT_UPDATED: AuditAction = AuditAction::EnvironmentUpdated;
+    /// See [`AuditAction::EnvironmentDeleted`].
+    pub const ENVIRONMENT_DELETED: AuditAction = AuditAction::EnvironmentDeleted;
+    /// See [`AuditAction::UserCreated`].
+    pub const USER_CREATED: AuditAction = AuditAction::UserCreated;
+    /// See [`AuditAction::UserUpdated`].
+    pub const USER_UPDATED: AuditAction = AuditAction::UserUpdated;
+    /// See [`AuditAction::UserDeleted`].
+    pub const USER_DELETED: AuditAction = AuditAction::UserDeleted;
+    /// See [`AuditAction::ServiceAccountCreated`].
+    pub const SERVICE_ACCOUNT_CREATED: AuditAction = AuditAction::ServiceAccountCreated;
+    /// See [`AuditAction::ServiceAccountUpdated`].
+    pub const SERVICE_ACCOUNT_UPDATED: AuditAction = AuditAction::ServiceAccountUpdated;
+    /// See [`AuditAction::ServiceAccountDeleted`].
+    pub const SERVICE_ACCOUNT_DELETED: AuditAction = AuditAction::ServiceAccountDeleted;
+    /// See [`AuditAction::TokenCreated`].
+    pub const TOKEN_CREATED: AuditAction = AuditAction::TokenCreated;
+    /// See [`AuditAction::TokenUpdated`].
+    pub const TOKEN_UPDATED: AuditAction = AuditAction::TokenUpdated;
+    /// See [`AuditAction::TokenRevoked`].
+    pub const TOKEN_REVOKED: AuditAction = AuditAction::TokenRevoked;
+    /// See [`AuditAction::TokenRotated`].
+    pub const TOKEN_ROTATED: AuditAction = AuditAction::TokenRotated;
+    /// See [`AuditAction::TokenSecretRetired`].
+    pub const TOKEN_SECRET_RETIRED: AuditAction = AuditAction::TokenSecretRetired;
+    /// See [`AuditAction::FleetCreated`].
+    pub const FLEET_CREATED: AuditAction = AuditAction::FleetCreated;
+    /// See [`AuditAction::FleetUpdated`].
+    pub const FLEET_UPDATED: AuditAction = AuditAction::FleetUpdated;
+    /// See [`AuditAction::FleetDeleted`].
+    pub const FLEET_DELETED: AuditAction = AuditAction::FleetDeleted;
+    /// See [`AuditAction::EnrollmentTokenIssued`].
+    pub const ENROLLMENT_TOKEN_ISSUED: AuditAction = AuditAction::EnrollmentTokenIssued;
+    /// See [`AuditAction::EnrollmentTokenRevoked`].
+    pub const ENROLLMENT_TOKEN_REVOKED: AuditAction = AuditAction::EnrollmentTokenRevoked;
+    /// See [`AuditAction::AgentEnrolled`].
+    pub const AGENT_ENROLLED: AuditAction = AuditAction::AgentEnrolled;
+    /// See [`AuditAction::AgentRevoked`].
+    pub const AGENT_REVOKED: AuditAction = AuditAction::AgentRevoked;
+    /// See [`AuditAction::ScanRequested`].
+    pub const SCAN_REQUESTED: AuditAction = AuditAction::ScanRequested;
+    /// See [`AuditAction::ScanClaimed`].
+    pub const SCAN_CLAIMED: AuditAction = AuditAction::ScanClaimed;
+    /// See [`AuditAction::ScanCompleted`].
+    pub const SCAN_COMPLETED: AuditAction = AuditAction::ScanCompleted;
+    /// See [`AuditAction::ScanFailed`].
+    pub const SCAN_FAILED: AuditAction = AuditAction::ScanFailed;
+    /// See [`AuditAction::ScanExpired`].
+    pub const SCAN_EXPIRED: AuditAction = AuditAction::ScanExpired;
+    /// See [`AuditAction::ShareLinkCreated`].
+    pub const SHARE_LINK_CREATED: AuditAction = AuditAction::ShareLinkCreated;
+    /// See [`AuditAction::ShareLinkAccessed`].
+    pub const SHARE_LINK_ACCESSED: AuditAction = AuditAction::ShareLinkAccessed;
+    /// See [`AuditAction::ShareLinkRevoked`].
+    pub const SHARE_LINK_REVOKED: AuditAction = AuditAction::ShareLinkRevoked;
+    /// See [`AuditAction::ScheduleCreated`].
+    pub const SCHEDULE_CREATED: AuditAction = AuditAction::ScheduleCreated;
+    /// See [`AuditAction::ScheduleUpdated`].
+    pub const SCHEDULE_UPDATED: AuditAction = AuditAction::ScheduleUpdated;
+    /// See [`AuditAction::ScheduleDeleted`].
+    pub const SCHEDULE_DELETED: AuditAction = AuditAction::ScheduleDeleted;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_round_trips_through_its_stored_name() {
+        for a in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(a.as_str()), Some(*a));
+        }
+        assert_eq!(
+            AuditAction::TokenSecretRetired.as_str(),
+            "token.secret_retired"
+        );
+        assert_eq!(AuditAction::parse("environment"), None);
+    }
 }

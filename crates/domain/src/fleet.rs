@@ -49,9 +49,17 @@ impl EnrollmentTtlHours {
 }
 
 impl MaxUses {
-    /// One use: the default.
+    /// One use: an enrollment token enrolls one agent unless asked for more, so a
+    /// leaked token is worth at most one rogue agent.
     pub const fn once() -> Self {
         Self(1)
+    }
+}
+
+/// The default number of uses is [`MaxUses::once`].
+impl Default for MaxUses {
+    fn default() -> Self {
+        Self::once()
     }
 }
 
@@ -136,20 +144,6 @@ pub enum EnrollmentRefusal {
     /// Every use of the token is taken.
     #[error("the enrollment token has been used up")]
     UsedUp,
-}
-
-impl EnrollmentRefusal {
-    /// What the agent's operator can do about it.
-    pub const fn hint(self) -> &'static str {
-        match self {
-            Self::Unknown => {
-                "Check the token was copied whole; issue a new one with POST /tenant/discovery/fleets/{fleet_id}/enrollment-tokens."
-            }
-            Self::Expired | Self::Revoked | Self::UsedUp => {
-                "Issue a new enrollment token with POST /tenant/discovery/fleets/{fleet_id}/enrollment-tokens."
-            }
-        }
-    }
 }
 
 impl EnrollmentToken {

@@ -45,8 +45,9 @@
 //!     findings: vec![],
 //! };
 //! results.validate(None).expect("what the server would accept");
-//! let (_bundle, sha256) = results.bundle(); // what a passport attests
-//! assert_eq!(sha256.len(), 64);
+//! let (_bundle, sha256) = results.bundle()?; // what a passport attests
+//! assert_eq!(sha256.as_str().len(), 64);
+//! # Ok::<(), fleetpass_domain::scan::ArtifactError>(())
 //! ```
 //!
 //! The `examples/` directory has whole programs: `verify_passport`, `check_secret`,

@@ -238,10 +238,10 @@ pub fn verify_passport(
 /// use fleetpass_domain::scan::ScanResults;
 ///
 /// let results = ScanResults::default();
-/// let (text, digest) = results.bundle();
+/// let (text, digest) = results.bundle().unwrap();
 /// // Whitespace and key order do not matter; content does.
-/// assert_eq!(bundle_sha256(br#"{ "findings": [], "assets": [] }"#).unwrap(), digest);
-/// assert_eq!(bundle_sha256(text.as_bytes()).unwrap(), digest);
+/// assert_eq!(bundle_sha256(br#"{ "findings": [], "assets": [] }"#).unwrap(), digest.as_str());
+/// assert_eq!(bundle_sha256(text.as_bytes()).unwrap(), digest.as_str());
 /// ```
 pub fn bundle_sha256(bundle: &[u8]) -> Result<String, PassportError> {
     let value: serde_json::Value = serde_json::from_slice(bundle)
@@ -362,7 +362,7 @@ mod tests {
     }
 
     fn claims() -> PassportClaims {
-        let (_, bundle_sha256) = results().bundle();
+        let (_, bundle_sha256) = results().bundle().unwrap();
         PassportClaims {
             iss: "fleetpass".into(),
             sub: "scan-1".into(),
@@ -375,7 +375,7 @@ mod tests {
             scenario: crate::scan::Scenario::Inventory,
             completed_at: "2026-11-22T10:00:00Z".into(),
             counts: results().counts(),
-            bundle_sha256,
+            bundle_sha256: bundle_sha256.into(),
         }
     }
 
@@ -384,7 +384,7 @@ mod tests {
     }
 
     fn bundle_document() -> String {
-        let (text, digest) = results().bundle();
+        let (text, digest) = results().bundle().unwrap();
         format!(r#"{{"scanId":"scan-1","bundleSha256":"{digest}","bundle":{text}}}"#)
     }
 

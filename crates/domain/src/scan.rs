@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 use crate::ids::{AgentId, EnvironmentId, FleetId, ScanId, TenantId};
-use crate::value::{ValueError, int_newtype};
+use crate::value::ValueError;
 
 /// What a scan looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -71,123 +71,12 @@ impl Scenario {
     }
 }
 
-int_newtype!(
-    /// How long a claimed scan may run before it fails, 1-1440 minutes.
-    MaxDurationMinutes, 1, 1440
-);
-int_newtype!(
-    /// How many assets a scan may report, 1-100 000.
-    MaxAssets, 1, 100_000
-);
+mod artifacts;
+mod constraints;
 
-impl MaxDurationMinutes {
-    /// The limit of a scan that sets none: an hour, above every scenario's minimum.
-    pub const fn default_limit() -> Self {
-        Self(60)
-    }
-}
-
-/// The most assets any scan may report.
-pub(crate) const MAX_ASSETS: usize = 100_000;
-
-/// The constraints of a scan request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScanConstraints {
-    /// How long a claimed scan may run.
-    pub max_duration_minutes: Option<MaxDurationMinutes>,
-    /// Not to be claimed before this.
-    pub not_before: Option<Timestamp>,
-    /// Not to be claimed after this (a queued scan then expires).
-    pub not_after: Option<Timestamp>,
-    /// At most this many assets.
-    pub max_assets: Option<MaxAssets>,
-}
-
-/// One infeasible constraint: the wire field and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Infeasible {
-    /// The field (`notAfter`, `maxDurationMinutes`).
-    pub field: &'static str,
-    /// Why, read after the field name.
-    pub message: String,
-}
-
-impl ScanConstraints {
-    /// The effective run-time limit.
-    pub fn max_duration(&self) -> MaxDurationMinutes {
-        self.max_duration_minutes
-            .unwrap_or(MaxDurationMinutes::default_limit())
-    }
-
-    /// Checks that a `scenario` scan requested at `now` with these constraints can run.
-    ///
-    /// # Errors
-    /// Every infeasible constraint, naming its field.
-    ///
-    /// # Examples
-    /// ```
-    /// use fleetpass_domain::scan::{MaxDurationMinutes, ScanConstraints, Scenario};
-    /// use time::macros::datetime;
-    ///
-    /// let now = datetime!(2026-11-22 10:00 UTC);
-    /// let tight = ScanConstraints {
-    ///     max_duration_minutes: Some(MaxDurationMinutes::new(20).unwrap()),
-    ///     not_after: Some(now + time::Duration::minutes(10)),
-    ///     ..ScanConstraints::default()
-    /// };
-    /// // Compliance needs 30 minutes: both constraints are named.
-    /// let fields: Vec<_> = tight.check_feasible(Scenario::Compliance, now).unwrap_err()
-    ///     .into_iter().map(|p| p.field).collect();
-    /// assert_eq!(fields, ["maxDurationMinutes", "notAfter"]);
-    /// assert!(tight.check_feasible(Scenario::Inventory, now).is_ok());
-    /// ```
-    pub fn check_feasible(
-        &self,
-        scenario: Scenario,
-        now: Timestamp,
-    ) -> Result<(), Vec<Infeasible>> {
-        let min = scenario.min_minutes();
-        let name = scenario.as_str();
-        let mut problems = Vec::new();
-        if let Some(max) = self.max_duration_minutes
-            && max.get() < min
-        {
-            problems.push(Infeasible {
-                field: "maxDurationMinutes",
-                message: format!(
-                    "is below the {name} scenario's minimum duration of {min} minutes"
-                ),
-            });
-        }
-        if let Some(not_after) = self.not_after {
-            let start = self.not_before.map_or(now, |nb| nb.max(now));
-            if self.not_before.is_some_and(|nb| not_after <= nb) {
-                problems.push(Infeasible {
-                    field: "notAfter",
-                    message: "must be after notBefore".to_owned(),
-                });
-            } else if not_after <= now {
-                problems.push(Infeasible {
-                    field: "notAfter",
-                    message: "is already past".to_owned(),
-                });
-            } else if not_after - start < time::Duration::minutes(i64::from(min)) {
-                let window = (not_after - start).whole_minutes();
-                problems.push(Infeasible {
-                    field: "notAfter",
-                    message: format!(
-                        "leaves a window of {window} minutes, shorter than the {name} scenario's minimum of {min} minutes"
-                    ),
-                });
-            }
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
-        }
-    }
-}
+pub use artifacts::{ArtifactError, Jws, Sha256Hex};
+pub(crate) use constraints::MAX_ASSETS;
+pub use constraints::{Constraint, Infeasible, MaxAssets, MaxDurationMinutes, ScanConstraints};
 
 /// Where a scan is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -484,23 +373,22 @@ impl ScanResults {
     /// in lowercase hex. Anyone can re-derive the bytes from the parsed JSON
     /// (`json.dumps(b, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`), so
     /// the digest in a passport names exactly one bundle.
-    pub fn bundle(&self) -> (String, String) {
+    ///
+    /// # Errors
+    /// `Serialize` should the results not serialize (they always do).
+    pub fn bundle(&self) -> Result<(String, Sha256Hex), ArtifactError> {
         let mut json = String::new();
-        canonical_json(&serde_json::to_value(self).unwrap_or_default(), &mut json);
-        let hex = sha256_hex(json.as_bytes());
-        (json, hex)
+        canonical_json(&serde_json::to_value(self)?, &mut json);
+        let digest = Sha256Hex::of(json.as_bytes());
+        Ok((json, digest))
     }
 
     /// The counts a report and a passport state.
     pub fn counts(&self) -> Counts {
-        let mut by_severity: BTreeMap<String, usize> = Severity::DESCENDING
-            .iter()
-            .map(|s| (s.as_str().to_owned(), 0))
-            .collect();
+        let mut by_severity: BTreeMap<Severity, usize> =
+            Severity::DESCENDING.iter().map(|s| (*s, 0)).collect();
         for f in &self.findings {
-            *by_severity
-                .entry(f.severity.as_str().to_owned())
-                .or_default() += 1;
+            *by_severity.entry(f.severity).or_default() += 1;
         }
         Counts {
             assets: self.assets.len(),
@@ -526,8 +414,7 @@ impl ScanResults {
 
 /// The SHA-256 of `bytes` in lowercase hex, as bundles and passports state it.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    Sha256Hex::of(bytes).into()
 }
 
 /// Writes `value` as canonical JSON: keys sorted, no whitespace. Sorted explicitly
@@ -574,8 +461,21 @@ pub struct Counts {
     pub software: usize,
     /// Findings.
     pub findings: usize,
-    /// Findings per severity (every severity present, zero or not).
-    pub findings_by_severity: BTreeMap<String, usize>,
+    /// Findings per severity (every severity present, zero or not). Written with its
+    /// keys in name order, as passports signed before it was typed had them.
+    #[serde(serialize_with = "by_name")]
+    pub findings_by_severity: BTreeMap<Severity, usize>,
+}
+
+/// Serializes a severity map with its keys in name order (`critical`, `high`, `info`,
+/// …) rather than severity order, so the JSON of counts is byte for byte what it was
+/// when the map was keyed by name.
+fn by_name<S: serde::Serializer>(
+    map: &BTreeMap<Severity, usize>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let named: BTreeMap<&str, usize> = map.iter().map(|(s, n)| (s.as_str(), *n)).collect();
+    serde::Serialize::serialize(&named, serializer)
 }
 
 /// The summary of a completed scan.
@@ -623,9 +523,12 @@ impl PassportClaims {
     pub const TYPE: &'static str = "fleetpass-scan-passport";
 
     /// The passport of `scan`, completed at `at`, over `results`.
-    pub fn new(scan: &Scan, results: &ScanResults, at: Timestamp) -> Self {
-        let (_, bundle_sha256) = results.bundle();
-        Self {
+    ///
+    /// # Errors
+    /// What [`ScanResults::bundle`] returns, or `Time` for a time with no RFC 3339 form.
+    pub fn new(scan: &Scan, results: &ScanResults, at: Timestamp) -> Result<Self, ArtifactError> {
+        let (_, bundle_sha256) = results.bundle()?;
+        Ok(Self {
             iss: "fleetpass".to_owned(),
             sub: scan.id.to_string(),
             typ: Self::TYPE.to_owned(),
@@ -635,12 +538,10 @@ impl PassportClaims {
             environment_id: scan.environment_id.to_string(),
             scan_id: scan.id.to_string(),
             scenario: scan.scenario,
-            completed_at: at
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            completed_at: at.format(&time::format_description::well_known::Rfc3339)?,
             counts: results.counts(),
-            bundle_sha256,
-        }
+            bundle_sha256: bundle_sha256.into(),
+        })
     }
 }
 
@@ -664,7 +565,7 @@ mod tests {
         }
     }
 
-    fn fields(r: Result<(), Vec<Infeasible>>) -> Vec<&'static str> {
+    fn fields(r: Result<(), Vec<Infeasible>>) -> Vec<Constraint> {
         r.err()
             .unwrap_or_default()
             .into_iter()
@@ -677,39 +578,39 @@ mod tests {
         let s = Scenario::Compliance;
         assert_eq!(
             fields(constraints(None, None, Some(30)).check_feasible(s, NOW)),
-            Vec::<&str>::new()
+            Vec::<Constraint>::new()
         );
         assert_eq!(
             fields(constraints(None, None, Some(29)).check_feasible(s, NOW)),
-            ["maxDurationMinutes"]
+            [Constraint::MaxDuration]
         );
         assert_eq!(
             fields(constraints(None, Some(30), None).check_feasible(s, NOW)),
-            Vec::<&str>::new()
+            Vec::<Constraint>::new()
         );
         assert_eq!(
             fields(constraints(None, Some(29), None).check_feasible(s, NOW)),
-            ["notAfter"]
+            [Constraint::NotAfter]
         );
         assert_eq!(
             fields(constraints(Some(60), Some(89), None).check_feasible(s, NOW)),
-            ["notAfter"]
+            [Constraint::NotAfter]
         );
         assert_eq!(
             fields(constraints(Some(60), Some(90), None).check_feasible(s, NOW)),
-            Vec::<&str>::new()
+            Vec::<Constraint>::new()
         );
         assert_eq!(
             fields(constraints(Some(60), Some(60), None).check_feasible(s, NOW)),
-            ["notAfter"]
+            [Constraint::NotAfter]
         );
         assert_eq!(
             fields(constraints(None, Some(0), None).check_feasible(s, NOW)),
-            ["notAfter"]
+            [Constraint::NotAfter]
         );
         assert_eq!(
             fields(constraints(None, Some(-5), Some(1)).check_feasible(s, NOW)),
-            ["maxDurationMinutes", "notAfter"]
+            [Constraint::MaxDuration, Constraint::NotAfter]
         );
         assert_eq!(Scenario::Inventory.min_minutes(), 5);
         assert!(Scenario::parse("vuln").is_err());
@@ -765,8 +666,15 @@ mod tests {
             ),
             (1, 2, 1)
         );
-        assert_eq!(report.counts.findings_by_severity["critical"], 1);
-        assert_eq!(report.counts.findings_by_severity["medium"], 0);
+        assert_eq!(report.counts.findings_by_severity[&Severity::Critical], 1);
+        assert_eq!(report.counts.findings_by_severity[&Severity::Medium], 0);
+        // Keys in name order, as before the map was typed.
+        let json = serde_json::to_string(&report.counts).unwrap();
+        let at = |key: &str| json.find(&format!("\"{key}\":")).unwrap();
+        let order = ["critical", "high", "info", "low", "medium"].map(at);
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{json}");
+        let back: Counts = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, report.counts);
         let titles: Vec<_> = report
             .top_findings
             .iter()
@@ -777,7 +685,7 @@ mod tests {
 
     #[test]
     fn bundles_are_canonical() {
-        let (json, sha) = results().bundle();
+        let (json, sha) = results().bundle().unwrap();
         assert!(
             json.starts_with(
                 r#"{"assets":[{"hostname":"db-1","ip":"10.0.0.5","openPorts":[22,5432],"os""#
@@ -785,8 +693,8 @@ mod tests {
             "{json}"
         );
         let reparsed: ScanResults = serde_json::from_str(&json).unwrap();
-        assert_eq!(reparsed.bundle(), (json, sha.clone()));
-        assert_eq!(sha.len(), 64);
+        assert_eq!(reparsed.bundle().unwrap(), (json, sha.clone()));
+        assert_eq!(sha.as_str().len(), 64);
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// Whether a schedule created without saying runs: yes, since a schedule exists to
+    /// run, and one can be created paused by asking.
+    pub const ENABLED_BY_DEFAULT: bool = true;
+
     /// Whether it should enqueue a scan at `now`.
     pub fn due(&self, now: Timestamp) -> bool {
         self.enabled && self.next_run_at <= now

@@ -68,6 +68,10 @@ impl Artifact {
 
     /// Every artifact, in nesting order.
     pub const ALL: [Artifact; 3] = [Self::Report, Self::Bundle, Self::Passport];
+
+    /// The scope of a share link that names none: the passport, the full hand-off an
+    /// auditor is usually sent, since a link exists to hand the scan over.
+    pub const DEFAULT_SHARE_SCOPE: Self = Self::Passport;
 }
 
 /// A share link's metadata (never its secret).

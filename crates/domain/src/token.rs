@@ -37,8 +37,16 @@ impl RateLimitPerMinute {
 }
 
 impl GraceHours {
-    /// The grace of a rotation that names none.
+    /// The grace of a rotation that names none: a day, long enough to roll the new
+    /// secret out to every client before the old one stops working.
     pub const DEFAULT: u32 = 24;
+}
+
+/// [`GraceHours::DEFAULT`].
+impl Default for GraceHours {
+    fn default() -> Self {
+        Self(Self::DEFAULT)
+    }
 }
 
 impl TokenTtlDays {

@@ -12,11 +12,11 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
 use fleetpass_domain::access::Denied;
+use fleetpass_domain::fleet::EnrollmentRefusal;
+use fleetpass_domain::scan::Constraint;
 use fleetpass_domain::value::ValueError;
-use fleetpass_ports::service::ServiceError;
-use fleetpass_ports::service::directory::PRINCIPAL_IS_CALLER;
-use fleetpass_ports::service::tokens::TOKEN_NOT_ACTIVE;
-use fleetpass_ports::store::constraint;
+use fleetpass_ports::Conflict;
+use fleetpass_ports::service::{Field, Remedy, ServiceError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -215,6 +215,11 @@ impl ApiError {
         self.field.as_deref()
     }
 
+    /// The per-field problems, when there are several.
+    pub fn problems(&self) -> &[FieldProblem] {
+        &self.details
+    }
+
     /// The message.
     pub fn message(&self) -> &str {
         &self.message
@@ -294,47 +299,102 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Message and hint of each conflict rule, by its constraint name.
-fn conflict(constraint: &str) -> ApiError {
-    let (message, hint) = match constraint {
-        c if c == constraint::TENANT_NAME => (
+/// The wire name of each input a service can find wrong.
+pub(crate) const fn wire_field(field: Field) -> &'static str {
+    match field {
+        Field::Secret => "token",
+        Field::Role => "role",
+        Field::Environment => "environmentId",
+        Field::Environments => "environmentIds",
+        Field::OwnerUser => "ownerUserId",
+        Field::OwnerServiceAccount => "ownerServiceAccountId",
+        Field::Results => "results",
+        Field::Constraint(Constraint::MaxDuration) => "maxDurationMinutes",
+        Field::Constraint(Constraint::NotBefore) => "notBefore",
+        Field::Constraint(Constraint::NotAfter) => "notAfter",
+        Field::Constraint(Constraint::MaxAssets) => "maxAssets",
+    }
+}
+
+/// The words of each remedy for refused credentials, with the route that gets new ones.
+const fn remedy(remedy: Remedy) -> &'static str {
+    match remedy {
+        Remedy::EnrollmentTokenAsIssued => {
+            "Send the enrollment token exactly as issued (it starts with fpe_)."
+        }
+        Remedy::Enrollment(EnrollmentRefusal::Unknown) => {
+            "Check the token was copied whole; issue a new one with POST /tenant/discovery/fleets/{fleet_id}/enrollment-tokens."
+        }
+        Remedy::Enrollment(
+            EnrollmentRefusal::Expired | EnrollmentRefusal::Revoked | EnrollmentRefusal::UsedUp,
+        ) => {
+            "Issue a new enrollment token with POST /tenant/discovery/fleets/{fleet_id}/enrollment-tokens."
+        }
+        Remedy::FreshAccessToken => "Get a fresh access token from POST /agent/token.",
+    }
+}
+
+/// Where to look, for a field whose rule says no more: the routes that list the values
+/// it takes.
+const fn field_hint(field: Field) -> Option<&'static str> {
+    match field {
+        Field::Environment | Field::Environments => {
+            Some("List environments with GET /api/admin/environments.")
+        }
+        _ => None,
+    }
+}
+
+/// Message and hint of each conflict rule: an exhaustive `match`, so a new rule cannot
+/// reach a client without its own words.
+pub(crate) fn conflict_words(conflict: Conflict) -> (&'static str, &'static str) {
+    match conflict {
+        Conflict::TenantName => (
             "a tenant with this name already exists",
             "Pick another name.",
         ),
-        c if c == constraint::ENVIRONMENT_NAME => (
+        Conflict::EnvironmentName => (
             "an environment with this name already exists in this tenant",
             "Pick another name.",
         ),
-        c if c == constraint::ENVIRONMENT_IN_USE => (
-            "the environment is still in the scope of API tokens that are not revoked",
-            "Revoke those tokens first.",
+        // Both block a deletion in either store; the store does not say which one did.
+        Conflict::EnvironmentInUse => (
+            "the environment still has fleets, or API tokens that are not revoked are scoped to it",
+            "Delete its fleets and revoke the tokens scoped to it first.",
         ),
-        c if c == constraint::USER_EMAIL => (
+        Conflict::UserEmail => (
             "a user with this email already exists in this tenant",
             "Use another email.",
         ),
-        c if c == constraint::TOKEN_OWNER_CHANGED => (
+        Conflict::TokenOwnerChanged => (
             "the owner was disabled or given a lower role while the token was being created",
             "Read the owner again; create the token with a role the owner holds.",
         ),
-        c if c == constraint::SERVICE_ACCOUNT_NAME => (
+        Conflict::ServiceAccountName => (
             "a service account with this name already exists in this tenant",
             "Pick another name.",
         ),
-        c if c == TOKEN_NOT_ACTIVE => (
+        Conflict::SigningKeyId => (
+            "a signing key with this key id already exists",
+            "Generate a new key; key ids are never reused.",
+        ),
+        Conflict::ScanNotRunning => (
+            "the scan is not running, so it cannot take results",
+            "Claim a new job; this scan was completed, failed or expired.",
+        ),
+        Conflict::ScanNotCompleted => (
+            "the scan has not completed, so it has no report",
+            "Wait until the scan's status is completed, then retry.",
+        ),
+        Conflict::TokenNotActive => (
             "the token is revoked or expired",
             "Create a new token instead.",
         ),
-        c if c == PRINCIPAL_IS_CALLER => (
+        Conflict::PrincipalIsCaller => (
             "this would revoke the token making the request",
             "Use a token owned by another principal.",
         ),
-        _ => (
-            "the request conflicts with the current state",
-            "Reload and retry.",
-        ),
-    };
-    ApiError::new(ErrorCode::Conflict, message).hint(hint)
+    }
 }
 
 impl From<ServiceError> for ApiError {
@@ -345,9 +405,10 @@ impl From<ServiceError> for ApiError {
                 message,
                 hint,
             } => {
-                let err = Self::new(ErrorCode::ValidationError, format!("{field} {message}"))
-                    .field(field);
-                match hint {
+                let name = wire_field(field);
+                let err =
+                    Self::new(ErrorCode::ValidationError, format!("{name} {message}")).field(name);
+                match hint.or_else(|| field_hint(field).map(str::to_owned)) {
                     Some(h) => err.hint(h),
                     None => err,
                 }
@@ -355,7 +416,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Unauthorized { message, hint } => {
                 let e = Self::unauthorized(message);
                 match hint {
-                    Some(h) => e.hint(h),
+                    Some(h) => e.hint(remedy(h)),
                     None => e,
                 }
             }
@@ -370,7 +431,10 @@ impl From<ServiceError> for ApiError {
             )
             .hint("Use a token whose environments include it."),
             ServiceError::NotFound => Self::not_found(),
-            ServiceError::Conflict { constraint } => conflict(constraint),
+            ServiceError::Conflict { constraint } => {
+                let (message, hint) = conflict_words(constraint);
+                Self::new(ErrorCode::Conflict, message).hint(hint)
+            }
             ServiceError::NotConfigured { message, hint } => {
                 Self::new(ErrorCode::ServiceUnavailable, message).hint(hint)
             }
@@ -416,6 +480,85 @@ mod tests {
         }
         assert_eq!(ApiError::bad_request("x", "y").status().as_u16(), 400);
         assert_eq!(ApiError::too_large(1).status().as_u16(), 413);
+    }
+
+    /// Every conflict answers 409 `CONFLICT` with its own message and hint. The table is
+    /// checked against `Conflict::ALL`, so a new variant fails here until it is listed.
+    #[test]
+    fn every_conflict_has_its_own_words() {
+        use Conflict::*;
+        let table = [
+            (
+                TenantName,
+                "a tenant with this name already exists",
+                "Pick another name.",
+            ),
+            (
+                EnvironmentName,
+                "an environment with this name already exists in this tenant",
+                "Pick another name.",
+            ),
+            (
+                EnvironmentInUse,
+                "the environment still has fleets, or API tokens that are not revoked are scoped to it",
+                "Delete its fleets and revoke the tokens scoped to it first.",
+            ),
+            (
+                UserEmail,
+                "a user with this email already exists in this tenant",
+                "Use another email.",
+            ),
+            (
+                ServiceAccountName,
+                "a service account with this name already exists in this tenant",
+                "Pick another name.",
+            ),
+            (
+                SigningKeyId,
+                "a signing key with this key id already exists",
+                "Generate a new key; key ids are never reused.",
+            ),
+            (
+                TokenOwnerChanged,
+                "the owner was disabled or given a lower role while the token was being created",
+                "Read the owner again; create the token with a role the owner holds.",
+            ),
+            (
+                ScanNotRunning,
+                "the scan is not running, so it cannot take results",
+                "Claim a new job; this scan was completed, failed or expired.",
+            ),
+            (
+                ScanNotCompleted,
+                "the scan has not completed, so it has no report",
+                "Wait until the scan's status is completed, then retry.",
+            ),
+            (
+                TokenNotActive,
+                "the token is revoked or expired",
+                "Create a new token instead.",
+            ),
+            (
+                PrincipalIsCaller,
+                "this would revoke the token making the request",
+                "Use a token owned by another principal.",
+            ),
+        ];
+        let listed: Vec<Conflict> = table.iter().map(|(c, _, _)| *c).collect();
+        assert_eq!(
+            listed,
+            Conflict::ALL,
+            "one row per variant, in declaration order"
+        );
+        for (conflict, message, hint) in table {
+            let e = ApiError::from(ServiceError::Conflict {
+                constraint: conflict,
+            });
+            assert_eq!(e.status().as_u16(), 409, "{conflict}");
+            assert_eq!(e.code(), ErrorCode::Conflict, "{conflict}");
+            assert_eq!(e.message(), message, "{conflict}");
+            assert_eq!(e.hint.as_deref(), Some(hint), "{conflict}");
+        }
     }
 
     #[test]

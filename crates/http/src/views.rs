@@ -300,7 +300,7 @@ impl From<AuditEvent> for AuditEventView {
     fn from(e: AuditEvent) -> Self {
         Self {
             id: e.id.to_string(),
-            action: e.action,
+            action: e.action.as_str().to_owned(),
             actor_kind: e.actor.kind().to_owned(),
             actor_id: e.actor.id().map(|id| id.to_string()),
             target_id: e.target_id.map(|id| id.to_string()),

@@ -1237,7 +1237,16 @@ async fn environments_are_unique_and_in_use_ones_stay() {
             &admin,
         )
     };
-    send(&app, del()).await.error(409, "CONFLICT");
+    let blocked = send(&app, del()).await;
+    let body = blocked.error(409, "CONFLICT");
+    assert_eq!(
+        body["message"],
+        "the environment still has fleets, or API tokens that are not revoked are scoped to it"
+    );
+    assert_eq!(
+        body["hint"],
+        "Delete its fleets and revoke the tokens scoped to it first."
+    );
     send(
         &app,
         authed(

@@ -6,6 +6,7 @@
 //! ports as trait objects in [`Deps`], so the HTTP layer, the CLI and tests share one
 //! wiring and tests pin the clock, ids and secrets.
 
+pub mod conflict;
 pub mod idempotency;
 pub mod keys;
 pub mod ratelimit;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use fleetpass_domain::Timestamp;
 use uuid::Uuid;
 
+pub use conflict::Conflict;
 pub use store::{
     AuditStore, FleetStore, KeyStore, RepoError, ScanStore, ScheduleStore, Store, TenantStore,
     TokenStore,

@@ -11,7 +11,7 @@
 //!   another tenant exactly like a missing row (`RepoError::NotFound`).
 //! - Lists are newest first (descending id) and keyset-paginated: fetch rows with
 //!   `id < cursor` and build the page with `Page::from_overfetch`.
-//! - A uniqueness clash is `RepoError::Conflict` with one of the [`constraint`] names.
+//! - A uniqueness or state clash is `RepoError::Conflict` with the [`Conflict`] it breaks.
 //! - An unreachable backend is `RepoError::Unavailable`, never `Other`.
 
 use fleetpass_domain::Timestamp;
@@ -19,35 +19,36 @@ use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::fleet::{Agent, EnrollmentToken};
 use fleetpass_domain::identity::{Environment, Principal, Tenant};
 use fleetpass_domain::ids::{EnvironmentId, FleetId};
-use fleetpass_domain::scan::{Scan, ScanStatus, Scenario};
+use fleetpass_domain::scan::{Jws, Report, Scan, ScanStatus, Scenario, Sha256Hex};
 use fleetpass_domain::schedule::Schedule;
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::ShareLink;
 use fleetpass_domain::token::ApiToken;
 use uuid::Uuid;
 
-/// The names of the rules a write can clash with, shared by every adapter (Postgres
-/// names its unique indexes after them).
+pub use crate::conflict::Conflict;
+
+/// Short names for the store-level [`Conflict`]s, so the adapters' and the contract
+/// suite's call sites read as the rules they raise.
 pub mod constraint {
-    /// Tenant names are unique across the platform.
-    pub const TENANT_NAME: &str = "tenants_name_key";
-    /// Environment names are unique per tenant.
-    pub const ENVIRONMENT_NAME: &str = "environments_tenant_name_key";
-    /// An environment that live tokens are scoped to, or fleets live in, cannot be
-    /// deleted.
-    pub const ENVIRONMENT_IN_USE: &str = "environment_in_use";
-    /// User emails are unique per tenant.
-    pub const USER_EMAIL: &str = "principals_tenant_email_key";
-    /// Service account names are unique per tenant.
-    pub const SERVICE_ACCOUNT_NAME: &str = "principals_tenant_sa_name_key";
-    /// Signing key ids are unique.
-    pub const SIGNING_KEY_ID: &str = "signing_keys_pkey";
-    /// A token's owner must be enabled and hold at least the token's role when the
-    /// token is stored (a concurrent demotion or disabling may have changed it since
-    /// the service looked).
-    pub const TOKEN_OWNER_CHANGED: &str = "token_owner_changed";
-    /// Results can only complete a running scan.
-    pub const SCAN_NOT_RUNNING: &str = "scan_not_running";
+    use super::Conflict;
+
+    /// See [`Conflict::TenantName`].
+    pub const TENANT_NAME: Conflict = Conflict::TenantName;
+    /// See [`Conflict::EnvironmentName`].
+    pub const ENVIRONMENT_NAME: Conflict = Conflict::EnvironmentName;
+    /// See [`Conflict::EnvironmentInUse`].
+    pub const ENVIRONMENT_IN_USE: Conflict = Conflict::EnvironmentInUse;
+    /// See [`Conflict::UserEmail`].
+    pub const USER_EMAIL: Conflict = Conflict::UserEmail;
+    /// See [`Conflict::ServiceAccountName`].
+    pub const SERVICE_ACCOUNT_NAME: Conflict = Conflict::ServiceAccountName;
+    /// See [`Conflict::SigningKeyId`].
+    pub const SIGNING_KEY_ID: Conflict = Conflict::SigningKeyId;
+    /// See [`Conflict::TokenOwnerChanged`].
+    pub const TOKEN_OWNER_CHANGED: Conflict = Conflict::TokenOwnerChanged;
+    /// See [`Conflict::ScanNotRunning`].
+    pub const SCAN_NOT_RUNNING: Conflict = Conflict::ScanNotRunning;
 }
 
 /// Why a store call failed.
@@ -56,11 +57,11 @@ pub enum RepoError {
     /// No such row in this tenant.
     #[error("not found")]
     NotFound,
-    /// The write clashes with a uniqueness or state rule named by `constraint`.
+    /// The write clashes with a uniqueness or state rule.
     #[error("conflict on {constraint}")]
     Conflict {
-        /// One of the [`constraint`] names.
-        constraint: &'static str,
+        /// Which rule: one of the store-level [`Conflict`]s.
+        constraint: Conflict,
     },
     /// The backend cannot be reached; the caller may retry later.
     #[error("store unavailable: {0}")]
@@ -178,12 +179,12 @@ pub struct ScanFilter {
 pub struct ScanArtifacts {
     /// The bundle: the canonical JSON of the results, byte for byte as hashed.
     pub bundle_json: String,
-    /// SHA-256 of `bundle_json`, lowercase hex.
-    pub bundle_sha256: String,
-    /// The report, as JSON.
-    pub report: serde_json::Value,
+    /// SHA-256 of `bundle_json`.
+    pub bundle_sha256: Sha256Hex,
+    /// The report.
+    pub report: Report,
     /// The passport: a compact JWS.
-    pub passport: String,
+    pub passport: Jws,
 }
 
 /// Builds the scan a due schedule enqueues, and its audit event.

@@ -24,7 +24,7 @@ impl AuditStore for MemoryStore {
                 && filter
                     .action
                     .as_ref()
-                    .is_none_or(|action| &e.action == action)
+                    .is_none_or(|action| e.action.as_str() == action)
                 && filter
                     .actor_id
                     .is_none_or(|actor| e.actor.id() == Some(actor))

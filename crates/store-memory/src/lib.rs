@@ -159,7 +159,7 @@ fn page_of<T: Clone>(
 }
 
 /// Whether two principals of one tenant would share a unique name, and under which rule.
-fn clash(a: &Principal, b: &Principal) -> Option<&'static str> {
+fn clash(a: &Principal, b: &Principal) -> Option<fleetpass_ports::Conflict> {
     if a.tenant_id != b.tenant_id {
         return None;
     }

@@ -6,17 +6,22 @@
 use diesel::result::{ConnectionError, DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::PoolError as ManagerError;
 use diesel_async::pooled_connection::deadpool::PoolError;
+use fleetpass_ports::Conflict;
 use fleetpass_ports::RepoError;
-use fleetpass_ports::store::constraint;
 
-/// The constraint names a unique violation can be reported under, as the port's
-/// `&'static str`s (the database hands back a borrowed name).
-const UNIQUE_CONSTRAINTS: [&str; 5] = [
-    constraint::TENANT_NAME,
-    constraint::ENVIRONMENT_NAME,
-    constraint::USER_EMAIL,
-    constraint::SERVICE_ACCOUNT_NAME,
-    constraint::SIGNING_KEY_ID,
+/// The one map from the schema's unique indexes (and the one primary key a caller can
+/// clash with) to the port's [`Conflict`]s; every other unique violation is `Other`.
+/// The migrations test checks the schema has exactly these, besides the ones no user
+/// action can violate.
+pub const UNIQUE_INDEXES: [(&str, Conflict); 5] = [
+    ("tenants_name_key", Conflict::TenantName),
+    ("environments_tenant_name_key", Conflict::EnvironmentName),
+    ("principals_tenant_email_key", Conflict::UserEmail),
+    (
+        "principals_tenant_sa_name_key",
+        Conflict::ServiceAccountName,
+    ),
+    ("signing_keys_pkey", Conflict::SigningKeyId),
 ];
 
 /// An error inside the adapter, before it crosses the port.
@@ -134,9 +139,11 @@ pub(crate) fn migration_error(e: Box<dyn std::error::Error + Send + Sync>) -> Re
     }
 }
 
-/// The port's name for a database constraint name, if it has one.
-fn known_constraint(name: &str) -> Option<&'static str> {
-    UNIQUE_CONSTRAINTS.into_iter().find(|known| *known == name)
+/// The port's conflict for a database constraint name, if it has one.
+fn known_constraint(name: &str) -> Option<Conflict> {
+    UNIQUE_INDEXES
+        .into_iter()
+        .find_map(|(index, conflict)| (index == name).then_some(conflict))
 }
 
 /// A row that does not make a valid domain value: the database holds something the
@@ -196,15 +203,15 @@ mod tests {
     fn every_unique_constraint_of_the_port_is_known() {
         assert_eq!(
             known_constraint("tenants_name_key"),
-            Some(constraint::TENANT_NAME)
+            Some(Conflict::TenantName)
         );
         assert_eq!(
             known_constraint("principals_tenant_sa_name_key"),
-            Some(constraint::SERVICE_ACCOUNT_NAME)
+            Some(Conflict::ServiceAccountName)
         );
         assert_eq!(
             known_constraint("signing_keys_pkey"),
-            Some(constraint::SIGNING_KEY_ID)
+            Some(Conflict::SigningKeyId)
         );
         assert_eq!(known_constraint("api_token_secrets_pkey"), None);
         assert_eq!(known_constraint("enrollment_tokens_digest_key"), None);

@@ -11,8 +11,8 @@
 //!   opening a connection gives up after 5 s, so a database that is down answers
 //!   `RepoError::Unavailable` quickly, and the pool recovers by itself when it is back.
 //! - **Errors**: `error.rs` is the one place that maps diesel, pool and connection errors
-//!   to `RepoError`: no row is `NotFound`; a unique violation is `Conflict` named by the
-//!   violated constraint (the schema names them after `fleetpass_ports::store::constraint`);
+//!   to `RepoError`: no row is `NotFound`; a unique violation is `Conflict` with the
+//!   port's `Conflict` its index stands for ([`UNIQUE_INDEXES`], the one such map);
 //!   a connection that cannot be had or was lost is `Unavailable`; the rest is `Other`.
 //! - **Rows**: the adapter owns its row types (`TenantRow`, `TokenRow`, …) and converts
 //!   them with `TryFrom<Row> for Domain`, so diesel types never cross the port and a row
@@ -45,5 +45,6 @@ mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+pub use error::UNIQUE_INDEXES;
 pub use migrate::{MIGRATION_LOCK_KEY, MIGRATIONS, run_migrations};
 pub use store::PgStore;

@@ -11,7 +11,7 @@
 
 use diesel::prelude::*;
 use fleetpass_domain::Timestamp;
-use fleetpass_domain::audit::{AuditActor, AuditEvent};
+use fleetpass_domain::audit::{AuditAction, AuditActor, AuditEvent};
 use fleetpass_domain::fleet::{
     Agent, AgentVersion, EnrollmentToken, Fleet, FleetName, Hostname, MaxUses, Platform,
 };
@@ -20,24 +20,27 @@ use fleetpass_domain::identity::{
     ServiceAccountName, Tenant, TenantName,
 };
 use fleetpass_domain::ids::{
-    AgentId, AuditEventId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, TenantId,
-    TokenId,
+    AgentId, AuditEventId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId,
+    ScheduleId, ShareLinkId, TenantId, TokenId,
 };
+use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, Scenario};
+use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use fleetpass_domain::secret::SecretDigest;
+use fleetpass_domain::share::{Artifact, MaxAccesses, ShareLabel, ShareLink};
 use fleetpass_domain::token::{ApiToken, RateLimitPerMinute, TokenName};
 use fleetpass_ports::RepoError;
 use fleetpass_ports::store::StoredSigningKey;
 use uuid::Uuid;
 
+mod scan_rows;
+
+pub(crate) use scan_rows::{ArtifactsRow, ScanRow};
+
 use crate::error::CorruptRow;
 use crate::schema::{
     agents, api_token_secrets, api_tokens, audit_events, enrollment_tokens, environments, fleets,
-    principals, signing_keys, tenants,
+    principals, schedules, share_links, signing_keys, tenants,
 };
-
-mod scan_rows;
-
-pub(crate) use scan_rows::{ArtifactsRow, NewShareLinkRow, ScanRow, ScheduleRow, ShareLinkRow};
 
 /// The stored `kind` of a user.
 pub(crate) const KIND_USER: &str = "user";
@@ -306,7 +309,7 @@ impl From<&AuditEvent> for AuditRow {
             tenant_id: e.tenant_id.as_uuid(),
             actor_kind: e.actor.kind().to_owned(),
             actor_id: e.actor.id(),
-            action: e.action.clone(),
+            action: e.action.as_str().to_owned(),
             target_id: e.target_id,
             at: e.at,
             details: e.details.clone(),
@@ -329,11 +332,18 @@ impl TryFrom<AuditRow> for AuditEvent {
                 format!("actor kind {:?} with this actor id", row.actor_kind),
             )
         })?;
+        let action = AuditAction::parse(&row.action).ok_or_else(|| {
+            CorruptRow::repo(
+                "audit_events",
+                row.id,
+                format!("unknown action {:?}", row.action),
+            )
+        })?;
         Ok(Self {
             id: AuditEventId::from_uuid(row.id),
             tenant_id: TenantId::from_uuid(row.tenant_id),
             actor,
-            action: row.action,
+            action,
             target_id: row.target_id,
             at: row.at,
             details: row.details,
@@ -424,7 +434,7 @@ pub(crate) struct NewEnrollmentTokenRow {
 /// assets) to at most 100 000, far inside `i32`, and counts stay below their limits
 /// (an unlimited link's accesses would need two billion opens to get near); anything
 /// beyond saturates, and the tables' CHECKs refuse what breaks a limit.
-fn count_column(n: u32) -> i32 {
+pub(super) fn count_column(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
@@ -576,6 +586,167 @@ impl From<SigningKeyRow> for StoredSigningKey {
             created_at: row.created_at,
             retired_at: row.retired_at,
         }
+    }
+}
+
+/// A `share_links` row as read: everything but the digest, which only lookups use.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = share_links, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct ShareLinkRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub scan_id: Uuid,
+    pub scope: String,
+    pub label: Option<String>,
+    pub expires_at: Timestamp,
+    pub max_accesses: Option<i32>,
+    pub access_count: i32,
+    pub last_accessed_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub hint: String,
+}
+
+/// A `share_links` row as inserted: the link and the digest of its token.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
+#[diesel(table_name = share_links, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct NewShareLinkRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub scan_id: Uuid,
+    pub digest: Vec<u8>,
+    pub scope: String,
+    pub label: Option<String>,
+    pub expires_at: Timestamp,
+    pub max_accesses: Option<i32>,
+    pub access_count: i32,
+    pub last_accessed_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub hint: String,
+}
+
+impl NewShareLinkRow {
+    /// The row of `link` with the digest of its token.
+    pub(crate) fn new(link: &ShareLink, digest: &SecretDigest) -> Self {
+        Self {
+            id: link.id.as_uuid(),
+            tenant_id: link.tenant_id.as_uuid(),
+            scan_id: link.scan_id.as_uuid(),
+            digest: digest.as_bytes().to_vec(),
+            scope: link.scope.as_str().to_owned(),
+            label: link.label.as_ref().map(|l| l.as_str().to_owned()),
+            expires_at: link.expires_at,
+            max_accesses: link.max_accesses.map(|m| count_column(m.get())),
+            access_count: count_column(link.access_count),
+            last_accessed_at: link.last_accessed_at,
+            revoked_at: link.revoked_at,
+            created_at: link.created_at,
+            hint: link.hint.clone(),
+        }
+    }
+}
+
+impl TryFrom<ShareLinkRow> for ShareLink {
+    type Error = RepoError;
+
+    fn try_from(row: ShareLinkRow) -> Result<Self, RepoError> {
+        let corrupt =
+            |reason: &dyn std::fmt::Display| CorruptRow::repo("share_links", row.id, reason);
+        Ok(Self {
+            id: ShareLinkId::from_uuid(row.id),
+            tenant_id: TenantId::from_uuid(row.tenant_id),
+            scan_id: ScanId::from_uuid(row.scan_id),
+            scope: Artifact::parse(&row.scope).map_err(|e| corrupt(&e))?,
+            label: row
+                .label
+                .as_deref()
+                .map(ShareLabel::new)
+                .transpose()
+                .map_err(|e| corrupt(&e))?,
+            expires_at: row.expires_at,
+            max_accesses: row
+                .max_accesses
+                .map(|m| MaxAccesses::new(i64::from(m)))
+                .transpose()
+                .map_err(|e| corrupt(&e))?,
+            access_count: u32::try_from(row.access_count).map_err(|e| corrupt(&e))?,
+            last_accessed_at: row.last_accessed_at,
+            revoked_at: row.revoked_at,
+            created_at: row.created_at,
+            hint: row.hint,
+        })
+    }
+}
+
+/// A `schedules` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(treat_none_as_default_value = false)]
+#[diesel(table_name = schedules, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct ScheduleRow {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub fleet_id: Uuid,
+    pub environment_id: Uuid,
+    pub scenario: String,
+    pub max_duration_minutes: Option<i32>,
+    pub max_assets: Option<i32>,
+    pub interval_minutes: i32,
+    pub enabled: bool,
+    pub next_run_at: Timestamp,
+    pub last_run_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+impl From<&Schedule> for ScheduleRow {
+    fn from(s: &Schedule) -> Self {
+        Self {
+            id: s.id.as_uuid(),
+            tenant_id: s.tenant_id.as_uuid(),
+            fleet_id: s.fleet_id.as_uuid(),
+            environment_id: s.environment_id.as_uuid(),
+            scenario: s.scenario.as_str().to_owned(),
+            max_duration_minutes: s.max_duration_minutes.map(|m| count_column(m.get())),
+            max_assets: s.max_assets.map(|m| count_column(m.get())),
+            interval_minutes: count_column(s.interval.get()),
+            enabled: s.enabled,
+            next_run_at: s.next_run_at,
+            last_run_at: s.last_run_at,
+            created_at: s.created_at,
+        }
+    }
+}
+
+impl TryFrom<ScheduleRow> for Schedule {
+    type Error = RepoError;
+
+    fn try_from(row: ScheduleRow) -> Result<Self, RepoError> {
+        let corrupt =
+            |reason: &dyn std::fmt::Display| CorruptRow::repo("schedules", row.id, reason);
+        Ok(Self {
+            id: ScheduleId::from_uuid(row.id),
+            tenant_id: TenantId::from_uuid(row.tenant_id),
+            fleet_id: FleetId::from_uuid(row.fleet_id),
+            environment_id: EnvironmentId::from_uuid(row.environment_id),
+            scenario: Scenario::parse(&row.scenario).map_err(|e| corrupt(&e))?,
+            max_duration_minutes: row
+                .max_duration_minutes
+                .map(|m| MaxDurationMinutes::new(i64::from(m)))
+                .transpose()
+                .map_err(|e| corrupt(&e))?,
+            max_assets: row
+                .max_assets
+                .map(|m| MaxAssets::new(i64::from(m)))
+                .transpose()
+                .map_err(|e| corrupt(&e))?,
+            interval: IntervalMinutes::new(i64::from(row.interval_minutes))
+                .map_err(|e| corrupt(&e))?,
+            enabled: row.enabled,
+            next_run_at: row.next_run_at,
+            last_run_at: row.last_run_at,
+            created_at: row.created_at,
+        })
     }
 }
 

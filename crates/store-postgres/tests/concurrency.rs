@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use fleetpass_contract::fixtures::Fixtures;
 use fleetpass_domain::Timestamp;
-use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
+use fleetpass_domain::audit::{AuditAction, AuditActor, AuditEvent, actions};
 use fleetpass_domain::fleet::{Agent, EnrollmentRefusal, EnrollmentToken, Fleet};
 use fleetpass_domain::ids::{ScanId, ScheduleId, TenantId};
 use fleetpass_domain::page::{PageLimit, PageRequest};
@@ -214,7 +214,7 @@ async fn enroll_50_at_once_from_two_pools(max_uses: u32) {
     assert_eq!(tokens.items.len(), 1);
     assert_eq!(tokens.items[0].uses, max_uses, "every use claimed once");
     let filter = AuditFilter {
-        action: Some(actions::AGENT_ENROLLED.to_owned()),
+        action: Some(actions::AGENT_ENROLLED.into()),
         ..AuditFilter::default()
     };
     let events = first
@@ -378,9 +378,9 @@ fn swept_by_system(fx: &Fixtures, now: Timestamp) -> impl Fn(&Scan) -> AuditEven
 }
 
 /// How many events with `action` the tenant's log holds, over every page.
-async fn count_events(store: &dyn Store, tenant: TenantId, action: &str) -> usize {
+async fn count_events(store: &dyn Store, tenant: TenantId, action: AuditAction) -> usize {
     let filter = AuditFilter {
-        action: Some(action.to_owned()),
+        action: Some(action.into()),
         ..AuditFilter::default()
     };
     let mut page = PageRequest {

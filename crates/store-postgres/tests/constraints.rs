@@ -1,5 +1,5 @@
-//! Unique violations become `Conflict` named by the port's constraint names, and only
-//! those: the schema's unique indexes carry exactly those names, except a few listed
+//! Unique violations become the port's `Conflict`s through the adapter's one map of index
+//! names, and only those: the schema's unique indexes are exactly that map's, except a few listed
 //! below that no user action can violate, and a clash on any of those is `Other`. The
 //! CHECKs mirror the domain, and writes whose parts contradict each other are refused
 //! whole.
@@ -14,7 +14,8 @@ use fleetpass_domain::identity::{EnvScope, Role};
 use fleetpass_domain::ids::AgentId;
 use fleetpass_domain::scan::{Scan, ScanStatus};
 use fleetpass_ports::store::constraint;
-use fleetpass_ports::{FleetStore, RepoError, ScanStore, Store, TenantStore, TokenStore};
+use fleetpass_ports::{Conflict, FleetStore, RepoError, ScanStore, Store, TenantStore, TokenStore};
+use fleetpass_store_postgres::UNIQUE_INDEXES;
 use fleetpass_store_postgres::testing::TestDatabase;
 
 #[derive(QueryableByName)]
@@ -25,8 +26,17 @@ struct Index {
     indexname: String,
 }
 
+/// The index the adapter maps to `conflict`.
+fn index_of(conflict: Conflict) -> String {
+    let (index, _) = UNIQUE_INDEXES
+        .into_iter()
+        .find(|(_, c)| *c == conflict)
+        .unwrap_or_else(|| panic!("no index stands for {conflict}"));
+    index.to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unique_indexes_are_named_after_the_port() {
+async fn unique_indexes_are_the_adapters_map() {
     let db = TestDatabase::fresh().await;
     let mut conn = AsyncPgConnection::establish(db.url())
         .await
@@ -47,14 +57,14 @@ async fn unique_indexes_are_named_after_the_port() {
     let mut expected = vec![
         (
             "environments".to_owned(),
-            constraint::ENVIRONMENT_NAME.to_owned(),
+            index_of(Conflict::EnvironmentName),
         ),
         (
             "principals".to_owned(),
-            constraint::SERVICE_ACCOUNT_NAME.to_owned(),
+            index_of(Conflict::ServiceAccountName),
         ),
-        ("principals".to_owned(), constraint::USER_EMAIL.to_owned()),
-        ("tenants".to_owned(), constraint::TENANT_NAME.to_owned()),
+        ("principals".to_owned(), index_of(Conflict::UserEmail)),
+        ("tenants".to_owned(), index_of(Conflict::TenantName)),
         // Not the port's: secret digests (a clash means a 256-bit collision, a bug or
         // an attack) and (tenant_id, id) pairs that tenant-consistent foreign keys
         // point at (implied by the primary keys, so they cannot clash at all).
@@ -77,7 +87,7 @@ async fn unique_indexes_are_named_after_the_port() {
     expected.sort();
     assert_eq!(
         found, expected,
-        "every unique rule carries its port name, and no other exists"
+        "every unique index the adapter maps to a conflict exists, and no other"
     );
 }
 
@@ -303,7 +313,8 @@ async fn scans_and_share_links_are_held_to_the_domain() {
     let outcome = db.create_scan(&unclaimed, &requested).await;
     refused_whole(&*db, outcome, &unclaimed, "a running scan nobody claimed").await;
 
-    // Completed with a digest that is not lowercase hex: the whole completion rolls back.
+    // A digest that is not lowercase hex: `Sha256Hex` cannot hold one, so no completion
+    // can carry it; the table's CHECK still refuses one written by any other means.
     let agent_id = AgentId::from_uuid(fx.id());
     let running = Scan {
         status: ScanStatus::Running,
@@ -315,25 +326,20 @@ async fn scans_and_share_links_are_held_to_the_domain() {
     db.create_scan(&running, &requested)
         .await
         .expect("a claimed scan has a valid shape");
-    let mut artifacts = fx.artifacts();
-    artifacts.bundle_sha256 = artifacts.bundle_sha256.to_uppercase();
     let completed = fx.audit(t, actions::SCAN_COMPLETED, Some(running.id.as_uuid()));
-    let outcome = db
-        .complete_scan(agent_id, running.id, fx.now(), &artifacts, &completed)
-        .await;
-    assert!(matches!(outcome, Err(RepoError::Other(_))), "{outcome:?}");
-    assert_eq!(
-        db.get_scan(t, running.id).await.expect("get_scan"),
-        running,
-        "still running"
-    );
-    assert!(
-        db.get_scan_artifacts(t, running.id)
-            .await
-            .expect("get_scan_artifacts")
-            .is_none(),
-        "no artifacts kept"
-    );
+    db.complete_scan(agent_id, running.id, fx.now(), &fx.artifacts(), &completed)
+        .await
+        .expect("complete_scan");
+    let mut conn = AsyncPgConnection::establish(db.url())
+        .await
+        .expect("connect");
+    let uppercase = diesel::sql_query(format!(
+        "UPDATE scan_artifacts SET bundle_sha256 = upper(bundle_sha256) WHERE scan_id = '{}'",
+        running.id
+    ))
+    .execute(&mut conn)
+    .await;
+    assert!(uppercase.is_err(), "{uppercase:?}");
 
     // A link's count never passes its limit, whatever writes it.
     let (link, link_secret) = fx.share_link(&running, Some(5), fx.now());
@@ -341,9 +347,6 @@ async fn scans_and_share_links_are_held_to_the_domain() {
     db.create_share_link(&link, &link_secret.digest(), &created)
         .await
         .expect("create_share_link");
-    let mut conn = AsyncPgConnection::establish(db.url())
-        .await
-        .expect("connect");
     let past_limit = diesel::sql_query(format!(
         "UPDATE share_links SET access_count = 6 WHERE id = '{}'",
         link.id

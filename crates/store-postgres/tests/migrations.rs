@@ -207,7 +207,7 @@ async fn reverting_the_fleets_migration_keeps_events_by_agents() {
     .expect("enroll")
     .expect("a fresh token enrolls");
     let by_agents = AuditFilter {
-        action: Some(actions::AGENT_ENROLLED.to_owned()),
+        action: Some(actions::AGENT_ENROLLED.into()),
         ..AuditFilter::default()
     };
     let before = db
@@ -295,7 +295,7 @@ async fn reverting_the_scans_migration_keeps_events_by_the_system() {
     };
     assert_eq!(db.sweep_scans(at, &expired).await.expect("sweep_scans"), 1);
     let by_system = AuditFilter {
-        action: Some(actions::SCAN_EXPIRED.to_owned()),
+        action: Some(actions::SCAN_EXPIRED.into()),
         ..AuditFilter::default()
     };
     let before = db

@@ -27,11 +27,11 @@ pub async fn lists_paginate_newest_first(store: &dyn Store) {
         accounts.push(setup.service_account().await.id.as_uuid());
         tokens.push(setup.token(&admin, Role::Viewer).await.0.id.as_uuid());
     }
-    // The users' events carry an action of their own, to page through under a filter.
+    // The tenant has no user yet: its five `user.created` events page under a filter.
     let mut events = Vec::new();
     for _ in 0..5 {
         let user = fx.user(t);
-        let audit = setup.audit("contract.page", user.id.as_uuid());
+        let audit = setup.audit(actions::USER_CREATED, user.id.as_uuid());
         store
             .create_principal(&user, &audit)
             .await
@@ -74,7 +74,7 @@ pub async fn lists_paginate_newest_first(store: &dyn Store) {
     .await;
     expect_pages_of_five("list_tokens", &got, token_id, tokens);
     let filter = AuditFilter {
-        action: Some("contract.page".to_owned()),
+        action: Some(actions::USER_CREATED.into()),
         ..AuditFilter::default()
     };
     let event_id = |e: &AuditEvent| e.id.as_uuid();

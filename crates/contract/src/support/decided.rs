@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use std::sync::{Mutex, PoisonError};
 
 use fleetpass_domain::Timestamp;
-use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
+use fleetpass_domain::audit::{AuditAction, AuditActor, AuditEvent, actions};
 use fleetpass_domain::fleet::Agent;
 use fleetpass_domain::ids::{ScanId, TenantId};
 use fleetpass_domain::scan::{Scan, ScanStatus};
@@ -24,7 +24,7 @@ use crate::fixtures::Fixtures;
 struct Decided {
     tenant: TenantId,
     actor: AuditActor,
-    action: &'static str,
+    action: AuditAction,
     target: Uuid,
     at: Timestamp,
 }
@@ -106,8 +106,8 @@ impl<'a> Auditor<'a, Scan> {
                 ScanStatus::Failed => actions::SCAN_FAILED,
                 ScanStatus::Expired => actions::SCAN_EXPIRED,
                 // A store that sweeps a scan to anything else is wrong; the case's
-                // checks of the row name that.
-                _ => "scan.swept_to_neither_failed_nor_expired",
+                // checks of the row name that. (A stand-in no sweep records.)
+                _ => actions::SCAN_REQUESTED,
             },
             target: scan.id.as_uuid(),
             at: scan.finished_at.unwrap_or(scan.requested_at),

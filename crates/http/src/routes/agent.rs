@@ -11,8 +11,7 @@ use fleetpass_ports::service::scans;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Checks;
-use super::route;
+use super::{Checks, route};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AgentCaller, Body, BodyLimit, path_id};
@@ -75,19 +74,16 @@ pub async fn enroll(
     Body(body): Body<EnrollBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut checks = Checks::default();
-    let hostname = checks.check("hostname", Hostname::new(&body.hostname));
-    let platform = checks.check("platform", Platform::new(&body.platform));
+    let hostname = checks.require("hostname", Hostname::new(&body.hostname));
+    let platform = checks.require("platform", Platform::new(&body.platform));
     let version = body
         .agent_version
-        .map(|v| checks.check("agentVersion", AgentVersion::new(&v)));
-    checks.finish()?;
-    let (Some(hostname), Some(platform)) = (hostname, platform) else {
-        return Err(ApiError::internal());
-    };
+        .and_then(|v| checks.check("agentVersion", AgentVersion::new(&v)));
+    let (hostname, platform) = checks.finish_with((hostname, platform))?;
     let report = Enrollment {
         hostname,
         platform,
-        agent_version: version.flatten(),
+        agent_version: version,
     };
     let enrolled = svc::enroll(&state.deps, &state.keys, &body.enrollment_token, report).await?;
     Ok(HttpResponse::Created().json(EnrolledView {

@@ -13,8 +13,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::route;
-use super::{Checks, SERVER_FIELDS, present, refuse_other_fields};
+use super::{Checks, SERVER_FIELDS, body_id, present, refuse_other_fields, route};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
@@ -253,17 +252,13 @@ pub async fn create_user(
     Body(body): Body<CreateUserBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut checks = Checks::default();
-    let email = checks.check("email", Email::new(&body.email));
-    let name = body.name.map(|n| checks.check("name", PersonName::new(&n)));
-    let role = checks.check("role", Role::parse(&body.role));
-    checks.finish()?;
-    let (Some(email), Some(role)) = (email, role) else {
-        return Err(ApiError::internal());
-    };
-    let kind = PrincipalKind::User {
-        email,
-        name: name.flatten(),
-    };
+    let email = checks.require("email", Email::new(&body.email));
+    let name = body
+        .name
+        .and_then(|n| checks.check("name", PersonName::new(&n)));
+    let role = checks.require("role", Role::parse(&body.role));
+    let (email, role) = checks.finish_with((email, role))?;
+    let kind = PrincipalKind::User { email, name };
     let p = svc::create_principal(&state.deps, &caller.actor, kind, role).await?;
     Ok(HttpResponse::Created().json(PrincipalView::from(p)))
 }
@@ -278,12 +273,9 @@ pub async fn create_service_account(
     Body(body): Body<CreateServiceAccountBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut checks = Checks::default();
-    let name = checks.check("name", ServiceAccountName::new(&body.name));
-    let role = checks.check("role", Role::parse(&body.role));
-    checks.finish()?;
-    let (Some(name), Some(role)) = (name, role) else {
-        return Err(ApiError::internal());
-    };
+    let name = checks.require("name", ServiceAccountName::new(&body.name));
+    let role = checks.require("role", Role::parse(&body.role));
+    let (name, role) = checks.finish_with((name, role))?;
     let p = svc::create_principal(
         &state.deps,
         &caller.actor,
@@ -475,10 +467,8 @@ pub async fn list_audit_events(
     }
     .page()?;
     let uuid = |field: &str, raw: Option<String>| {
-        raw.map(|r| {
-            Uuid::parse_str(&r).map_err(|_| ApiError::invalid_message(field, "is not a valid id"))
-        })
-        .transpose()
+        raw.map(|r| body_id(field, &r, |s| Uuid::parse_str(s).ok()))
+            .transpose()
     };
     let since = params
         .since

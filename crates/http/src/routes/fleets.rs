@@ -8,8 +8,7 @@ use fleetpass_ports::service::fleets as svc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::route;
-use super::{Checks, SERVER_FIELDS, refuse_other_fields};
+use super::{Checks, SERVER_FIELDS, refuse_other_fields, route};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
@@ -77,25 +76,14 @@ pub async fn create_fleet(
     Body(body): Body<CreateFleetBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut checks = Checks::default();
-    let name = body.name.map(|n| checks.check("name", FleetName::new(&n)));
-    let environment = body.environment_id.map(|raw| {
-        let id = EnvironmentId::parse(&raw);
-        if id.is_none() {
-            checks.push(ApiError::invalid_message(
-                "environmentId",
-                "is not a valid id",
-            ));
-        }
-        id
-    });
-    checks.finish()?;
-    let created = svc::create_fleet(
-        &state.deps,
-        &caller.actor,
-        name.flatten(),
-        environment.flatten(),
-    )
-    .await?;
+    let name = body
+        .name
+        .and_then(|n| checks.check("name", FleetName::new(&n)));
+    let environment = body
+        .environment_id
+        .map(|raw| checks.id("environmentId", &raw, EnvironmentId::parse));
+    let environment = checks.finish_with(environment)?;
+    let created = svc::create_fleet(&state.deps, &caller.actor, name, environment).await?;
     Ok(HttpResponse::Created().json(CreatedFleetView::new(created)))
 }
 
@@ -216,15 +204,12 @@ pub async fn issue_enrollment_token(
         Ok(EnrollmentTtlHours::default_ttl()),
         EnrollmentTtlHours::new,
     );
-    let ttl = checks.check("expiresHours", ttl);
-    let max_uses = checks.check(
+    let ttl = checks.require("expiresHours", ttl);
+    let max_uses = checks.require(
         "maxUses",
-        body.max_uses.map_or(Ok(MaxUses::once()), MaxUses::new),
+        body.max_uses.map_or(Ok(MaxUses::default()), MaxUses::new),
     );
-    checks.finish()?;
-    let (Some(ttl), Some(max_uses)) = (ttl, max_uses) else {
-        return Err(ApiError::internal());
-    };
+    let (ttl, max_uses) = checks.finish_with((ttl, max_uses))?;
     let issued =
         svc::issue_enrollment_token(&state.deps, &caller.actor, fleet, ttl, max_uses).await?;
     Ok(HttpResponse::Created().json(IssuedEnrollmentView::new(issued, state.deps.now())))

@@ -17,6 +17,7 @@ pub mod tokens;
 use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{Resource, web};
+use fleetpass_domain::scan::Scenario;
 use fleetpass_domain::value::ValueError;
 use serde::{Deserialize, Deserializer};
 
@@ -57,15 +58,96 @@ pub fn route(
 
 /// Collects field errors so that a request with several wrong fields hears of all of
 /// them at once (`details`), the first one leading.
+///
+/// Optional fields go through [`Checks::check`] (absent and wrong both read `None`, and
+/// a wrong one has recorded its error); required ones through [`Checks::require`] and
+/// friends, whose [`Checked`] values only [`Checks::finish_with`] opens, so a handler
+/// gets its parsed values or the error and has no "cannot happen" branch of its own.
 #[derive(Debug, Default)]
 pub struct Checks(Vec<ApiError>);
 
+/// A required value that passed or failed its check; opened by [`Checks::finish_with`].
+#[must_use = "open it with Checks::finish_with"]
+#[derive(Debug)]
+pub struct Checked<T>(Result<T, ApiError>);
+
+/// What [`Checks::finish_with`] can open: a [`Checked`], an optional one, or a tuple of
+/// them.
+pub trait Resolve {
+    /// The parsed values.
+    type Output;
+    /// The values, or the first one's error.
+    fn resolve(self) -> Result<Self::Output, ApiError>;
+}
+
+impl<T> Resolve for Checked<T> {
+    type Output = T;
+    fn resolve(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
+
+/// An optional field: absent stays `None`.
+impl<R: Resolve> Resolve for Option<R> {
+    type Output = Option<R::Output>;
+    fn resolve(self) -> Result<Self::Output, ApiError> {
+        self.map(R::resolve).transpose()
+    }
+}
+
+macro_rules! resolve_tuple {
+    ($($name:ident),+) => {
+        impl<$($name: Resolve),+> Resolve for ($($name,)+) {
+            type Output = ($($name::Output,)+);
+            #[allow(non_snake_case)]
+            fn resolve(self) -> Result<Self::Output, ApiError> {
+                let ($($name,)+) = self;
+                Ok(($($name.resolve()?,)+))
+            }
+        }
+    };
+}
+resolve_tuple!(A);
+resolve_tuple!(A, B);
+resolve_tuple!(A, B, C);
+resolve_tuple!(A, B, C, D);
+resolve_tuple!(A, B, C, D, E);
+resolve_tuple!(A, B, C, D, E, F);
+
 impl Checks {
-    /// Keeps the value or records why `field` is wrong.
+    /// Keeps the value or records why `field` is wrong; for optional fields.
     pub fn check<T>(&mut self, field: &str, result: Result<T, ValueError>) -> Option<T> {
         result
             .map_err(|e| self.0.push(ApiError::invalid(field, &e)))
             .ok()
+    }
+
+    /// Like [`Checks::check`], for an error the caller worded.
+    pub fn check_with<T>(&mut self, result: Result<T, ApiError>) -> Option<T> {
+        result.map_err(|e| self.0.push(e)).ok()
+    }
+
+    /// A required field's value, or why `field` is wrong.
+    pub fn require<T>(&mut self, field: &str, result: Result<T, ValueError>) -> Checked<T> {
+        self.require_with(result.map_err(|e| ApiError::invalid(field, &e)))
+    }
+
+    /// A required value whose error the caller worded.
+    pub fn require_with<T>(&mut self, result: Result<T, ApiError>) -> Checked<T> {
+        if let Err(e) = &result {
+            self.0.push(e.clone());
+        }
+        Checked(result)
+    }
+
+    /// A required id in a body or query field (see [`body_id`]).
+    pub fn id<T>(
+        &mut self,
+        field: &str,
+        raw: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Checked<T> {
+        self.require_with(body_id(field, raw, parse))
     }
 
     /// Records an error found otherwise.
@@ -93,6 +175,35 @@ impl Checks {
             .collect();
         Err(first.details(details))
     }
+
+    /// Like [`Checks::finish`], then opens `values`: the parsed values when nothing was
+    /// wrong. (A failed `Checked` recorded its error here, so `finish` has already
+    /// answered for it; its own error is only what `resolve` hands back.)
+    pub fn finish_with<V: Resolve>(self, values: V) -> Result<V::Output, ApiError> {
+        self.finish()?;
+        values.resolve()
+    }
+}
+
+/// Parses an id sent in a body or query field: one wording for every such field. (A
+/// path id that does not parse names nothing, so it is a 404: see `extract::path_id`.)
+pub fn body_id<T>(
+    field: &str,
+    raw: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, ApiError> {
+    parse(raw).ok_or_else(|| {
+        ApiError::invalid_message(field, "is not a valid id")
+            .hint("Send the id as returned by the API.")
+    })
+}
+
+/// Parses a scenario: one wording for the rule wherever a scenario is sent.
+pub fn scenario(raw: &str) -> Result<Scenario, ApiError> {
+    Scenario::parse(raw).map_err(|e| {
+        ApiError::invalid_message("scenario", format!("{raw:?} is an unsupported scenario"))
+            .hint(e.hint())
+    })
 }
 
 /// For `Option<Option<T>>` fields: absent → `None`, `null` → `Some(None)`, a value →
@@ -131,3 +242,40 @@ pub const SERVER_FIELDS: [(&str, &str); 2] = [
         "The creation time is set by the server and never changes.",
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use fleetpass_domain::ids::FleetId;
+    use fleetpass_domain::token::TokenTtlDays;
+
+    use super::*;
+
+    #[test]
+    fn finish_with_yields_the_parsed_values_when_all_pass() {
+        let mut checks = Checks::default();
+        let ttl = checks.require("expiresInDays", TokenTtlDays::new(30));
+        let absent = None::<Checked<FleetId>>;
+        let scenario = checks.require_with(scenario("ports"));
+        let (ttl, absent, scenario) = checks.finish_with((ttl, absent, scenario)).unwrap();
+        assert_eq!(ttl, TokenTtlDays::new(30).unwrap());
+        assert!(absent.is_none());
+        assert_eq!(scenario, Scenario::Ports);
+    }
+
+    #[test]
+    fn finish_with_reports_every_failure_in_order() {
+        let mut checks = Checks::default();
+        let fleet = checks.id("fleetId", "nope", FleetId::parse);
+        let _ = checks.check("label", Err::<(), _>(ValueError::Range { min: 1, max: 2 }));
+        let scenario = checks.require_with(scenario("vulnerabilities"));
+        let e = checks.finish_with((fleet, scenario)).unwrap_err();
+        assert_eq!(e.field_name(), Some("fleetId"));
+        assert_eq!(e.message(), "fleetId is not a valid id");
+        let fields: Vec<_> = e.problems().iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, ["fleetId", "label", "scenario"]);
+        assert_eq!(
+            e.problems()[2].message,
+            "scenario \"vulnerabilities\" is an unsupported scenario"
+        );
+    }
+}

@@ -5,9 +5,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::ids::{FleetId, ScanId, ShareLinkId};
-use fleetpass_domain::scan::{
-    MaxAssets, MaxDurationMinutes, ScanConstraints, ScanStatus, Scenario,
-};
+use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, ScanConstraints, ScanStatus};
 use fleetpass_domain::share::{Artifact, MaxAccesses, ShareLabel, ShareTtlHours};
 use fleetpass_domain::value::parse_timestamp;
 use fleetpass_ports::service::scans as svc;
@@ -16,8 +14,7 @@ use fleetpass_ports::store::{ScanArtifacts, ScanFilter};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::Checks;
-use super::route;
+use super::{Checks, route, scenario};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
@@ -105,27 +102,13 @@ pub async fn request_scan(
     Body(body): Body<RequestScanBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut checks = Checks::default();
-    let fleet = FleetId::parse(&body.fleet_id);
-    if fleet.is_none() {
-        checks.push(ApiError::invalid_message("fleetId", "is not a valid id"));
-    }
-    let scenario = Scenario::parse(&body.scenario).map_err(|_| {
-        checks.push(
-            ApiError::invalid_message(
-                "scenario",
-                format!("{:?} is an unsupported scenario", body.scenario),
-            )
-            .hint("Use one of: inventory, ports, software, compliance."),
-        );
-    });
+    let fleet = checks.id("fleetId", &body.fleet_id, FleetId::parse);
+    let scenario = checks.require_with(scenario(&body.scenario));
     let constraints = body
         .constraints
         .unwrap_or_default()
         .into_domain(&mut checks);
-    checks.finish()?;
-    let (Some(fleet), Ok(scenario)) = (fleet, scenario) else {
-        return Err(ApiError::internal());
-    };
+    let (fleet, scenario) = checks.finish_with((fleet, scenario))?;
     let scan = svc::request_scan(&state.deps, &caller.actor, fleet, scenario, constraints).await?;
     Ok(HttpResponse::Accepted().json(ScanView::from(scan)))
 }
@@ -163,20 +146,14 @@ pub async fn list_scans(
     }
     .page()?;
     let mut checks = Checks::default();
-    let fleet = p.fleet_id.and_then(|raw| {
-        let id = FleetId::parse(&raw);
-        if id.is_none() {
-            checks.push(ApiError::invalid_message("fleetId", "is not a valid id"));
-        }
-        id
-    });
+    let fleet = p
+        .fleet_id
+        .map(|raw| checks.id("fleetId", &raw, FleetId::parse));
     let status = p
         .status
         .and_then(|s| checks.check("status", ScanStatus::parse(&s)));
-    let scenario = p
-        .scenario
-        .and_then(|s| checks.check("scenario", Scenario::parse(&s)));
-    checks.finish()?;
+    let scenario = p.scenario.map(|s| checks.require_with(scenario(&s)));
+    let (fleet, scenario) = checks.finish_with((fleet, scenario))?;
     let filter = ScanFilter {
         fleet,
         status,
@@ -216,7 +193,7 @@ pub fn artifact_response(artifact: Artifact, scan: ScanId, a: &ScanArtifacts) ->
         // `bundle` member re-serialized compactly hashes to `bundleSha256`.
         Artifact::Bundle => HttpResponse::Ok()
             .content_type("application/json")
-            .insert_header(("X-Bundle-Sha256", a.bundle_sha256.clone()))
+            .insert_header(("X-Bundle-Sha256", a.bundle_sha256.as_str()))
             .body(format!(
                 "{{\"scanId\":\"{scan}\",\"bundleSha256\":\"{}\",\"bundle\":{}}}",
                 a.bundle_sha256, a.bundle_json
@@ -309,7 +286,7 @@ async fn create_share(
 ) -> Result<HttpResponse, ApiError> {
     let scan = path_id(scan, ScanId::parse)?;
     let mut checks = Checks::default();
-    let ttl = checks.check(
+    let ttl = checks.require(
         "expiresHours",
         body.expires_hours
             .map_or(Ok(ShareTtlHours::default_ttl()), ShareTtlHours::new),
@@ -317,18 +294,15 @@ async fn create_share(
     let label = body
         .label
         .and_then(|l| checks.check("label", ShareLabel::new(&l)));
-    let scope = checks.check(
+    let scope = checks.require(
         "scope",
         body.scope
-            .map_or(Ok(Artifact::Passport), |s| Artifact::parse(&s)),
+            .map_or(Ok(Artifact::DEFAULT_SHARE_SCOPE), |s| Artifact::parse(&s)),
     );
     let max_accesses = body
         .max_accesses
         .and_then(|m| checks.check("maxAccesses", MaxAccesses::new(m)));
-    checks.finish()?;
-    let (Some(ttl), Some(scope)) = (ttl, scope) else {
-        return Err(ApiError::internal());
-    };
+    let (ttl, scope) = checks.finish_with((ttl, scope))?;
     let issued = shares::create_share_link(
         &state.deps,
         &caller.actor,

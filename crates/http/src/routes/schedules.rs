@@ -3,14 +3,13 @@
 
 use actix_web::{HttpResponse, web};
 use fleetpass_domain::ids::{FleetId, ScheduleId};
-use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, Scenario};
+use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes};
 use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use fleetpass_ports::service::schedules::{self as svc, SchedulePatch, ScheduleSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::route;
-use super::{Checks, SERVER_FIELDS, present, refuse_other_fields};
+use super::{Checks, SERVER_FIELDS, present, refuse_other_fields, route, scenario};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
@@ -123,11 +122,8 @@ pub async fn create_schedule(
 ) -> Result<HttpResponse, ApiError> {
     svc::require_persistence(&state.deps)?;
     let mut checks = Checks::default();
-    let fleet = FleetId::parse(&body.fleet_id);
-    if fleet.is_none() {
-        checks.push(ApiError::invalid_message("fleetId", "is not a valid id"));
-    }
-    let scenario = checks.check("scenario", Scenario::parse(&body.scenario));
+    let fleet = checks.id("fleetId", &body.fleet_id, FleetId::parse);
+    let scenario = checks.require_with(scenario(&body.scenario));
     let limits = body.constraints.unwrap_or_default();
     let max_duration_minutes = limits
         .max_duration_minutes
@@ -135,20 +131,17 @@ pub async fn create_schedule(
     let max_assets = limits
         .max_assets
         .and_then(|m| checks.check("maxAssets", MaxAssets::new(m)));
-    let interval = checks.check(
+    let interval = checks.require(
         "intervalMinutes",
         IntervalMinutes::new(body.interval_minutes),
     );
-    checks.finish()?;
-    let (Some(fleet), Some(scenario), Some(interval)) = (fleet, scenario, interval) else {
-        return Err(ApiError::internal());
-    };
+    let (fleet, scenario, interval) = checks.finish_with((fleet, scenario, interval))?;
     let spec = ScheduleSpec {
         scenario,
         max_duration_minutes,
         max_assets,
         interval,
-        enabled: body.enabled.unwrap_or(true),
+        enabled: body.enabled.unwrap_or(Schedule::ENABLED_BY_DEFAULT),
     };
     let schedule = svc::create_schedule(&state.deps, &caller.actor, fleet, spec).await?;
     Ok(HttpResponse::Created().json(ScheduleView::from(schedule)))
@@ -241,9 +234,7 @@ pub async fn update_schedule(
     let mut checks = Checks::default();
     let limits = body.constraints.unwrap_or_default();
     let patch = SchedulePatch {
-        scenario: body
-            .scenario
-            .and_then(|s| checks.check("scenario", Scenario::parse(&s))),
+        scenario: body.scenario.and_then(|s| checks.check_with(scenario(&s))),
         max_duration_minutes: limits.max_duration_minutes.map(|m| {
             m.and_then(|m| checks.check("maxDurationMinutes", MaxDurationMinutes::new(m)))
         }),

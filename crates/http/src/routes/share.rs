@@ -155,8 +155,7 @@ pub async fn landing(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"));
     if wants_html {
-        let report: Option<Report> = serde_json::from_value(shared.artifacts.report.clone()).ok();
-        let page = page(&shared, report.as_ref(), &base, &jwks_url);
+        let page = page(&shared, Some(&shared.artifacts.report), &base, &jwks_url);
         return Ok(HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
             .body(page.into_string()));
@@ -186,7 +185,11 @@ pub async fn landing(
             .map(|a| a.as_str().to_owned())
             .collect(),
         expires_at: ts(link.expires_at),
-        report: artifacts.report,
+        // Through a JSON value, as stored, so its keys go out sorted as they always have.
+        report: serde_json::to_value(&artifacts.report).map_err(|e| {
+            tracing::error!(error = %e, "a report did not serialize");
+            ApiError::internal()
+        })?,
         links: links.into(),
         jwks_url,
     }))
@@ -288,7 +291,7 @@ fn page(shared: &Shared, report: Option<&Report>, base: &str, jwks_url: &str) ->
                                 @for s in Severity::DESCENDING {
                                     div class="chip" {
                                         (severity_badge(s))
-                                        b { (r.counts.findings_by_severity.get(s.as_str()).copied().unwrap_or(0)) }
+                                        b { (r.counts.findings_by_severity.get(&s).copied().unwrap_or(0)) }
                                     }
                                 }
                             }

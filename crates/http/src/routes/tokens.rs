@@ -10,8 +10,7 @@ use fleetpass_ports::service::tokens::{self as svc, NewToken, OwnerRef, TokenPat
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::route;
-use super::{Checks, SERVER_FIELDS, present, refuse_other_fields};
+use super::{Checks, SERVER_FIELDS, body_id, present, refuse_other_fields, route};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, path_id};
@@ -65,31 +64,29 @@ pub struct CreateTokenBody {
 impl CreateTokenBody {
     fn into_domain(self) -> Result<NewToken, ApiError> {
         let mut checks = Checks::default();
-        let name = checks.check("name", TokenName::new(&self.name));
-        let role = checks.check("role", Role::parse(&self.role));
-        let ttl = checks.check("expiresInDays", TokenTtlDays::new(self.expires_in_days));
+        let name = checks.require("name", TokenName::new(&self.name));
+        let role = checks.require("role", Role::parse(&self.role));
+        let ttl = checks.require("expiresInDays", TokenTtlDays::new(self.expires_in_days));
         let rate_limit = self
             .rate_limit_per_minute
             .map(RateLimitPerMinute::new)
             .transpose();
-        let rate_limit = checks.check("rateLimitPerMinute", rate_limit);
-        let owner = match (&self.owner_user_id, &self.owner_service_account_id) {
-            (Some(_), Some(_)) => {
-                checks.push(
-                    ApiError::invalid_message(
-                        "ownerServiceAccountId",
-                        "cannot be given together with ownerUserId",
-                    )
-                    .hint("Name at most one owner."),
-                );
-                None
-            }
-            (Some(raw), None) => owner_id(&mut checks, "ownerUserId", raw).map(OwnerRef::User),
-            (None, Some(raw)) => {
-                owner_id(&mut checks, "ownerServiceAccountId", raw).map(OwnerRef::ServiceAccount)
-            }
-            (None, None) => Some(OwnerRef::Caller),
-        };
+        let rate_limit = checks.require("rateLimitPerMinute", rate_limit);
+        let owner = checks.require_with(
+            match (&self.owner_user_id, &self.owner_service_account_id) {
+                (Some(_), Some(_)) => Err(ApiError::invalid_message(
+                    "ownerServiceAccountId",
+                    "cannot be given together with ownerUserId",
+                )
+                .hint("Name at most one owner.")),
+                (Some(raw), None) => {
+                    body_id("ownerUserId", raw, PrincipalId::parse).map(OwnerRef::User)
+                }
+                (None, Some(raw)) => body_id("ownerServiceAccountId", raw, PrincipalId::parse)
+                    .map(OwnerRef::ServiceAccount),
+                (None, None) => Ok(OwnerRef::Caller),
+            },
+        );
         let mut ids = Vec::new();
         for raw in self.environment_ids.unwrap_or_default() {
             match EnvironmentId::parse(&raw) {
@@ -103,41 +100,30 @@ impl CreateTokenBody {
                 }
             }
         }
-        let scope = EnvScope::from_wire(self.all_environments, ids).map_err(|e| {
-            let hint = match e {
-                ScopeError::EmptyList => {
-                    "List the environment ids, or set allEnvironments to true."
-                }
-                ScopeError::ListWithAll => "Leave environmentIds out when allEnvironments is true.",
-            };
-            checks.push(ApiError::invalid_message("environmentIds", e.to_string()).hint(hint));
-        });
-        checks.finish()?;
-        match (name, role, ttl, rate_limit, owner, scope) {
-            (Some(name), Some(role), Some(ttl), Some(rate_limit), Some(owner), Ok(scope)) => {
-                Ok(NewToken {
-                    name,
-                    owner,
-                    role,
-                    scope,
-                    ttl,
-                    rate_limit,
-                })
-            }
-            _ => Err(ApiError::internal()),
-        }
+        let scope = checks.require_with(EnvScope::from_wire(self.all_environments, ids).map_err(
+            |e| {
+                let hint = match e {
+                    ScopeError::EmptyList => {
+                        "List the environment ids, or set allEnvironments to true."
+                    }
+                    ScopeError::ListWithAll => {
+                        "Leave environmentIds out when allEnvironments is true."
+                    }
+                };
+                ApiError::invalid_message("environmentIds", e.to_string()).hint(hint)
+            },
+        ));
+        let (name, role, ttl, rate_limit, owner, scope) =
+            checks.finish_with((name, role, ttl, rate_limit, owner, scope))?;
+        Ok(NewToken {
+            name,
+            owner,
+            role,
+            scope,
+            ttl,
+            rate_limit,
+        })
     }
-}
-
-fn owner_id(checks: &mut Checks, field: &'static str, raw: &str) -> Option<PrincipalId> {
-    let id = PrincipalId::parse(raw);
-    if id.is_none() {
-        checks.push(
-            ApiError::invalid_message(field, "is not a valid id")
-                .hint("Send the id as returned by the API."),
-        );
-    }
-    id
 }
 
 /// Create an API token (the full token is returned once).
@@ -316,8 +302,10 @@ pub async fn rotate_token(
     Body(body): Body<RotateTokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, TokenId::parse)?;
-    let grace = body.grace_hours.unwrap_or(i64::from(GraceHours::DEFAULT));
-    let grace = GraceHours::new(grace).map_err(|e| ApiError::invalid("graceHours", &e))?;
+    let grace = body
+        .grace_hours
+        .map_or(Ok(GraceHours::default()), GraceHours::new)
+        .map_err(|e| ApiError::invalid("graceHours", &e))?;
     let issued = svc::rotate_token(&state.deps, &caller.actor, id, grace).await?;
     let meta = TokenView::new(issued.token, state.deps.now());
     Ok(HttpResponse::Created().json(CreatedTokenView {

@@ -8,7 +8,7 @@ use fleetpass_domain::ids::AgentId;
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
 use serde_json::json;
 
-use super::{ServiceError, ServiceResult};
+use super::{Remedy, ServiceError, ServiceResult};
 use crate::Deps;
 use crate::keys::KeyRing;
 
@@ -71,7 +71,7 @@ pub async fn enroll(
     let token = PlainSecret::parse_kind(presented, SecretKind::Enrollment).map_err(|e| {
         ServiceError::Unauthorized {
             message: format!("the enrollment token {e}"),
-            hint: Some("Send the enrollment token exactly as issued (it starts with fpe_)."),
+            hint: Some(Remedy::EnrollmentTokenAsIssued),
         }
     })?;
     let secret = PlainSecret::from_random(SecretKind::Agent, deps.secrets.random_32());
@@ -105,7 +105,7 @@ pub async fn enroll(
         .await?
         .map_err(|refusal| ServiceError::Unauthorized {
             message: refusal.to_string(),
-            hint: Some(refusal.hint()),
+            hint: Some(Remedy::Enrollment(refusal)),
         })?;
     let access = mint(deps, keys, &agent).await?;
     Ok(Enrolled {
@@ -153,7 +153,7 @@ pub async fn authenticate(deps: &Deps, keys: &KeyRing, token: &str) -> ServiceRe
         .await
         .map_err(|e| ServiceError::Unauthorized {
             message: e.to_string(),
-            hint: Some("Get a fresh access token from POST /agent/token."),
+            hint: Some(Remedy::FreshAccessToken),
         })?;
     match deps.store.find_agent_credentials(id).await? {
         Some((agent, _)) if agent.revoked_at.is_none() => Ok(agent),

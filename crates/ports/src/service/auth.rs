@@ -6,7 +6,7 @@ use fleetpass_domain::secret::{PlainSecret, SecretKind};
 use fleetpass_domain::token::{ApiToken, authenticate as decide};
 use serde_json::json;
 
-use super::{ServiceError, ServiceResult};
+use super::{Field, ServiceError, ServiceResult};
 use crate::Deps;
 
 /// Turns a presented API token into an [`Actor`]: checks its shape and checksum before
@@ -38,7 +38,7 @@ pub async fn authenticate(deps: &Deps, presented: &str) -> ServiceResult<(Actor,
 pub async fn revoke_leaked(deps: &Deps, presented: &str) -> ServiceResult<()> {
     let secret = PlainSecret::parse(presented).map_err(|e| {
         ServiceError::invalid(
-            "token",
+            Field::Secret,
             e.to_string(),
             "Send the complete secret as found, including its prefix.".to_owned(),
         )

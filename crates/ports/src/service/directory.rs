@@ -1,7 +1,7 @@
 //! The tenant directory: environments, users and service accounts, and the audit log.
 
 use fleetpass_domain::access::{Action, Actor, Denied};
-use fleetpass_domain::audit::{AuditEvent, actions};
+use fleetpass_domain::audit::{AuditAction, AuditEvent, actions};
 use fleetpass_domain::identity::{
     Email, Environment, EnvironmentName, PersonName, Principal, PrincipalKind, Role,
     ServiceAccountName,
@@ -11,12 +11,8 @@ use fleetpass_domain::page::{Page, PageRequest};
 use serde_json::json;
 
 use super::{ServiceError, ServiceResult, require};
-use crate::Deps;
 use crate::store::{AuditFilter, PrincipalFilter};
-
-/// Service-level state clash: disabling or deleting the owner of the calling token
-/// would lock the caller out mid-request.
-pub const PRINCIPAL_IS_CALLER: &str = "principal_is_caller";
+use crate::{Conflict, Deps};
 
 // ---- environments ----
 
@@ -120,7 +116,7 @@ pub async fn delete_environment(
 // ---- users and service accounts ----
 
 /// The created/updated/deleted audit actions of a principal's kind.
-fn principal_actions(kind: PrincipalFilter) -> [&'static str; 3] {
+fn principal_actions(kind: PrincipalFilter) -> [AuditAction; 3] {
     match kind {
         PrincipalFilter::Users => [
             actions::USER_CREATED,
@@ -273,7 +269,7 @@ pub async fn update_principal(
     }
     if loses_power && actor.owner_id == Some(p.id) {
         return Err(ServiceError::Conflict {
-            constraint: PRINCIPAL_IS_CALLER,
+            constraint: Conflict::PrincipalIsCaller,
         });
     }
     let [_, updated, _] = principal_actions(want);
@@ -299,7 +295,7 @@ fn require_every_environment(actor: &Actor) -> ServiceResult<()> {
 /// Deletes a principal and revokes its tokens.
 ///
 /// # Errors
-/// `Denied`, `NotFound`, `Conflict(PRINCIPAL_IS_CALLER)`, store errors.
+/// `Denied`, `NotFound`, `Conflict(PrincipalIsCaller)`, store errors.
 pub async fn delete_principal(
     deps: &Deps,
     actor: &Actor,
@@ -310,7 +306,7 @@ pub async fn delete_principal(
     require_every_environment(actor)?;
     if actor.owner_id == Some(p.id) {
         return Err(ServiceError::Conflict {
-            constraint: PRINCIPAL_IS_CALLER,
+            constraint: Conflict::PrincipalIsCaller,
         });
     }
     let [_, _, deleted] = principal_actions(want);

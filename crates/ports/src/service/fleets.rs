@@ -11,7 +11,7 @@ use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
 use serde_json::json;
 
-use super::{ServiceError, ServiceResult, require};
+use super::{Field, ServiceError, ServiceResult, require};
 use crate::{Deps, RepoError};
 
 /// An enrollment token and its secret, shown this once.
@@ -56,9 +56,9 @@ fn new_enrollment(
 
 fn unknown_environment() -> ServiceError {
     ServiceError::invalid(
-        "environmentId",
+        Field::Environment,
         "does not name an environment of this tenant",
-        "List environments with GET /api/admin/environments.".to_owned(),
+        None,
     )
 }
 
@@ -85,7 +85,7 @@ pub async fn create_fleet(
             Ok(env) => env.id,
             Err(RepoError::NotFound) => {
                 return Err(ServiceError::invalid(
-                    "environmentId",
+                    Field::Environment,
                     "is required: this tenant has no production environment",
                     "Name the environment the fleet lives in.".to_owned(),
                 ));
@@ -119,7 +119,7 @@ pub async fn create_fleet(
             actor,
             actions::ENROLLMENT_TOKEN_ISSUED,
             enrollment.token.id.as_uuid(),
-            json!({"fleetId": fleet.id.to_string(), "maxUses": 1, "hint": enrollment.token.hint}),
+            json!({"fleetId": fleet.id.to_string(), "maxUses": enrollment.token.max_uses.get(), "hint": enrollment.token.hint}),
         )
         .in_environment(fleet.environment_id),
     ];

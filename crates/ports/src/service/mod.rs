@@ -17,24 +17,62 @@ pub mod tokens;
 
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::access::{Action, Actor, Denied, authorize};
-use fleetpass_domain::audit::{AuditActor, AuditEvent};
+use fleetpass_domain::audit::{AuditAction, AuditActor, AuditEvent};
 use fleetpass_domain::identity::EnvScope;
 use fleetpass_domain::ids::{AuditEventId, EnvironmentId, TenantId};
 use uuid::Uuid;
 
+use fleetpass_domain::fleet::EnrollmentRefusal;
+use fleetpass_domain::scan::Constraint;
+
 use crate::{Deps, RepoError};
+
+/// The input a broken rule is about, in the domain's terms; the HTTP adapter maps each
+/// to the wire field the client sent it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// A presented secret, of any kind.
+    Secret,
+    /// The role asked for.
+    Role,
+    /// The environment a fleet lives in.
+    Environment,
+    /// The environments a token is scoped to.
+    Environments,
+    /// The user who owns a token (the caller's own, when no owner is named).
+    OwnerUser,
+    /// The service account named as a token's owner.
+    OwnerServiceAccount,
+    /// An agent's scan results.
+    Results,
+    /// A scan constraint.
+    Constraint(Constraint),
+}
+
+/// What a caller refused for its credentials can do, in the domain's terms; the HTTP
+/// adapter words each, naming the routes involved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    /// Send the enrollment token exactly as it was issued.
+    EnrollmentTokenAsIssued,
+    /// Act on why the enrollment was refused (most often: issue a new token).
+    Enrollment(EnrollmentRefusal),
+    /// Get a fresh agent access token with the agent's secret.
+    FreshAccessToken,
+}
 
 /// Why a use case did not go through.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    /// A well-formed request that breaks a rule; `field` is the wire name.
-    #[error("{field} {message}")]
+    /// A well-formed request that breaks a rule.
+    #[error("{field:?} {message}")]
     Invalid {
-        /// The offending field, as the client spelled it.
-        field: &'static str,
+        /// The offending input.
+        field: Field,
         /// What is wrong, read after the field name.
         message: String,
-        /// How to fix it.
+        /// How to fix it, when the rule has more to say than the adapter's hint for
+        /// the field.
         hint: Option<String>,
     },
     /// No or bad credentials; the message says which, without leaking anything.
@@ -43,7 +81,7 @@ pub enum ServiceError {
         /// What is wrong with the credentials.
         message: String,
         /// How to get good ones, when there is more to say than the default.
-        hint: Option<&'static str>,
+        hint: Option<Remedy>,
     },
     /// Authenticated, but not allowed.
     #[error(transparent)]
@@ -54,8 +92,8 @@ pub enum ServiceError {
     /// A uniqueness or state clash.
     #[error("conflict on {constraint}")]
     Conflict {
-        /// Which rule (see `store::constraint`).
-        constraint: &'static str,
+        /// Which rule.
+        constraint: crate::conflict::Conflict,
     },
     /// The feature is off in this deployment (retrying will not help).
     #[error("{message}")]
@@ -95,7 +133,7 @@ impl ServiceError {
 
     /// A rule broken by `field`.
     pub fn invalid(
-        field: &'static str,
+        field: Field,
         message: impl Into<String>,
         hint: impl Into<Option<String>>,
     ) -> Self {
@@ -126,7 +164,7 @@ impl Deps {
         &self,
         tenant_id: TenantId,
         actor: AuditActor,
-        action: &str,
+        action: AuditAction,
         target_id: Option<Uuid>,
         details: serde_json::Value,
     ) -> AuditEvent {
@@ -134,7 +172,7 @@ impl Deps {
             id: AuditEventId::from_uuid(self.ids.new_id()),
             tenant_id,
             actor,
-            action: action.to_owned(),
+            action,
             target_id,
             at: self.now(),
             details,
@@ -146,7 +184,7 @@ impl Deps {
     pub fn audit_by(
         &self,
         actor: &Actor,
-        action: &str,
+        action: AuditAction,
         target_id: Uuid,
         details: serde_json::Value,
     ) -> AuditEvent {

@@ -7,18 +7,15 @@ use fleetpass_domain::fleet::Agent;
 use fleetpass_domain::ids::{FleetId, ScanId};
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::scan::{
-    PassportClaims, Scan, ScanConstraints, ScanResults, ScanStatus, Scenario,
+    Jws, PassportClaims, Scan, ScanConstraints, ScanResults, ScanStatus, Scenario,
 };
 use serde_json::json;
 
 use super::fleets::fleet_for;
-use super::{ServiceError, ServiceResult, require};
+use super::{Field, ServiceError, ServiceResult, require};
 use crate::keys::KeyRing;
 use crate::store::{ScanArtifacts, ScanFilter};
-use crate::{Deps, RepoError};
-
-/// Service-level state clash: artifacts and share links need a completed scan.
-pub const SCAN_NOT_COMPLETED: &str = "scan_not_completed";
+use crate::{Conflict, Deps, RepoError};
 
 /// Requests a scan of a fleet; it waits, queued, for one of the fleet's agents.
 ///
@@ -37,7 +34,7 @@ pub async fn request_scan(
         && let Some(first) = problems.into_iter().next()
     {
         return Err(ServiceError::invalid(
-            first.field,
+            Field::Constraint(first.field),
             first.message,
             format!(
                 "The {} scenario needs at least {} minutes.",
@@ -117,7 +114,7 @@ pub async fn list_scans(
 /// The artifacts of a completed scan the caller may read.
 ///
 /// # Errors
-/// `Denied`, `NotFound`; `Conflict(SCAN_NOT_COMPLETED)` before completion.
+/// `Denied`, `NotFound`; `Conflict(ScanNotCompleted)` before completion.
 pub async fn get_artifacts(
     deps: &Deps,
     actor: &Actor,
@@ -126,7 +123,7 @@ pub async fn get_artifacts(
     let scan = scan_for(deps, actor, Action::Read, id).await?;
     let artifacts = deps.store.get_scan_artifacts(actor.tenant_id, id).await?;
     artifacts.map(|a| (scan, a)).ok_or(ServiceError::Conflict {
-        constraint: SCAN_NOT_COMPLETED,
+        constraint: Conflict::ScanNotCompleted,
     })
 }
 
@@ -152,7 +149,7 @@ pub async fn claim(deps: &Deps, agent: &Agent) -> ServiceResult<Option<Scan>> {
 /// the report and the signed passport, and completes the scan.
 ///
 /// # Errors
-/// `NotFound` for a scan the agent did not claim; `Conflict(SCAN_NOT_RUNNING)` when it
+/// `NotFound` for a scan the agent did not claim; `Conflict(ScanNotRunning)` when it
 /// is no longer running; `Invalid` naming the first invalid part of the results.
 pub async fn submit_results(
     deps: &Deps,
@@ -167,24 +164,27 @@ pub async fn submit_results(
     }
     if scan.status != ScanStatus::Running {
         return Err(ServiceError::Conflict {
-            constraint: crate::store::constraint::SCAN_NOT_RUNNING,
+            constraint: Conflict::ScanNotRunning,
         });
     }
     results
         .validate(scan.constraints.max_assets)
         .map_err(|e| ServiceError::Invalid {
-            field: "results",
+            field: Field::Results,
             message: format!("{} {}", e.path, e.message),
             hint: None,
         })?;
     let at = deps.now();
-    let (bundle_json, bundle_sha256) = results.bundle();
-    let report = serde_json::to_value(results.report())
-        .map_err(|e| ServiceError::Internal(RepoError::Other(Box::new(e))))?;
-    let passport = keys
-        .sign(&PassportClaims::new(&scan, &results, at))
+    let internal =
+        |e: Box<dyn std::error::Error + Send + Sync>| ServiceError::Internal(RepoError::Other(e));
+    let (bundle_json, bundle_sha256) = results.bundle().map_err(|e| internal(Box::new(e)))?;
+    let report = results.report();
+    let claims = PassportClaims::new(&scan, &results, at).map_err(|e| internal(Box::new(e)))?;
+    let signed = keys
+        .sign(&claims)
         .await
-        .map_err(|e| ServiceError::Internal(RepoError::Other(Box::new(e))))?;
+        .map_err(|e| internal(Box::new(e)))?;
+    let passport = Jws::parse(&signed).map_err(|e| internal(Box::new(e)))?;
     let counts = results.counts();
     let artifacts = ScanArtifacts {
         bundle_json,

@@ -11,7 +11,7 @@ use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use serde_json::json;
 
 use super::fleets::fleet_for;
-use super::{ServiceError, ServiceResult, require};
+use super::{Field, ServiceError, ServiceResult, require};
 use crate::Deps;
 use crate::store::Persistence;
 
@@ -49,7 +49,7 @@ fn check_feasible(spec: &ScheduleSpec) -> ServiceResult<()> {
     let min = spec.scenario.min_minutes();
     match spec.max_duration_minutes {
         Some(max) if max.get() < min => Err(ServiceError::invalid(
-            "maxDurationMinutes",
+            Field::Constraint(fleetpass_domain::scan::Constraint::MaxDuration),
             format!(
                 "is below the {} scenario's minimum duration of {min} minutes",
                 spec.scenario.as_str()

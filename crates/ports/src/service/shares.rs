@@ -10,8 +10,9 @@ use fleetpass_domain::secret::{PlainSecret, SecretKind};
 use fleetpass_domain::share::{Artifact, MaxAccesses, ShareLabel, ShareLink, ShareTtlHours};
 use serde_json::json;
 
-use super::scans::{SCAN_NOT_COMPLETED, scan_for};
+use super::scans::scan_for;
 use super::{ServiceError, ServiceResult};
+use crate::Conflict;
 use crate::Deps;
 use crate::store::{ScanArtifacts, ShareAccess};
 
@@ -40,7 +41,7 @@ pub struct IssuedShare {
 /// Creates a share link for a completed scan.
 ///
 /// # Errors
-/// `Denied`, `NotFound`; `Conflict(SCAN_NOT_COMPLETED)` for a scan not completed.
+/// `Denied`, `NotFound`; `Conflict(ScanNotCompleted)` for a scan not completed.
 pub async fn create_share_link(
     deps: &Deps,
     actor: &Actor,
@@ -50,7 +51,7 @@ pub async fn create_share_link(
     let scan = scan_for(deps, actor, Action::Operate, scan).await?;
     if scan.status != ScanStatus::Completed {
         return Err(ServiceError::Conflict {
-            constraint: SCAN_NOT_COMPLETED,
+            constraint: Conflict::ScanNotCompleted,
         });
     }
     let now = deps.now();

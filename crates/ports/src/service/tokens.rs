@@ -12,11 +12,8 @@ use fleetpass_domain::token::{
 };
 use serde_json::json;
 
-use super::{ServiceError, ServiceResult, require};
-use crate::{Deps, RepoError};
-
-/// Service-level state clash: rotating a token that no longer works.
-pub const TOKEN_NOT_ACTIVE: &str = "token_not_active";
+use super::{Field, ServiceError, ServiceResult, require};
+use crate::{Conflict, Deps, RepoError};
 
 /// Who will own a new token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,11 +27,11 @@ pub enum OwnerRef {
 }
 
 impl OwnerRef {
-    /// The wire field that named the owner, for error messages.
-    fn field(self) -> &'static str {
+    /// The input that named the owner, for error messages.
+    fn field(self) -> Field {
         match self {
-            Self::ServiceAccount(_) => "ownerServiceAccountId",
-            Self::Caller | Self::User(_) => "ownerUserId",
+            Self::ServiceAccount(_) => Field::OwnerServiceAccount,
+            Self::Caller | Self::User(_) => Field::OwnerUser,
         }
     }
 }
@@ -122,9 +119,9 @@ pub async fn create_token(deps: &Deps, actor: &Actor, new: NewToken) -> ServiceR
             .collect::<Vec<_>>()
             .join(", ");
         return Err(ServiceError::invalid(
-            "environmentIds",
+            Field::Environments,
             format!("names environments that do not exist in this tenant: {list}"),
-            "List environments with GET /api/admin/environments.".to_owned(),
+            None,
         ));
     }
     check_grant(actor, &owner, new.role, &new.scope).map_err(|e| match e {
@@ -132,13 +129,16 @@ pub async fn create_token(deps: &Deps, actor: &Actor, new: NewToken) -> ServiceR
         GrantError::OwnerDisabled => {
             ServiceError::invalid(new.owner.field(), "names a disabled owner", None)
         }
-        GrantError::RoleAboveCaller(max) | GrantError::RoleAboveOwner(max) => {
-            ServiceError::invalid(
-                "role",
-                e.to_string().trim_start_matches("role ").to_owned(),
-                format!("Use {max} or a lower role."),
-            )
-        }
+        GrantError::RoleAboveCaller(max) => ServiceError::invalid(
+            Field::Role,
+            format!("cannot be higher than the calling token's role ({max})"),
+            format!("Use {max} or a lower role."),
+        ),
+        GrantError::RoleAboveOwner(max) => ServiceError::invalid(
+            Field::Role,
+            format!("cannot be higher than the owner's role ({max})"),
+            format!("Use {max} or a lower role."),
+        ),
     })?;
     let now = deps.now();
     let secret = PlainSecret::from_random(SecretKind::ApiToken, deps.secrets.random_32());
@@ -253,7 +253,7 @@ pub async fn revoke_token(deps: &Deps, actor: &Actor, id: TokenId) -> ServiceRes
 /// `grace`.
 ///
 /// # Errors
-/// `Denied`, `NotFound`; `Conflict(TOKEN_NOT_ACTIVE)` for a revoked or expired token;
+/// `Denied`, `NotFound`; `Conflict(TokenNotActive)` for a revoked or expired token;
 /// store errors.
 pub async fn rotate_token(
     deps: &Deps,
@@ -265,7 +265,7 @@ pub async fn rotate_token(
     let now = deps.now();
     if token.status(now) != TokenStatus::Active {
         return Err(ServiceError::Conflict {
-            constraint: TOKEN_NOT_ACTIVE,
+            constraint: Conflict::TokenNotActive,
         });
     }
     let secret = PlainSecret::from_random(SecretKind::ApiToken, deps.secrets.random_32());

@@ -300,7 +300,7 @@ pub(super) async fn complete(
                     .get_result(c)
                     .await?;
                 diesel::insert_into(scan_artifacts::table)
-                    .values(ArtifactsRow::new(id, artifacts))
+                    .values(ArtifactsRow::new(id, artifacts)?)
                     .execute(c)
                     .await?;
                 insert_audit(c, std::slice::from_ref(audit)).await?;
@@ -328,7 +328,7 @@ pub(super) async fn artifacts(
                     .select(scan_artifacts::all_columns.nullable())
                     .first::<Option<ArtifactsRow>>(c)
                     .await?;
-                Ok(row.map(ScanArtifacts::from))
+                Ok(row.map(ScanArtifacts::try_from).transpose()?)
             }
             .scope_boxed()
         })
