@@ -19,7 +19,8 @@ mod rules;
 
 pub use rules::TEXT_PATTERN;
 use rules::{
-    add_links, body_example, field_rule, param_rule, response_example, results_schema, uuid,
+    add_links, body_example, field_rule, param_rule, response_example, results_schema,
+    synthesized_example, uuid,
 };
 
 /// The document.
@@ -250,6 +251,41 @@ pub fn error_row(status: u16) -> Option<&'static ErrorRow> {
     ERRORS.iter().find(|r| r.status == status)
 }
 
+/// Gives every JSON response an example (see [`refine`]): at the schema for a `$ref`
+/// (so the reference page shows it too), inline otherwise.
+fn add_response_examples(doc: &mut Value) {
+    let mut named = std::collections::BTreeSet::new();
+    let mut inline = Vec::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            for (status, response) in op["responses"].as_object().into_iter().flatten() {
+                let media = &response["content"]["application/json"];
+                match ref_name(&media["schema"]) {
+                    Some(name) => {
+                        named.insert(name);
+                    }
+                    None if media.is_object() && media.get("example").is_none() => {
+                        inline.push((path.clone(), method.clone(), status.clone()));
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    let schemas = doc["components"]["schemas"].clone();
+    for name in named {
+        if schemas[&name].is_object() && schemas[&name].get("example").is_none() {
+            let example = synthesized_example(&schemas, &schemas[&name], "");
+            doc["components"]["schemas"][&name]["example"] = example;
+        }
+    }
+    for (path, method, status) in inline {
+        let media =
+            &mut doc["paths"][&path][&method]["responses"][&status]["content"]["application/json"];
+        media["example"] = synthesized_example(&schemas, &media["schema"], "");
+    }
+}
+
 /// The name of the schema `value` refers to, if it is a `$ref`.
 fn ref_name(value: &Value) -> Option<String> {
     value["$ref"]
@@ -304,11 +340,15 @@ fn refine(doc: &mut Value) {
     doc["paths"]["/share/{token}"]["get"]["responses"]["200"]["content"]["text/html"] =
         json!({"schema": {"type": "string"}});
     doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"] = text("text/plain");
-    doc["paths"]["/openapi.json"]["get"]["responses"]["200"]["content"] =
-        json!({"application/json": {"schema": {"type": "object"}}});
+    doc["paths"]["/openapi.json"]["get"]["responses"]["200"]["content"] = json!({
+        "application/json": {"schema": {"type": "object"},
+            "example": {"openapi": "3.1.0", "info": {"title": "Fleetpass API"}, "paths": {}}}
+    });
     doc["paths"]["/.well-known/jwks.json"]["get"]["responses"]["200"]["content"] = json!({
         "application/json": {"schema": {"type": "object", "required": ["keys"],
-            "properties": {"keys": {"type": "array", "items": {"type": "object"}}}}}
+            "properties": {"keys": {"type": "array", "items": {"type": "object"}}}},
+            "example": {"keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+                "kid": "k-01a2271f", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}}
     });
     let schemas = &mut doc["components"]["schemas"];
     schemas["ScanResults"] = results_schema();
@@ -338,6 +378,10 @@ fn refine(doc: &mut Value) {
             }
         }
     }
+    // Every JSON response has an example: the tables' where they give one, otherwise
+    // one built from the schema (`rules::synthesized_example`).
+    add_response_examples(doc);
+    let schemas = &mut doc["components"]["schemas"];
     // A body with no required field may be left out: the server reads an empty body
     // as `{}`.
     let required: std::collections::BTreeSet<String> = schemas
@@ -498,4 +542,37 @@ fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> 
         }
     }
     body_schema
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// Every JSON answer of every operation shows an example, in the document and so on
+    /// the reference page: at its media type or at the schema it refers to.
+    #[test]
+    fn every_json_response_has_an_example() {
+        let doc = super::document();
+        let mut missing = Vec::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                for (status, response) in op["responses"].as_object().into_iter().flatten() {
+                    let media = &response["content"]["application/json"];
+                    if media.is_null() {
+                        continue;
+                    }
+                    let at_schema = super::ref_name(&media["schema"])
+                        .map(|n| &doc["components"]["schemas"][n]["example"]);
+                    let example = media.get("example").or(at_schema);
+                    if example.is_none_or(Value::is_null) {
+                        missing.push(format!("{method} {path} {status}"));
+                    }
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "responses without an example: {missing:#?}"
+        );
+    }
 }

@@ -339,3 +339,134 @@ pub(super) fn response_example(schema: &str) -> Option<Value> {
         _ => return None,
     })
 }
+
+/// A realistic value of a response field, by wire name, for the examples
+/// [`synthesized_example`] builds; `None` leaves the field to its type.
+fn sample(field: &str) -> Option<Value> {
+    Some(match field {
+        "name" => json!("Production"),
+        "tenantName" => json!("Acme Corp"),
+        "hostname" => json!("web-01.internal"),
+        "email" => json!("ada@example.com"),
+        "label" => json!("Auditor handoff"),
+        "platform" => json!("linux-x86_64"),
+        "agentVersion" => json!("1.4.2"),
+        "tokenHint" | "hint" => json!("fpk_…x7Qa"),
+        "token" => json!("fpk_…"),
+        "adminToken" => json!("fpk_…"),
+        "agentSecret" => json!("fpa_…"),
+        "enrollmentToken" => json!("fpe_…"),
+        "accessToken" => json!("eyJhbGciOiJFZERTQSIsImtpZCI6Ims…"),
+        "url" => json!("https://fleetpass.example.com/share/fps_…"),
+        "nextCursor" => json!("AZoicf1xd_e2F4pHE7WLXQ"),
+        "action" => json!("token.created"),
+        "actorKind" => json!("token"),
+        "role" => json!("operator"),
+        "scope" => json!("passport"),
+        "scenario" => json!("inventory"),
+        "persistence" => json!("postgres"),
+        "bundleSha256" => json!("3f0c…e9a1"),
+        "passport" => json!("eyJhbGciOiJFZERTQSIsImtpZCI6Ims…"),
+        "kid" => json!("k-01a2271f"),
+        "rateLimitPerMinute" => json!(300),
+        "allEnvironments" => json!(false),
+        "maxAssets" => json!(500),
+        "maxDurationMinutes" => json!(60),
+        "maxUses" => json!(1),
+        "maxAccesses" => json!(10),
+        "intervalMinutes" => json!(360),
+        "accessCount" | "uses" => json!(1),
+        "expiresHours" => json!(168),
+        _ => return None,
+    })
+}
+
+/// A fixed UUID v7-shaped id per field name, so one example document reads consistently
+/// (the same `fleetId` wherever it appears).
+fn sample_id(field: &str) -> String {
+    // FNV-1a: stable across builds and platforms, unlike the std hasher.
+    let hash = field.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!(
+        "01a2271f-{:04x}-7{:03x}-8{:03x}-{:012x}",
+        (hash >> 48) & 0xffff,
+        (hash >> 36) & 0xfff,
+        (hash >> 24) & 0xfff,
+        hash & 0xffff_ffff_ffff
+    )
+}
+
+/// An example of `schema` (resolving `$ref`s in `schemas`), for the responses the
+/// tables above give none: a schema's own `example` where it has one; otherwise each
+/// property from [`sample`], or from its name (`…Id` an id, `…At` a time), its `enum`,
+/// `format` and type. Optional fields are shown too, so a reader sees every field.
+pub(super) fn synthesized_example(schemas: &Value, schema: &Value, field: &str) -> Value {
+    if let Some(name) = schema["$ref"].as_str().and_then(|r| r.rsplit('/').next()) {
+        return synthesized_example(schemas, &schemas[name], field);
+    }
+    if let Some(example) = schema.get("example") {
+        return example.clone();
+    }
+    if let Some(first) = ["oneOf", "anyOf"]
+        .iter()
+        .find_map(|k| schema[k].as_array().and_then(|v| v.first()))
+    {
+        return synthesized_example(schemas, first, field);
+    }
+    let kind = match &schema["type"] {
+        Value::String(t) => t.as_str(),
+        Value::Array(types) => types
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
+        _ if schema["properties"].is_object() => "object",
+        _ => "string",
+    };
+    let scalar = !matches!(kind, "object" | "array");
+    if let Some(value) = sample(field).filter(|_| scalar) {
+        return value;
+    }
+    if let Some(first) = schema["enum"].as_array().and_then(|v| v.first()) {
+        return first.clone();
+    }
+    let nullable = schema["type"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t == "null"));
+    match kind {
+        // What has not happened yet, in a live resource.
+        _ if nullable && matches!(field, "revokedAt" | "retiredAt" | "lastAccessedAt") => {
+            Value::Null
+        }
+        "object" => Value::Object(
+            schema["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(name, prop)| (name.clone(), synthesized_example(schemas, prop, name)))
+                .collect(),
+        ),
+        "array" => {
+            let item = field.strip_suffix('s').unwrap_or(field);
+            json!([synthesized_example(schemas, &schema["items"], item)])
+        }
+        "integer" => schema["minimum"]
+            .as_i64()
+            .map_or(json!(1), |m| json!(m.max(1))),
+        "number" => json!(1.0),
+        "boolean" => json!(true),
+        "null" => Value::Null,
+        _ if field == "id" || field.ends_with("Id") || field.ends_with("By") => {
+            json!(sample_id(field))
+        }
+        _ if field.ends_with("At") || schema["format"] == "date-time" => json!(match field {
+            "expiresAt" | "notAfter" => "2026-12-22T10:15:00Z",
+            "lastUsedAt" | "lastSeenAt" | "finishedAt" | "lastRunAt" => "2026-11-22T11:02:41Z",
+            "nextRunAt" => "2026-11-22T16:15:00Z",
+            _ => "2026-11-22T10:15:00Z",
+        }),
+        _ if schema["format"] == "uuid" => json!(sample_id(field)),
+        _ => json!("…"),
+    }
+}
