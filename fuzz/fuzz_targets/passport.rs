@@ -45,7 +45,7 @@ fn genuine() -> &'static Genuine {
             }],
             findings: vec![],
         };
-        let (bundle, bundle_sha256) = results.bundle();
+        let (bundle, bundle_sha256) = results.bundle().expect("the fixed results bundle");
         let claims = PassportClaims {
             iss: "fleetpass".into(),
             sub: "s".into(),
@@ -58,7 +58,7 @@ fn genuine() -> &'static Genuine {
             scenario: Scenario::Software,
             completed_at: "2026-11-22T10:15:00Z".into(),
             counts: results.counts(),
-            bundle_sha256: bundle_sha256.clone(),
+            bundle_sha256: bundle_sha256.to_string(),
         };
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some("k".into());
@@ -71,8 +71,12 @@ fn genuine() -> &'static Genuine {
         let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
         Genuine {
             passport,
-            jwks: format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","kid":"k","x":"{x}"}}]}}"#),
-            bundle: format!(r#"{{"scanId":"s","bundleSha256":"{bundle_sha256}","bundle":{bundle}}}"#),
+            jwks: format!(
+                r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","kid":"k","x":"{x}"}}]}}"#
+            ),
+            bundle: format!(
+                r#"{{"scanId":"s","bundleSha256":"{bundle_sha256}","bundle":{bundle}}}"#
+            ),
         }
     })
 }
@@ -105,7 +109,11 @@ fn tampered(data: &[u8]) {
     };
     let g = genuine();
     assert!(verify_passport(&g.passport, &g.jwks, Some(g.bundle.as_bytes())).is_ok());
-    let original = if which % 2 == 0 { &g.passport } else { &g.bundle };
+    let original = if which % 2 == 0 {
+        &g.passport
+    } else {
+        &g.bundle
+    };
     let mut bytes = original.as_bytes().to_vec();
     let at = usize::from(u16::from_be_bytes([hi, lo])) % bytes.len();
     if bytes[at] == with {

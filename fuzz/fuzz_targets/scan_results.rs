@@ -61,17 +61,18 @@ fuzz_target!(|data: &[u8]| {
     if valid.is_err() {
         return;
     }
-    let (json, sha) = results.bundle();
+    let (json, sha) = results.bundle().expect("valid results bundle");
     assert!(
-        sha.len() == 64
+        sha.as_str().len() == 64
             && sha
+                .as_str()
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     );
     let reparsed: ScanResults = serde_json::from_str(&json).expect("a bundle parses");
     assert_eq!(reparsed, results, "the bundle is not the results");
     assert_eq!(
-        reparsed.bundle(),
+        reparsed.bundle().expect("a reparsed bundle bundles"),
         (json, sha.clone()),
         "the bundle is not canonical"
     );
@@ -88,8 +89,9 @@ fuzz_target!(|data: &[u8]| {
         counts.findings_by_severity.values().sum::<usize>(),
         counts.findings
     );
-    let claims = PassportClaims::new(&scan(max_assets), &results, datetime!(2026-11-22 10:30 UTC));
-    assert_eq!(claims.bundle_sha256, sha);
+    let claims = PassportClaims::new(&scan(max_assets), &results, datetime!(2026-11-22 10:30 UTC))
+        .expect("valid results make claims");
+    assert_eq!(claims.bundle_sha256, sha.as_str());
     serde_json::to_value(&report).expect("a report serializes");
     serde_json::to_value(&claims).expect("claims serialize");
 });
