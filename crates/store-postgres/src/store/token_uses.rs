@@ -4,8 +4,9 @@
 //! need not wait for it: [`PgStore::touch_token`](fleetpass_ports::Store::touch_token)
 //! only notes the use in memory, and one `UPDATE … FROM unnest(…)` writes every noted
 //! use at once — every [`FLUSH_EVERY`] from the server's background task, before this
-//! process reads a token from the database (so its own reads never show an older use
-//! than it noted), and at shutdown. A process killed outright loses at most the uses of
+//! process lists or reads a token by id, and at shutdown; a lookup by digest (the
+//! authentication path) never waits for it and shows a noted use from memory instead,
+//! so this process's reads never show an older use than it noted. A process killed outright loses at most the uses of
 //! its last few seconds; `lastUsedAt` only ever moves forwards (`GREATEST`), so batches
 //! from several replicas in any order leave the latest use.
 
@@ -53,6 +54,11 @@ impl PendingUses {
         }
         let latest = pending.entry(id).or_insert(at);
         *latest = (*latest).max(at);
+    }
+
+    /// The latest use of `id` noted and not yet written.
+    pub(crate) fn latest(&self, id: TokenId) -> Option<Timestamp> {
+        self.lock().get(&id).copied()
     }
 
     fn is_empty(&self) -> bool {
