@@ -103,6 +103,7 @@ macro_rules! __contract_cases {
             claim_takes_oldest_claimable_of_own_fleet
             claim_concurrent_never_shares_a_scan
             complete_scan_stores_artifacts_exactly
+            complete_scan_keeps_any_text_the_domain_allows
             complete_scan_only_by_its_agent
             complete_scan_only_while_running
             sweep_fails_and_expires_at_deadlines

@@ -35,6 +35,9 @@
 
 mod ip;
 mod stored;
+mod uploads;
+
+pub use uploads::LARGE_UPLOADS;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -59,7 +62,7 @@ pub use ip::{TrustedProxies, client_ip, limit_key};
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{
-    AgentCaller, BODY_LIMIT, BodyLimit, Caller, RequestId, ResolvedAgent, ResolvedCaller,
+    AgentCaller, Authenticated, BODY_LIMIT, BodyLimit, RequestId, ResolvedAgent, ResolvedCaller,
     bearer_token, check_admin, presented_token,
 };
 use crate::middleware::{Rendered, render_errors};
@@ -363,7 +366,7 @@ async fn admit(
             let scope = format!("token:{}", token.id);
             let decision = fail_open(limiter.hit(&scope, limit, now).await);
             req.extensions_mut()
-                .insert(ResolvedCaller(Ok(Caller { actor, token })));
+                .insert(ResolvedCaller(Ok(Authenticated { actor, token })));
             if let Some(d) = decision.filter(|d| !d.allowed) {
                 return Err(Refusal {
                     error: too_many("rate limit of this API token exceeded", d),
@@ -422,6 +425,16 @@ async fn guard(
         Ok(verdict) => verdict,
         Err(refusal) => return refuse(req, refusal),
     };
+    // Before anything reads the body: the idempotency claim below reads it whole.
+    if let Err(error) = uploads::take_turn(&req).await {
+        return refuse(
+            req,
+            Refusal {
+                error,
+                limited: verdict.limited,
+            },
+        );
+    }
     let key = match req.headers().get(IDEMPOTENCY_KEY) {
         Some(raw) if req.method() == Method::POST => Some(check_key(raw)),
         _ => None,

@@ -2,11 +2,14 @@
 //!
 //! Process-wide, like the process they describe: every worker of one server records into
 //! the same registry. Routes are labelled by their pattern (`/tenant/scans/{scan_id}`),
-//! never by the concrete path, so ids and share tokens never become label values.
+//! never by the concrete path, so ids and share tokens never become label values, and
+//! every label comes from a closed set: a method the router knows or `other`, a route
+//! template or `unmatched`, a status code. A client can therefore never add a series.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use actix_web::http::Method;
 use prometheus::{
     Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
@@ -58,7 +61,8 @@ impl Metrics {
     }
 
     /// Records one answered request. `route` is the matched pattern, or `unmatched`.
-    pub fn record(&self, method: &str, route: &str, status: u16, took: Duration) {
+    pub fn record(&self, method: &Method, route: &str, status: u16, took: Duration) {
+        let method = method_label(method);
         self.requests
             .with_label_values(&[method, route, &status.to_string()])
             .inc();
@@ -74,5 +78,33 @@ impl Metrics {
             tracing::error!(error = %e, "could not encode metrics");
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// The label of a request's method: the methods a route can answer, or `other` for any
+/// method a client made up (an 8 KB `FOOBARQQ1…` would otherwise be a series for ever).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let made_up = Method::from_bytes(b"FOOBARQQ1").unwrap();
+        assert_eq!(method_label(&made_up), "other");
+        assert_eq!(method_label(&Method::TRACE), "other");
     }
 }

@@ -95,7 +95,7 @@ pub async fn request_context(
     }
     if let Some(metrics) = crate::metrics::Metrics::global() {
         metrics.record(
-            res.request().method().as_str(),
+            res.request().method(),
             pattern.as_deref().unwrap_or("unmatched"),
             res.status().as_u16(),
             took,

@@ -2,7 +2,7 @@
 //! (the enrollment token or the agent secret is the credential); the rest takes the
 //! agent's access token.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use fleetpass_domain::fleet::{AgentVersion, Hostname, Platform};
 use fleetpass_domain::ids::{AgentId, ScanId};
 use fleetpass_domain::scan::ScanResults;
@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::{Checks, route};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AgentCaller, Body, BodyLimit, path_id};
+use crate::extract::{AgentCaller, Body, BodyLimit, path_id, read_json};
 use crate::guard::Class;
 use crate::views::{AgentView, ScanView, ts};
 
@@ -205,9 +205,13 @@ pub async fn submit_results(
     state: web::Data<AppState>,
     AgentCaller(agent): AgentCaller,
     id: web::Path<String>,
-    Body(results): Body<ScanResults>,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, ScanId::parse)?;
+    // Up to 16 MiB for a scan of someone else's is refused before a byte of it is read.
+    scans::running_scan_of(&state.deps, &agent, id).await?;
+    let results: ScanResults = read_json(&req, payload.into_inner()).await?;
     let scan = scans::submit_results(&state.deps, &state.keys, &agent, id, results).await?;
     Ok(HttpResponse::Ok().json(CompletedView {
         scan_id: scan.id.to_string(),

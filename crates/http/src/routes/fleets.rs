@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::{Checks, SERVER_FIELDS, refuse_other_fields, route};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Body, Caller, ListParams, path_id};
+use crate::extract::{Body, Caller, ListParams, Operate, path_id};
 use crate::guard::Class;
 use crate::views::{
     AgentView, CreatedFleetView, EnrollmentTokenView, FleetView, IssuedEnrollmentView, List,
@@ -72,7 +72,7 @@ pub struct CreateFleetBody {
         (status = 429, body = ErrorBody), (status = 500, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_fleet(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     Body(body): Body<CreateFleetBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut checks = Checks::default();
@@ -145,7 +145,7 @@ const FLEET_READONLY: [(&str, &str); 4] = [
         (status = 422, description = "VALIDATION_ERROR or READONLY_FIELD", body = ErrorBody)))]
 pub async fn update_fleet(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     id: web::Path<String>,
     Body(body): Body<PatchFleetBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -167,7 +167,7 @@ pub async fn update_fleet(
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_fleet(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, FleetId::parse)?;
@@ -194,7 +194,7 @@ pub struct IssueEnrollmentBody {
         (status = 422, body = ErrorBody)))]
 pub async fn issue_enrollment_token(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     fleet: web::Path<String>,
     Body(body): Body<IssueEnrollmentBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -239,7 +239,7 @@ pub async fn list_enrollment_tokens(
     responses((status = 204, description = "Revoked"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_enrollment_token(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let fleet = path_id(&path.0, FleetId::parse)?;
@@ -284,7 +284,7 @@ pub async fn get_agent(
     responses((status = 204, description = "Revoked"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_agent(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, AgentId::parse)?;

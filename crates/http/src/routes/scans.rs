@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{Checks, route, scenario};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Body, Caller, ListParams, path_id};
+use crate::extract::{Body, Caller, ListParams, Needs, Operate, path_id};
 use crate::guard::Class;
 use crate::views::{CreatedShareView, List, ScanView, ShareLinkView, ts};
 
@@ -98,7 +98,7 @@ impl ConstraintsBody {
         (status = 422, description = "Unsupported scenario or infeasible constraints (the field is named)", body = ErrorBody)))]
 pub async fn request_scan(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     Body(body): Body<RequestScanBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut checks = Checks::default();
@@ -179,7 +179,11 @@ pub async fn get_scan(
     )))
 }
 
-async fn artifacts(state: &AppState, caller: &Caller, id: &str) -> Result<ScanArtifacts, ApiError> {
+async fn artifacts(
+    state: &AppState,
+    caller: &Caller<impl Needs>,
+    id: &str,
+) -> Result<ScanArtifacts, ApiError> {
     let id = path_id(id, ScanId::parse)?;
     Ok(svc::get_artifacts(&state.deps, &caller.actor, id).await?.1)
 }
@@ -280,7 +284,7 @@ pub struct CreateShareBody {
 
 async fn create_share(
     state: &AppState,
-    caller: &Caller,
+    caller: &Caller<impl Needs>,
     scan: &str,
     body: CreateShareBody,
 ) -> Result<HttpResponse, ApiError> {
@@ -337,7 +341,7 @@ async fn create_share(
         (status = 422, body = ErrorBody)))]
 pub async fn create_share_link(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     scan: web::Path<String>,
     Body(body): Body<CreateShareBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -353,7 +357,7 @@ pub async fn create_share_link(
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_share_alias(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     scan: web::Path<String>,
     Body(body): Body<CreateShareBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -395,7 +399,7 @@ pub async fn list_share_links(
     responses((status = 204, description = "Revoked"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_share_link(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, ShareLinkId::parse)?;

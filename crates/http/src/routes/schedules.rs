@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::{Checks, SERVER_FIELDS, present, refuse_other_fields, route, scenario};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Body, Caller, ListParams, path_id};
+use crate::extract::{Body, Caller, ListParams, Operate, path_id};
 use crate::guard::Class;
 use crate::views::{List, ts};
 
@@ -117,7 +117,7 @@ impl From<Schedule> for ScheduleView {
         (status = 503, description = "Schedules require Postgres persistence", body = ErrorBody)))]
 pub async fn create_schedule(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     Body(body): Body<CreateScheduleBody>,
 ) -> Result<HttpResponse, ApiError> {
     svc::require_persistence(&state.deps)?;
@@ -225,7 +225,7 @@ const SCHEDULE_READONLY: [(&str, &str); 4] = [
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn update_schedule(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     id: web::Path<String>,
     Body(body): Body<PatchScheduleBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -258,7 +258,7 @@ pub async fn update_schedule(
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete_schedule(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     svc::require_persistence(&state.deps)?;

@@ -145,6 +145,26 @@ pub async fn claim(deps: &Deps, agent: &Agent) -> ServiceResult<Option<Scan>> {
     Ok(deps.store.claim_scan(agent, deps.now(), &audit).await?)
 }
 
+/// The scan `id` if `agent` claimed it and it is still running: what an agent may send
+/// results for. The HTTP layer asks this before it reads a results body, so a body for
+/// someone else's scan is refused without being read.
+///
+/// # Errors
+/// `NotFound` for a scan of another agent (or none), `Conflict(ScanNotRunning)` for
+/// one that is no longer running.
+pub async fn running_scan_of(deps: &Deps, agent: &Agent, id: ScanId) -> ServiceResult<Scan> {
+    let scan = deps.store.get_scan(agent.tenant_id, id).await?;
+    if scan.claimed_by != Some(agent.id) {
+        return Err(ServiceError::NotFound);
+    }
+    if scan.status != ScanStatus::Running {
+        return Err(ServiceError::Conflict {
+            constraint: Conflict::ScanNotRunning,
+        });
+    }
+    Ok(scan)
+}
+
 /// Accepts an agent's results for a scan it claimed: validates them, makes the bundle,
 /// the report and the signed passport, and completes the scan.
 ///
@@ -158,15 +178,7 @@ pub async fn submit_results(
     id: ScanId,
     results: ScanResults,
 ) -> ServiceResult<Scan> {
-    let scan = deps.store.get_scan(agent.tenant_id, id).await?;
-    if scan.claimed_by != Some(agent.id) {
-        return Err(ServiceError::NotFound);
-    }
-    if scan.status != ScanStatus::Running {
-        return Err(ServiceError::Conflict {
-            constraint: Conflict::ScanNotRunning,
-        });
-    }
+    let scan = running_scan_of(deps, agent, id).await?;
     results
         .validate(scan.constraints.max_assets)
         .map_err(|e| ServiceError::Invalid {
