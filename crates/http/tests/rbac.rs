@@ -101,3 +101,98 @@ async fn a_role_too_low_hears_403_before_its_body_is_judged() {
         "only {checked} operations with a body were checked"
     );
 }
+
+/// The scope is decided before the body too, where the path names the resource: an
+/// operator of environment A touching a fleet, scan or schedule of environment B with a
+/// body wrong in every way hears 403 `FORBIDDEN_SCOPE`; in its own environment the same
+/// body is the 422 it earns. On PostgreSQL, which keeps schedules.
+#[actix_web::test]
+async fn a_resource_outside_the_scope_is_403_before_its_body_is_judged() {
+    let db = fleetpass_store_postgres::testing::TestDatabase::fresh().await;
+    let guard = fleetpass_http::GuardConfig {
+        public_per_minute: 100_000,
+        auth_failures_per_minute: 100_000,
+        ..fleetpass_http::GuardConfig::default()
+    };
+    let f = fixture_on(config(), guard, db.store_arc()).await;
+    let app = test::init_service(fleetpass_http::app(f.state.clone())).await;
+    let (_, admin) = tenant(&f, "scopes").await;
+    let mut envs = Vec::new();
+    for name in ["a", "b"] {
+        let env = send(
+            &app,
+            post("/api/admin/environments", &admin, json!({"name": name})),
+        )
+        .await;
+        assert_eq!(env.status.as_u16(), 201, "{}", env.body);
+        envs.push(env.body["id"].as_str().expect("id").to_owned());
+    }
+    let operator_of_a = token_of(&app, &admin, "operator", Some(&envs[0])).await;
+    // One fleet, scan and schedule in each environment.
+    let mut targets = Vec::new();
+    for env in &envs {
+        let fleet = send(
+            &app,
+            post(
+                "/tenant/discovery/fleets",
+                &admin,
+                json!({"environmentId": env}),
+            ),
+        )
+        .await;
+        assert_eq!(fleet.status.as_u16(), 201, "{}", fleet.body);
+        let fleet = fleet.body["fleetId"].as_str().expect("fleetId").to_owned();
+        let scan = send(
+            &app,
+            post(
+                "/tenant/scans",
+                &admin,
+                json!({"fleetId": fleet, "scenario": "inventory"}),
+            ),
+        )
+        .await;
+        assert_eq!(scan.status.as_u16(), 202, "{}", scan.body);
+        let scan = scan.body["scanId"].as_str().expect("scanId").to_owned();
+        let schedule = send(
+            &app,
+            post(
+                "/tenant/schedules",
+                &admin,
+                json!({"fleetId": fleet, "scenario": "ports", "intervalMinutes": 60}),
+            ),
+        )
+        .await;
+        assert_eq!(schedule.status.as_u16(), 201, "{}", schedule.body);
+        let schedule = schedule.body["scheduleId"].as_str().expect("id").to_owned();
+        targets.push([
+            (Method::PATCH, format!("/tenant/discovery/fleets/{fleet}")),
+            (
+                Method::POST,
+                format!("/tenant/discovery/fleets/{fleet}/enrollment-tokens"),
+            ),
+            (Method::POST, format!("/tenant/scans/{scan}/share-links")),
+            (Method::POST, format!("/tenant/scans/{scan}/share")),
+            (Method::PATCH, format!("/tenant/schedules/{schedule}")),
+        ]);
+    }
+    let bad = json!({"name": "", "expiresHours": 0, "maxUses": 0, "notAField": true});
+    for (env, (status, code)) in [
+        (0, (422, "VALIDATION_ERROR")),
+        (1, (403, "FORBIDDEN_SCOPE")),
+    ] {
+        for (method, uri) in &targets[env] {
+            let req = authed(
+                TestRequest::default().method(method.clone()).uri(uri),
+                &operator_of_a,
+            )
+            .set_json(bad.clone());
+            let answer = send(&app, req).await;
+            assert_eq!(
+                (answer.status.as_u16(), answer.body["code"].clone()),
+                (status, Value::from(code)),
+                "{method} {uri} (environment {env}): {}",
+                answer.body
+            );
+        }
+    }
+}

@@ -4,11 +4,12 @@
 use actix_web::{HttpResponse, web};
 use fleetpass_domain::fleet::{EnrollmentTtlHours, FleetName, MaxUses};
 use fleetpass_domain::ids::{AgentId, EnrollmentTokenId, EnvironmentId, FleetId};
+use fleetpass_ports::service::PathTarget;
 use fleetpass_ports::service::fleets as svc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{Checks, SERVER_FIELDS, refuse_other_fields, route};
+use super::{Checks, SERVER_FIELDS, body_in_scope, refuse_other_fields, route};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, Operate, path_id};
@@ -147,9 +148,10 @@ pub async fn update_fleet(
     state: web::Data<AppState>,
     caller: Caller<Operate>,
     id: web::Path<String>,
-    Body(body): Body<PatchFleetBody>,
+    body: Result<Body<PatchFleetBody>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, FleetId::parse)?;
+    let body = body_in_scope(&state, &caller, PathTarget::Fleet(id), body).await?;
     refuse_other_fields(&body.rest, &FLEET_READONLY)?;
     let fleet = match body.name {
         Some(raw) => {
@@ -196,9 +198,10 @@ pub async fn issue_enrollment_token(
     state: web::Data<AppState>,
     caller: Caller<Operate>,
     fleet: web::Path<String>,
-    Body(body): Body<IssueEnrollmentBody>,
+    body: Result<Body<IssueEnrollmentBody>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let fleet = path_id(&fleet, FleetId::parse)?;
+    let body = body_in_scope(&state, &caller, PathTarget::Fleet(fleet), body).await?;
     let mut checks = Checks::default();
     let ttl = body.expires_hours.map_or(
         Ok(EnrollmentTtlHours::default_ttl()),

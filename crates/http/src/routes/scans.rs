@@ -8,13 +8,14 @@ use fleetpass_domain::ids::{FleetId, ScanId, ShareLinkId};
 use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, ScanConstraints, ScanStatus};
 use fleetpass_domain::share::{Artifact, MaxAccesses, ShareLabel, ShareTtlHours};
 use fleetpass_domain::value::parse_timestamp;
+use fleetpass_ports::service::PathTarget;
 use fleetpass_ports::service::scans as svc;
 use fleetpass_ports::service::shares::{self, NewShare};
 use fleetpass_ports::store::{ScanArtifacts, ScanFilter};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Checks, route, scenario};
+use super::{Checks, body_in_scope, route, scenario};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, Needs, Operate, path_id};
@@ -286,9 +287,10 @@ async fn create_share(
     state: &AppState,
     caller: &Caller<impl Needs>,
     scan: &str,
-    body: CreateShareBody,
+    body: Result<Body<CreateShareBody>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let scan = path_id(scan, ScanId::parse)?;
+    let body = body_in_scope(state, caller, PathTarget::Scan(scan), body).await?;
     let mut checks = Checks::default();
     let ttl = checks.require(
         "expiresHours",
@@ -343,7 +345,7 @@ pub async fn create_share_link(
     state: web::Data<AppState>,
     caller: Caller<Operate>,
     scan: web::Path<String>,
-    Body(body): Body<CreateShareBody>,
+    body: Result<Body<CreateShareBody>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     create_share(&state, &caller, &scan, body).await
 }
@@ -359,7 +361,7 @@ pub async fn create_share_alias(
     state: web::Data<AppState>,
     caller: Caller<Operate>,
     scan: web::Path<String>,
-    Body(body): Body<CreateShareBody>,
+    body: Result<Body<CreateShareBody>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let mut res = create_share(&state, &caller, &scan, body).await?;
     let successor = format!(
