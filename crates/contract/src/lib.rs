@@ -104,6 +104,7 @@ macro_rules! __contract_cases {
             claim_concurrent_never_shares_a_scan
             complete_scan_stores_artifacts_exactly
             complete_scan_keeps_any_text_the_domain_allows
+            service_stats_count_every_tenant
             complete_scan_only_by_its_agent
             complete_scan_only_while_running
             sweep_fails_and_expires_at_deadlines

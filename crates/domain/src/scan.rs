@@ -94,6 +94,15 @@ pub enum ScanStatus {
 }
 
 impl ScanStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Self; 5] = [
+        Self::Queued,
+        Self::Running,
+        Self::Completed,
+        Self::Failed,
+        Self::Expired,
+    ];
+
     /// The wire name.
     pub const fn as_str(self) -> &'static str {
         match self {

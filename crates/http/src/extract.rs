@@ -412,7 +412,7 @@ pub(crate) fn check_admin(req: &HttpRequest) -> Result<PlatformAdmin, ApiError> 
     }
 }
 
-/// The platform admin key. Compared through SHA-256 digests in constant time, so
+/// The platform admin key (and the metrics token). Compared through SHA-256 digests in constant time, so
 /// neither its content nor its length leaks through timing; `Debug` redacts it.
 #[derive(Clone)]
 pub struct AdminKey([u8; 32]);
@@ -423,7 +423,7 @@ impl AdminKey {
         Self(sha256(key))
     }
 
-    fn matches(&self, presented: &str) -> bool {
+    pub(crate) fn matches(&self, presented: &str) -> bool {
         self.0.ct_eq(&sha256(presented)).into()
     }
 }

@@ -35,6 +35,8 @@ pub struct HttpConfig {
     pub admin_key: Option<AdminKey>,
     /// The public base URL, for links handed to outsiders.
     pub public_url: String,
+    /// The bearer token `/metrics` asks for (`FLEETPASS_METRICS_TOKEN`); `None`: open.
+    pub metrics_token: Option<AdminKey>,
 }
 
 impl Default for HttpConfig {
@@ -43,6 +45,7 @@ impl Default for HttpConfig {
             query_tokens: true,
             admin_key: None,
             public_url: "http://127.0.0.1:8080".to_owned(),
+            metrics_token: None,
         }
     }
 }

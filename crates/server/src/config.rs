@@ -45,7 +45,8 @@ pub struct Config {
     /// `FLEETPASS_MASTER_KEY` or the file named by `FLEETPASS_MASTER_KEY_FILE`: seals
     /// signing keys at rest. Required in Postgres mode; ephemeral in memory mode.
     pub master_key: Option<MasterKey>,
-    /// HTTP settings (`FLEETPASS_PUBLIC_URL`, `FLEETPASS_ADMIN_KEY`, `FLEETPASS_QUERY_TOKENS`).
+    /// HTTP settings (`FLEETPASS_PUBLIC_URL`, `FLEETPASS_ADMIN_KEY`, `FLEETPASS_QUERY_TOKENS`,
+    /// `FLEETPASS_METRICS_TOKEN`).
     pub http: HttpConfig,
     /// Rate limits and trusted proxies (`FLEETPASS_PUBLIC_RATE_LIMIT`,
     /// `FLEETPASS_AUTH_FAILURE_LIMIT`, `FLEETPASS_TRUSTED_PROXIES`).
@@ -86,6 +87,7 @@ const KNOWN: &[&str] = &[
     "FLEETPASS_AUTH_FAILURE_LIMIT",
     "FLEETPASS_TRUSTED_PROXIES",
     "FLEETPASS_RATE_LIMIT_BACKEND",
+    "FLEETPASS_METRICS_TOKEN",
     // Read by the test harness, not the server; allowed so tests can run the binary.
     "FLEETPASS_TEST_KEEP_DB",
 ];
@@ -262,6 +264,9 @@ impl Config {
                 )?,
                 admin_key,
                 public_url,
+                metrics_token: get("FLEETPASS_METRICS_TOKEN")
+                    .filter(|t| !t.is_empty())
+                    .map(|t| AdminKey::new(t)),
             },
         })
     }

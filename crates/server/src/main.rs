@@ -208,7 +208,10 @@ fn init_logging(config: &Config) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
+            // The request span's fields once (`span`), not again in a `spans` list: a
+            // request has one span.
             .with_current_span(true)
+            .with_span_list(false)
             .try_init(),
         LogFormat::Pretty => builder
             .with_ansi(std::io::stderr().is_terminal())

@@ -1328,3 +1328,106 @@ fn answers_before_a_request_exists_are_the_only_ones_outside_the_error_contract(
         assert!(res.header("x-request-id").is_some() && res.body["code"].is_string());
     }
 }
+
+/// Issue 17, item 5: what an operator expects of the logs and `/metrics`. JSON lines
+/// name the tenant, the actor (a token or agent id) and the client address once (no
+/// `spans` list), with a short `latency_ms`; an agent's routine check-in is not an
+/// INFO line; `/metrics` has the service's families and, with
+/// `FLEETPASS_METRICS_TOKEN`, answers only the bearer of that token.
+#[tokio::test]
+async fn logs_and_metrics_tell_an_operator_who_what_and_how_much() {
+    let db = TestDatabase::fresh().await;
+    let admin = cli_tenant(db.url(), "observed");
+    let mut s = spawn(&[
+        ("DATABASE_URL", db.url()),
+        ("FLEETPASS_LOG_FORMAT", "json"),
+        ("FLEETPASS_LOG", "info"),
+        ("FLEETPASS_METRICS_TOKEN", "metrics-scrape-token-0123"),
+    ]);
+    let captured = Captured::of(&mut s);
+    wait_listening(&mut s);
+    let b = s.base.clone();
+    let me = call(&b, "GET", "/api/me", &admin, None, &Value::Null);
+    assert_eq!(me.status, 200, "{}", me.text);
+    let token_id = me.body["token"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (_agent, _scan) = claimed_scan(&b, &admin);
+    let wrong = call(&b, "GET", "/api/me", "fp_live_wrong", None, &Value::Null);
+    assert_eq!(wrong.status, 401, "{}", wrong.text);
+    let (_, slow) = token(&b, &admin, json!({"rateLimitPerMinute": 1}));
+    for _ in 0..2 {
+        call(&b, "GET", "/api/me", &slow, None, &Value::Null);
+    }
+
+    let open = raw(&b, "GET", "/metrics", &[], "");
+    assert_eq!(
+        (open.status, open.code()),
+        (401, "UNAUTHORIZED"),
+        "{}",
+        open.text
+    );
+    let scraped = raw(
+        &b,
+        "GET",
+        "/metrics",
+        &[("Authorization", "Bearer metrics-scrape-token-0123")],
+        "",
+    );
+    assert_eq!(scraped.status, 200, "{}", scraped.text);
+    for family in [
+        "fleetpass_scans{status=\"running\"} 1",
+        "fleetpass_scans{status=\"queued\"} 0",
+        "fleetpass_scan_queue_age_seconds 0",
+        "fleetpass_agents{last_seen=\"never\"}",
+        "fleetpass_auth_failures_total{kind=\"api_token\"} 1",
+        "fleetpass_rate_limited_total{kind=\"token\"} 1",
+        "fleetpass_db_pool_connections{state=\"max\"}",
+        "fleetpass_db_pool_connections{state=\"in_use\"}",
+        "fleetpass_db_pool_waiting 0",
+        "fleetpass_build_info{version=",
+        "fleetpass_process_resident_memory_bytes",
+        "fleetpass_http_requests_total{method=\"GET\",route=\"/api/me\",status=\"200\"}",
+    ] {
+        assert!(
+            scraped.text.contains(family),
+            "/metrics lacks {family}:\n{}",
+            scraped.text
+        );
+    }
+
+    drop(s);
+    let lines: Vec<Value> = captured
+        .text()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let finished: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "request finished")
+        .collect();
+    let me_line = finished
+        .iter()
+        .find(|l| l["span"]["route"] == "/api/me" && l["status"] == 200)
+        .expect("a line for GET /api/me");
+    assert_eq!(
+        me_line["span"]["actor"],
+        format!("token:{token_id}"),
+        "{me_line}"
+    );
+    assert!(me_line["span"]["tenant"].is_string(), "{me_line}");
+    assert_eq!(me_line["span"]["client"], "127.0.0.1", "{me_line}");
+    for line in &finished {
+        assert!(line.get("spans").is_none(), "fields twice: {line}");
+        let latency = line["latency_ms"].to_string();
+        assert!(
+            latency.split('.').nth(1).is_none_or(|d| d.len() <= 3),
+            "latency_ms {latency}"
+        );
+        assert!(
+            !(line["span"]["route"] == "/agent/jobs/claim" && line["status"] == 200),
+            "an agent's check-in is an INFO line: {line}"
+        );
+    }
+}

@@ -58,6 +58,7 @@ mod keys;
 mod scans;
 mod schedules;
 mod share_links;
+mod stats;
 mod token_uses;
 mod tokens;
 
