@@ -124,31 +124,42 @@ fn decode_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "Send a JSON object.",
         )
     };
-    // Syntax first, without building anything: a body that is not JSON is a 400 even
-    // when a field before the broken part would have been refused.
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| not_json(&e))?;
+    // Is it JSON at all? Asked only when the typed decode fails, and answered without
+    // building anything: a body that is not JSON is a 400 even where a field before
+    // the broken part would have been refused.
+    let syntax = || serde_json::from_slice::<serde::de::IgnoredAny>(bytes).err();
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ApiError::bad_request(
-            "the request body must be a JSON object",
-            "Send a JSON object.",
-        ));
+        return Err(match syntax() {
+            Some(e) => not_json(&e),
+            None => ApiError::bad_request(
+                "the request body must be a JSON object",
+                "Send a JSON object.",
+            ),
+        });
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(value) => Ok(value),
-        // `5.0` for an integer field: JSON Schema's `integer` takes it, serde does not.
-        // Only then is the tree built, and only for bodies of the ordinary size.
-        Err(e)
-            if e.inner()
+        // Anything after the object is not JSON.
+        Ok(value) => de.end().map(|()| value).map_err(|e| not_json(&e)),
+        Err(e) if e.inner().classify() != serde_json::error::Category::Data => {
+            Err(not_json(e.inner()))
+        }
+        Err(e) => match syntax() {
+            Some(broken) => Err(not_json(&broken)),
+            // `5.0` for an integer field: JSON Schema's `integer` takes it, serde does
+            // not. Only then is the tree built, and only for bodies of the ordinary size.
+            None if e
+                .inner()
                 .to_string()
                 .starts_with("invalid type: floating point")
                 && bytes.len() <= BODY_LIMIT =>
-        {
-            let value: serde_json::Value =
-                serde_json::from_slice(bytes).map_err(|e| not_json(&e))?;
-            decode(value)
-        }
-        Err(e) => Err(field_error(e)),
+            {
+                let value: serde_json::Value =
+                    serde_json::from_slice(bytes).map_err(|e| not_json(&e))?;
+                decode(value)
+            }
+            None => Err(field_error(e)),
+        },
     }
 }
 
