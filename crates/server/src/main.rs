@@ -15,7 +15,8 @@ use fleetpass_domain::audit::AuditActor;
 use fleetpass_domain::identity::TenantName;
 use fleetpass_http::{AppState, Guards};
 use fleetpass_ports::idempotency::IdempotencyStore;
-use fleetpass_ports::keys::{KeyRing, MasterKey};
+use fleetpass_ports::keys::{KeyError, KeyRing, MasterKey};
+use fleetpass_ports::store::StoredSigningKey;
 use fleetpass_ports::ratelimit::{Leased, RateLimiter, WithFallback};
 use fleetpass_ports::service::tenants;
 use fleetpass_ports::system::RingSecrets;
@@ -45,7 +46,8 @@ README.md). The API reference is at /docs on a running server, the OpenAPI docum
 const EXAMPLES: &str = "\
 Examples:
   fleetpass                                   # serve in memory on 127.0.0.1:8080; prints a demo admin token
-  DATABASE_URL=postgres://postgres@127.0.0.1/fleetpass FLEETPASS_MASTER_KEY=$(fleetpass keys new-master-key) fleetpass serve
+  fleetpass keys new-master-key > master.key  # once; keep it: it opens the signing keys
+  DATABASE_URL=postgres://postgres@127.0.0.1/fleetpass FLEETPASS_MASTER_KEY_FILE=master.key fleetpass serve
   fleetpass migrate                           # apply migrations to DATABASE_URL
   fleetpass tenant create --name acme         # a tenant and its admin token, straight in the store
   fleetpass keys rotate                       # a new signing key; the old ones still verify
@@ -84,10 +86,10 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
-    /// Manage the keys that sign access tokens (needs DATABASE_URL and the master key).
+    /// Manage the keys that sign access tokens (needs DATABASE_URL; `rotate` also the master key).
     #[command(after_help = "Examples:\n  \
                             fleetpass keys new-master-key > master.key\n  \
-                            FLEETPASS_MASTER_KEY_FILE=master.key DATABASE_URL=postgres://… fleetpass keys list\n  \
+                            DATABASE_URL=postgres://… fleetpass keys list\n  \
                             FLEETPASS_MASTER_KEY_FILE=master.key DATABASE_URL=postgres://… fleetpass keys rotate")]
     Keys {
         #[command(subcommand)]
@@ -102,27 +104,28 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
-    /// Add a new signing key; it signs from now on, older keys still verify.
+    /// Add a new signing key; it signs from now on, older keys still verify. Refused,
+    /// with nothing written, when the master key does not open the keys in use.
     #[command(
         after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys rotate"
     )]
     Rotate,
-    /// List the signing keys.
-    #[command(
-        after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys list"
-    )]
+    /// List the signing keys: which one signs, which are retired, and (with a master key
+    /// configured) which ones it cannot open.
+    #[command(after_help = "Examples:\n  DATABASE_URL=postgres://… fleetpass keys list\n  \
+                            DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys list")]
     List,
-    /// Retire a key: tokens it signed stop verifying.
-    #[command(
-        after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys retire bDKZhZaovbiIeFs4"
-    )]
+    /// Retire a key: tokens it signed stop verifying. Needs no master key.
+    #[command(after_help = "Example:\n  DATABASE_URL=postgres://… fleetpass keys retire bDKZhZaovbiIeFs4")]
     Retire {
         /// The key id, as `keys list` shows it.
         kid: String,
     },
     /// Print a new random master key (base64), for FLEETPASS_MASTER_KEY.
     #[command(
-        after_help = "Example:\n  export FLEETPASS_MASTER_KEY=$(fleetpass keys new-master-key)   # keep it: it opens the signing keys"
+        after_help = "Example:\n  (umask 077; fleetpass keys new-master-key > /etc/fleetpass/master.key)   # once; then FLEETPASS_MASTER_KEY_FILE=/etc/fleetpass/master.key\n\n\
+                      Make it once and keep it: it opens the signing keys stored in the database. A new\n\
+                      key on every start locks the server out of the keys it made before."
     )]
     NewMasterKey,
 }
@@ -154,12 +157,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // `keys new-master-key` makes the key the others need: it must work without one.
-    let needs_keys = match &command {
-        None | Some(Command::Serve) => true,
-        Some(Command::Keys { command }) => !matches!(command, KeysCommand::NewMasterKey),
-        _ => false,
-    };
+    // Only what seals or opens private keys needs the master key: `keys list` and
+    // `keys retire` read and mark public data (the recovery from a lost master key
+    // retires keys without one), and `keys new-master-key` makes the key.
+    let needs_keys = matches!(
+        &command,
+        None | Some(Command::Serve)
+            | Some(Command::Keys {
+                command: KeysCommand::Rotate
+            })
+    );
     if needs_keys && config.database_url.is_some() && config.master_key.is_none() {
         eprintln!(
             "fleetpass: invalid configuration: FLEETPASS_MASTER_KEY: required with DATABASE_URL, so that signing keys \
@@ -356,9 +363,9 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
         );
     }
     let deps = Deps::system(open_store(config).await?);
-    let master = master_key(config, deps.secrets.as_ref());
     match command {
         KeysCommand::Rotate => {
+            let master = master_key(config, deps.secrets.as_ref());
             let kid = fleetpass_ports::keys::add_key(
                 deps.store.as_ref(),
                 deps.secrets.as_ref(),
@@ -366,23 +373,19 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 deps.now(),
             )
             .await
+            .map_err(explain_key_error)
             .context("Failed to add a signing key")?;
             println!(
                 "new signing key {kid}; every replica signs with it within a minute, older keys still verify"
             );
         }
         KeysCommand::List => {
-            for key in deps
+            let keys = deps
                 .store
                 .list_signing_keys()
                 .await
-                .context("Failed to list signing keys")?
-            {
-                let state = key
-                    .retired_at
-                    .map_or_else(|| "active".to_owned(), |at| format!("retired {at}"));
-                println!("{}  created {}  {state}", key.kid, key.created_at);
-            }
+                .context("Failed to list signing keys")?;
+            print!("{}", list_keys(&keys, config.master_key.as_ref()));
         }
         KeysCommand::Retire { kid } => {
             deps.store
@@ -394,6 +397,54 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::NewMasterKey => {}
     }
     Ok(())
+}
+
+/// How to recover from a master key that does not open the keys in use: the refusal
+/// names what is wrong, this says what to do.
+fn explain_key_error(e: KeyError) -> anyhow::Error {
+    match e {
+        KeyError::WrongMasterKey { ref kid } => anyhow::anyhow!(
+            "{e}. Start with the master key the signing keys were sealed with. If key {kid} was \
+             added under a wrong master key, retire it: `fleetpass keys retire {kid}`. If the \
+             master key is lost, retire every key `fleetpass keys list` shows as active; the next \
+             start makes a fresh one (tokens signed by retired keys stop verifying). See \
+             docs/OPERATIONS.md, \"Signing keys\""
+        ),
+        other => other.into(),
+    }
+}
+
+/// What `keys list` prints: one line a key, oldest first, times in RFC 3339, the key
+/// that signs marked, and with a master key, the keys it cannot open.
+fn list_keys(keys: &[StoredSigningKey], master: Option<&MasterKey>) -> String {
+    if keys.is_empty() {
+        return "no signing keys yet: the first start of `fleetpass serve` makes one\n".to_owned();
+    }
+    let signing = keys.iter().rev().find(|k| k.retired_at.is_none());
+    let rfc3339 = |at: fleetpass_domain::Timestamp| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| at.to_string())
+    };
+    let mut out = String::new();
+    for key in keys {
+        let state = match key.retired_at {
+            Some(at) => format!("retired {}", rfc3339(at)),
+            None if signing.is_some_and(|s| s.kid == key.kid) => "active, signs".to_owned(),
+            None => "active, verifies".to_owned(),
+        };
+        let opens = match master {
+            Some(m) if !fleetpass_ports::keys::opens(m, key) => {
+                "  (the configured master key cannot open it)"
+            }
+            _ => "",
+        };
+        out.push_str(&format!(
+            "{}  created {}  {state}{opens}\n",
+            key.kid,
+            rfc3339(key.created_at)
+        ));
+    }
+    out
 }
 
 /// How often overdue scans are failed or expired and due schedules enqueue their scans.
@@ -437,6 +488,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         deps.now(),
     )
     .await
+    .map_err(explain_key_error)
     .context("Failed to load the signing keys")?;
     let bind = config.bind;
     if config.database_url.is_none() {

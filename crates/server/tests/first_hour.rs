@@ -1,0 +1,109 @@
+//! Black-box tests of issue 17, "the first hour of a new user": each test runs the
+//! `fleetpass` binary as a new operator would and names the item it shows.
+
+mod support;
+
+use std::process::Output;
+
+use fleetpass_store_postgres::testing::TestDatabase;
+use serde_json::Value;
+use support::*;
+
+/// A second master key, not the one the test processes use by default.
+const OTHER_MASTER_KEY: &str = "HxweHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
+
+/// Runs `fleetpass ARGS` with `envs` and returns what it did.
+fn run(envs: &[(&str, &str)], args: &[&str]) -> Output {
+    command(envs).args(args).output().expect("runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The kids `keys list` shows, and its lines.
+fn listed(url: &str) -> Vec<String> {
+    let out = run(&[("DATABASE_URL", url)], &["keys", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).lines().map(str::to_owned).collect()
+}
+
+/// Item 1: `keys rotate` under another master key succeeded and locked every later
+/// start out; the help minted a fresh key per start; `keys retire` asked for a master
+/// key the docs say it does not need.
+#[tokio::test]
+async fn a_wrong_master_key_is_refused_before_anything_is_written() {
+    let db = TestDatabase::fresh().await;
+    let url = db.url().to_owned();
+    let first = run(&[("DATABASE_URL", &url)], &["keys", "rotate"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(listed(&url).len(), 1);
+
+    let wrong = [
+        ("DATABASE_URL", url.as_str()),
+        ("FLEETPASS_MASTER_KEY", OTHER_MASTER_KEY),
+    ];
+    let refused = run(&wrong, &["keys", "rotate"]);
+    assert!(!refused.status.success());
+    let message = stderr(&refused);
+    assert!(
+        message.contains("master key")
+            && message.contains("nothing was changed")
+            && message.contains("fleetpass keys retire")
+            && message.contains("docs/OPERATIONS.md"),
+        "the refusal names what is wrong and how to recover: {message}"
+    );
+    assert_eq!(listed(&url).len(), 1, "nothing was written");
+    let list = run(&wrong, &["keys", "list"]);
+    assert!(
+        stdout(&list).contains("the configured master key cannot open it"),
+        "{}",
+        stdout(&list)
+    );
+
+    // A start under the wrong key is refused the same way, and writes nothing.
+    let mut wrong_start = spawn(&wrong);
+    let status = wrong_start.child.wait().expect("exits");
+    assert!(!status.success());
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut wrong_start.child.stderr.take().expect("piped"),
+        &mut text,
+    )
+    .expect("stderr");
+    assert!(text.contains("nothing was changed"), "{text}");
+    assert_eq!(listed(&url).len(), 1);
+    // The right key still starts.
+    drop(start(&[("DATABASE_URL", &url)]));
+
+    // The documented recovery from a lost master key, exactly as written: retire the
+    // keys (no master key needed), then start with a new master key.
+    let kid = listed(&url)[0]
+        .split_whitespace()
+        .next()
+        .expect("a kid")
+        .to_owned();
+    let retired = command(&[("DATABASE_URL", &url), ("FLEETPASS_MASTER_KEY_FILE", "")])
+        .args(["keys", "retire", &kid])
+        .output()
+        .expect("runs");
+    assert!(retired.status.success(), "{}", stderr(&retired));
+    let fresh = start(&wrong);
+    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", fresh.base))
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    let keys = jwks["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1, "{jwks}");
+    assert_ne!(keys[0]["kid"], kid.as_str());
+
+    // The help no longer mints a master key per start.
+    let help = stdout(&run(&[], &["--help"]));
+    assert!(!help.contains("=$(fleetpass keys new-master-key)"), "{help}");
+}
