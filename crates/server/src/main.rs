@@ -146,8 +146,18 @@ enum TenantCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = match cli.command {
-        // An auditor's command: no server configuration is read or needed.
+        // Commands that take no server configuration ignore it, so that neither a
+        // setting meant for the server nor a typo in one keeps them from running.
+        // An auditor's command:
         Some(Command::Passport { command }) => return passport::run(command),
+        // The key the others need, printed before any of them is set:
+        Some(Command::Keys {
+            command: KeysCommand::NewMasterKey,
+        }) => {
+            let key = RingSecrets::default().random_32();
+            println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
+            return ExitCode::SUCCESS;
+        }
         command => command,
     };
     let config = match Config::from_vars(std::env::vars()) {
@@ -159,7 +169,7 @@ fn main() -> ExitCode {
     };
     // Only what seals or opens private keys needs the master key: `keys list` and
     // `keys retire` read and mark public data (the recovery from a lost master key
-    // retires keys without one), and `keys new-master-key` makes the key.
+    // retires keys without one).
     let needs_keys = matches!(
         &command,
         None | Some(Command::Serve)
@@ -352,11 +362,6 @@ fn master_key(config: &Config, secrets: &dyn SecretGen) -> MasterKey {
 }
 
 async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
-    if let KeysCommand::NewMasterKey = command {
-        let key = RingSecrets::default().random_32();
-        println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
-        return Ok(());
-    }
     if config.database_url.is_none() {
         anyhow::bail!(
             "DATABASE_URL is not set: in memory mode keys live and die with the server process"
@@ -394,7 +399,7 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 .context("Failed to retire the key")?;
             println!("retired {kid}");
         }
-        KeysCommand::NewMasterKey => {}
+        KeysCommand::NewMasterKey => {} // run in `main`, before the configuration
     }
     Ok(())
 }

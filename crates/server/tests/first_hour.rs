@@ -107,3 +107,95 @@ async fn a_wrong_master_key_is_refused_before_anything_is_written() {
     let help = stdout(&run(&[], &["--help"]));
     assert!(!help.contains("=$(fleetpass keys new-master-key)"), "{help}");
 }
+
+/// Every `FLEETPASS_*` name the README, docs/, the /docs guides and the agent's
+/// command line give a user.
+fn documented_names() -> std::collections::BTreeSet<String> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let mut files: Vec<std::path::PathBuf> = vec![
+        format!("{root}/README.md").into(),
+        format!("{root}/crates/agent/src/main.rs").into(),
+    ];
+    for dir in ["docs", "crates/http/src/guides"] {
+        for entry in std::fs::read_dir(format!("{root}/{dir}")).expect("a docs directory") {
+            let path = entry.expect("an entry").path();
+            if path.extension().is_some_and(|e| e == "md") {
+                files.push(path);
+            }
+        }
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        for (at, _) in text.match_indices("FLEETPASS_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            names.insert(name.trim_end_matches('_').to_owned());
+        }
+    }
+    names
+}
+
+/// Item 3: with a documented variable such as `FLEETPASS_URL` in the environment the
+/// server refused to start, and even `keys new-master-key` exited 2, so the README's
+/// `export FLEETPASS_MASTER_KEY=$(…)` was silently empty.
+#[test]
+fn documented_settings_are_accepted_and_typos_still_refused() {
+    let names = documented_names();
+    for name in [
+        "FLEETPASS_URL",
+        "FLEETPASS_TOKEN",
+        "FLEETPASS_SERVER",
+        "FLEETPASS_AGENT_STATE",
+        "FLEETPASS_AGENT_LOG",
+    ] {
+        assert!(names.contains(name), "{name} is documented");
+    }
+    // Documented names other than the server's own settings (the README's table), with
+    // any value, and the server still starts.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("the README");
+    let settings: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .filter(|n| n.starts_with("FLEETPASS_"))
+        .collect();
+    assert!(settings.contains(&"FLEETPASS_BIND"), "{settings:?}");
+    let others: Vec<(&str, &str)> = names
+        .iter()
+        // The README's example of a typo is not a setting.
+        .filter(|n| !settings.contains(&n.as_str()) && *n != "FLEETPASS_BINDD")
+        .map(|n| (n.as_str(), "some value"))
+        .collect();
+    assert!(others.len() >= 5, "{others:?}");
+    let mut server = spawn(&others);
+    wait_listening(&mut server);
+    drop(server);
+
+    // A command that takes no server configuration ignores even a broken one.
+    let broken = [("FLEETPASS_BIND", "nowhere"), ("FLEETPASS_BINDD", "x")];
+    let key = run(&broken, &["keys", "new-master-key"]);
+    assert!(key.status.success(), "{}", stderr(&key));
+    assert!(stdout(&key).trim().len() >= 43);
+    let verify = run(
+        &broken,
+        &["passport", "verify", "--passport", "/nonexistent", "--jwks", "/nonexistent"],
+    );
+    assert!(
+        stderr(&verify).contains("passport NOT verified: cannot read --jwks"),
+        "{}",
+        stderr(&verify)
+    );
+
+    // A typo is still refused, naming the setting it resembles.
+    let typo = run(&[("FLEETPASS_BINDD", "127.0.0.1:1")], &["serve"]);
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(
+        stderr(&typo).contains("FLEETPASS_BINDD: unknown setting; did you mean FLEETPASS_BIND?"),
+        "{}",
+        stderr(&typo)
+    );
+}
