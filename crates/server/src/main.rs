@@ -18,7 +18,8 @@ use fleetpass_ports::idempotency::IdempotencyStore;
 use fleetpass_ports::keys::{KeyError, KeyRing, MasterKey};
 use fleetpass_ports::store::StoredSigningKey;
 use fleetpass_ports::ratelimit::{Leased, RateLimiter, WithFallback};
-use fleetpass_ports::service::tenants;
+use fleetpass_ports::Conflict;
+use fleetpass_ports::service::{ServiceError, tenants};
 use fleetpass_ports::system::RingSecrets;
 use fleetpass_ports::{Deps, SecretGen, Store};
 use fleetpass_store_memory::{MemoryIdempotency, MemoryRateLimiter};
@@ -132,9 +133,10 @@ enum KeysCommand {
 
 #[derive(Debug, Subcommand)]
 enum TenantCommand {
-    /// Create a tenant and print its admin token once.
-    #[command(after_help = "Examples:\n  \
-                            fleetpass tenant create --name acme                                   # in memory: only useful for a try\n  \
+    /// Create a tenant and print its admin token once (needs DATABASE_URL: in memory mode
+    /// the tenant would vanish when the command exits; a memory-mode server makes a
+    /// `demo` tenant on its own, and `POST /platform/tenants` makes more).
+    #[command(after_help = "Example:\n  \
                             DATABASE_URL=postgres://postgres@127.0.0.1/fleetpass fleetpass tenant create --name acme")]
     Create {
         /// The tenant's name (1-100 characters, unique).
@@ -142,6 +144,10 @@ enum TenantCommand {
         name: String,
     },
 }
+
+/// The exit code of every failure of a server command, configuration or runtime alike
+/// (README, "Exit codes"): 0 is success, 1 is left to `passport verify`'s verdict.
+const FAILED: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -164,7 +170,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("fleetpass: invalid configuration: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(FAILED);
         }
     };
     // Only what seals or opens private keys needs the master key: `keys list` and
@@ -182,7 +188,7 @@ fn main() -> ExitCode {
             "fleetpass: invalid configuration: FLEETPASS_MASTER_KEY: required with DATABASE_URL, so that signing keys \
              survive restarts (set FLEETPASS_MASTER_KEY or FLEETPASS_MASTER_KEY_FILE; `fleetpass keys new-master-key` makes one)"
         );
-        return ExitCode::from(2);
+        return ExitCode::from(FAILED);
     }
     init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -192,7 +198,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fleetpass: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(FAILED);
         }
     };
     let result = runtime.block_on(async {
@@ -210,7 +216,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fleetpass: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(FAILED)
         }
     }
 }
@@ -344,9 +350,16 @@ async fn create_tenant(config: &Config, name: &str) -> anyhow::Result<()> {
     }
     let name = TenantName::new(name).map_err(|e| anyhow::anyhow!("--name {e}"))?;
     let deps = Deps::system(open_store(config).await?);
-    let created = tenants::create_tenant(&deps, name, AuditActor::Platform)
+    let created = tenants::create_tenant(&deps, name.clone(), AuditActor::Platform)
         .await
-        .map_err(|e| anyhow::anyhow!("Failed to create the tenant: {e}"))?;
+        .map_err(|e| match e {
+            ServiceError::Conflict {
+                constraint: Conflict::TenantName,
+            } => anyhow::anyhow!(
+                "Failed to create the tenant: a tenant named \"{name}\" already exists; pick another --name"
+            ),
+            other => anyhow::anyhow!("Failed to create the tenant: {other}"),
+        })?;
     println!("tenant {} ({})", created.tenant.name, created.tenant.id);
     println!("admin token (shown once): {}", created.admin_token.expose());
     Ok(())
@@ -478,6 +491,11 @@ fn spawn_sweeper(deps: Deps) {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let bind = config.bind;
+    // Bound first: an address in use or not allowed stops the server before it migrates,
+    // makes keys or hands out a demo token that could never be used.
+    let listener = std::net::TcpListener::bind(bind)
+        .with_context(|| format!("Failed to bind {bind} (FLEETPASS_BIND)"))?;
     let Backends {
         store,
         idempotency,
@@ -495,7 +513,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .await
     .map_err(explain_key_error)
     .context("Failed to load the signing keys")?;
-    let bind = config.bind;
     if config.database_url.is_none() {
         let demo = TenantName::new("demo").map_err(|e| anyhow::anyhow!("demo tenant name {e}"))?;
         let created = tenants::create_tenant(&deps, demo, AuditActor::Platform)
@@ -524,14 +541,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     spawn_purge(state.guards.clone(), state.deps.clone());
     spawn_sweeper(state.deps.clone());
-    tracing::info!(%bind, "listening");
-    actix_web::HttpServer::new(move || fleetpass_http::app(state.clone()))
-        .bind(bind)
-        .with_context(|| format!("Failed to bind {bind} (FLEETPASS_BIND)"))?
+    let server = actix_web::HttpServer::new(move || fleetpass_http::app(state.clone()))
+        .listen(listener)
+        .with_context(|| format!("Failed to listen on {bind} (FLEETPASS_BIND)"))?
         .shutdown_timeout(30)
-        .run()
-        .await
-        .context("Server failed")?;
+        .run();
+    tracing::info!(%bind, "listening");
+    server.await.context("Server failed")?;
     if let Some(pg) = postgres {
         // The uses noted since the last periodic write.
         if let Err(e) = pg.write_token_uses().await {

@@ -199,3 +199,63 @@ fn documented_settings_are_accepted_and_typos_still_refused() {
         stderr(&typo)
     );
 }
+
+/// Item 4: exit codes and messages of the command line.
+#[tokio::test]
+async fn failures_exit_2_with_messages_that_say_what_and_where() {
+    // A runtime failure exits 2, and a closed port is named.
+    let closed = free_port();
+    let url = format!("postgres://postgres@127.0.0.1:{closed}/fleetpass");
+    let out = run(&[("DATABASE_URL", &url)], &["migrate"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("127.0.0.1:{closed}")),
+        "{}",
+        stderr(&out)
+    );
+
+    // A bad bind stops the server before it logs `listening` or hands out a token.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let bind = taken.local_addr().expect("bound").to_string();
+    let out = run(&[("FLEETPASS_BIND", &bind)], &["serve"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Failed to bind"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("listening"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("token"), "{}", stdout(&out));
+
+    // `keys list` says when there are none, uses RFC 3339 and marks the signing key;
+    // no command repeats the server's NOTICE about the migrations table.
+    let db = TestDatabase::fresh().await;
+    let url = db.url().to_owned();
+    let empty = run(&[("DATABASE_URL", &url)], &["keys", "list"]);
+    assert!(stdout(&empty).contains("no signing keys yet"), "{}", stdout(&empty));
+    assert!(!stderr(&empty).contains("NOTICE"), "{}", stderr(&empty));
+    for _ in 0..2 {
+        let out = run(&[("DATABASE_URL", &url)], &["keys", "rotate"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("NOTICE"), "{}", stderr(&out));
+    }
+    let lines = listed(&url);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].ends_with("active, verifies"), "{lines:?}");
+    assert!(lines[1].ends_with("active, signs"), "{lines:?}");
+    let created = lines[0].split_whitespace().nth(2).expect("a time");
+    assert!(
+        time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
+            .is_ok(),
+        "{created}"
+    );
+
+    // `tenant create` says it needs DATABASE_URL, and a duplicate name says so plainly.
+    let help = stdout(&run(&[], &["tenant", "create", "--help"]));
+    assert!(help.contains("needs DATABASE_URL") && !help.contains("in memory:"), "{help}");
+    cli_tenant(&url, "acme");
+    let again = run(&[("DATABASE_URL", &url)], &["tenant", "create", "--name", "acme"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains("a tenant named \"acme\" already exists")
+            && !stderr(&again).contains("conflict on"),
+        "{}",
+        stderr(&again)
+    );
+}
