@@ -259,3 +259,95 @@ async fn failures_exit_2_with_messages_that_say_what_and_where() {
         stderr(&again)
     );
 }
+
+/// A TCP proxy in front of the test PostgreSQL server that a test can cut (closing
+/// every connection through it) and restore on the same port.
+struct Proxy {
+    port: u16,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    async fn new() -> Self {
+        let mut proxy = Self {
+            port: free_port(),
+            task: None,
+        };
+        proxy.restore().await;
+        proxy
+    }
+
+    async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .expect("the proxy's port");
+        self.task = Some(tokio::spawn(async move {
+            // Dropping the set (when the task is aborted) aborts every connection.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Item 4: during a database outage the auth-change listener warned every second, and
+/// nothing said when it had recovered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auth_listener_backs_off_during_an_outage_and_says_when_it_is_back() {
+    let db = TestDatabase::fresh().await;
+    let mut proxy = Proxy::new().await;
+    let url = format!("postgres://postgres@127.0.0.1:{}/{}", proxy.port, db.name());
+    let mut server = spawn(&[("DATABASE_URL", &url)]);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let pipe = server.child.stderr.take().expect("piped stderr");
+    let lines = log.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)).map_while(Result::ok) {
+            lines.lock().expect("the log").push(line);
+        }
+    });
+    wait_listening(&mut server);
+    let listener_lines = |from: usize| -> Vec<String> {
+        log.lock().expect("the log")[from..]
+            .iter()
+            .filter(|l| l.contains("auth-change listener"))
+            .cloned()
+            .collect()
+    };
+    // Let the listener subscribe, then take the database away for 7 s.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let cut_at = log.lock().expect("the log").len();
+    proxy.cut();
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    let during = listener_lines(cut_at);
+    assert_eq!(during.len(), 1, "one warning per outage: {during:#?}");
+    assert!(during[0].contains("WARN"), "{during:#?}");
+
+    proxy.restore().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let after = listener_lines(cut_at);
+        if after.iter().any(|l| l.contains("has reconnected")) {
+            assert_eq!(after.len(), 2, "{after:#?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no line says the listener is back: {after:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    drop(server);
+    proxy.cut();
+}
