@@ -148,7 +148,7 @@ async fn enroll(
     }
     // A typo is caught here, by the checksum, before the token goes anywhere.
     let token = PlainSecret::parse_kind(token.trim(), SecretKind::Enrollment)
-        .map_err(|e| anyhow::anyhow!("the enrollment token {e}"))?;
+        .map_err(|e| anyhow::anyhow!("{}", e.refusal(SecretKind::Enrollment)))?;
     if path.exists() && !force {
         anyhow::bail!(
             "{} already holds an enrolled agent; pass --force to replace it",

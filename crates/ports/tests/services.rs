@@ -449,16 +449,34 @@ async fn a_wrong_master_key_is_refused_before_anything_is_written() {
         matches!(&refused, Err(KeyError::WrongMasterKey { kid }) if *kid == before[0].kid),
         "{refused:?}"
     );
-    let loaded = KeyRing::load(w.deps.store.clone(), w.deps.secrets.as_ref(), wrong.clone(), T0).await;
+    let loaded = KeyRing::load(
+        w.deps.store.clone(),
+        w.deps.secrets.as_ref(),
+        wrong.clone(),
+        T0,
+    )
+    .await;
     assert!(matches!(loaded, Err(KeyError::WrongMasterKey { .. })));
-    assert_eq!(store.list_signing_keys().await.expect("listed").len(), 1, "nothing was written");
+    assert_eq!(
+        store.list_signing_keys().await.expect("listed").len(),
+        1,
+        "nothing was written"
+    );
     // The right key still adds one; once every key is retired a new master key starts
     // over (the documented recovery from a lost master key).
-    keys::add_key(store, w.deps.secrets.as_ref(), &MasterKey::from_bytes([9; 32]), T0)
-        .await
-        .expect("the right master key adds a key");
+    keys::add_key(
+        store,
+        w.deps.secrets.as_ref(),
+        &MasterKey::from_bytes([9; 32]),
+        T0,
+    )
+    .await
+    .expect("the right master key adds a key");
     for key in store.list_signing_keys().await.expect("listed") {
-        store.retire_signing_key(&key.kid, T0).await.expect("retired");
+        store
+            .retire_signing_key(&key.kid, T0)
+            .await
+            .expect("retired");
     }
     KeyRing::load(w.deps.store.clone(), w.deps.secrets.as_ref(), wrong, T0)
         .await

@@ -142,7 +142,10 @@ fn unknown_setting(name: &str) -> ConfigError {
         Some((_, known)) => err(name, format!("unknown setting; did you mean {known}?")),
         None => err(
             name,
-            format!("unknown setting; the server's settings are {}", KNOWN.join(", ")),
+            format!(
+                "unknown setting; the server's settings are {}",
+                KNOWN.join(", ")
+            ),
         ),
     }
 }
@@ -418,9 +421,16 @@ mod tests {
         assert_eq!(e.var, "FLEETPASS_BINDD");
         assert!(e.message.contains("did you mean FLEETPASS_BIND?"), "{e}");
         let e = Config::from_vars(vars(&[("FLEETPASS_MASTERKEY", "x")])).unwrap_err();
-        assert!(e.message.contains("did you mean FLEETPASS_MASTER_KEY?"), "{e}");
+        assert!(
+            e.message.contains("did you mean FLEETPASS_MASTER_KEY?"),
+            "{e}"
+        );
         let e = Config::from_vars(vars(&[("FLEETPASS_SOMETHING_ELSE", "x")])).unwrap_err();
-        assert!(e.message.contains("the server's settings are FLEETPASS_BIND"), "{e}");
+        assert!(
+            e.message
+                .contains("the server's settings are FLEETPASS_BIND"),
+            "{e}"
+        );
         for name in OTHERS {
             assert!(
                 Config::from_vars(vars(&[(name, "anything")])).is_ok(),

@@ -14,12 +14,12 @@ use clap::{Parser, Subcommand};
 use fleetpass_domain::audit::AuditActor;
 use fleetpass_domain::identity::TenantName;
 use fleetpass_http::{AppState, Guards};
+use fleetpass_ports::Conflict;
 use fleetpass_ports::idempotency::IdempotencyStore;
 use fleetpass_ports::keys::{KeyError, KeyRing, MasterKey};
-use fleetpass_ports::store::StoredSigningKey;
 use fleetpass_ports::ratelimit::{Leased, RateLimiter, WithFallback};
-use fleetpass_ports::Conflict;
 use fleetpass_ports::service::{ServiceError, tenants};
+use fleetpass_ports::store::StoredSigningKey;
 use fleetpass_ports::system::RingSecrets;
 use fleetpass_ports::{Deps, SecretGen, Store};
 use fleetpass_store_memory::{MemoryIdempotency, MemoryRateLimiter};
@@ -113,11 +113,15 @@ enum KeysCommand {
     Rotate,
     /// List the signing keys: which one signs, which are retired, and (with a master key
     /// configured) which ones it cannot open.
-    #[command(after_help = "Examples:\n  DATABASE_URL=postgres://… fleetpass keys list\n  \
-                            DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys list")]
+    #[command(
+        after_help = "Examples:\n  DATABASE_URL=postgres://… fleetpass keys list\n  \
+                            DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys list"
+    )]
     List,
     /// Retire a key: tokens it signed stop verifying. Needs no master key.
-    #[command(after_help = "Example:\n  DATABASE_URL=postgres://… fleetpass keys retire bDKZhZaovbiIeFs4")]
+    #[command(
+        after_help = "Example:\n  DATABASE_URL=postgres://… fleetpass keys retire bDKZhZaovbiIeFs4"
+    )]
     Retire {
         /// The key id, as `keys list` shows it.
         kid: String,

@@ -105,7 +105,10 @@ async fn a_wrong_master_key_is_refused_before_anything_is_written() {
 
     // The help no longer mints a master key per start.
     let help = stdout(&run(&[], &["--help"]));
-    assert!(!help.contains("=$(fleetpass keys new-master-key)"), "{help}");
+    assert!(
+        !help.contains("=$(fleetpass keys new-master-key)"),
+        "{help}"
+    );
 }
 
 /// Every `FLEETPASS_*` name the README, docs/, the /docs guides and the agent's
@@ -182,7 +185,14 @@ fn documented_settings_are_accepted_and_typos_still_refused() {
     assert!(stdout(&key).trim().len() >= 43);
     let verify = run(
         &broken,
-        &["passport", "verify", "--passport", "/nonexistent", "--jwks", "/nonexistent"],
+        &[
+            "passport",
+            "verify",
+            "--passport",
+            "/nonexistent",
+            "--jwks",
+            "/nonexistent",
+        ],
     );
     assert!(
         stderr(&verify).contains("passport NOT verified: cannot read --jwks"),
@@ -228,7 +238,11 @@ async fn failures_exit_2_with_messages_that_say_what_and_where() {
     let db = TestDatabase::fresh().await;
     let url = db.url().to_owned();
     let empty = run(&[("DATABASE_URL", &url)], &["keys", "list"]);
-    assert!(stdout(&empty).contains("no signing keys yet"), "{}", stdout(&empty));
+    assert!(
+        stdout(&empty).contains("no signing keys yet"),
+        "{}",
+        stdout(&empty)
+    );
     assert!(!stderr(&empty).contains("NOTICE"), "{}", stderr(&empty));
     for _ in 0..2 {
         let out = run(&[("DATABASE_URL", &url)], &["keys", "rotate"]);
@@ -248,9 +262,15 @@ async fn failures_exit_2_with_messages_that_say_what_and_where() {
 
     // `tenant create` says it needs DATABASE_URL, and a duplicate name says so plainly.
     let help = stdout(&run(&[], &["tenant", "create", "--help"]));
-    assert!(help.contains("needs DATABASE_URL") && !help.contains("in memory:"), "{help}");
+    assert!(
+        help.contains("needs DATABASE_URL") && !help.contains("in memory:"),
+        "{help}"
+    );
     cli_tenant(&url, "acme");
-    let again = run(&[("DATABASE_URL", &url)], &["tenant", "create", "--name", "acme"]);
+    let again = run(
+        &[("DATABASE_URL", &url)],
+        &["tenant", "create", "--name", "acme"],
+    );
     assert_eq!(again.status.code(), Some(2));
     assert!(
         stderr(&again).contains("a tenant named \"acme\" already exists")
@@ -286,7 +306,8 @@ impl Proxy {
             let mut connections = tokio::task::JoinSet::new();
             while let Ok((mut inbound, _)) = listener.accept().await {
                 connections.spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await
+                    {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
                 });
@@ -350,4 +371,129 @@ async fn the_auth_listener_backs_off_during_an_outage_and_says_when_it_is_back()
     }
     drop(server);
     proxy.cut();
+}
+
+/// Item 6, over a real socket on PostgreSQL: `Location` on a 201 (schedules too), an
+/// unknown query parameter named, a secret of the wrong kind named, and a revoked
+/// agent told about agent credentials rather than `x-api-key`.
+#[tokio::test]
+async fn the_api_says_where_what_and_which_kind() {
+    let db = TestDatabase::fresh().await;
+    let url = db.url().to_owned();
+    let admin = cli_tenant(&url, "acme");
+    let server = start(&[("DATABASE_URL", &url)]);
+    let b = &server.base;
+    let client = reqwest::Client::new();
+    let fleet = client
+        .post(format!("{b}/tenant/discovery/fleets"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(fleet.status().as_u16(), 201);
+    let location = fleet.headers()["location"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    let fleet: Value = fleet.json().await.expect("json");
+    assert_eq!(
+        location,
+        format!(
+            "/tenant/discovery/fleets/{}",
+            fleet["fleetId"].as_str().expect("id")
+        )
+    );
+    let schedule = client
+        .post(format!("{b}/tenant/schedules"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"fleetId": fleet["fleetId"], "scenario": "inventory", "intervalMinutes": 60}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(schedule.status().as_u16(), 201);
+    let location = schedule.headers()["location"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    let (status, got) = call(
+        reqwest::Method::GET,
+        &format!("{b}{location}"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{got}");
+
+    let (status, body) = call(
+        reqwest::Method::GET,
+        &format!("{b}/tenant/scans?hostname=vm"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "hostname", "{body}");
+
+    // An enrollment token sent as an API token.
+    let enrollment = fleet["enrollmentToken"].as_str().expect("fpe_").to_owned();
+    let (status, body) = call(
+        reqwest::Method::GET,
+        &format!("{b}/api/me"),
+        &enrollment,
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("an enrollment token, not an API token")),
+        "{body}"
+    );
+
+    // A revoked agent hears about agent credentials.
+    let (status, enrolled) = post_json(
+        &format!("{b}/agent/enroll"),
+        None,
+        serde_json::json!({"enrollmentToken": enrollment, "hostname": "h", "platform": "linux"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{enrolled}");
+    let agent_id = enrolled["agentId"].as_str().expect("id");
+    let (status, _) = call(
+        reqwest::Method::DELETE,
+        &format!("{b}/tenant/discovery/agents/{agent_id}"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let access = enrolled["accessToken"].as_str().expect("jwt");
+    let (status, body) = post_json(
+        &format!("{b}/agent/heartbeat"),
+        Some(access),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let hint = body["hint"].as_str().unwrap_or_default();
+    assert!(
+        hint.contains("enroll it again") && !hint.contains("x-api-key"),
+        "{body}"
+    );
+    let (status, body) = post_json(
+        &format!("{b}/agent/token"),
+        None,
+        serde_json::json!({"agentId": agent_id, "agentSecret": enrolled["agentSecret"]}),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        !body["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("x-api-key"),
+        "{body}"
+    );
 }
