@@ -52,7 +52,11 @@ Examples:
   fleetpass migrate                           # apply migrations to DATABASE_URL
   fleetpass tenant create --name acme         # a tenant and its admin token, straight in the store
   fleetpass keys rotate                       # a new signing key; the old ones still verify
-  fleetpass help tenant create                # help of one subcommand";
+  fleetpass help tenant create                # help of one subcommand
+
+Logs go to stderr: FLEETPASS_LOG sets the filter (default `info`, e.g. `info,fleetpass_http=debug`),
+FLEETPASS_LOG_FORMAT=json makes them one JSON object a line. The agent, `fleetpass-agent`, has its
+own help and logs by FLEETPASS_AGENT_LOG.";
 
 /// The command line.
 #[derive(Debug, Parser)]

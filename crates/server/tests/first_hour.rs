@@ -497,3 +497,17 @@ async fn the_api_says_where_what_and_which_kind() {
         "{body}"
     );
 }
+
+/// Item 8: the server's help names its log settings and the agent's.
+#[test]
+fn the_servers_help_names_the_log_settings() {
+    let help = stdout(&run(&[], &["--help"]));
+    for needle in [
+        "Examples:",
+        "FLEETPASS_LOG",
+        "FLEETPASS_LOG_FORMAT",
+        "FLEETPASS_AGENT_LOG",
+    ] {
+        assert!(help.contains(needle), "{needle}: {help}");
+    }
+}
