@@ -511,3 +511,50 @@ fn the_servers_help_names_the_log_settings() {
         assert!(help.contains(needle), "{needle}: {help}");
     }
 }
+
+/// Item 2: the README's round by hand never said where `$SCAN` and `$ACCESS_TOKEN`
+/// come from. It runs, as printed, in a real `bash` against a memory-mode server,
+/// with only `TOKEN` (the demo token the server printed) and `B` set.
+#[test]
+fn the_readme_round_runs_in_bash_as_printed() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("the README");
+    let after = readme
+        .split_once("A whole round, by hand")
+        .expect("the round")
+        .1;
+    let block = after
+        .split_once("```sh\n")
+        .expect("its block")
+        .1
+        .split_once("```")
+        .expect("its end")
+        .0;
+    // The reader replaces the placeholder with the token; so does the test.
+    let mut server = start(&[]);
+    let token = token_from_stdout(&mut server, "Demo tenant admin token (shown once):");
+    let block = block.replace("export TOKEN=fpk_…", &format!("export TOKEN={token}"));
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -euo pipefail\n{block}"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("B", &server.base)
+        .output()
+        .expect("bash runs");
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    // curl prints the answers back to back, without newlines.
+    let answers: Vec<Value> = serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .map(|a| a.unwrap_or_else(|e| panic!("{e}: {text}")))
+        .collect();
+    let last = answers.last().expect("the share link");
+    assert!(
+        last["url"]
+            .as_str()
+            .is_some_and(|u| u.contains("/share/fps_")),
+        "{text}"
+    );
+    assert!(text.contains("\"status\":\"completed\""), "{text}");
+}
