@@ -14,7 +14,11 @@ fn parse_everyway(raw: &str) {
         match (&any, PlainSecret::parse_kind(raw, kind)) {
             (Ok(s), Ok(k)) => assert!(s == &k && k.kind() == kind, "{raw:?} as {kind:?}"),
             (Ok(s), Err(e)) => assert!(
-                s.kind() != kind && e == MalformedSecret::Prefix,
+                s.kind() != kind
+                    && e == MalformedSecret::WrongKind {
+                        found: s.kind(),
+                        expected: kind
+                    },
                 "{raw:?} parses but not as its own kind {kind:?}: {e:?}"
             ),
             (Err(e), Err(k)) => assert_eq!(*e, k, "{raw:?} as {kind:?}"),

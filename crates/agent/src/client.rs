@@ -34,6 +34,54 @@ pub enum CallError {
     /// Retries ran out on 429/5xx/network errors.
     #[error("the server is unreachable or overloaded: {0}")]
     Unavailable(String),
+    /// Nothing answered at the server's address (refused, or no such host), where
+    /// waiting would not help (enrollment, with a person at the terminal).
+    #[error(
+        "cannot connect to {server}: {reason}; check --server and that the server is running there"
+    )]
+    Unreachable {
+        /// The base URL.
+        server: String,
+        /// The whole cause, e.g. "… Connection refused (os error 111)".
+        reason: String,
+    },
+}
+
+/// A transport error and every cause under it, one after the other ("error sending
+/// request: client error (Connect): tcp connect error: Connection refused (os error
+/// 111)"): reqwest's own message alone says only "error sending request".
+fn chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let line = c.to_string();
+        if !text.ends_with(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Whether `e` means nothing answered at the address: the connection was refused or
+/// the host name does not resolve (not a timeout, which a busy network can cause).
+fn nothing_there(e: &reqwest::Error) -> bool {
+    if !e.is_connect() || e.is_timeout() {
+        return false;
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            return matches!(io.kind(), std::io::ErrorKind::ConnectionRefused)
+                || io.to_string().contains("failed to lookup address");
+        }
+        if c.to_string().contains("dns error") {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Backoff with jitter ("equal jitter": a random wait between half and all of an
@@ -177,6 +225,21 @@ impl Client {
         body: Option<&[u8]>,
         idempotency_key: Option<&str>,
     ) -> Result<Answer, CallError> {
+        self.send_with(method, path, bearer, body, idempotency_key, false)
+            .await
+    }
+
+    /// [`Client::send`]; with `fail_fast`, a connection nothing answers (refused, no
+    /// such host) is reported at once instead of retried.
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&[u8]>,
+        idempotency_key: Option<&str>,
+        fail_fast: bool,
+    ) -> Result<Answer, CallError> {
         let url = format!("{}{path}", self.base);
         let mut backoff = Backoff::new(self.backoff_base, self.backoff_cap);
         let mut attempt = 0;
@@ -211,10 +274,22 @@ impl Client {
                             return Ok(Answer { status, body });
                         }
                         Ok(_) => (format!("{method} {path} answered {status}"), retry_after),
-                        Err(e) => (format!("{method} {path}: {}", e.without_url()), None),
+                        Err(e) => (
+                            format!("{method} {path}: {}", chain(&e.without_url())),
+                            None,
+                        ),
                     }
                 }
-                Err(e) => (format!("{method} {path}: {}", e.without_url()), None),
+                Err(e) if fail_fast && nothing_there(&e) => {
+                    return Err(CallError::Unreachable {
+                        server: self.base.clone(),
+                        reason: chain(&e.without_url()),
+                    });
+                }
+                Err(e) => (
+                    format!("{method} {path}: {}", chain(&e.without_url())),
+                    None,
+                ),
             };
             if attempt >= self.max_retries {
                 return Err(CallError::Unavailable(reason));
@@ -268,8 +343,10 @@ impl Client {
             "agentVersion": AGENT_VERSION,
         });
         let body = serde_json::to_vec(&body).unwrap_or_default();
+        // Someone is at the terminal: an address where nothing answers is reported at
+        // once (an overloaded or restarting server is still waited for).
         let answer = self
-            .send(Method::POST, "/agent/enroll", None, Some(&body), None)
+            .send_with(Method::POST, "/agent/enroll", None, Some(&body), None, true)
             .await?;
         Self::judge(answer)?.ok_or_else(|| CallError::Refused {
             status: StatusCode::NO_CONTENT,
@@ -576,6 +653,8 @@ mod tests {
             .err()
             .expect("unreachable");
         assert!(matches!(err, CallError::Unavailable(_)), "{err}");
+        // The cause is in the message, not only "error sending request".
+        assert!(err.to_string().contains("Connection refused"), "{err}");
     }
 
     #[test]

@@ -23,9 +23,26 @@ use crate::client::{CallError, ClaimedScan, Client};
 use crate::scenarios::{Budget, Host};
 use crate::state::State;
 
+/// What `--help` adds after the options: examples and the environment.
+const AFTER_HELP: &str = "\
+Examples:
+  fleetpass-agent enroll --server https://fleetpass.example.com --token fpe_…   # once, with the fleet's enrollmentToken
+  fleetpass-agent run                                                          # until SIGTERM / Ctrl-C
+  FLEETPASS_AGENT_LOG=debug fleetpass-agent run --poll-seconds 5               # more detail, quicker claims
+  fleetpass-agent --state /var/lib/fleetpass-agent/state.json run              # a state file of its own
+
+Environment:
+  FLEETPASS_SERVER            --server of `enroll`
+  FLEETPASS_ENROLLMENT_TOKEN  --token of `enroll` (kept out of the shell history)
+  FLEETPASS_AGENT_STATE       --state: the state file (agent id and secret, mode 0600)
+  FLEETPASS_AGENT_LOG         the log filter on stderr (default `info`; e.g. `debug`)
+
+Exit codes: 0 when stopped by SIGTERM/SIGINT or done, 1 on a failure (the agent was
+revoked, the server cannot be reached at enrollment, …), 2 on a usage error.";
+
 /// The Fleetpass reference agent: enroll this host into a fleet, then run its scans.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = AFTER_HELP)]
 struct Cli {
     /// The state file (agent id and secret; created 0600). Default:
     /// $XDG_STATE_HOME/fleetpass-agent/state.json or ~/.local/state/fleetpass-agent/state.json.
@@ -43,6 +60,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Enroll into a fleet with a one-time enrollment token and save the credentials.
+    /// A server where nothing answers is reported at once; an overloaded one is retried.
+    #[command(after_help = "Examples:\n  \
+                            fleetpass-agent enroll --server https://fleetpass.example.com --token fpe_…\n  \
+                            FLEETPASS_SERVER=http://127.0.0.1:8080 FLEETPASS_ENROLLMENT_TOKEN=fpe_… fleetpass-agent enroll --hostname scanner-01\n  \
+                            fleetpass-agent enroll --force --server … --token fpe_…   # re-enroll (a revoked agent)")]
     Enroll {
         /// The server's base URL, e.g. https://fleetpass.example.com.
         #[arg(long, env = "FLEETPASS_SERVER")]
@@ -58,6 +80,9 @@ enum Command {
         force: bool,
     },
     /// Run: heartbeat, claim scans, scan this host, send results; stop on SIGTERM.
+    #[command(after_help = "Examples:\n  \
+                            fleetpass-agent run\n  \
+                            FLEETPASS_AGENT_LOG=debug fleetpass-agent run --poll-seconds 5 --heartbeat-seconds 30")]
     Run {
         /// Seconds between claims while there is no work.
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -148,7 +173,7 @@ async fn enroll(
     }
     // A typo is caught here, by the checksum, before the token goes anywhere.
     let token = PlainSecret::parse_kind(token.trim(), SecretKind::Enrollment)
-        .map_err(|e| anyhow::anyhow!("the enrollment token {e}"))?;
+        .map_err(|e| anyhow::anyhow!("{}", e.refusal(SecretKind::Enrollment)))?;
     if path.exists() && !force {
         anyhow::bail!(
             "{} already holds an enrolled agent; pass --force to replace it",

@@ -41,6 +41,27 @@ impl SecretKind {
             Self::Agent => "fpa_",
         }
     }
+
+    /// What a user calls it: "API token", "enrollment token", "share token", "agent
+    /// secret".
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ApiToken => "API token",
+            Self::Enrollment => "enrollment token",
+            Self::Share => "share token",
+            Self::Agent => "agent secret",
+        }
+    }
+
+    /// [`SecretKind::name`] with its article: "an API token", "a share token".
+    pub const fn with_article(self) -> &'static str {
+        match self {
+            Self::ApiToken => "an API token",
+            Self::Enrollment => "an enrollment token",
+            Self::Share => "a share token",
+            Self::Agent => "an agent secret",
+        }
+    }
 }
 
 const PREFIX_LEN: usize = 4;
@@ -60,15 +81,40 @@ pub struct PlainSecret {
 /// Why a presented string is not a Fleetpass secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum MalformedSecret {
-    /// It has none of the known prefixes (or not the one expected).
+    /// It has none of the known prefixes.
     #[error("is not a Fleetpass secret (wrong prefix)")]
     Prefix,
+    /// It is a well-formed Fleetpass secret of another kind than the one expected
+    /// (an enrollment token sent as an API token).
+    #[error(
+        "is {}, not {} ({} starts with {}, {} with {})",
+        found.with_article(), expected.with_article(),
+        found.with_article(), found.prefix(), expected.with_article(), expected.prefix()
+    )]
+    WrongKind {
+        /// The kind it is.
+        found: SecretKind,
+        /// The kind that was expected.
+        expected: SecretKind,
+    },
     /// It has a known prefix but not the right length or characters.
     #[error("is not a Fleetpass secret (wrong length or characters)")]
     Shape,
     /// The checksum does not match: a typo or a truncated copy.
     #[error("has a bad checksum (mistyped or truncated)")]
     Checksum,
+}
+
+impl MalformedSecret {
+    /// The refusal of a secret presented as `expected`, as one sentence: "the API token
+    /// has a bad checksum (…)", or for one of another kind "the secret is an enrollment
+    /// token, not an API token (…)".
+    pub fn refusal(self, expected: SecretKind) -> String {
+        match self {
+            Self::WrongKind { .. } => format!("the secret {self}"),
+            _ => format!("the {} {self}", expected.name()),
+        }
+    }
 }
 
 fn checksum(head: &str) -> String {
@@ -139,13 +185,26 @@ impl PlainSecret {
     /// Parses a presented secret that must be of `kind`.
     ///
     /// # Errors
-    /// As [`PlainSecret::parse`], and `Prefix` for a secret of another kind.
+    /// As [`PlainSecret::parse`], and `WrongKind` for a secret of another kind.
+    ///
+    /// ```
+    /// use fleetpass_domain::secret::{MalformedSecret, PlainSecret, SecretKind};
+    /// let enrollment = PlainSecret::from_random(SecretKind::Enrollment, [1; 32]);
+    /// let refused = PlainSecret::parse_kind(enrollment.expose(), SecretKind::ApiToken).unwrap_err();
+    /// assert_eq!(
+    ///     refused.refusal(SecretKind::ApiToken),
+    ///     "the secret is an enrollment token, not an API token (an enrollment token starts with fpe_, an API token with fpk_)"
+    /// );
+    /// ```
     pub fn parse_kind(raw: &str, kind: SecretKind) -> Result<Self, MalformedSecret> {
         let secret = Self::parse(raw)?;
         if secret.kind == kind {
             Ok(secret)
         } else {
-            Err(MalformedSecret::Prefix)
+            Err(MalformedSecret::WrongKind {
+                found: secret.kind,
+                expected: kind,
+            })
         }
     }
 
@@ -264,7 +323,10 @@ mod tests {
         assert_eq!(PlainSecret::parse("ghp_abc"), Err(MalformedSecret::Prefix));
         assert_eq!(
             PlainSecret::parse_kind(s.expose(), SecretKind::Share),
-            Err(MalformedSecret::Prefix)
+            Err(MalformedSecret::WrongKind {
+                found: SecretKind::ApiToken,
+                expected: SecretKind::Share
+            })
         );
     }
 

@@ -441,13 +441,74 @@ fn curl(doc: &Value, o: &Op<'_>) -> String {
         }
         openapi::Guard::Public | openapi::Guard::Open => {}
     }
-    if let Some(body) = example_body(doc, o.op) {
+    let body = example_body(doc, o.op);
+    if body.is_some() {
         lines.push("  -H \"Content-Type: application/json\"".to_owned());
-        let json = serde_json::to_string_pretty(&body).unwrap_or_default();
-        lines.push(format!("  -d '{json}'"));
+        // The body comes from a here-document with an unquoted delimiter, so the
+        // reader's `$FLEET_ID` and friends expand (inside `-d '…'` they would not).
+        lines.push("  --data-binary @- <<EOF".to_owned());
     }
-    lines.join(" \\\n")
+    let mut command = lines.join(" \\\n");
+    if let Some(body) = body {
+        let json = serde_json::to_string_pretty(&body).unwrap_or_default();
+        command.push_str(&format!("\n{json}\nEOF"));
+    }
+    command
 }
+
+/// The shell variables the examples use and where each comes from, in the order a
+/// reader meets them (the page lists them; the docs test sets them the same way).
+pub const EXAMPLE_VARIABLES: [(&str, &str); 19] = [
+    (
+        "FLEETPASS_URL",
+        "the server's base URL, e.g. http://127.0.0.1:8080",
+    ),
+    (
+        "FLEETPASS_ADMIN_KEY",
+        "the platform admin key the server was started with",
+    ),
+    (
+        "FLEETPASS_TOKEN",
+        "an API token: the demo token a memory-mode server prints, or adminToken of POST /platform/tenants",
+    ),
+    ("TENANT_ID", "tenantId of POST /platform/tenants"),
+    ("ENVIRONMENT_ID", "id of POST /api/admin/environments"),
+    ("USER_ID", "id of POST /api/admin/users"),
+    (
+        "SERVICE_ACCOUNT_ID",
+        "id of POST /api/admin/service-accounts",
+    ),
+    ("TOKEN_ID", "id of POST /api/admin/tokens"),
+    (
+        "LEAKED_SECRET",
+        "any Fleetpass secret you found (token of POST /api/admin/tokens, for a try)",
+    ),
+    ("FLEET_ID", "fleetId of POST /tenant/discovery/fleets"),
+    (
+        "ENROLLMENT_TOKEN",
+        "enrollmentToken of POST /tenant/discovery/fleets or of …/enrollment-tokens",
+    ),
+    (
+        "ENROLLMENT_TOKEN_ID",
+        "id of POST /tenant/discovery/fleets/{fleet_id}/enrollment-tokens",
+    ),
+    ("AGENT_ID", "agentId of POST /agent/enroll"),
+    ("AGENT_SECRET", "agentSecret of POST /agent/enroll"),
+    (
+        "AGENT_ACCESS_TOKEN",
+        "accessToken of POST /agent/enroll or POST /agent/token",
+    ),
+    ("SCAN_ID", "scanId of POST /tenant/scans"),
+    (
+        "SHARE_LINK_ID",
+        "id of POST /tenant/scans/{scan_id}/share-links",
+    ),
+    (
+        "SHARE_TOKEN",
+        "token of POST /tenant/scans/{scan_id}/share-links",
+    ),
+    ("SCHEDULE_ID", "scheduleId of POST /tenant/schedules"),
+];
 
 /// The first 2xx status of an operation: what its example answers.
 fn success(op: &Value) -> Option<(String, &Value)> {
@@ -614,10 +675,19 @@ fn render(doc: &Value) -> Markup {
                     h1 { "Fleetpass API reference" }
                     (markdown(doc["info"]["description"].as_str().unwrap_or_default()))
                     p {
-                        "Examples use three shell variables: " code { "FLEETPASS_URL" } " (e.g. "
-                        code { "http://127.0.0.1:8080" } "), " code { "FLEETPASS_TOKEN" }
-                        " (an API token) and the ids they name (" code { "$FLEET_ID" } ", …). "
+                        "The examples paste into bash (or any POSIX shell) once these variables are set: "
+                        "request bodies come from here-documents, so the variables in them expand. "
+                        "Set each from the answer that names it, e.g. "
+                        code { "FLEET_ID=$(curl … | jq -r .fleetId)" } ". "
                         "The machine-readable document is " a href="/openapi.json" { "/openapi.json" } " (OpenAPI 3.1)."
+                    }
+                    table.vars {
+                        thead { tr { th { "Variable" } th { "Where it comes from" } } }
+                        tbody {
+                            @for (name, from) in EXAMPLE_VARIABLES {
+                                tr { td { code { "$" (name) } } td { (from) } }
+                            }
+                        }
                     }
                     h2.area { "Guides" }
                     @for (id, title, md) in GUIDES {

@@ -331,6 +331,12 @@ const fn remedy(remedy: Remedy) -> &'static str {
             "Issue a new enrollment token with POST /tenant/discovery/fleets/{fleet_id}/enrollment-tokens."
         }
         Remedy::FreshAccessToken => "Get a fresh access token from POST /agent/token.",
+        Remedy::AgentCredentials => {
+            "Send the agentId and agentSecret (fpa_…) POST /agent/enroll returned; an agent that lost them must enroll again."
+        }
+        Remedy::AgentRevoked => {
+            "This agent was revoked: its secret and access tokens stopped working at once. To bring the host back, enroll it again with a new enrollment token (fleetpass-agent enroll --force)."
+        }
     }
 }
 

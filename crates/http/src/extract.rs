@@ -490,3 +490,85 @@ impl ListParams {
 pub fn path_id<T>(raw: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, ApiError> {
     parse(raw).ok_or_else(ApiError::not_found)
 }
+
+/// The query parameter every API route accepts besides its own: an API token
+/// (`?api_key=`, unless turned off; `presented_token` decides).
+const TOKEN_PARAMETER: &str = "api_key";
+
+/// The query parameters of each operation, by route pattern and method, as the OpenAPI
+/// document declares them (from the routes' `IntoParams` types), so the one list a
+/// client reads is the one the server holds it to.
+fn declared_query_parameters() -> &'static HashMap<(String, String), Vec<String>> {
+    static DECLARED: std::sync::OnceLock<HashMap<(String, String), Vec<String>>> =
+        std::sync::OnceLock::new();
+    DECLARED.get_or_init(|| {
+        let mut declared = HashMap::new();
+        let doc = crate::openapi::document();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let names = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p["in"] == "query")
+                    .filter_map(|p| p["name"].as_str().map(str::to_owned))
+                    .collect();
+                declared.insert((path.clone(), method.clone()), names);
+            }
+        }
+        declared
+    })
+}
+
+/// Refuses a query parameter the operation does not declare: 400 naming each one and
+/// the ones it takes, as unknown body fields are refused (a misspelt filter must not
+/// silently return everything). The same for every route: [`crate::routes::route`]
+/// puts it on each, inside the guard.
+///
+/// # Errors
+/// 400 `VALIDATION_ERROR`, `field` the first unknown parameter, `details` each.
+pub(crate) fn check_query_names(pattern: &str, method: &str, query: &str) -> Result<(), ApiError> {
+    let Some(declared) =
+        declared_query_parameters().get(&(pattern.to_owned(), method.to_ascii_lowercase()))
+    else {
+        return Ok(());
+    };
+    // Unreadable query strings are the extractors' to refuse (400 with their reason).
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map(web::Query::into_inner)
+        .unwrap_or_default();
+    let mut unknown: Vec<String> = Vec::new();
+    for (name, _) in pairs {
+        if name != TOKEN_PARAMETER && !declared.contains(&name) && !unknown.contains(&name) {
+            unknown.push(name);
+        }
+    }
+    let Some(first) = unknown.first() else {
+        return Ok(());
+    };
+    let takes = if declared.is_empty() {
+        "this endpoint takes no query parameters".to_owned()
+    } else {
+        format!("this endpoint takes {}", declared.join(", "))
+    };
+    let listed = unknown
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let plural = if unknown.len() == 1 { "" } else { "s" };
+    Err(ApiError::bad_request(
+        format!("unknown query parameter{plural} {listed}: {takes}"),
+        "Remove the parameter or correct its spelling (names are camelCase, as in the API reference).",
+    )
+    .field(first.clone())
+    .details(
+        unknown
+            .iter()
+            .map(|n| crate::error::FieldProblem {
+                field: n.clone(),
+                message: "unknown query parameter".to_owned(),
+            })
+            .collect(),
+    ))
+}

@@ -505,9 +505,12 @@ fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> 
             param["schema"] = rule;
         }
     }
+    // Every operation refuses a query parameter it does not declare (400 naming it,
+    // `extract::check_query_names`); a repeated or unreadable one → 400 too, and one
+    // that breaks a rule → 422.
+    statuses.push(400);
     if has_query {
-        // A repeated or unreadable parameter → 400; one that breaks a rule → 422.
-        statuses.extend([400, 422]);
+        statuses.push(422);
     }
     let mut body_schema = None;
     if op.get("requestBody").is_some() {
@@ -521,6 +524,15 @@ fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> 
         }
         body_schema = ref_name(&content["schema"]);
     }
+    let op_has_body = op.get("requestBody").is_some();
+    if let Some(location) = location_of(path, method) {
+        if let Some(created) = op["responses"].get_mut("201") {
+            created["headers"] = json!({"Location": {
+                "description": format!("The created resource: `{location}` (a path on this server)."),
+                "schema": {"type": "string"}
+            }});
+        }
+    }
     let responses = op.get_mut("responses").and_then(Value::as_object_mut);
     if let Some(responses) = responses {
         for status in statuses {
@@ -533,6 +545,16 @@ fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> 
             if !described && let Some(row) = error_row(status) {
                 entry["description"] = json!(format!("{}: {}", row.meaning, row.cause));
             }
+            if status == 400 {
+                let body = if op_has_body {
+                    "; the body is not JSON, not an object or of the wrong content type"
+                } else {
+                    ""
+                };
+                entry["description"] = json!(format!(
+                    "VALIDATION_ERROR: a query parameter this operation does not declare (`field` and `details` name each; `api_key` is always accepted), or a repeated or unreadable one{body}"
+                ));
+            }
             if status == 429 {
                 entry["headers"] = json!({"Retry-After": {"description": "Seconds until the window ends.", "schema": {"type": "integer"}}});
             }
@@ -544,9 +566,51 @@ fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> 
     body_schema
 }
 
+/// Where the `Location` of a 201 from `method path` points, as a route pattern with
+/// the created resource's id; `None` for operations that create nothing.
+/// `routes::created` sends it; a test holds every 201 of the document to this table.
+pub fn location_of(path: &str, method: &str) -> Option<&'static str> {
+    if method != "post" {
+        return None;
+    }
+    Some(match path {
+        "/platform/tenants" => "/platform/tenants/{id}",
+        "/api/admin/tokens" | "/api/admin/tokens/{id}/rotate" => "/api/admin/tokens/{id}",
+        "/api/admin/users" => "/api/admin/users/{id}",
+        "/api/admin/service-accounts" => "/api/admin/service-accounts/{id}",
+        "/api/admin/environments" => "/api/admin/environments/{id}",
+        "/tenant/discovery/fleets" => "/tenant/discovery/fleets/{fleet_id}",
+        "/tenant/discovery/fleets/{fleet_id}/enrollment-tokens" => {
+            "/tenant/discovery/fleets/{fleet_id}/enrollment-tokens/{token_id}"
+        }
+        "/agent/enroll" => "/tenant/discovery/agents/{agent_id}",
+        "/tenant/scans/{scan_id}/share-links" | "/tenant/scans/{scan_id}/share" => {
+            "/tenant/share-links/{link_id}"
+        }
+        "/tenant/schedules" => "/tenant/schedules/{id}",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::Value;
+
+    /// Every 201 of the document declares its `Location`.
+    #[test]
+    fn every_created_response_declares_its_location() {
+        let doc = super::document();
+        let mut missing = Vec::new();
+        for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+            for (method, op) in item.as_object().into_iter().flatten() {
+                let created = &op["responses"]["201"];
+                if !created.is_null() && created["headers"]["Location"].is_null() {
+                    missing.push(format!("{method} {path}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "201s without Location: {missing:#?}");
+    }
 
     /// Every JSON answer of every operation shows an example, in the document and so on
     /// the reference page: at its media type or at the schema it refers to.

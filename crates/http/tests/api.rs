@@ -1505,3 +1505,84 @@ async fn the_openapi_document_is_served_and_current() {
         "docs/openapi.json is stale: run `cargo xtask codegen`"
     );
 }
+
+// ---------- issue 17, item 6: API consistency ----------
+
+/// Every operation of the document, with a made-up query parameter (and the declared
+/// ones), answers 400 naming it; `GET /tenant/scans?hostname=vm` returned every scan.
+#[actix_web::test]
+async fn every_operation_refuses_an_unknown_query_parameter_naming_it() {
+    let f = fixture(config()).await;
+    let (_, admin) = tenant(&f, "acme").await;
+    let app = app!(f);
+    let fleet = send(&app, post("/tenant/discovery/fleets", &admin, json!({}))).await;
+    let enrolled = send(
+        &app,
+        TestRequest::post().uri("/agent/enroll").set_json(json!({
+            "enrollmentToken": fleet.body["enrollmentToken"], "hostname": "h", "platform": "linux"
+        })),
+    )
+    .await;
+    let agent = enrolled.body["accessToken"].as_str().unwrap().to_owned();
+    let doc = fleetpass_http::openapi::document();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let concrete = path
+                .split('/')
+                .map(|s| {
+                    if s.starts_with('{') {
+                        "0190c5a0-0000-7000-8000-000000000000"
+                    } else {
+                        s
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            let uri = format!("{concrete}?zzUnknown=1&api_key=ignored-here");
+            let req = TestRequest::default()
+                .method(method.to_uppercase().parse().unwrap())
+                .uri(&uri);
+            let token = match fleetpass_http::openapi::guard_of(path, op) {
+                fleetpass_http::openapi::Guard::Agent => agent.as_str(),
+                fleetpass_http::openapi::Guard::Platform => ADMIN_KEY,
+                _ => admin.as_str(),
+            };
+            let res = send(&app, authed(req, token)).await;
+            let body = res.error(400, "VALIDATION_ERROR");
+            assert_eq!(body["field"], "zzUnknown", "{method} {path}: {body}");
+            assert!(
+                body["message"].as_str().unwrap().contains("`zzUnknown`"),
+                "{method} {path}: {body}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "{checked}");
+    // The issue's example, and that declared parameters still pass.
+    let res = send(
+        &app,
+        authed(
+            TestRequest::get().uri("/tenant/scans?hostname=vm&limit=5"),
+            &admin,
+        ),
+    )
+    .await;
+    let body = res.error(400, "VALIDATION_ERROR");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("takes fleetId, status, scenario, limit, cursor"),
+        "{body}"
+    );
+    let res = send(
+        &app,
+        authed(
+            TestRequest::get().uri("/tenant/scans?status=queued&limit=5"),
+            &admin,
+        ),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+}

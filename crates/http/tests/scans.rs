@@ -903,3 +903,84 @@ async fn a_passport_link_page_shows_the_command_that_verifies_it() {
     );
     assert!(html.contains("--passport passport.json --jwks jwks.json --bundle bundle.json"));
 }
+
+/// Issue 17, item 6: a 201 said nothing of where the new resource lives. Every create
+/// of the document (but schedules, which need PostgreSQL: the server's black-box
+/// schedules test covers them) now sends a `Location` that names it.
+#[actix_web::test]
+async fn every_created_response_says_where_the_new_resource_is() {
+    let f = fixture(config()).await;
+    let app = app!(f);
+    let (admin, fleet, agent, _) = setup!(app, f);
+    let scan = completed_scan!(app, &admin, &fleet, &agent);
+    let _ = agent;
+    let token_id = {
+        let res = send(
+            &app,
+            post("/api/admin/tokens", &admin, token_body(json!({}))),
+        )
+        .await;
+        res.body["id"].as_str().unwrap().to_owned()
+    };
+    let platform_post = |path: &str, body: Value| {
+        TestRequest::post()
+            .uri(path)
+            .insert_header(("Authorization", format!("Bearer {ADMIN_KEY}")))
+            .set_json(body)
+    };
+    let enrollment = format!("/tenant/discovery/fleets/{fleet}/enrollment-tokens");
+    let fresh_token = send(&app, post(&enrollment, &admin, json!({"maxUses": 2}))).await;
+    // (operation, request, how to follow the Location, the id field of the answer)
+    let creates: Vec<(&str, TestRequest, &str, &str)> = vec![
+        ("post /platform/tenants", platform_post("/platform/tenants", json!({"name": "beta"})), "platform", "tenantId"),
+        ("post /api/admin/tokens", post("/api/admin/tokens", &admin, token_body(json!({}))), "get", "id"),
+        ("post /api/admin/tokens/{id}/rotate", post(&format!("/api/admin/tokens/{token_id}/rotate"), &admin, json!({})), "get", "id"),
+        ("post /api/admin/users", post("/api/admin/users", &admin, json!({"email": "l@example.com", "role": "viewer"})), "get", "id"),
+        ("post /api/admin/service-accounts", post("/api/admin/service-accounts", &admin, json!({"name": "loc", "role": "viewer"})), "get", "id"),
+        ("post /api/admin/environments", post("/api/admin/environments", &admin, json!({"name": "staging"})), "get", "id"),
+        ("post /tenant/discovery/fleets", post("/tenant/discovery/fleets", &admin, json!({})), "get", "fleetId"),
+        ("post /tenant/discovery/fleets/{fleet_id}/enrollment-tokens", post(&enrollment, &admin, json!({})), "delete", "id"),
+        ("post /agent/enroll", TestRequest::post().uri("/agent/enroll").set_json(json!({
+            "enrollmentToken": fresh_token.body["enrollmentToken"], "hostname": "loc", "platform": "linux"})), "get", "agentId"),
+        ("post /tenant/scans/{scan_id}/share-links", post(&format!("/tenant/scans/{scan}/share-links"), &admin, json!({})), "delete", "id"),
+        ("post /tenant/scans/{scan_id}/share", post(&format!("/tenant/scans/{scan}/share"), &admin, json!({})), "delete", "id"),
+    ];
+    let mut exercised = std::collections::BTreeSet::new();
+    for (operation, req, follow, id_field) in creates {
+        let res = send(&app, req).await;
+        assert_eq!(res.status, 201, "{operation}: {}", res.body);
+        let location = res.header("location").unwrap_or_default().to_owned();
+        let id = res.body[id_field].as_str().unwrap_or_default();
+        assert!(
+            !id.is_empty() && location.starts_with('/') && location.ends_with(id),
+            "{operation}: Location {location:?} does not name {id:?}"
+        );
+        let followed = match follow {
+            "get" => send(&app, authed(TestRequest::get().uri(&location), &admin)).await,
+            "platform" => send(&app, authed(TestRequest::get().uri(&location), ADMIN_KEY)).await,
+            _ => send(&app, authed(TestRequest::delete().uri(&location), &admin)).await,
+        };
+        assert!(
+            followed.status.is_success(),
+            "{operation}: {follow} {location} answered {}: {}",
+            followed.status,
+            followed.body
+        );
+        exercised.insert(operation.to_owned());
+    }
+    let doc = fleetpass_http::openapi::document();
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if !op["responses"]["201"].is_null() {
+                documented.insert(format!("{method} {path}"));
+            }
+        }
+    }
+    let untested: Vec<_> = documented.difference(&exercised).collect();
+    assert_eq!(
+        untested,
+        ["post /tenant/schedules"],
+        "every 201 is exercised"
+    );
+}

@@ -117,11 +117,19 @@ pub enum KeyError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] RepoError),
-    /// A stored private key does not open under the configured master key.
-    #[error(
-        "a stored signing key cannot be opened with the configured master key (FLEETPASS_MASTER_KEY)"
-    )]
+    /// A sealed value does not open under the configured master key.
+    #[error("a sealed value cannot be opened with the configured master key")]
     Unseal,
+    /// A stored signing key in use does not open under the configured master key: the
+    /// configured key is not the one the stored keys were sealed with. Nothing was written.
+    #[error(
+        "the configured master key (FLEETPASS_MASTER_KEY or FLEETPASS_MASTER_KEY_FILE) is not the one \
+         signing key {kid} was sealed with, so it cannot open it; nothing was changed"
+    )]
+    WrongMasterKey {
+        /// The key that does not open.
+        kid: String,
+    },
     /// A stored key is not a valid Ed25519 key.
     #[error("a stored signing key is corrupt")]
     Corrupt,
@@ -167,17 +175,37 @@ fn kid_of(public: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(&digest.as_ref()[..12])
 }
 
-/// Creates a new signing key, seals it and stores it; from then on it signs. Returns
-/// its `kid`.
+/// Whether `master` opens `key` (for listings; loading and adding check on their own).
+pub fn opens(master: &MasterKey, key: &StoredSigningKey) -> bool {
+    master
+        .open(&purpose(&key.kid), &key.sealed_private_key)
+        .is_ok()
+}
+
+/// Checks that `master` opens every unretired stored key, so that nothing is ever
+/// sealed under a master key other than the one the keys in use were sealed with.
+/// Retired keys are not checked: they never sign or verify again, which is what lets an
+/// operator who lost the master key retire every key and start over with a new one.
 ///
 /// # Errors
-/// Store errors.
+/// Store errors; `WrongMasterKey` naming the first key that does not open.
+pub async fn check_master_key(store: &dyn Store, master: &MasterKey) -> Result<(), KeyError> {
+    open_all(master, store.list_signing_keys().await?).map(drop)
+}
+
+/// Creates a new signing key, seals it and stores it; from then on it signs. Returns
+/// its `kid`. Refuses, before writing anything, when `master` does not open the keys
+/// already in use ([`check_master_key`]).
+///
+/// # Errors
+/// Store errors; `WrongMasterKey` when `master` is not the key in use.
 pub async fn add_key(
     store: &dyn Store,
     secrets: &dyn SecretGen,
     master: &MasterKey,
     now: Timestamp,
 ) -> Result<String, KeyError> {
+    check_master_key(store, master).await?;
     let (pkcs8, public_key) = generate(secrets)?;
     let kid = kid_of(&public_key);
     let sealed_private_key = master.seal(secrets, &purpose(&kid), &pkcs8);
@@ -224,7 +252,9 @@ fn open_all(master: &MasterKey, stored: Vec<StoredSigningKey>) -> Result<Vec<Loa
         .into_iter()
         .filter(|k| k.retired_at.is_none())
         .map(|k| {
-            let pkcs8 = master.open(&purpose(&k.kid), &k.sealed_private_key)?;
+            let pkcs8 = master
+                .open(&purpose(&k.kid), &k.sealed_private_key)
+                .map_err(|_| KeyError::WrongMasterKey { kid: k.kid.clone() })?;
             Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8).map_err(|_| KeyError::Corrupt)?;
             Ok(LoadedKey {
                 encoding: EncodingKey::from_ed_der(&pkcs8),
@@ -240,8 +270,8 @@ impl KeyRing {
     /// Loads the keys, creating the first one when the store has no usable key.
     ///
     /// # Errors
-    /// Store errors; `Unseal` when the master key does not open the stored keys (the
-    /// server must not start then).
+    /// Store errors; `WrongMasterKey` when the master key does not open the stored keys
+    /// (the server must not start then, and nothing has been written).
     pub async fn load(
         store: Arc<dyn Store>,
         secrets: &dyn SecretGen,

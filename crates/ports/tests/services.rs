@@ -433,3 +433,53 @@ async fn an_environment_scoped_token_sees_and_changes_only_its_environments() {
         "a fleet outside the scope must not be readable, got {outside:?}"
     );
 }
+
+/// Issue 17, item 1: a rotation or a start under a master key other than the one the
+/// keys in use were sealed with was written (or made a key) and locked the server out.
+#[tokio::test]
+async fn a_wrong_master_key_is_refused_before_anything_is_written() {
+    use fleetpass_ports::keys::{self, KeyError};
+    let w = World::new().await;
+    let store = w.deps.store.as_ref();
+    let wrong = MasterKey::from_bytes([7; 32]);
+    let before = store.list_signing_keys().await.expect("listed");
+    assert_eq!(before.len(), 1);
+    let refused = keys::add_key(store, w.deps.secrets.as_ref(), &wrong, T0).await;
+    assert!(
+        matches!(&refused, Err(KeyError::WrongMasterKey { kid }) if *kid == before[0].kid),
+        "{refused:?}"
+    );
+    let loaded = KeyRing::load(
+        w.deps.store.clone(),
+        w.deps.secrets.as_ref(),
+        wrong.clone(),
+        T0,
+    )
+    .await;
+    assert!(matches!(loaded, Err(KeyError::WrongMasterKey { .. })));
+    assert_eq!(
+        store.list_signing_keys().await.expect("listed").len(),
+        1,
+        "nothing was written"
+    );
+    // The right key still adds one; once every key is retired a new master key starts
+    // over (the documented recovery from a lost master key).
+    keys::add_key(
+        store,
+        w.deps.secrets.as_ref(),
+        &MasterKey::from_bytes([9; 32]),
+        T0,
+    )
+    .await
+    .expect("the right master key adds a key");
+    for key in store.list_signing_keys().await.expect("listed") {
+        store
+            .retire_signing_key(&key.kid, T0)
+            .await
+            .expect("retired");
+    }
+    KeyRing::load(w.deps.store.clone(), w.deps.secrets.as_ref(), wrong, T0)
+        .await
+        .expect("a new master key starts over once every old key is retired");
+    assert_eq!(store.list_signing_keys().await.expect("listed").len(), 3);
+}

@@ -1,5 +1,7 @@
 //! Configuration from the environment (spec §9). Every `FLEETPASS_*` variable must be
-//! known and valid: a typo is an error naming the variable, not a silently ignored
+//! one the product knows (a server setting, or one the docs give to the agent, to
+//! `curl` examples or to the test harness) and every server setting valid: a typo is
+//! an error naming the variable and the setting it resembles, not a silently ignored
 //! setting.
 
 use std::collections::BTreeMap;
@@ -88,9 +90,49 @@ const KNOWN: &[&str] = &[
     "FLEETPASS_TRUSTED_PROXIES",
     "FLEETPASS_RATE_LIMIT_BACKEND",
     "FLEETPASS_METRICS_TOKEN",
-    // Read by the test harness, not the server; allowed so tests can run the binary.
-    "FLEETPASS_TEST_KEEP_DB",
 ];
+
+/// `FLEETPASS_*` names the product documents for others than the server, which a
+/// user's shell may well hold while it starts the server: the agent's settings, the
+/// variables the `/docs` and guide examples use, and the test and CI harnesses'.
+const OTHERS: &[&str] = &[
+    // fleetpass-agent (README, `fleetpass-agent --help`).
+    "FLEETPASS_SERVER",
+    "FLEETPASS_ENROLLMENT_TOKEN",
+    "FLEETPASS_AGENT_STATE",
+    "FLEETPASS_AGENT_LOG",
+    // The shell variables of the /docs examples and guides.
+    "FLEETPASS_URL",
+    "FLEETPASS_TOKEN",
+    // The test harnesses (README "Tests", fuzz/README.md, `cargo xtask contract`).
+    "FLEETPASS_TEST_BIN",
+    "FLEETPASS_AGENT_BIN",
+    "FLEETPASS_TEST_KEEP_DB",
+    "FLEETPASS_FUZZ_VERBOSE",
+    "FLEETPASS_CONTRACT_TOKEN",
+    "FLEETPASS_CONTRACT_THROWAWAY_TOKEN",
+];
+
+/// The refusal of an unknown `FLEETPASS_*` name: the known name it most resembles
+/// (a typo), else the list of server settings.
+fn unknown_setting(name: &str) -> ConfigError {
+    let nearest = KNOWN
+        .iter()
+        .chain(OTHERS)
+        .map(|known| (strsim::levenshtein(name, known), *known))
+        .min()
+        .filter(|(distance, _)| *distance <= 3);
+    match nearest {
+        Some((_, known)) => err(name, format!("unknown setting; did you mean {known}?")),
+        None => err(
+            name,
+            format!(
+                "unknown setting; the server's settings are {}",
+                KNOWN.join(", ")
+            ),
+        ),
+    }
+}
 
 fn on_off(var: &str, value: Option<&String>, default: bool) -> Result<bool, ConfigError> {
     match value.map(String::as_str) {
@@ -110,17 +152,12 @@ impl Config {
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let vars: BTreeMap<String, String> = vars.into_iter().collect();
-        if let Some(unknown) = vars
-            .keys()
-            .find(|k| k.starts_with("FLEETPASS_") && !KNOWN.contains(&k.as_str()))
-        {
-            return Err(err(
-                unknown,
-                format!(
-                    "unknown setting; known ones are {}",
-                    KNOWN[..KNOWN.len() - 1].join(", ")
-                ),
-            ));
+        if let Some(unknown) = vars.keys().find(|k| {
+            k.starts_with("FLEETPASS_")
+                && !KNOWN.contains(&k.as_str())
+                && !OTHERS.contains(&k.as_str())
+        }) {
+            return Err(unknown_setting(unknown));
         }
         let get = |k: &str| vars.get(k).filter(|v| !v.is_empty());
         let database_url = match get("DATABASE_URL") {
@@ -363,6 +400,30 @@ mod tests {
         let proxies = &c.guard.trusted_proxies;
         assert!(proxies.contains("10.9.8.7".parse().unwrap()));
         assert!(!proxies.contains("192.168.1.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_typo_names_the_setting_it_resembles_and_documented_names_pass() {
+        let e = Config::from_vars(vars(&[("FLEETPASS_BINDD", "x")])).unwrap_err();
+        assert_eq!(e.var, "FLEETPASS_BINDD");
+        assert!(e.message.contains("did you mean FLEETPASS_BIND?"), "{e}");
+        let e = Config::from_vars(vars(&[("FLEETPASS_MASTERKEY", "x")])).unwrap_err();
+        assert!(
+            e.message.contains("did you mean FLEETPASS_MASTER_KEY?"),
+            "{e}"
+        );
+        let e = Config::from_vars(vars(&[("FLEETPASS_SOMETHING_ELSE", "x")])).unwrap_err();
+        assert!(
+            e.message
+                .contains("the server's settings are FLEETPASS_BIND"),
+            "{e}"
+        );
+        for name in OTHERS {
+            assert!(
+                Config::from_vars(vars(&[(name, "anything")])).is_ok(),
+                "{name}"
+            );
+        }
     }
 
     #[test]

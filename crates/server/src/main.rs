@@ -14,10 +14,12 @@ use clap::{Parser, Subcommand};
 use fleetpass_domain::audit::AuditActor;
 use fleetpass_domain::identity::TenantName;
 use fleetpass_http::{AppState, Guards};
+use fleetpass_ports::Conflict;
 use fleetpass_ports::idempotency::IdempotencyStore;
-use fleetpass_ports::keys::{KeyRing, MasterKey};
+use fleetpass_ports::keys::{KeyError, KeyRing, MasterKey};
 use fleetpass_ports::ratelimit::{Leased, RateLimiter, WithFallback};
-use fleetpass_ports::service::tenants;
+use fleetpass_ports::service::{ServiceError, tenants};
+use fleetpass_ports::store::StoredSigningKey;
 use fleetpass_ports::system::RingSecrets;
 use fleetpass_ports::{Deps, SecretGen, Store};
 use fleetpass_store_memory::{MemoryIdempotency, MemoryRateLimiter};
@@ -45,11 +47,16 @@ README.md). The API reference is at /docs on a running server, the OpenAPI docum
 const EXAMPLES: &str = "\
 Examples:
   fleetpass                                   # serve in memory on 127.0.0.1:8080; prints a demo admin token
-  DATABASE_URL=postgres://postgres@127.0.0.1/fleetpass FLEETPASS_MASTER_KEY=$(fleetpass keys new-master-key) fleetpass serve
+  fleetpass keys new-master-key > master.key  # once; keep it: it opens the signing keys
+  DATABASE_URL=postgres://postgres@127.0.0.1/fleetpass FLEETPASS_MASTER_KEY_FILE=master.key fleetpass serve
   fleetpass migrate                           # apply migrations to DATABASE_URL
   fleetpass tenant create --name acme         # a tenant and its admin token, straight in the store
   fleetpass keys rotate                       # a new signing key; the old ones still verify
-  fleetpass help tenant create                # help of one subcommand";
+  fleetpass help tenant create                # help of one subcommand
+
+Logs go to stderr: FLEETPASS_LOG sets the filter (default `info`, e.g. `info,fleetpass_http=debug`),
+FLEETPASS_LOG_FORMAT=json makes them one JSON object a line. The agent, `fleetpass-agent`, has its
+own help and logs by FLEETPASS_AGENT_LOG.";
 
 /// The command line.
 #[derive(Debug, Parser)]
@@ -84,10 +91,10 @@ enum Command {
         #[command(subcommand)]
         command: TenantCommand,
     },
-    /// Manage the keys that sign access tokens (needs DATABASE_URL and the master key).
+    /// Manage the keys that sign access tokens (needs DATABASE_URL; `rotate` also the master key).
     #[command(after_help = "Examples:\n  \
                             fleetpass keys new-master-key > master.key\n  \
-                            FLEETPASS_MASTER_KEY_FILE=master.key DATABASE_URL=postgres://… fleetpass keys list\n  \
+                            DATABASE_URL=postgres://… fleetpass keys list\n  \
                             FLEETPASS_MASTER_KEY_FILE=master.key DATABASE_URL=postgres://… fleetpass keys rotate")]
     Keys {
         #[command(subcommand)]
@@ -102,19 +109,22 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
-    /// Add a new signing key; it signs from now on, older keys still verify.
+    /// Add a new signing key; it signs from now on, older keys still verify. Refused,
+    /// with nothing written, when the master key does not open the keys in use.
     #[command(
         after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys rotate"
     )]
     Rotate,
-    /// List the signing keys.
+    /// List the signing keys: which one signs, which are retired, and (with a master key
+    /// configured) which ones it cannot open.
     #[command(
-        after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys list"
+        after_help = "Examples:\n  DATABASE_URL=postgres://… fleetpass keys list\n  \
+                            DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys list"
     )]
     List,
-    /// Retire a key: tokens it signed stop verifying.
+    /// Retire a key: tokens it signed stop verifying. Needs no master key.
     #[command(
-        after_help = "Example:\n  DATABASE_URL=postgres://… FLEETPASS_MASTER_KEY_FILE=master.key fleetpass keys retire bDKZhZaovbiIeFs4"
+        after_help = "Example:\n  DATABASE_URL=postgres://… fleetpass keys retire bDKZhZaovbiIeFs4"
     )]
     Retire {
         /// The key id, as `keys list` shows it.
@@ -122,16 +132,19 @@ enum KeysCommand {
     },
     /// Print a new random master key (base64), for FLEETPASS_MASTER_KEY.
     #[command(
-        after_help = "Example:\n  export FLEETPASS_MASTER_KEY=$(fleetpass keys new-master-key)   # keep it: it opens the signing keys"
+        after_help = "Example:\n  (umask 077; fleetpass keys new-master-key > /etc/fleetpass/master.key)   # once; then FLEETPASS_MASTER_KEY_FILE=/etc/fleetpass/master.key\n\n\
+                      Make it once and keep it: it opens the signing keys stored in the database. A new\n\
+                      key on every start locks the server out of the keys it made before."
     )]
     NewMasterKey,
 }
 
 #[derive(Debug, Subcommand)]
 enum TenantCommand {
-    /// Create a tenant and print its admin token once.
-    #[command(after_help = "Examples:\n  \
-                            fleetpass tenant create --name acme                                   # in memory: only useful for a try\n  \
+    /// Create a tenant and print its admin token once (needs DATABASE_URL: in memory mode
+    /// the tenant would vanish when the command exits; a memory-mode server makes a
+    /// `demo` tenant on its own, and `POST /platform/tenants` makes more).
+    #[command(after_help = "Example:\n  \
                             DATABASE_URL=postgres://postgres@127.0.0.1/fleetpass fleetpass tenant create --name acme")]
     Create {
         /// The tenant's name (1-100 characters, unique).
@@ -140,32 +153,50 @@ enum TenantCommand {
     },
 }
 
+/// The exit code of every failure of a server command, configuration or runtime alike
+/// (README, "Exit codes"): 0 is success, 1 is left to `passport verify`'s verdict.
+const FAILED: u8 = 2;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = match cli.command {
-        // An auditor's command: no server configuration is read or needed.
+        // Commands that take no server configuration ignore it, so that neither a
+        // setting meant for the server nor a typo in one keeps them from running.
+        // An auditor's command:
         Some(Command::Passport { command }) => return passport::run(command),
+        // The key the others need, printed before any of them is set:
+        Some(Command::Keys {
+            command: KeysCommand::NewMasterKey,
+        }) => {
+            let key = RingSecrets::default().random_32();
+            println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
+            return ExitCode::SUCCESS;
+        }
         command => command,
     };
     let config = match Config::from_vars(std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("fleetpass: invalid configuration: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(FAILED);
         }
     };
-    // `keys new-master-key` makes the key the others need: it must work without one.
-    let needs_keys = match &command {
-        None | Some(Command::Serve) => true,
-        Some(Command::Keys { command }) => !matches!(command, KeysCommand::NewMasterKey),
-        _ => false,
-    };
+    // Only what seals or opens private keys needs the master key: `keys list` and
+    // `keys retire` read and mark public data (the recovery from a lost master key
+    // retires keys without one).
+    let needs_keys = matches!(
+        &command,
+        None | Some(Command::Serve)
+            | Some(Command::Keys {
+                command: KeysCommand::Rotate
+            })
+    );
     if needs_keys && config.database_url.is_some() && config.master_key.is_none() {
         eprintln!(
             "fleetpass: invalid configuration: FLEETPASS_MASTER_KEY: required with DATABASE_URL, so that signing keys \
              survive restarts (set FLEETPASS_MASTER_KEY or FLEETPASS_MASTER_KEY_FILE; `fleetpass keys new-master-key` makes one)"
         );
-        return ExitCode::from(2);
+        return ExitCode::from(FAILED);
     }
     init_logging(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -175,7 +206,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fleetpass: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(FAILED);
         }
     };
     let result = runtime.block_on(async {
@@ -193,7 +224,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fleetpass: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(FAILED)
         }
     }
 }
@@ -330,9 +361,16 @@ async fn create_tenant(config: &Config, name: &str) -> anyhow::Result<()> {
     }
     let name = TenantName::new(name).map_err(|e| anyhow::anyhow!("--name {e}"))?;
     let deps = Deps::system(open_store(config).await?);
-    let created = tenants::create_tenant(&deps, name, AuditActor::Platform)
+    let created = tenants::create_tenant(&deps, name.clone(), AuditActor::Platform)
         .await
-        .map_err(|e| anyhow::anyhow!("Failed to create the tenant: {e}"))?;
+        .map_err(|e| match e {
+            ServiceError::Conflict {
+                constraint: Conflict::TenantName,
+            } => anyhow::anyhow!(
+                "Failed to create the tenant: a tenant named \"{name}\" already exists; pick another --name"
+            ),
+            other => anyhow::anyhow!("Failed to create the tenant: {other}"),
+        })?;
     println!("tenant {} ({})", created.tenant.name, created.tenant.id);
     println!("admin token (shown once): {}", created.admin_token.expose());
     Ok(())
@@ -348,20 +386,15 @@ fn master_key(config: &Config, secrets: &dyn SecretGen) -> MasterKey {
 }
 
 async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
-    if let KeysCommand::NewMasterKey = command {
-        let key = RingSecrets::default().random_32();
-        println!("{}", base64::engine::general_purpose::STANDARD.encode(key));
-        return Ok(());
-    }
     if config.database_url.is_none() {
         anyhow::bail!(
             "DATABASE_URL is not set: in memory mode keys live and die with the server process"
         );
     }
     let deps = Deps::system(open_store(config).await?);
-    let master = master_key(config, deps.secrets.as_ref());
     match command {
         KeysCommand::Rotate => {
+            let master = master_key(config, deps.secrets.as_ref());
             let kid = fleetpass_ports::keys::add_key(
                 deps.store.as_ref(),
                 deps.secrets.as_ref(),
@@ -369,23 +402,19 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 deps.now(),
             )
             .await
+            .map_err(explain_key_error)
             .context("Failed to add a signing key")?;
             println!(
                 "new signing key {kid}; every replica signs with it within a minute, older keys still verify"
             );
         }
         KeysCommand::List => {
-            for key in deps
+            let keys = deps
                 .store
                 .list_signing_keys()
                 .await
-                .context("Failed to list signing keys")?
-            {
-                let state = key
-                    .retired_at
-                    .map_or_else(|| "active".to_owned(), |at| format!("retired {at}"));
-                println!("{}  created {}  {state}", key.kid, key.created_at);
-            }
+                .context("Failed to list signing keys")?;
+            print!("{}", list_keys(&keys, config.master_key.as_ref()));
         }
         KeysCommand::Retire { kid } => {
             deps.store
@@ -394,9 +423,57 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 .context("Failed to retire the key")?;
             println!("retired {kid}");
         }
-        KeysCommand::NewMasterKey => {}
+        KeysCommand::NewMasterKey => {} // run in `main`, before the configuration
     }
     Ok(())
+}
+
+/// How to recover from a master key that does not open the keys in use: the refusal
+/// names what is wrong, this says what to do.
+fn explain_key_error(e: KeyError) -> anyhow::Error {
+    match e {
+        KeyError::WrongMasterKey { ref kid } => anyhow::anyhow!(
+            "{e}. Start with the master key the signing keys were sealed with. If key {kid} was \
+             added under a wrong master key, retire it: `fleetpass keys retire {kid}`. If the \
+             master key is lost, retire every key `fleetpass keys list` shows as active; the next \
+             start makes a fresh one (tokens signed by retired keys stop verifying). See \
+             docs/OPERATIONS.md, \"Signing keys\""
+        ),
+        other => other.into(),
+    }
+}
+
+/// What `keys list` prints: one line a key, oldest first, times in RFC 3339, the key
+/// that signs marked, and with a master key, the keys it cannot open.
+fn list_keys(keys: &[StoredSigningKey], master: Option<&MasterKey>) -> String {
+    if keys.is_empty() {
+        return "no signing keys yet: the first start of `fleetpass serve` makes one\n".to_owned();
+    }
+    let signing = keys.iter().rev().find(|k| k.retired_at.is_none());
+    let rfc3339 = |at: fleetpass_domain::Timestamp| {
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| at.to_string())
+    };
+    let mut out = String::new();
+    for key in keys {
+        let state = match key.retired_at {
+            Some(at) => format!("retired {}", rfc3339(at)),
+            None if signing.is_some_and(|s| s.kid == key.kid) => "active, signs".to_owned(),
+            None => "active, verifies".to_owned(),
+        };
+        let opens = match master {
+            Some(m) if !fleetpass_ports::keys::opens(m, key) => {
+                "  (the configured master key cannot open it)"
+            }
+            _ => "",
+        };
+        out.push_str(&format!(
+            "{}  created {}  {state}{opens}\n",
+            key.kid,
+            rfc3339(key.created_at)
+        ));
+    }
+    out
 }
 
 /// How often overdue scans are failed or expired and due schedules enqueue their scans.
@@ -425,6 +502,11 @@ fn spawn_sweeper(deps: Deps) {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let bind = config.bind;
+    // Bound first: an address in use or not allowed stops the server before it migrates,
+    // makes keys or hands out a demo token that could never be used.
+    let listener = std::net::TcpListener::bind(bind)
+        .with_context(|| format!("Failed to bind {bind} (FLEETPASS_BIND)"))?;
     let Backends {
         store,
         idempotency,
@@ -440,8 +522,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         deps.now(),
     )
     .await
+    .map_err(explain_key_error)
     .context("Failed to load the signing keys")?;
-    let bind = config.bind;
     if config.database_url.is_none() {
         let demo = TenantName::new("demo").map_err(|e| anyhow::anyhow!("demo tenant name {e}"))?;
         let created = tenants::create_tenant(&deps, demo, AuditActor::Platform)
@@ -470,14 +552,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     spawn_purge(state.guards.clone(), state.deps.clone());
     spawn_sweeper(state.deps.clone());
-    tracing::info!(%bind, "listening");
-    actix_web::HttpServer::new(move || fleetpass_http::app(state.clone()))
-        .bind(bind)
-        .with_context(|| format!("Failed to bind {bind} (FLEETPASS_BIND)"))?
+    let server = actix_web::HttpServer::new(move || fleetpass_http::app(state.clone()))
+        .listen(listener)
+        .with_context(|| format!("Failed to listen on {bind} (FLEETPASS_BIND)"))?
         .shutdown_timeout(30)
-        .run()
-        .await
-        .context("Server failed")?;
+        .run();
+    tracing::info!(%bind, "listening");
+    server.await.context("Server failed")?;
     if let Some(pg) = postgres {
         // The uses noted since the last periodic write.
         if let Err(e) = pg.write_token_uses().await {

@@ -185,24 +185,29 @@ async fn variables(base: &str) -> BTreeMap<&'static str, String> {
     vars
 }
 
-/// Runs one example as printed, with the variables filled in; returns the status.
+/// Runs one example as printed, pasted into a real `bash` whose environment holds the
+/// variables (and nothing the page does not name: `set -u` stops at any other), with
+/// `curl` wrapped to print only the status; returns the status.
 fn run(command: &str, vars: &BTreeMap<&'static str, String>) -> String {
-    let mut names: Vec<&&str> = vars.keys().collect();
-    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
-    let mut filled = command.to_owned();
-    for name in names {
-        filled = filled.replace(&format!("${name}"), &vars[*name]);
-    }
-    assert!(
-        !filled.contains('$'),
-        "an example names an unknown variable: {filled}"
+    let script = format!(
+        "set -u\ncurl() {{ command curl -s -o /dev/null -w '%{{http_code}}' \"$@\"; }}\n{command}\n"
     );
-    let out = Command::new("sh")
+    let out = Command::new("bash")
         .arg("-c")
-        .arg(format!("{filled} -s -o /dev/null -w '%{{http_code}}'"))
+        .arg(script)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
-        .expect("sh runs curl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+        .expect("bash runs curl");
+    let status = String::from_utf8_lossy(&out.stdout).into_owned();
+    if status.is_empty() {
+        return format!(
+            "nothing (bash: {})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    status
 }
 
 #[tokio::test]
@@ -239,6 +244,21 @@ async fn every_curl_example_on_the_page_answers_as_documented() {
         .sum::<usize>();
     assert_eq!(all.len(), operations, "one example per operation");
     let vars = variables(&server.base).await;
+    // The variables the test sets are exactly the ones the page tells the reader of.
+    let listed: Vec<&str> = fleetpass_http::docs::EXAMPLE_VARIABLES
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    let set: Vec<&str> = vars.keys().copied().collect();
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort_unstable();
+    assert_eq!(set, listed_sorted, "the page's variable table");
+    for name in &listed {
+        assert!(
+            page.contains(&format!("<code>${name}</code>")),
+            "{name} on the page"
+        );
+    }
     // Deletions last, the fleet (with its agents) after everything in it.
     let rank = |e: &Example| match (e.command.starts_with("curl -X DELETE"), e.op.as_str()) {
         (false, _) => 0,

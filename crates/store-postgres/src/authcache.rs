@@ -170,22 +170,70 @@ impl AuthCache {
     }
 }
 
+/// The first wait before the listener reconnects; it doubles on each failure in a row
+/// up to [`RECONNECT_AT_MOST`].
+const RECONNECT_FIRST: Duration = Duration::from_secs(1);
+
+/// The longest wait between reconnection attempts during an outage. Cached answers
+/// expire within [`TTL`] meanwhile, so a slow reconnect costs lookups, not correctness.
+const RECONNECT_AT_MOST: Duration = Duration::from_secs(15);
+
+/// An outage of the listener's connection: when it began and how many attempts failed.
+struct Outage {
+    since: Instant,
+    failures: u32,
+}
+
 /// Listens for other replicas' changes on a connection of its own and forgets the
-/// cache on each, for as long as it runs; reconnects after a second when the connection
-/// is lost, forgetting then too (notifications may have been missed meanwhile).
+/// cache on each, for as long as it runs. When the connection is lost it forgets then
+/// too (notifications may have been missed meanwhile) and reconnects with a doubling
+/// wait (1 s up to 15 s). An outage logs one warning when it begins and one line when
+/// the listener is back, not a line per attempt.
 pub(crate) async fn listen(url: &str, cache: &AuthCache) {
+    let mut outage: Option<Outage> = None;
     loop {
-        match listen_once(url, cache).await {
-            Ok(()) => tracing::warn!("the auth-change listener's connection ended; reconnecting"),
-            Err(e) => tracing::warn!(error = %e, "the auth-change listener failed; reconnecting"),
-        }
+        let ended = listen_once(url, cache, &mut outage).await;
         cache.forget();
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        match (&mut outage, ended) {
+            (None, ended) => {
+                match ended {
+                    Ok(()) => tracing::warn!(
+                        "the auth-change listener's connection ended; reconnecting with backoff \
+                         (cached credentials expire within 2 s meanwhile)"
+                    ),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "the auth-change listener failed; reconnecting with backoff \
+                         (cached credentials expire within 2 s meanwhile)"
+                    ),
+                }
+                outage = Some(Outage {
+                    since: Instant::now(),
+                    failures: 1,
+                });
+            }
+            (Some(o), ended) => {
+                o.failures += 1;
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, failures = o.failures, "the auth-change listener is still down");
+                }
+            }
+        }
+        let failures = outage.as_ref().map_or(1, |o| o.failures);
+        let wait = RECONNECT_FIRST
+            .saturating_mul(1 << failures.saturating_sub(1).min(4))
+            .min(RECONNECT_AT_MOST);
+        tokio::time::sleep(wait).await;
     }
 }
 
-/// One connection's worth of [`listen`]: returns when the connection ends.
-async fn listen_once(url: &str, cache: &AuthCache) -> Result<(), tokio_postgres::Error> {
+/// One connection's worth of [`listen`]: returns when the connection ends. Once it
+/// listens again after an outage it logs the recovery and clears `outage`.
+async fn listen_once(
+    url: &str,
+    cache: &AuthCache,
+    outage: &mut Option<Outage>,
+) -> Result<(), tokio_postgres::Error> {
     use futures_util::StreamExt as _;
     use tokio_postgres::AsyncMessage;
 
@@ -204,7 +252,8 @@ async fn listen_once(url: &str, cache: &AuthCache) -> Result<(), tokio_postgres:
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "the auth-change listener's connection failed");
+                    // `listen` reports the end of the connection, once per outage.
+                    tracing::debug!(error = %e, "the auth-change listener's connection failed");
                     break;
                 }
             }
@@ -213,6 +262,13 @@ async fn listen_once(url: &str, cache: &AuthCache) -> Result<(), tokio_postgres:
     client.batch_execute(LISTEN).await?;
     // Anything that changed before LISTEN took effect is unknown: start afresh.
     cache.forget();
+    if let Some(ended) = outage.take() {
+        tracing::info!(
+            down_seconds = ended.since.elapsed().as_secs(),
+            failed_attempts = ended.failures,
+            "the auth-change listener has reconnected"
+        );
+    }
     while notified.recv().await.is_some() {
         cache.forget();
     }

@@ -120,6 +120,63 @@ pub(crate) fn pool_error(e: PoolError) -> RepoError {
     }
 }
 
+/// Where `url` points, as `host:port` (each host of a multi-host URL), for messages
+/// about a server that cannot be reached; never the user or password.
+pub(crate) fn server_of(url: &str) -> String {
+    let Ok(config) = url.parse::<tokio_postgres::Config>() else {
+        return "the server DATABASE_URL names".to_owned();
+    };
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            match host {
+                tokio_postgres::config::Host::Tcp(name) if name.contains(':') => {
+                    format!("[{name}]:{port}")
+                }
+                tokio_postgres::config::Host::Tcp(name) => format!("{name}:{port}"),
+                tokio_postgres::config::Host::Unix(dir) => {
+                    format!("{}/.s.PGSQL.{port}", dir.display())
+                }
+            }
+        })
+        .collect();
+    if hosts.is_empty() {
+        "localhost:5432".to_owned()
+    } else {
+        hosts.join(", ")
+    }
+}
+
+/// `Unavailable` saying which server could not be reached (a driver's own message, such
+/// as "error connecting to server", names none).
+pub(crate) fn unreachable_at(e: RepoError, server: &str) -> RepoError {
+    match e {
+        RepoError::Unavailable(message) => RepoError::Unavailable(format!(
+            "cannot connect to PostgreSQL at {server} (DATABASE_URL): {message}"
+        )),
+        other => other,
+    }
+}
+
+/// [`pool_error`], naming the server when the pool could not open a connection to it.
+pub(crate) fn pool_error_at(e: PoolError, server: &str) -> RepoError {
+    let connecting = matches!(
+        e,
+        PoolError::Backend(ManagerError::ConnectionError(_))
+            | PoolError::Timeout(deadpool::managed::TimeoutType::Create)
+    );
+    let mapped = pool_error(e);
+    if connecting {
+        unreachable_at(mapped, server)
+    } else {
+        mapped
+    }
+}
+
 /// Maps a failure to open a connection outside the pool (migrations, the test harness).
 pub(crate) fn connection_error(e: ConnectionError) -> RepoError {
     match e {
@@ -231,6 +288,11 @@ mod tests {
             RepoError::from(DbError::from(closed)),
             RepoError::Unavailable(_)
         ));
+        assert_eq!(
+            server_of("postgres://u:secret@db.example:6543/x"),
+            "db.example:6543"
+        );
+        assert_eq!(server_of("postgres://u@127.0.0.1/x"), "127.0.0.1:5432");
         let bad_url = ConnectionError::InvalidConnectionUrl("nope".into());
         assert!(matches!(connection_error(bad_url), RepoError::Other(_)));
     }

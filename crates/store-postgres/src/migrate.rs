@@ -9,7 +9,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use fleetpass_ports::RepoError;
 
-use crate::error::{DbError, connection_error, migration_error};
+use crate::error::{DbError, connection_error, migration_error, server_of, unreachable_at};
 
 /// Every migration in the workspace's `migrations/` directory, compiled into the binary
 /// (`build.rs` makes cargo re-embed them when one changes).
@@ -34,10 +34,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// # Errors
 /// `Unavailable` when the database cannot be reached; `Other` when a migration fails.
 pub async fn run_migrations(url: &str) -> Result<usize, RepoError> {
+    let server = server_of(url);
     let mut conn = tokio::time::timeout(CONNECT_TIMEOUT, AsyncPgConnection::establish(url))
         .await
-        .map_err(|_| RepoError::Unavailable("timed out connecting to the database".to_owned()))?
-        .map_err(connection_error)?;
+        .map_err(|_| {
+            let timeout = RepoError::Unavailable(format!("timed out after {CONNECT_TIMEOUT:?}"));
+            unreachable_at(timeout, &server)
+        })?
+        .map_err(|e| unreachable_at(connection_error(e), &server))?;
+    // The harness creates its bookkeeping table with `CREATE TABLE IF NOT EXISTS`, which
+    // the server answers with a NOTICE on every run after the first; the driver would log
+    // it on every command.
+    diesel::sql_query("SET client_min_messages TO warning")
+        .execute(&mut conn)
+        .await
+        .map_err(DbError::from)?;
     // Blocks (without a timeout) while another process migrates: it will finish, and
     // starting on a half-migrated schema would be worse than waiting.
     diesel::sql_query("SELECT pg_advisory_lock($1)")

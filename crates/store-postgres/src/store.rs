@@ -43,7 +43,7 @@ use uuid::Uuid;
 
 use crate::authcache::{self, AuthCache};
 use crate::cached::CachedExt as _;
-use crate::error::{DbError, pool_error};
+use crate::error::{DbError, pool_error_at, server_of};
 use crate::pool::{Manager, Pool, is_lost};
 use crate::rows::{AgentRow, AuditRow, EnrollmentTokenRow, SecretRow, TokenRow};
 use crate::schema::{
@@ -88,6 +88,8 @@ const SESSION_SETUP: &str = "SET statement_timeout = '10s'; SET application_name
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// `host:port` of the server, for messages when it cannot be reached.
+    server: Arc<str>,
     auth: Arc<AuthCache>,
     uses: Arc<token_uses::PendingUses>,
 }
@@ -154,6 +156,7 @@ impl PgStore {
             .map_err(|e| RepoError::Other(Box::new(e)))?;
         Ok(Self {
             pool,
+            server: server_of(url).into(),
             auth: Arc::new(AuthCache::new()),
             uses: Arc::default(),
         })
@@ -182,7 +185,11 @@ impl PgStore {
             + 'a,
         R: Send + 'a,
     {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| pool_error_at(e, &self.server))?;
         let outcome = f(&mut conn).await;
         Ok(keep_unless_lost(conn, outcome)?)
     }
@@ -196,7 +203,11 @@ impl PgStore {
             + 'a,
         R: Send + 'a,
     {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
+        let mut conn = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| pool_error_at(e, &self.server))?;
         let outcome = AsyncConnection::transaction(&mut *conn, f).await;
         Ok(keep_unless_lost(conn, outcome)?)
     }

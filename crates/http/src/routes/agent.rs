@@ -86,7 +86,8 @@ pub async fn enroll(
         agent_version: version,
     };
     let enrolled = svc::enroll(&state.deps, &state.keys, &body.enrollment_token, report).await?;
-    Ok(HttpResponse::Created().json(EnrolledView {
+    let location = format!("/tenant/discovery/agents/{}", enrolled.agent.id);
+    Ok(super::created(location).json(EnrolledView {
         agent_id: enrolled.agent.id.to_string(),
         fleet_id: enrolled.agent.fleet_id.to_string(),
         agent_secret: enrolled.secret.expose().to_owned(),

@@ -83,7 +83,8 @@ pub async fn create_environment(
 ) -> Result<HttpResponse, ApiError> {
     let name = EnvironmentName::new(&body.name).map_err(|e| ApiError::invalid("name", &e))?;
     let env = svc::create_environment(&state.deps, &caller.actor, name).await?;
-    Ok(HttpResponse::Created().json(EnvironmentView::from(env)))
+    let location = format!("/api/admin/environments/{}", env.id);
+    Ok(super::created(location).json(EnvironmentView::from(env)))
 }
 
 /// List the environments in the caller's scope.
@@ -260,7 +261,8 @@ pub async fn create_user(
     let (email, role) = checks.finish_with((email, role))?;
     let kind = PrincipalKind::User { email, name };
     let p = svc::create_principal(&state.deps, &caller.actor, kind, role).await?;
-    Ok(HttpResponse::Created().json(PrincipalView::from(p)))
+    let location = format!("/api/admin/users/{}", p.id);
+    Ok(super::created(location).json(PrincipalView::from(p)))
 }
 
 /// Create a service account.
@@ -283,7 +285,8 @@ pub async fn create_service_account(
         role,
     )
     .await?;
-    Ok(HttpResponse::Created().json(PrincipalView::from(p)))
+    let location = format!("/api/admin/service-accounts/{}", p.id);
+    Ok(super::created(location).json(PrincipalView::from(p)))
 }
 
 async fn list_principals(

@@ -85,7 +85,8 @@ pub async fn create_fleet(
         .map(|raw| checks.id("environmentId", &raw, EnvironmentId::parse));
     let environment = checks.finish_with(environment)?;
     let created = svc::create_fleet(&state.deps, &caller.actor, name, environment).await?;
-    Ok(HttpResponse::Created().json(CreatedFleetView::new(created)))
+    let location = format!("/tenant/discovery/fleets/{}", created.fleet.id);
+    Ok(super::created(location).json(CreatedFleetView::new(created)))
 }
 
 /// List fleets in the caller's environments, newest first.
@@ -215,7 +216,11 @@ pub async fn issue_enrollment_token(
     let (ttl, max_uses) = checks.finish_with((ttl, max_uses))?;
     let issued =
         svc::issue_enrollment_token(&state.deps, &caller.actor, fleet, ttl, max_uses).await?;
-    Ok(HttpResponse::Created().json(IssuedEnrollmentView::new(issued, state.deps.now())))
+    let location = format!(
+        "/tenant/discovery/fleets/{}/enrollment-tokens/{}",
+        issued.token.fleet_id, issued.token.id
+    );
+    Ok(super::created(location).json(IssuedEnrollmentView::new(issued, state.deps.now())))
 }
 
 /// List a fleet's enrollment tokens (no secrets).

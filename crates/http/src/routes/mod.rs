@@ -16,7 +16,7 @@ pub mod tokens;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::{Resource, web};
+use actix_web::{HttpMessage as _, Resource, web};
 use fleetpass_domain::scan::Scenario;
 use fleetpass_domain::value::ValueError;
 use serde::{Deserialize, Deserializer};
@@ -44,7 +44,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// The resource at `path`, under the guard of `class`: the one way routes are made (a
 /// tidy test holds the crate to it), so no route goes without its authentication,
 /// limits and idempotency, and the guard judges the very route that serves a request,
-/// however its raw path was spelled.
+/// however its raw path was spelled. Every route also refuses query parameters its
+/// operation does not declare in the OpenAPI document (400 naming them).
 pub fn route(
     path: &str,
     class: Class,
@@ -57,7 +58,42 @@ pub fn route(
         InitError = (),
     >,
 > {
-    web::resource(path).wrap(guard::layer(class))
+    // The guard is the outer layer: a request is authenticated and limited before its
+    // query parameters are judged.
+    web::resource(path)
+        .wrap(actix_web::middleware::from_fn(refuse_unknown_query))
+        .wrap(guard::layer(class))
+}
+
+/// [`crate::extract::check_query_names`] for the route that serves the request.
+async fn refuse_unknown_query(
+    req: ServiceRequest,
+    next: actix_web::middleware::Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let checked = req.match_pattern().map(|pattern| {
+        crate::extract::check_query_names(&pattern, req.method().as_str(), req.query_string())
+    });
+    if let Some(Err(e)) = checked {
+        // Answered here, as the guard answers its refusals: in the error contract,
+        // under the request's id.
+        let request_id = req
+            .extensions()
+            .get::<crate::extract::RequestId>()
+            .map(|id| id.0.clone())
+            .unwrap_or_default();
+        let mut res = e.into_response(&request_id);
+        res.extensions_mut().insert(crate::middleware::Rendered);
+        return Ok(ServiceResponse::new(req.into_parts().0, res));
+    }
+    next.call(req).await
+}
+
+/// A 201 whose `Location` names the created resource (a path on this server, as
+/// `openapi::location_of` documents it for each operation).
+pub(crate) fn created(location: String) -> actix_web::HttpResponseBuilder {
+    let mut builder = actix_web::HttpResponse::Created();
+    builder.insert_header((actix_web::http::header::LOCATION, location));
+    builder
 }
 
 /// The body of an operation whose path names `target`, once access to `target` is

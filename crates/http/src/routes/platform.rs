@@ -45,7 +45,8 @@ pub async fn create_tenant(
 ) -> Result<HttpResponse, ApiError> {
     let name = TenantName::new(&body.name).map_err(|e| ApiError::invalid("name", &e))?;
     let created = svc::create_tenant(&state.deps, name, AuditActor::Platform).await?;
-    Ok(HttpResponse::Created().json(CreatedTenantView {
+    let location = format!("/platform/tenants/{}", created.tenant.id);
+    Ok(super::created(location).json(CreatedTenantView {
         tenant_id: created.tenant.id.to_string(),
         name: created.tenant.name.to_string(),
         admin_token: created.admin_token.expose().to_owned(),

@@ -323,16 +323,18 @@ async fn create_share(
     .await?;
     let token = issued.secret.expose().to_owned();
     let l = issued.link;
-    Ok(HttpResponse::Created().json(CreatedShareView {
-        url: format!("{}/share/{token}", state.config.public_url),
-        token,
-        id: l.id.to_string(),
-        scope: l.scope.as_str().to_owned(),
-        label: l.label.map(|x| x.to_string()),
-        max_accesses: l.max_accesses.map(|m| m.get()),
-        expires_at: ts(l.expires_at),
-        created_at: ts(l.created_at),
-    }))
+    Ok(
+        super::created(format!("/tenant/share-links/{}", l.id)).json(CreatedShareView {
+            url: format!("{}/share/{token}", state.config.public_url),
+            token,
+            id: l.id.to_string(),
+            scope: l.scope.as_str().to_owned(),
+            label: l.label.map(|x| x.to_string()),
+            max_accesses: l.max_accesses.map(|m| m.get()),
+            expires_at: ts(l.expires_at),
+            created_at: ts(l.created_at),
+        }),
+    )
 }
 
 /// Create a share link for a completed scan (canonical route).

@@ -145,7 +145,8 @@ pub async fn create_schedule(
         enabled: body.enabled.unwrap_or(Schedule::ENABLED_BY_DEFAULT),
     };
     let schedule = svc::create_schedule(&state.deps, &caller.actor, fleet, spec).await?;
-    Ok(HttpResponse::Created().json(ScheduleView::from(schedule)))
+    let location = format!("/tenant/schedules/{}", schedule.id);
+    Ok(super::created(location).json(ScheduleView::from(schedule)))
 }
 
 /// List schedules in the caller's environments.

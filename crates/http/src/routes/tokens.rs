@@ -140,8 +140,9 @@ pub async fn create_token(
     Body(body): Body<CreateTokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     let issued = svc::create_token(&state.deps, &caller.actor, body.into_domain()?).await?;
+    let location = format!("/api/admin/tokens/{}", issued.token.id);
     let meta = TokenView::new(issued.token, state.deps.now());
-    Ok(HttpResponse::Created().json(CreatedTokenView {
+    Ok(super::created(location).json(CreatedTokenView {
         meta,
         token: issued.secret.expose().to_owned(),
     }))
@@ -307,8 +308,9 @@ pub async fn rotate_token(
         .map_or(Ok(GraceHours::default()), GraceHours::new)
         .map_err(|e| ApiError::invalid("graceHours", &e))?;
     let issued = svc::rotate_token(&state.deps, &caller.actor, id, grace).await?;
+    let location = format!("/api/admin/tokens/{}", issued.token.id);
     let meta = TokenView::new(issued.token, state.deps.now());
-    Ok(HttpResponse::Created().json(CreatedTokenView {
+    Ok(super::created(location).json(CreatedTokenView {
         meta,
         token: issued.secret.expose().to_owned(),
     }))

@@ -70,7 +70,7 @@ pub async fn enroll(
 ) -> ServiceResult<Enrolled> {
     let token = PlainSecret::parse_kind(presented, SecretKind::Enrollment).map_err(|e| {
         ServiceError::Unauthorized {
-            message: format!("the enrollment token {e}"),
+            message: e.refusal(SecretKind::Enrollment),
             hint: Some(Remedy::EnrollmentTokenAsIssued),
         }
     })?;
@@ -127,17 +127,30 @@ pub async fn exchange(
     agent: AgentId,
     presented: &str,
 ) -> ServiceResult<AccessToken> {
+    let refused = |message: String, hint| ServiceError::Unauthorized {
+        message,
+        hint: Some(hint),
+    };
     let secret = PlainSecret::parse_kind(presented, SecretKind::Agent)
-        .map_err(|e| ServiceError::unauthorized(format!("the agent secret {e}")))?;
+        .map_err(|e| refused(e.refusal(SecretKind::Agent), Remedy::AgentCredentials))?;
     let Some((agent, digest)) = deps.store.find_agent_credentials(agent).await? else {
-        return Err(ServiceError::unauthorized(BAD_CREDENTIALS));
+        return Err(refused(
+            BAD_CREDENTIALS.to_owned(),
+            Remedy::AgentCredentials,
+        ));
     };
     // `SecretDigest` compares in constant time.
     if digest != secret.digest() {
-        return Err(ServiceError::unauthorized(BAD_CREDENTIALS));
+        return Err(refused(
+            BAD_CREDENTIALS.to_owned(),
+            Remedy::AgentCredentials,
+        ));
     }
     if agent.revoked_at.is_some() {
-        return Err(ServiceError::unauthorized("the agent was revoked"));
+        return Err(refused(
+            "the agent was revoked".to_owned(),
+            Remedy::AgentRevoked,
+        ));
     }
     mint(deps, keys, &agent).await
 }
@@ -157,8 +170,14 @@ pub async fn authenticate(deps: &Deps, keys: &KeyRing, token: &str) -> ServiceRe
         })?;
     match deps.store.find_agent_credentials(id).await? {
         Some((agent, _)) if agent.revoked_at.is_none() => Ok(agent),
-        Some(_) => Err(ServiceError::unauthorized("the agent was revoked")),
-        None => Err(ServiceError::unauthorized("the agent no longer exists")),
+        Some(_) => Err(ServiceError::Unauthorized {
+            message: "the agent was revoked".to_owned(),
+            hint: Some(Remedy::AgentRevoked),
+        }),
+        None => Err(ServiceError::Unauthorized {
+            message: "the agent no longer exists".to_owned(),
+            hint: Some(Remedy::AgentRevoked),
+        }),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::Deps;
 /// use (coarsely) as `lastUsedAt`.
 pub async fn authenticate(deps: &Deps, presented: &str) -> ServiceResult<(Actor, ApiToken)> {
     let secret = PlainSecret::parse_kind(presented, SecretKind::ApiToken)
-        .map_err(|e| ServiceError::unauthorized(format!("the API token {e}")))?;
+        .map_err(|e| ServiceError::unauthorized(e.refusal(SecretKind::ApiToken)))?;
     let lookup = deps.store.find_token_by_digest(&secret.digest()).await?;
     let now = deps.now();
     let (actor, token) =

@@ -59,6 +59,11 @@ pub enum Remedy {
     Enrollment(EnrollmentRefusal),
     /// Get a fresh agent access token with the agent's secret.
     FreshAccessToken,
+    /// Send the agent id and secret handed out at enrollment.
+    AgentCredentials,
+    /// The agent was revoked (or deleted): nothing it holds works any more; the host
+    /// must enroll again.
+    AgentRevoked,
 }
 
 /// Why a use case did not go through.
