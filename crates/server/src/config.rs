@@ -52,6 +52,9 @@ pub struct Config {
     pub guard: GuardConfig,
     /// `FLEETPASS_RATE_LIMIT_BACKEND`.
     pub rate_limit_backend: RateLimitBackend,
+    /// `FLEETPASS_MAX_HELD_POLLS`: how many waiting check-ins this process holds at
+    /// once; more are refused with 503 and `Retry-After`.
+    pub max_held_polls: usize,
 }
 
 /// A configuration error: which variable and what is wrong with it.
@@ -86,6 +89,8 @@ const KNOWN: &[&str] = &[
     "FLEETPASS_AUTH_FAILURE_LIMIT",
     "FLEETPASS_TRUSTED_PROXIES",
     "FLEETPASS_RATE_LIMIT_BACKEND",
+    "FLEETPASS_MAX_POLL_WAIT",
+    "FLEETPASS_MAX_HELD_POLLS",
     // Read by the test harness, not the server; allowed so tests can run the binary.
     "FLEETPASS_TEST_KEEP_DB",
 ];
@@ -244,7 +249,30 @@ impl Config {
                 ));
             }
         };
+        let number = |var: &str, default: u64, max: u64, what: &str| -> Result<u64, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(raw) => raw
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| err(var, format!("must be {what} from 1 to {max}"))),
+            }
+        };
+        let max_poll_wait = number(
+            "FLEETPASS_MAX_POLL_WAIT",
+            fleetpass_http::DEFAULT_MAX_POLL_WAIT.as_secs(),
+            3600,
+            "a number of seconds",
+        )?;
+        let max_held_polls = number(
+            "FLEETPASS_MAX_HELD_POLLS",
+            fleetpass_ports::wakeups::DEFAULT_MAX_HELD as u64,
+            1_000_000,
+            "a number",
+        )?;
         Ok(Self {
+            max_held_polls: usize::try_from(max_held_polls).unwrap_or(usize::MAX),
             guard,
             rate_limit_backend,
             master_key,
@@ -262,6 +290,7 @@ impl Config {
                 )?,
                 admin_key,
                 public_url,
+                max_poll_wait: std::time::Duration::from_secs(max_poll_wait),
             },
         })
     }
@@ -306,6 +335,9 @@ mod tests {
             ("FLEETPASS_AUTH_FAILURE_LIMIT", "many"),
             ("FLEETPASS_TRUSTED_PROXIES", "10.0.0.0/40"),
             ("FLEETPASS_RATE_LIMIT_BACKEND", "postgres"),
+            ("FLEETPASS_MAX_POLL_WAIT", "0"),
+            ("FLEETPASS_MAX_POLL_WAIT", "3601"),
+            ("FLEETPASS_MAX_HELD_POLLS", "lots"),
         ];
         for (var, value) in cases {
             let e = Config::from_vars(vars(&[(var, value)])).unwrap_err();
@@ -358,6 +390,20 @@ mod tests {
         let proxies = &c.guard.trusted_proxies;
         assert!(proxies.contains("10.9.8.7".parse().unwrap()));
         assert!(!proxies.contains("192.168.1.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn check_in_limits_default_and_can_be_set() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.http.max_poll_wait, std::time::Duration::from_secs(300));
+        assert_eq!(c.max_held_polls, 16_000);
+        let c = Config::from_vars(vars(&[
+            ("FLEETPASS_MAX_POLL_WAIT", "20"),
+            ("FLEETPASS_MAX_HELD_POLLS", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(c.http.max_poll_wait, std::time::Duration::from_secs(20));
+        assert_eq!(c.max_held_polls, 3);
     }
 
     #[test]

@@ -30,6 +30,8 @@ use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::token::TokenLookup;
 use quick_cache::sync::Cache;
 
+use crate::store::wakeups::{self, Relay};
+
 /// How long a cached answer is trusted without a notification.
 pub(crate) const TTL: Duration = Duration::from_secs(2);
 
@@ -171,13 +173,16 @@ impl AuthCache {
 }
 
 /// Listens for other replicas' changes on a connection of its own and forgets the
-/// cache on each, for as long as it runs; reconnects after a second when the connection
-/// is lost, forgetting then too (notifications may have been missed meanwhile).
-pub(crate) async fn listen(url: &str, cache: &AuthCache) {
+/// cache on each, for as long as it runs; with a `relay`, the same connection also
+/// hears the wake-ups of held check-ins (`store/wakeups.rs`) and delivers them: one
+/// listening connection per replica. Reconnects after a second when the connection is
+/// lost, forgetting then too and waking every waiter (notifications may have been
+/// missed meanwhile).
+pub(crate) async fn listen(url: &str, cache: &AuthCache, relay: Option<&Relay>) {
     loop {
-        match listen_once(url, cache).await {
-            Ok(()) => tracing::warn!("the auth-change listener's connection ended; reconnecting"),
-            Err(e) => tracing::warn!(error = %e, "the auth-change listener failed; reconnecting"),
+        match listen_once(url, cache, relay).await {
+            Ok(()) => tracing::warn!("the change listener's connection ended; reconnecting"),
+            Err(e) => tracing::warn!(error = %e, "the change listener failed; reconnecting"),
         }
         cache.forget();
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -185,7 +190,11 @@ pub(crate) async fn listen(url: &str, cache: &AuthCache) {
 }
 
 /// One connection's worth of [`listen`]: returns when the connection ends.
-async fn listen_once(url: &str, cache: &AuthCache) -> Result<(), tokio_postgres::Error> {
+async fn listen_once(
+    url: &str,
+    cache: &AuthCache,
+    relay: Option<&Relay>,
+) -> Result<(), tokio_postgres::Error> {
     use futures_util::StreamExt as _;
     use tokio_postgres::AsyncMessage;
 
@@ -197,24 +206,35 @@ async fn listen_once(url: &str, cache: &AuthCache) -> Result<(), tokio_postgres:
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
-                Ok(AsyncMessage::Notification(_)) => {
-                    if tx.send(()).is_err() {
+                Ok(AsyncMessage::Notification(n)) => {
+                    let wakeup = (n.channel() == wakeups::CHANNEL).then(|| n.payload().to_owned());
+                    if tx.send(wakeup).is_err() {
                         break;
                     }
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "the auth-change listener's connection failed");
+                    tracing::warn!(error = %e, "the change listener's connection failed");
                     break;
                 }
             }
         }
     });
     client.batch_execute(LISTEN).await?;
+    if relay.is_some() {
+        client.batch_execute(wakeups::LISTEN).await?;
+    }
     // Anything that changed before LISTEN took effect is unknown: start afresh.
     cache.forget();
-    while notified.recv().await.is_some() {
-        cache.forget();
+    if let Some(relay) = relay {
+        relay.missed();
+    }
+    while let Some(wakeup) = notified.recv().await {
+        match (wakeup, relay) {
+            (Some(payload), Some(relay)) => relay.deliver(&payload),
+            (Some(_), None) => {}
+            (None, _) => cache.forget(),
+        }
     }
     driver.abort();
     Ok(())
