@@ -188,7 +188,7 @@ pub struct ClaimParams {
     responses((status = 200, description = "The claimed scan, now running", body = ScanView),
         (status = 204, description = "No claimable scan (within the wait)"), (status = 401, body = ErrorBody),
         (status = 422, description = "`wait` is not a number of seconds from 0 to 3600", body = ErrorBody),
-        (status = 503, description = "This server holds its limit of waiting check-ins; retry after `Retry-After`", body = ErrorBody)))]
+        (status = 503, description = "This server holds its limit of waiting check-ins, or the database is unreachable: retry after `Retry-After`", body = ErrorBody)))]
 pub async fn claim(
     state: web::Data<AppState>,
     req: HttpRequest,
