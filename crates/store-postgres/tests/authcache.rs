@@ -185,10 +185,15 @@ async fn agent_sightings_reach_other_replicas_with_the_next_batch() {
         let agent = fx.agent(&token, fx.now());
         let event = fx.audit(tenant.tenant.id, actions::AGENT_ENROLLED, None);
         let build = |_: &fleetpass_domain::fleet::EnrollmentToken| (agent.clone(), event.clone());
-        a.enroll(&secret.digest(), fx.now(), &fx.agent_secret().digest(), &build)
-            .await
-            .expect("enroll")
-            .expect("enrolled");
+        a.enroll(
+            &secret.digest(),
+            fx.now(),
+            &fx.agent_secret().digest(),
+            &build,
+        )
+        .await
+        .expect("enroll")
+        .expect("enrolled");
         agents.push(agent);
     }
     let seen = fx.now() + time::Duration::minutes(3);
@@ -198,15 +203,33 @@ async fn agent_sightings_reach_other_replicas_with_the_next_batch() {
     let t = tenant.tenant.id;
     let on = |store: &PgStore, id| {
         let store = store.clone();
-        async move { store.get_agent(t, id).await.expect("get_agent").last_seen_at }
+        async move {
+            store
+                .get_agent(t, id)
+                .await
+                .expect("get_agent")
+                .last_seen_at
+        }
     };
     assert_eq!(on(&a, agents[0].id).await, Some(seen), "shown at once here");
-    assert_eq!(on(&b, agents[0].id).await, None, "not written on the request path");
-    assert_eq!(a.write_agents_seen().await.expect("write"), 3, "one batch, every agent");
+    assert_eq!(
+        on(&b, agents[0].id).await,
+        None,
+        "not written on the request path"
+    );
+    assert_eq!(
+        a.write_agents_seen().await.expect("write"),
+        3,
+        "one batch, every agent"
+    );
     for agent in &agents {
         assert_eq!(on(&b, agent.id).await, Some(seen));
     }
-    assert_eq!(a.write_agents_seen().await.expect("write"), 0, "nothing left");
+    assert_eq!(
+        a.write_agents_seen().await.expect("write"),
+        0,
+        "nothing left"
+    );
     // A store that never saw them (a restarted replica) reads what the batch wrote.
     let restarted = PgStore::connect(db.url(), 1).expect("pool c");
     assert_eq!(on(&restarted, agents[1].id).await, Some(seen));

@@ -708,7 +708,11 @@ pub async fn mark_agent_seen_shows_in_reads_and_never_moves_back(store: &dyn Sto
         .await
         .must("mark_agent_seen, later");
     assert_eq!(
-        store.get_agent(t, agent.id).await.must("get_agent").last_seen_at,
+        store
+            .get_agent(t, agent.id)
+            .await
+            .must("get_agent")
+            .last_seen_at,
         Some(later)
     );
     store
