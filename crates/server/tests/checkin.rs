@@ -461,3 +461,40 @@ async fn sigterm_ends_open_polls_with_204_and_the_server_exits() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn the_server_raises_its_open_files_limit_and_says_what_it_got() {
+    use std::io::BufRead as _;
+    let mut server = spawn(&[]);
+    let stderr = server.child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("open-files limit") {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a log line about the open-files limit");
+    assert!(line.contains("raised to the hard limit"), "{line}");
+    // The hard limit of this process (the test's, inherited by the server).
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(4).map(str::to_owned))
+        });
+    if let Some(hard) = hard {
+        assert!(
+            line.contains(&format!("open_files={hard}")),
+            "{line} (hard limit {hard})"
+        );
+    }
+}
