@@ -463,38 +463,32 @@ impl FleetStore for PgStore {
         at: Timestamp,
         version: Option<&AgentVersion>,
     ) -> Result<Agent, RepoError> {
-        self.run(|c| {
-            async move {
-                let agent = agents::table.find(id.as_uuid());
-                // Without a version the stored one stays: agents need not report it on
-                // every beat.
-                let row = match version {
-                    Some(version) => {
-                        diesel::update(agent)
-                            .set((
-                                agents::last_seen_at.eq(at),
-                                agents::agent_version.eq(version.as_str()),
-                            ))
-                            .returning(AgentRow::as_returning())
-                            .cached()
-                            .get_result(c)
-                            .await?
-                    }
-                    None => {
-                        diesel::update(agent)
-                            .set(agents::last_seen_at.eq(at))
-                            .returning(AgentRow::as_returning())
-                            .cached()
-                            .get_result(c)
-                            .await?
-                    }
-                };
-                Ok(Agent::try_from(row)?)
-            }
-            .scope_boxed()
-        })
-        .await
-        .map(|a| self.seen(a))
+        // The sighting goes into the batch like every other (`batched.rs`), so
+        // `last_seen_at` has one writer and never moves backwards; only a reported
+        // version is written here. Without one the stored version stays: agents need
+        // not report it on every beat.
+        let agent = self
+            .run(|c| {
+                async move {
+                    let agent = agents::table.find(id.as_uuid());
+                    let row = match version {
+                        Some(version) => {
+                            diesel::update(agent)
+                                .set(agents::agent_version.eq(version.as_str()))
+                                .returning(AgentRow::as_returning())
+                                .cached()
+                                .get_result(c)
+                                .await?
+                        }
+                        None => agent.select(AgentRow::as_select()).first(c).await?,
+                    };
+                    Ok(Agent::try_from(row)?)
+                }
+                .scope_boxed()
+            })
+            .await?;
+        self.seen.note(id, at);
+        Ok(self.seen(agent))
     }
 
     async fn mark_agent_seen(&self, id: AgentId, at: Timestamp) -> Result<(), RepoError> {
