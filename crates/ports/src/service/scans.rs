@@ -327,3 +327,40 @@ pub async fn sweep(deps: &Deps) -> ServiceResult<usize> {
     };
     Ok(deps.store.sweep_scans(now, &audit).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::wait_for;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    #[test]
+    fn a_wait_is_capped_ends_before_the_token_and_is_jittered_by_at_most_a_tenth() {
+        let token = S(900);
+        assert_eq!(wait_for(S(60), S(300), token, 0), S(60), "as asked");
+        assert_eq!(
+            wait_for(S(3600), S(300), token, 0),
+            S(300),
+            "the server's cap"
+        );
+        assert_eq!(
+            wait_for(S(300), S(300), S(100), 0),
+            S(90),
+            "10 s before the token"
+        );
+        assert_eq!(
+            wait_for(S(300), S(300), S(5), 0),
+            S(0),
+            "no time left: no wait"
+        );
+        assert_eq!(
+            wait_for(S(300), S(300), token, u32::MAX),
+            S(270),
+            "at most a tenth off"
+        );
+        let half = wait_for(S(300), S(300), token, u32::MAX / 2);
+        assert!(half > S(284) && half < S(286), "{half:?}");
+    }
+}
