@@ -44,6 +44,10 @@ enum BenchKind {
         /// On a fresh PostgreSQL database instead of in memory.
         #[arg(long)]
         postgres: bool,
+        /// Use the `fleetpass` binary in this directory instead of building the
+        /// release one (its figures then describe that build).
+        #[arg(long, value_name = "DIR")]
+        server_dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -315,16 +319,20 @@ fn main() -> anyhow::Result<()> {
                     scans_per_second,
                     wait,
                     postgres,
+                    server_dir,
                 }),
             ..
-        } => bench::fleet::run(&bench::fleet::FleetOptions {
-            agents,
-            per_fleet,
-            seconds,
-            scans_per_second,
-            wait,
-            postgres,
-        }),
+        } => bench::fleet::run(
+            &bench::fleet::FleetOptions {
+                agents,
+                per_fleet,
+                seconds,
+                scans_per_second,
+                wait,
+                postgres,
+            },
+            server_dir.as_deref(),
+        ),
         Task::Bench {
             kind: None,
             quick,

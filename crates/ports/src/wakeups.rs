@@ -3,16 +3,19 @@
 //! claimable, its agent was revoked, the fleet was deleted, or the server is stopping.
 //!
 //! [`Wakeups`] is the port; [`LocalWakeups`] is the one implementation: a map from fleet
-//! to a `tokio::sync::broadcast` channel, holding an entry only while the fleet has
-//! waiters, so an idle fleet costs nothing and one event reaches every waiter of its
-//! fleet in this process. In memory mode the services [`publish`](Wakeups::publish)
+//! to a `tokio::sync::broadcast` channel (revocations, deletions, shutdown: every waiter
+//! of the fleet hears them) and a semaphore of scan wake-ups (each claimable scan wakes
+//! *one* waiter of its fleet in this process, not all of them: a fleet of a thousand
+//! waiting agents costs one claim per scan and replica, not a thousand), holding an
+//! entry only while the fleet has waiters, so an idle fleet costs nothing. In memory mode the services [`publish`](Wakeups::publish)
 //! straight into it. On PostgreSQL the store announces each event with a `NOTIFY` in the
 //! transaction that causes it, one listener per replica hands what it hears to
 //! [`LocalWakeups::deliver`], and `publish` does nothing (see [`LocalWakeups::relayed`]):
 //! every replica, this one included, learns of a change exactly once, when it commits.
 //!
 //! A wake-up is only a hint: woken waiters claim through the store as before
-//! (`SKIP LOCKED` decides who gets the scan) and the losers wait on.
+//! (`SKIP LOCKED` decides who gets the scan: with several replicas, one waiter each)
+//! and the losers wait on.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -25,7 +28,8 @@ use tokio::sync::broadcast;
 /// What a waiter is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wakeup {
-    /// A scan of the fleet became claimable: try to claim it.
+    /// A scan of the fleet became claimable: try to claim it. Each scan wakes one
+    /// waiter of its fleet per process.
     Scan,
     /// This agent of the fleet was revoked: its check-in ends (401).
     AgentGone(AgentId),
@@ -73,8 +77,18 @@ pub const DEFAULT_MAX_HELD: usize = 16_000;
 /// How many events a slow waiter may fall behind before it is told [`Wakeup::Missed`].
 const BACKLOG: usize = 16;
 
+/// How many scan wake-ups a fleet keeps for waiters to take: a burst beyond it wakes
+/// no more waiters (the scans stay queued, and each check-in's first claim finds them).
+const MAX_PENDING_SCANS: usize = 64;
+
+/// A fleet's waiters' channels.
+struct Fleet {
+    events: broadcast::Sender<Wakeup>,
+    scans: Arc<tokio::sync::Semaphore>,
+}
+
 struct Inner {
-    fleets: Mutex<HashMap<FleetId, broadcast::Sender<Wakeup>>>,
+    fleets: Mutex<HashMap<FleetId, Fleet>>,
     held: AtomicUsize,
     max_held: usize,
     closing: AtomicBool,
@@ -84,14 +98,25 @@ struct Inner {
 }
 
 impl Inner {
-    fn fleets(&self) -> MutexGuard<'_, HashMap<FleetId, broadcast::Sender<Wakeup>>> {
+    fn fleets(&self) -> MutexGuard<'_, HashMap<FleetId, Fleet>> {
         self.fleets.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn deliver_now(&self, fleet: FleetId, event: Wakeup) {
-        if let Some(sender) = self.fleets().get(&fleet) {
+        let fleets = self.fleets();
+        let Some(fleet) = fleets.get(&fleet) else {
+            return;
+        };
+        match event {
+            Wakeup::Scan => {
+                if fleet.scans.available_permits() < MAX_PENDING_SCANS {
+                    fleet.scans.add_permits(1);
+                }
+            }
             // No receiver left is not an error: the last waiter just went.
-            let _ = sender.send(event);
+            other => {
+                let _ = fleet.events.send(other);
+            }
         }
     }
 }
@@ -152,8 +177,8 @@ impl LocalWakeups {
     /// Tells every waiter in this process about `event` (after a listener reconnected:
     /// [`Wakeup::Missed`]).
     pub fn deliver_all(&self, event: Wakeup) {
-        for sender in self.0.fleets().values() {
-            let _ = sender.send(event);
+        for fleet in self.0.fleets().values() {
+            let _ = fleet.events.send(event);
         }
     }
 }
@@ -166,13 +191,16 @@ impl Wakeups for LocalWakeups {
             inner.held.fetch_sub(1, Ordering::AcqRel);
             return Err(Overloaded);
         }
-        let rx = inner
-            .fleets()
-            .entry(fleet)
-            .or_insert_with(|| broadcast::channel(BACKLOG).0)
-            .subscribe();
+        let mut fleets = inner.fleets();
+        let entry = fleets.entry(fleet).or_insert_with(|| Fleet {
+            events: broadcast::channel(BACKLOG).0,
+            scans: Arc::new(tokio::sync::Semaphore::new(0)),
+        });
+        let (rx, scans) = (entry.events.subscribe(), Arc::clone(&entry.scans));
+        drop(fleets);
         Ok(Subscription {
             rx: Some(rx),
+            scans,
             fleet,
             inner: Arc::clone(inner),
         })
@@ -190,8 +218,8 @@ impl Wakeups for LocalWakeups {
         // in the map and receives the event.
         let fleets = inner.fleets();
         inner.closing.store(true, Ordering::Release);
-        for sender in fleets.values() {
-            let _ = sender.send(Wakeup::ShuttingDown);
+        for fleet in fleets.values() {
+            let _ = fleet.events.send(Wakeup::ShuttingDown);
         }
     }
 
@@ -204,6 +232,7 @@ impl Wakeups for LocalWakeups {
 /// entry goes when its last waiter does).
 pub struct Subscription {
     rx: Option<broadcast::Receiver<Wakeup>>,
+    scans: Arc<tokio::sync::Semaphore>,
     fleet: FleetId,
     inner: Arc<Inner>,
 }
@@ -217,7 +246,8 @@ impl std::fmt::Debug for Subscription {
 }
 
 impl Subscription {
-    /// The next event of the fleet.
+    /// The next event of the fleet: what every waiter hears comes first, then a scan
+    /// wake-up this waiter took (no other waiter here gets that one).
     pub async fn next(&mut self) -> Wakeup {
         if self.inner.closing.load(Ordering::Acquire) {
             return Wakeup::ShuttingDown;
@@ -225,15 +255,35 @@ impl Subscription {
         let Some(rx) = self.rx.as_mut() else {
             return Wakeup::Missed;
         };
-        match rx.recv().await {
-            Ok(event) => event,
-            Err(broadcast::error::RecvError::Lagged(_)) => Wakeup::Missed,
-            // The sender lives while any receiver does; a closed channel would mean the
-            // map lost it, and the only safe reading of that is "look again".
-            Err(broadcast::error::RecvError::Closed) => {
-                self.rx = None;
-                Wakeup::Missed
+        tokio::select! {
+            biased;
+            event = rx.recv() => match event {
+                Ok(event) => event,
+                Err(broadcast::error::RecvError::Lagged(_)) => Wakeup::Missed,
+                // The sender lives while any receiver does; a closed channel would mean
+                // the map lost it, and the only safe reading of that is "look again".
+                Err(broadcast::error::RecvError::Closed) => {
+                    self.rx = None;
+                    Wakeup::Missed
+                }
+            },
+            permit = self.scans.acquire() => {
+                // Taken for good: the wake-up was this waiter's.
+                if let Ok(permit) = permit {
+                    permit.forget();
+                }
+                Wakeup::Scan
             }
+        }
+    }
+}
+
+impl Subscription {
+    /// Hands a scan wake-up this waiter took, and could not act on (its claim failed),
+    /// to another waiter of the fleet here.
+    pub fn pass_on(&self) {
+        if self.scans.available_permits() < MAX_PENDING_SCANS {
+            self.scans.add_permits(1);
         }
     }
 }
@@ -244,7 +294,7 @@ impl Drop for Subscription {
         drop(self.rx.take());
         if fleets
             .get(&self.fleet)
-            .is_some_and(|s| s.receiver_count() == 0)
+            .is_some_and(|f| f.events.receiver_count() == 0)
         {
             fleets.remove(&self.fleet);
         }
@@ -284,6 +334,33 @@ mod tests {
         drop(two);
         assert_eq!((w.held(), w.0.fleets().len()), (0, 0));
         assert!(w.subscribe(f).is_ok(), "room again");
+    }
+
+    #[tokio::test]
+    async fn a_scan_wakes_one_waiter_and_every_waiter_hears_the_rest() {
+        let w = LocalWakeups::new(10);
+        let f = fleet();
+        let mut one = w.subscribe(f).unwrap();
+        let mut two = w.subscribe(f).unwrap();
+        w.publish(f, Wakeup::Scan, Duration::ZERO);
+        let short = Duration::from_millis(200);
+        let first = tokio::time::timeout(short, one.next()).await;
+        let second = tokio::time::timeout(short, two.next()).await;
+        assert_eq!(
+            [first.is_ok(), second.is_ok()]
+                .iter()
+                .filter(|woken| **woken)
+                .count(),
+            1,
+            "one scan, one waiter woken"
+        );
+        w.publish(f, Wakeup::Scan, Duration::ZERO);
+        w.publish(f, Wakeup::Scan, Duration::ZERO);
+        assert_eq!(one.next().await, Wakeup::Scan);
+        assert_eq!(two.next().await, Wakeup::Scan);
+        w.publish(f, Wakeup::FleetGone, Duration::ZERO);
+        assert_eq!(one.next().await, Wakeup::FleetGone);
+        assert_eq!(two.next().await, Wakeup::FleetGone);
     }
 
     #[tokio::test]

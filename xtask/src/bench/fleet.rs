@@ -51,16 +51,23 @@ struct Seen {
     claimed: Mutex<HashMap<String, Instant>>,
 }
 
-/// Runs the simulator against the release build (built first).
+/// Runs the simulator against the release build (built first), or against the
+/// `fleetpass` binary in `server_dir`.
 ///
 /// # Errors
 /// When the build, the server or the setup fails.
-pub fn run(opts: &FleetOptions) -> anyhow::Result<()> {
-    super::servers::build()?;
+pub fn run(opts: &FleetOptions, server_dir: Option<&Path>) -> anyhow::Result<()> {
     let target = super::servers::target_dir();
+    let bin = match server_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => {
+            super::servers::build()?;
+            target.join("release")
+        }
+    };
     let work = target.join("bench-work");
     std::fs::create_dir_all(&work)?;
-    let report = simulate(&target.join("release"), &work, opts)?;
+    let report = simulate(&bin, &work, opts)?;
     println!("\n{report}");
     Ok(())
 }

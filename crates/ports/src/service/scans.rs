@@ -163,8 +163,9 @@ pub const PRESENCE_EVERY: std::time::Duration = std::time::Duration::from_secs(3
 
 /// Claims the oldest claimable scan of the agent's fleet, waiting up to `wait` for one
 /// to become claimable (a long-poll; `wait` zero is a plain claim). Waiting costs no
-/// store work: the wait is woken through the wake-up port, and each wake-up is one
-/// claim attempt; a waiter that loses the race waits on. While it waits the agent is
+/// store work: the wait is woken through the wake-up port (a scan wakes one waiter of
+/// its fleet per process), and each wake-up is one claim attempt; a waiter that loses
+/// the race (to another replica's) waits on. While it waits the agent is
 /// marked seen every [`PRESENCE_EVERY`]. `Ok(None)` when the wait ends with nothing
 /// claimed (its time is up, or the server is stopping).
 ///
@@ -190,14 +191,31 @@ pub async fn check_in(
         })?;
     let mut presence =
         tokio::time::interval_at(tokio::time::Instant::now() + PRESENCE_EVERY, PRESENCE_EVERY);
+    let mut woken_for_a_scan = false;
     loop {
-        if let Some(scan) = claim(deps, agent).await? {
-            return Ok(Some(scan));
+        match claim(deps, agent).await {
+            Ok(Some(scan)) => return Ok(Some(scan)),
+            Ok(None) => {}
+            Err(e) => {
+                // The scan this waiter was woken for is still queued: another waiter
+                // here tries it.
+                if woken_for_a_scan {
+                    wakeups.pass_on();
+                }
+                return Err(e);
+            }
         }
         loop {
             tokio::select! {
                 event = wakeups.next() => match event {
-                    Wakeup::Scan | Wakeup::Missed => break,
+                    Wakeup::Scan => {
+                        woken_for_a_scan = true;
+                        break;
+                    }
+                    Wakeup::Missed => {
+                        woken_for_a_scan = false;
+                        break;
+                    }
                     Wakeup::AgentGone(id) if id == agent.id => {
                         return Err(ServiceError::unauthorized("the agent was revoked"));
                     }
