@@ -162,6 +162,7 @@ impl Harness {
             clock: clock.clone(),
             ids: Arc::new(CountingIds::default()),
             secrets: Arc::new(SequentialSecrets::default()),
+            wakeups: Arc::new(fleetpass_ports::wakeups::LocalWakeups::new(1_000)),
         };
         let master = MasterKey::from_bytes(deps.secrets.random_32());
         let keys = KeyRing::load(

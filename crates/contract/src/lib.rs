@@ -94,6 +94,7 @@ macro_rules! __contract_cases {
             agent_read_list_revoke
             agent_cross_tenant_is_not_found
             record_heartbeat_sets_last_seen_and_version
+            mark_agent_seen_shows_in_reads_and_never_moves_back
             signing_keys_add_list_retire
             environment_delete_blocked_by_fleet
             scan_create_then_read

@@ -55,6 +55,9 @@ pub struct Config {
     pub guard: GuardConfig,
     /// `FLEETPASS_RATE_LIMIT_BACKEND`.
     pub rate_limit_backend: RateLimitBackend,
+    /// `FLEETPASS_MAX_HELD_POLLS`: how many waiting check-ins this process holds at
+    /// once; more are refused with 503 and `Retry-After`.
+    pub max_held_polls: usize,
 }
 
 /// A configuration error: which variable and what is wrong with it.
@@ -90,6 +93,8 @@ const KNOWN: &[&str] = &[
     "FLEETPASS_TRUSTED_PROXIES",
     "FLEETPASS_RATE_LIMIT_BACKEND",
     "FLEETPASS_METRICS_TOKEN",
+    "FLEETPASS_MAX_POLL_WAIT",
+    "FLEETPASS_MAX_HELD_POLLS",
 ];
 
 /// `FLEETPASS_*` names the product documents for others than the server, which a
@@ -283,7 +288,30 @@ impl Config {
                 ));
             }
         };
+        let number = |var: &str, default: u64, max: u64, what: &str| -> Result<u64, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(raw) => raw
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| err(var, format!("must be {what} from 1 to {max}"))),
+            }
+        };
+        let max_poll_wait = number(
+            "FLEETPASS_MAX_POLL_WAIT",
+            fleetpass_http::DEFAULT_MAX_POLL_WAIT.as_secs(),
+            3600,
+            "a number of seconds",
+        )?;
+        let max_held_polls = number(
+            "FLEETPASS_MAX_HELD_POLLS",
+            fleetpass_ports::wakeups::DEFAULT_MAX_HELD as u64,
+            1_000_000,
+            "a number",
+        )?;
         Ok(Self {
+            max_held_polls: usize::try_from(max_held_polls).unwrap_or(usize::MAX),
             guard,
             rate_limit_backend,
             master_key,
@@ -304,6 +332,7 @@ impl Config {
                 metrics_token: get("FLEETPASS_METRICS_TOKEN")
                     .filter(|t| !t.is_empty())
                     .map(|t| AdminKey::new(t)),
+                max_poll_wait: std::time::Duration::from_secs(max_poll_wait),
             },
         })
     }
@@ -348,6 +377,9 @@ mod tests {
             ("FLEETPASS_AUTH_FAILURE_LIMIT", "many"),
             ("FLEETPASS_TRUSTED_PROXIES", "10.0.0.0/40"),
             ("FLEETPASS_RATE_LIMIT_BACKEND", "postgres"),
+            ("FLEETPASS_MAX_POLL_WAIT", "0"),
+            ("FLEETPASS_MAX_POLL_WAIT", "3601"),
+            ("FLEETPASS_MAX_HELD_POLLS", "lots"),
         ];
         for (var, value) in cases {
             let e = Config::from_vars(vars(&[(var, value)])).unwrap_err();
@@ -424,6 +456,20 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn check_in_limits_default_and_can_be_set() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.http.max_poll_wait, std::time::Duration::from_secs(300));
+        assert_eq!(c.max_held_polls, 16_000);
+        let c = Config::from_vars(vars(&[
+            ("FLEETPASS_MAX_POLL_WAIT", "20"),
+            ("FLEETPASS_MAX_HELD_POLLS", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(c.http.max_poll_wait, std::time::Duration::from_secs(20));
+        assert_eq!(c.max_held_polls, 3);
     }
 
     #[test]

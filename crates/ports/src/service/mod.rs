@@ -108,6 +108,13 @@ pub enum ServiceError {
         /// How to turn it on.
         hint: &'static str,
     },
+    /// This process is at its configured limit (of waiting check-ins); retry after
+    /// the given time, here or on another replica.
+    #[error("busy; retry after {retry_after_seconds} s")]
+    Busy {
+        /// When to try again.
+        retry_after_seconds: u64,
+    },
     /// The store cannot be reached; retry later.
     #[error("store unavailable: {0}")]
     Unavailable(String),

@@ -1,6 +1,7 @@
 //! The [`StatsStore`](fleetpass_ports::store::StatsStore) part of [`PgStore`]: counts over
 //! every tenant, for `/metrics`, in one statement (one pass over `scans` and one over
-//! `agents`), and the pool's own figures, which cost no round trip.
+//! `agents`) after this replica's pending sightings, and the pool's own figures, which
+//! cost no round trip.
 
 use async_trait::async_trait;
 use diesel::QueryableByName;
@@ -74,6 +75,10 @@ fn count(n: i64) -> u64 {
 #[async_trait]
 impl StatsStore for PgStore {
     async fn service_stats(&self, now: Timestamp) -> Result<ServiceStats, RepoError> {
+        // An operator's read, like the token listings: this replica's pending sightings
+        // go in first, so its own agents count as seen (other replicas' arrive with
+        // their next batch, within one flush interval; the buckets are a minute wide).
+        self.write_agents_seen().await?;
         let row = self
             .run(|c| {
                 async move {
