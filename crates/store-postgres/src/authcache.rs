@@ -228,6 +228,7 @@ async fn listen_once(
     cache.forget();
     if let Some(relay) = relay {
         relay.missed();
+        relay.rearm(&client).await;
     }
     while let Some(wakeup) = notified.recv().await {
         match (wakeup, relay) {
