@@ -4,7 +4,7 @@
 mod config;
 mod passport;
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -582,14 +582,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let created = tenants::create_tenant(&deps, demo, AuditActor::Platform)
             .await
             .map_err(|e| anyhow::anyhow!("Failed to create the demo tenant: {e}"))?;
-        println!("Fleetpass is running in memory mode: data lives as long as this process.");
-        println!(
-            "Demo tenant admin token (shown once): {}",
-            created.admin_token.expose()
-        );
-        println!(
-            "Try: curl -H 'Authorization: Bearer {}' http://{bind}/api/me",
-            created.admin_token.expose()
+        // Written, not `println!`ed: a server whose stdout was closed after it read the
+        // token (a supervisor, a test harness) must not die of a broken pipe.
+        let token = created.admin_token.expose();
+        let _ = writeln!(
+            std::io::stdout(),
+            "Fleetpass is running in memory mode: data lives as long as this process.\n\
+             Demo tenant admin token (shown once): {token}\n\
+             Try: curl -H 'Authorization: Bearer {token}' http://{bind}/api/me"
         );
     }
     let state = actix_web::web::Data::new(AppState {
