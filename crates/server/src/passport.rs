@@ -63,10 +63,12 @@ fn verify(args: VerifyArgs) -> anyhow::Result<VerifiedPassport> {
     let (passport, jwks, bundle) = match (&args.url, &args.passport) {
         (Some(url), _) => {
             let fetched = fetch_share(url, pinned_jwks.is_none())?;
+            // One document holds both: the passport and the bundle it attests.
+            let bundle = fetched.passport.clone().into_bytes();
             (
                 fetched.passport,
                 pinned_jwks.or(fetched.jwks).unwrap_or_default(),
-                Some(fetched.bundle),
+                Some(bundle),
             )
         }
         (None, Some(path)) => (
@@ -96,13 +98,18 @@ fn describe(v: &VerifiedPassport) -> String {
     } else {
         "bundle not checked (no --bundle)".to_owned()
     };
+    // Names as the passport states them (signed); older passports carry ids only.
+    let named = |name: &Option<String>, id: &str| match name {
+        Some(name) => format!("{name:?} ({id})"),
+        None => id.to_owned(),
+    };
     format!(
         "passport verified: {} scan {} of fleet {} (tenant {}, environment {}), completed {}, \
          {} assets, {} findings; signed by key {}; {bundle}",
         c.scenario.as_str(),
         c.scan_id,
-        c.fleet_id,
-        c.tenant_id,
+        named(&c.fleet_name, &c.fleet_id),
+        named(&c.tenant_name, &c.tenant_id),
         c.environment_id,
         c.completed_at,
         c.counts.assets,
@@ -112,13 +119,14 @@ fn describe(v: &VerifiedPassport) -> String {
 }
 
 struct Fetched {
+    /// The passport artifact with the bundle in it (`?include=bundle`).
     passport: String,
     jwks: Option<String>,
-    bundle: Vec<u8>,
 }
 
-/// Fetches a share link's passport and bundle, and the JWKS of the server that
-/// published it (the part of the URL before `/share/`).
+/// Fetches a share link's passport with its bundle, in one access of the link
+/// (`…/passport?include=bundle`), and the JWKS of the server that published it (the
+/// part of the URL before `/share/`).
 fn fetch_share(url: &str, with_jwks: bool) -> anyhow::Result<Fetched> {
     let url = url.trim_end_matches('/');
     let (base, token) = url
@@ -139,8 +147,12 @@ fn fetch_share(url: &str, with_jwks: bool) -> anyhow::Result<Fetched> {
             .build()
             .context("cannot build the HTTP client")?;
         let share = format!("{base}/share/{token}");
-        let passport = get(&client, &format!("{share}/passport"), "the passport").await?;
-        let bundle = get(&client, &format!("{share}/bundle"), "the bundle").await?;
+        let passport = get(
+            &client,
+            &format!("{share}/passport?include=bundle"),
+            "the passport",
+        )
+        .await?;
         let jwks = if with_jwks {
             let keys = get(
                 &client,
@@ -155,7 +167,6 @@ fn fetch_share(url: &str, with_jwks: bool) -> anyhow::Result<Fetched> {
         Ok(Fetched {
             passport: String::from_utf8(passport).context("the passport is not UTF-8")?,
             jwks,
-            bundle,
         })
     })
 }
