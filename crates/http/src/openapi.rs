@@ -525,13 +525,13 @@ fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> 
         body_schema = ref_name(&content["schema"]);
     }
     let op_has_body = op.get("requestBody").is_some();
-    if let Some(location) = location_of(path, method) {
-        if let Some(created) = op["responses"].get_mut("201") {
-            created["headers"] = json!({"Location": {
-                "description": format!("The created resource: `{location}` (a path on this server)."),
-                "schema": {"type": "string"}
-            }});
-        }
+    if let Some(location) = location_of(path, method)
+        && let Some(created) = op["responses"].get_mut("201")
+    {
+        created["headers"] = json!({"Location": {
+            "description": format!("The created resource: `{location}` (a path on this server)."),
+            "schema": {"type": "string"}
+        }});
     }
     let responses = op.get_mut("responses").and_then(Value::as_object_mut);
     if let Some(responses) = responses {
