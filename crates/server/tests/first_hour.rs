@@ -725,3 +725,34 @@ async fn passports_hash_by_rfc_8785_name_tenant_and_fleet_and_verify_in_one_acce
         "{page}"
     );
 }
+
+/// Item 5 (the part outside the HTTP middleware): a JSON log line carried the
+/// request's fields twice, under `span` and again under `spans`.
+#[tokio::test]
+async fn json_log_lines_carry_the_request_fields_once() {
+    let mut server = spawn(&[("FLEETPASS_LOG_FORMAT", "json")]);
+    let pipe = server.child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    wait_listening(&mut server);
+    reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .expect("answers");
+    let line = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a request line within 10 s");
+        if line.contains("request finished") {
+            break line;
+        }
+    };
+    let json: Value = serde_json::from_str(&line).expect("one JSON object a line");
+    assert!(json["span"]["request_id"].is_string(), "{json}");
+    assert!(json.get("spans").is_none(), "{json}");
+}
