@@ -63,12 +63,10 @@ fn verify(args: VerifyArgs) -> anyhow::Result<VerifiedPassport> {
     let (passport, jwks, bundle) = match (&args.url, &args.passport) {
         (Some(url), _) => {
             let fetched = fetch_share(url, pinned_jwks.is_none())?;
-            // One document holds both: the passport and the bundle it attests.
-            let bundle = fetched.passport.clone().into_bytes();
             (
                 fetched.passport,
                 pinned_jwks.or(fetched.jwks).unwrap_or_default(),
-                Some(bundle),
+                Some(fetched.bundle),
             )
         }
         (None, Some(path)) => (
@@ -119,9 +117,12 @@ fn describe(v: &VerifiedPassport) -> String {
 }
 
 struct Fetched {
-    /// The passport artifact with the bundle in it (`?include=bundle`).
+    /// The passport artifact (with the bundle in it, from a server that knows
+    /// `?include=bundle`).
     passport: String,
     jwks: Option<String>,
+    /// The bundle: the same document, or from `…/bundle` of an older server.
+    bundle: Vec<u8>,
 }
 
 /// Fetches a share link's passport with its bundle, in one access of the link
@@ -153,6 +154,15 @@ fn fetch_share(url: &str, with_jwks: bool) -> anyhow::Result<Fetched> {
             "the passport",
         )
         .await?;
+        // A server from before `?include=bundle` ignores it: then the bundle takes a
+        // second access, as it always did.
+        let has_bundle = serde_json::from_slice::<serde_json::Value>(&passport)
+            .is_ok_and(|doc| doc.get("bundle").is_some());
+        let bundle = if has_bundle {
+            passport.clone()
+        } else {
+            get(&client, &format!("{share}/bundle"), "the bundle").await?
+        };
         let jwks = if with_jwks {
             let keys = get(
                 &client,
@@ -167,6 +177,7 @@ fn fetch_share(url: &str, with_jwks: bool) -> anyhow::Result<Fetched> {
         Ok(Fetched {
             passport: String::from_utf8(passport).context("the passport is not UTF-8")?,
             jwks,
+            bundle,
         })
     })
 }
