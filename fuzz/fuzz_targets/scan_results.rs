@@ -1,5 +1,6 @@
 //! Fuzzes the scan-results decoder as `POST /agent/scans/{id}/results` runs it: the
-//! body as JSON, an object, decoded into `ScanResults` through `serde_path_to_error`,
+//! body decoded straight into `ScanResults` through `serde_path_to_error` (no NUL gets
+//! through),
 //! then `validate` under a `maxAssets` picked by the first byte, and what a valid set
 //! goes on to (bundle, report, counts, passport claims). Asserts never a panic, and that
 //! the bundle is canonical: it parses back to the same results and bundles to the same
@@ -42,16 +43,23 @@ fuzz_target!(|data: &[u8]| {
     };
     // 0: no limit; otherwise 1-255 assets.
     let max_assets = (limit != 0).then(|| MaxAssets::new(i64::from(limit)).expect("1-255"));
-    // The `Body` extractor's steps (crates/http/src/extract.rs).
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+    // The `Body` extractor's steps (crates/http/src/extract.rs): straight from the
+    // bytes into the typed results, no tree in between.
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let Ok(results) = serde_path_to_error::deserialize::<_, ScanResults>(&mut de) else {
         return;
     };
-    if !value.is_object() {
+    if de.end().is_err() {
         return;
     }
-    let Ok(results) = serde_path_to_error::deserialize::<_, ScanResults>(value) else {
-        return;
-    };
+    let text = |t: &fleetpass_domain::value::Text| !t.as_str().contains('\0');
+    assert!(
+        results.assets.iter().all(|a| text(&a.hostname) && text(&a.os) && text(&a.ip))
+            && results.findings.iter().all(|f| text(&f.title)
+                && f.detail.as_ref().is_none_or(text)
+                && f.asset_hostname.as_ref().is_none_or(text)),
+        "a NUL got into decoded results"
+    );
     // `scans::submit_results` (crates/ports/src/service/scans.rs).
     let valid = results.validate(max_assets);
     if let Some(max) = max_assets

@@ -148,12 +148,21 @@ impl Harness {
     /// # Panics
     /// When setup fails: the harness is then broken, not the input.
     pub async fn new() -> Self {
+        Self::on(Arc::new(MemoryStore::new())).await
+    }
+
+    /// Builds the app over `store` (a fresh one: the fixtures are made in it).
+    ///
+    /// # Panics
+    /// As [`Harness::new`].
+    pub async fn on(store: Arc<dyn fleetpass_ports::Store>) -> Self {
         let clock = Arc::new(FixedClock::new(datetime!(2026-11-22 10:00 UTC)));
         let deps = Deps {
-            store: Arc::new(MemoryStore::new()),
+            store,
             clock: clock.clone(),
             ids: Arc::new(CountingIds::default()),
             secrets: Arc::new(SequentialSecrets::default()),
+            wakeups: Arc::new(fleetpass_ports::wakeups::LocalWakeups::new(1_000)),
         };
         let master = MasterKey::from_bytes(deps.secrets.random_32());
         let keys = KeyRing::load(
@@ -323,7 +332,10 @@ impl Harness {
     }
 
     /// Requests a scan of the fixture fleet and has the agent claim it; its id.
-    async fn claimed_scan(&self) -> String {
+    ///
+    /// # Panics
+    /// When the request or the claim fails: the harness is then broken.
+    pub async fn claimed_scan(&self) -> String {
         let fleet = self.fixtures.borrow().fleet.clone();
         let requested = self
             .send_json(

@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 /// Every target, with the longest input libFuzzer may make for it. Bodies and result
 /// sets need room to hold structure; secrets, cursors, ids and paths are short by
 /// nature, and short inputs keep the executions fast.
-const TARGETS: [(&str, usize); 7] = [
+const TARGETS: [(&str, usize); 8] = [
     ("secret", 256),
     ("passport", 2048),
     ("cursor", 256),
@@ -20,6 +20,7 @@ const TARGETS: [(&str, usize); 7] = [
     ("scan_results", 8192),
     ("http_bodies", 4096),
     ("http_paths", 1024),
+    ("store_postgres", 4096),
 ];
 
 /// The cargo-fuzz release verified with the pinned toolchain (installed if missing).

@@ -18,6 +18,39 @@ struct Cli {
     command: Task,
 }
 
+/// Benchmarks other than the API scenarios.
+#[derive(Debug, Subcommand)]
+enum BenchKind {
+    /// Simulate a fleet on one release replica: N agents each holding a long-poll
+    /// check-in, scans queued at a fixed rate; reports held agents, statuses,
+    /// queued → claimed latency, lastSeenAt staleness, RSS per held agent, CPU and
+    /// (with --postgres) transactions per agent-minute. Prints its report.
+    Fleet {
+        /// Agents to enroll and hold (this process's open-files limit bounds it).
+        #[arg(long, default_value_t = 3000)]
+        agents: usize,
+        /// Agents per fleet.
+        #[arg(long, default_value_t = 100)]
+        per_fleet: usize,
+        /// Seconds of steady state.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Scans queued a second.
+        #[arg(long, default_value_t = 2.0)]
+        scans_per_second: f64,
+        /// The wait each check-in asks for, in seconds.
+        #[arg(long, default_value_t = 300)]
+        wait: u32,
+        /// On a fresh PostgreSQL database instead of in memory.
+        #[arg(long)]
+        postgres: bool,
+        /// Use the `fleetpass` binary in this directory instead of building the
+        /// release one (its figures then describe that build).
+        #[arg(long, value_name = "DIR")]
+        server_dir: Option<std::path::PathBuf>,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Task {
     /// Benchmark the release server over real sockets, each scenario against a
@@ -25,6 +58,9 @@ enum Task {
     /// and write docs/BENCHMARKS.md; see docs/PERFORMANCE.md. Installs wrk, oha and
     /// pgbench if missing; takes about 7 minutes once built.
     Bench {
+        /// `fleet`: the fleet simulator instead of the API scenarios.
+        #[command(subcommand)]
+        kind: Option<BenchKind>,
         /// Short rounds, for a smoke check (the report is not written).
         #[arg(long)]
         quick: bool,
@@ -275,6 +311,30 @@ fn main() -> anyhow::Result<()> {
             },
         ),
         Task::Bench {
+            kind:
+                Some(BenchKind::Fleet {
+                    agents,
+                    per_fleet,
+                    seconds,
+                    scans_per_second,
+                    wait,
+                    postgres,
+                    server_dir,
+                }),
+            ..
+        } => bench::fleet::run(
+            &bench::fleet::FleetOptions {
+                agents,
+                per_fleet,
+                seconds,
+                scans_per_second,
+                wait,
+                postgres,
+            },
+            server_dir.as_deref(),
+        ),
+        Task::Bench {
+            kind: None,
             quick,
             scenario,
             rounds,

@@ -17,6 +17,9 @@ pub const AGENT_VERSION: &str = concat!("fleetpass-agent/", env!("CARGO_PKG_VERS
 /// How long before its expiry an access token is renewed.
 const RENEW_BEFORE: time::Duration = time::Duration::minutes(2);
 
+/// How much longer than its wait a check-in may take before the agent gives it up.
+const CHECK_IN_SLACK: Duration = Duration::from_secs(30);
+
 /// Why a call failed for good (after its retries).
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -118,6 +121,49 @@ impl Backoff {
     }
 }
 
+/// The pause between check-ins: none while the server holds them (a long-poll paces
+/// itself), jittered exponential backoff after a failure or when a check-in comes back
+/// at once (a server stopping, or one that does not hold check-ins), so that an agent
+/// never spins and a fleet that lost its server does not return in step.
+#[derive(Debug, Clone)]
+pub struct Pace {
+    backoff: Backoff,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Self {
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+        }
+    }
+}
+
+impl Pace {
+    /// A check-in held at least this long was a real wait.
+    const HELD: Duration = Duration::from_millis(500);
+
+    /// After a check-in answered "nothing" once it had been held for `held`.
+    pub fn nothing_after(&mut self, held: Duration) -> Duration {
+        if held >= Self::HELD {
+            self.backoff = Self::default().backoff;
+            Duration::ZERO
+        } else {
+            self.backoff.next(None)
+        }
+    }
+
+    /// After a scan was claimed (and worked): check in again at once.
+    pub fn claimed(&mut self) {
+        self.backoff = Self::default().backoff;
+    }
+
+    /// After a check-in failed for good (its own retries, which honour `Retry-After`,
+    /// ran out).
+    pub fn failed(&mut self) -> Duration {
+        self.backoff.next(None)
+    }
+}
+
 /// `POST /agent/enroll`'s answer.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -198,6 +244,13 @@ pub struct Client {
     token: Option<(String, OffsetDateTime)>,
 }
 
+/// How [`Client::send_with`] sends: see there.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sending {
+    fail_fast: bool,
+    timeout: Option<Duration>,
+}
+
 impl Client {
     /// A client of the server at `base` (`https://…`, no trailing slash needed).
     pub fn new(base: &str) -> anyhow::Result<Self> {
@@ -225,12 +278,21 @@ impl Client {
         body: Option<&[u8]>,
         idempotency_key: Option<&str>,
     ) -> Result<Answer, CallError> {
-        self.send_with(method, path, bearer, body, idempotency_key, false)
-            .await
+        self.send_with(
+            method,
+            path,
+            bearer,
+            body,
+            idempotency_key,
+            Sending::default(),
+        )
+        .await
     }
 
-    /// [`Client::send`]; with `fail_fast`, a connection nothing answers (refused, no
-    /// such host) is reported at once instead of retried.
+    /// [`Client::send`], as `how` says: with `fail_fast`, a connection nothing answers
+    /// (refused, no such host) is reported at once instead of retried; with a
+    /// `timeout`, each attempt gets it instead of the client's (a held check-in takes
+    /// as long as its wait).
     async fn send_with(
         &self,
         method: Method,
@@ -238,13 +300,16 @@ impl Client {
         bearer: Option<&str>,
         body: Option<&[u8]>,
         idempotency_key: Option<&str>,
-        fail_fast: bool,
+        how: Sending,
     ) -> Result<Answer, CallError> {
         let url = format!("{}{path}", self.base);
         let mut backoff = Backoff::new(self.backoff_base, self.backoff_cap);
         let mut attempt = 0;
         loop {
             let mut req = self.http.request(method.clone(), &url);
+            if let Some(timeout) = how.timeout {
+                req = req.timeout(timeout);
+            }
             if let Some(token) = bearer {
                 req = req.bearer_auth(token);
             }
@@ -280,7 +345,7 @@ impl Client {
                         ),
                     }
                 }
-                Err(e) if fail_fast && nothing_there(&e) => {
+                Err(e) if how.fail_fast && nothing_there(&e) => {
                     return Err(CallError::Unreachable {
                         server: self.base.clone(),
                         reason: chain(&e.without_url()),
@@ -346,7 +411,17 @@ impl Client {
         // Someone is at the terminal: an address where nothing answers is reported at
         // once (an overloaded or restarting server is still waited for).
         let answer = self
-            .send_with(Method::POST, "/agent/enroll", None, Some(&body), None, true)
+            .send_with(
+                Method::POST,
+                "/agent/enroll",
+                None,
+                Some(&body),
+                None,
+                Sending {
+                    fail_fast: true,
+                    timeout: None,
+                },
+            )
             .await?;
         Self::judge(answer)?.ok_or_else(|| CallError::Refused {
             status: StatusCode::NO_CONTENT,
@@ -391,10 +466,34 @@ impl Client {
         body: Option<&[u8]>,
         idempotency_key: Option<&str>,
     ) -> Result<Option<T>, CallError> {
+        self.agent_call_within(agent_id, secret, path, body, idempotency_key, None)
+            .await
+    }
+
+    /// [`agent_call`](Self::agent_call) with a timeout of its own per attempt.
+    async fn agent_call_within<T: DeserializeOwned>(
+        &mut self,
+        agent_id: &str,
+        secret: &PlainSecret,
+        path: &str,
+        body: Option<&[u8]>,
+        idempotency_key: Option<&str>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<T>, CallError> {
         for first in [true, false] {
             let token = self.access_token(agent_id, secret).await?;
             let answer = self
-                .send(Method::POST, path, Some(&token), body, idempotency_key)
+                .send_with(
+                    Method::POST,
+                    path,
+                    Some(&token),
+                    body,
+                    idempotency_key,
+                    Sending {
+                        fail_fast: false,
+                        timeout,
+                    },
+                )
                 .await?;
             match Self::judge(answer) {
                 Err(CallError::Unauthorized(_)) if first => self.token = None,
@@ -425,13 +524,23 @@ impl Client {
         .map(|_| ())
     }
 
-    /// `POST /agent/jobs/claim`: the claimed scan, or `None` when there is none.
-    pub async fn claim(
+    /// A check-in: `POST /agent/jobs/claim?wait=…`, held by the server until a scan of
+    /// the fleet is claimable (the scan) or the wait ends (`None`). The server caps the
+    /// wait and ends it before the access token expires (which [`RENEW_BEFORE`] keeps
+    /// at least two minutes away when the check-in is sent). A 503 with `Retry-After`
+    /// (the server holds its limit of check-ins) is retried after that time, like any
+    /// overload.
+    pub async fn check_in(
         &mut self,
         agent_id: &str,
         secret: &PlainSecret,
+        wait: Duration,
     ) -> Result<Option<ClaimedScan>, CallError> {
-        self.agent_call(agent_id, secret, "/agent/jobs/claim", None, None)
+        let path = format!("/agent/jobs/claim?wait={}", wait.as_secs());
+        // The answer may take the whole wait; past it and a margin, the connection is
+        // taken for lost.
+        let timeout = wait + CHECK_IN_SLACK;
+        self.agent_call_within(agent_id, secret, &path, None, None, Some(timeout))
             .await
     }
 
@@ -620,6 +729,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_check_in_asks_to_wait_and_honours_a_busy_servers_retry_after() {
+        let (base, rx) = canned_with_log(vec![
+            token_answer(time::Duration::minutes(15)),
+            "HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_owned(),
+            "HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n".to_owned(),
+        ]);
+        let mut client = Client::new(&base).unwrap();
+        client.backoff_base = Duration::from_millis(10);
+        let started = std::time::Instant::now();
+        let claimed = client
+            .check_in("agent", &secret(), Duration::from_secs(300))
+            .await
+            .unwrap();
+        assert!(claimed.is_none());
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "waited as Retry-After asked"
+        );
+        assert_eq!(
+            requests(&rx),
+            [
+                "/agent/token",
+                "/agent/jobs/claim?wait=300",
+                "/agent/jobs/claim?wait=300"
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn client_errors_are_not_retried() {
         let base = canned(&[
             "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: 31\r\nconnection: close\r\n\r\n{\"message\":\"agent was revoked\"}",
@@ -655,6 +793,18 @@ mod tests {
         assert!(matches!(err, CallError::Unavailable(_)), "{err}");
         // The cause is in the message, not only "error sending request".
         assert!(err.to_string().contains("Connection refused"), "{err}");
+    }
+
+    #[test]
+    fn check_ins_follow_each_other_at_once_unless_they_fail_or_come_back_at_once() {
+        let mut pace = Pace::default();
+        assert_eq!(pace.nothing_after(Duration::from_secs(290)), Duration::ZERO);
+        let first = pace.nothing_after(Duration::from_millis(3));
+        assert!(first >= Duration::from_millis(500), "{first:?}");
+        let failed = pace.failed();
+        assert!(failed >= Duration::from_secs(1), "backing off: {failed:?}");
+        pace.claimed();
+        assert!(pace.failed() <= Duration::from_secs(1), "reset by a claim");
     }
 
     #[test]

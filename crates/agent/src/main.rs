@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
 
-use crate::client::{CallError, ClaimedScan, Client};
+use crate::client::{CallError, ClaimedScan, Client, Pace};
 use crate::scenarios::{Budget, Host};
 use crate::state::State;
 
@@ -84,11 +84,12 @@ enum Command {
                             fleetpass-agent run\n  \
                             FLEETPASS_AGENT_LOG=debug fleetpass-agent run --poll-seconds 5 --heartbeat-seconds 30")]
     Run {
-        /// Seconds between claims while there is no work.
-        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        /// Seconds a check-in waits for work (a long-poll; the server may hold it less).
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
         poll_seconds: u64,
-        /// Seconds between heartbeats.
-        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        /// Seconds between heartbeats (they report the version; check-ins keep the
+        /// agent present).
+        #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=3600))]
         heartbeat_seconds: u64,
     },
 }
@@ -202,13 +203,17 @@ async fn enroll(
     Ok(())
 }
 
-/// The agent's loop. Returns only when the server refuses the agent's credentials (it
-/// was revoked); unavailability is waited out.
-async fn run(state: State, (poll, heartbeat_every): (Duration, Duration)) -> anyhow::Result<()> {
+/// The agent's loop: one check-in (a long-poll of up to `wait`) outstanding at a time,
+/// the next sent as soon as one answers, with jittered backoff only after failures
+/// (`Pace`); a heartbeat at start and every `heartbeat_every` reports the version.
+/// Returns only when the server refuses the agent's credentials (it was revoked);
+/// unavailability is waited out.
+async fn run(state: State, (wait, heartbeat_every): (Duration, Duration)) -> anyhow::Result<()> {
     let mut client = Client::new(&state.server)?;
     let host = Host::default();
     tracing::info!(agent = %state.agent_id, fleet = %state.fleet_id, server = %state.server, "agent running");
     let mut next_heartbeat = Instant::now();
+    let mut pace = Pace::default();
     loop {
         if Instant::now() >= next_heartbeat {
             match client.heartbeat(&state.agent_id, &state.secret).await {
@@ -217,25 +222,31 @@ async fn run(state: State, (poll, heartbeat_every): (Duration, Duration)) -> any
             }
             next_heartbeat = Instant::now() + heartbeat_every;
         }
-        match client.claim(&state.agent_id, &state.secret).await {
+        let until_heartbeat = next_heartbeat.saturating_duration_since(Instant::now());
+        let sent = Instant::now();
+        let pause = match client
+            .check_in(
+                &state.agent_id,
+                &state.secret,
+                wait.min(until_heartbeat.max(Duration::from_secs(1))),
+            )
+            .await
+        {
             Ok(Some(scan)) => {
                 if let Err(e) = work(&mut client, &state, &host, scan).await {
                     fatal_or_warn(e, "could not complete the scan")?;
                 }
-                // There may be more queued: claim again at once.
+                // There may be more queued: check in again at once.
+                pace.claimed();
                 continue;
             }
-            Ok(None) => {}
-            Err(e) => fatal_or_warn(e, "claim failed")?,
-        }
-        tokio::time::sleep(
-            poll.min(
-                next_heartbeat
-                    .saturating_duration_since(Instant::now())
-                    .max(Duration::from_millis(100)),
-            ),
-        )
-        .await;
+            Ok(None) => pace.nothing_after(sent.elapsed()),
+            Err(e) => {
+                fatal_or_warn(e, "check-in failed")?;
+                pace.failed()
+            }
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Instant;
 use fleetpass_domain::scan::{
     Asset, Finding, MaxAssets, ScanResults, Scenario, Severity, Software,
 };
+use fleetpass_domain::value::Text;
 
 /// The limits one run must keep: the scan's deadline and asset cap.
 #[derive(Debug, Clone, Copy)]
@@ -93,10 +94,10 @@ impl Host {
             .first()
             .copied()
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let os: String = self.os().chars().take(200).collect();
+        let os = self.os().chars().take(200).collect();
         Asset {
             hostname: self.hostname().chars().take(253).collect(),
-            ip: ip.to_string(),
+            ip: ip.to_string().into(),
             os,
             open_ports: Vec::new(),
             software: Vec::new(),
@@ -115,15 +116,18 @@ pub fn run(scenario: Scenario, host: &Host, budget: Budget) -> ScanResults {
                 severity: Severity::Info,
                 title: "Host inventory".into(),
                 asset_hostname: Some(asset.hostname.clone()),
-                detail: Some(format!(
-                    "OS: {}; addresses: {}",
-                    asset.os,
-                    if addresses.is_empty() {
-                        "none but loopback".to_owned()
-                    } else {
-                        addresses.join(", ")
-                    }
-                )),
+                detail: Some(
+                    format!(
+                        "OS: {}; addresses: {}",
+                        asset.os,
+                        if addresses.is_empty() {
+                            "none but loopback".to_owned()
+                        } else {
+                            addresses.join(", ")
+                        }
+                    )
+                    .into(),
+                ),
             });
         }
         Scenario::Ports => {
@@ -132,7 +136,7 @@ pub fn run(scenario: Scenario, host: &Host, budget: Budget) -> ScanResults {
                 if let Some((severity, why)) = risky_port(*port) {
                     findings.push(Finding {
                         severity,
-                        title: format!("Port {port} is listening ({why})"),
+                        title: format!("Port {port} is listening ({why})").into(),
                         asset_hostname: Some(asset.hostname.clone()),
                         detail: None,
                     });
@@ -346,9 +350,9 @@ pub fn compliance(host: &Host, hostname: &str, budget: Budget) -> Vec<Finding> {
     use std::os::unix::fs::PermissionsExt as _;
     let finding = |severity, title: String, detail: Option<String>| Finding {
         severity,
-        title,
-        asset_hostname: Some(hostname.to_owned()),
-        detail,
+        title: title.into(),
+        asset_hostname: Some(hostname.into()),
+        detail: detail.map(Text::from),
     };
     let mut findings = Vec::new();
     let mut checked = Vec::new();
@@ -493,7 +497,7 @@ mod tests {
         let status = "Package: zlib1g\nStatus: install ok installed\nVersion: 1:1.2.13\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 1\n\nPackage: bash\nStatus: install ok installed\nVersion: 5.2.15-2+b2\n";
         let names: Vec<_> = dpkg_installed(status)
             .into_iter()
-            .map(|s| (s.name, s.version))
+            .map(|s| (s.name.to_string(), s.version.to_string()))
             .collect();
         assert_eq!(
             names,

@@ -28,6 +28,7 @@ mod scans;
 mod schedules;
 mod secrets;
 mod share_links;
+mod stats;
 mod tenants;
 mod tokens;
 
@@ -41,6 +42,7 @@ pub use scans::*;
 pub use schedules::*;
 pub use secrets::*;
 pub use share_links::*;
+pub use stats::*;
 pub use tenants::*;
 pub use tokens::*;
 

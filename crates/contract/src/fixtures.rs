@@ -418,30 +418,35 @@ impl Fixtures {
     pub fn artifacts(&self) -> ScanArtifacts {
         let results = ScanResults {
             assets: vec![Asset {
-                hostname: format!("db-{}.zürich.example", self.unique()),
-                ip: "2001:db8::5".to_owned(),
-                os: "Debian 12 \"bookworm\"".to_owned(),
+                hostname: format!("db-{}.zürich.example", self.unique()).into(),
+                ip: "2001:db8::5".into(),
+                os: "Debian 12 \"bookworm\"".into(),
                 open_ports: vec![22, 5432, 65_535],
                 software: vec![Software {
-                    name: "postgresql".to_owned(),
-                    version: "15.4".to_owned(),
+                    name: "postgresql".into(),
+                    version: "15.4".into(),
                 }],
             }],
             findings: vec![
                 Finding {
                     severity: Severity::Critical,
-                    title: "weak password ✗ — \u{2028} line\nbreak".to_owned(),
+                    title: "weak password ✗ — \u{2028} line\nbreak".into(),
                     asset_hostname: None,
-                    detail: Some("  spaced\ttab  and a \\ backslash ".to_owned()),
+                    detail: Some("  spaced\ttab  and a \\ backslash ".into()),
                 },
                 Finding {
                     severity: Severity::Low,
-                    title: "banner".to_owned(),
-                    asset_hostname: Some("db-1".to_owned()),
+                    title: "banner".into(),
+                    asset_hostname: Some("db-1".into()),
                     detail: None,
                 },
             ],
         };
+        self.artifacts_of(&results)
+    }
+
+    /// The artifacts the service makes from `results` (see [`Fixtures::artifacts`]).
+    pub fn artifacts_of(&self, results: &ScanResults) -> ScanArtifacts {
         let (bundle_json, bundle_sha256) = results.bundle().expect("the results serialize");
         let report = results.report();
         let passport = Jws::parse(&format!(

@@ -94,6 +94,7 @@ macro_rules! __contract_cases {
             agent_read_list_revoke
             agent_cross_tenant_is_not_found
             record_heartbeat_sets_last_seen_and_version
+            mark_agent_seen_shows_in_reads_and_never_moves_back
             signing_keys_add_list_retire
             environment_delete_blocked_by_fleet
             scan_create_then_read
@@ -103,6 +104,8 @@ macro_rules! __contract_cases {
             claim_takes_oldest_claimable_of_own_fleet
             claim_concurrent_never_shares_a_scan
             complete_scan_stores_artifacts_exactly
+            complete_scan_keeps_any_text_the_domain_allows
+            service_stats_count_every_tenant
             complete_scan_only_by_its_agent
             complete_scan_only_while_running
             sweep_fails_and_expires_at_deadlines

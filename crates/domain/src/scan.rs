@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Timestamp;
 use crate::ids::{AgentId, EnvironmentId, FleetId, ScanId, TenantId};
-use crate::value::ValueError;
+use crate::value::{Text, ValueError};
 
 /// What a scan looks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -94,6 +94,15 @@ pub enum ScanStatus {
 }
 
 impl ScanStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Self; 5] = [
+        Self::Queued,
+        Self::Running,
+        Self::Completed,
+        Self::Failed,
+        Self::Expired,
+    ];
+
     /// The wire name.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -222,9 +231,9 @@ impl Severity {
 #[serde(deny_unknown_fields)]
 pub struct Software {
     /// Its name.
-    pub name: String,
+    pub name: Text,
     /// Its version.
-    pub version: String,
+    pub version: Text,
 }
 
 /// One asset a scan found.
@@ -232,11 +241,11 @@ pub struct Software {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Asset {
     /// Host name.
-    pub hostname: String,
+    pub hostname: Text,
     /// IP address.
-    pub ip: String,
+    pub ip: Text,
     /// Operating system.
-    pub os: String,
+    pub os: Text,
     /// Open TCP/UDP ports.
     #[serde(default)]
     pub open_ports: Vec<u32>,
@@ -252,13 +261,13 @@ pub struct Finding {
     /// How bad.
     pub severity: Severity,
     /// What.
-    pub title: String,
+    pub title: Text,
     /// On which asset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub asset_hostname: Option<String>,
+    pub asset_hostname: Option<Text>,
     /// More.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
+    pub detail: Option<Text>,
 }
 
 /// What an agent sends back: the bundle's content.
@@ -282,8 +291,8 @@ pub struct InvalidResult {
     pub message: String,
 }
 
-fn text_ok(s: &str, max: usize) -> bool {
-    !s.trim().is_empty() && s.chars().count() <= max
+fn text_ok(s: &Text, max: usize) -> bool {
+    !s.as_str().trim().is_empty() && s.chars() <= max
 }
 
 impl ScanResults {
@@ -328,10 +337,10 @@ impl ScanResults {
             if !text_ok(&a.hostname, 253) {
                 return bad(format!("assets[{i}].hostname"), "must be 1-253 characters");
             }
-            if a.ip.parse::<IpAddr>().is_err() {
+            if a.ip.as_str().parse::<IpAddr>().is_err() {
                 return bad(format!("assets[{i}].ip"), "must be an IPv4 or IPv6 address");
             }
-            if a.os.chars().count() > 200 {
+            if a.os.chars() > 200 {
                 return bad(format!("assets[{i}].os"), "must be at most 200 characters");
             }
             if let Some(j) = a.open_ports.iter().position(|p| !(1..=65_535).contains(p)) {
@@ -343,7 +352,7 @@ impl ScanResults {
             if let Some(j) = a
                 .software
                 .iter()
-                .position(|s| !text_ok(&s.name, 200) || s.version.chars().count() > 100)
+                .position(|s| !text_ok(&s.name, 200) || s.version.chars() > 100)
             {
                 return bad(
                     format!("assets[{i}].software[{j}]"),
@@ -355,10 +364,7 @@ impl ScanResults {
             if !text_ok(&f.title, 500) {
                 return bad(format!("findings[{i}].title"), "must be 1-500 characters");
             }
-            if f.detail
-                .as_ref()
-                .is_some_and(|d| d.chars().count() > 10_000)
-            {
+            if f.detail.as_ref().is_some_and(|d| d.chars() > 10_000) {
                 return bad(
                     format!("findings[{i}].detail"),
                     "must be at most 10000 characters",

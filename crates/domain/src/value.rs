@@ -51,11 +51,125 @@ impl ValueError {
     }
 }
 
+/// The one rule every string the service keeps obeys: no NUL (U+0000). Neither store
+/// can keep one (PostgreSQL's `text` and `jsonb` refuse it), so it is refused here,
+/// where text enters the domain, and both stores see the same values. Names and other
+/// [`bounded_text`] are stricter still (no control characters at all).
+fn storable(raw: &str) -> Result<(), ValueError> {
+    if raw.contains('\0') {
+        return Err(ValueError::Format {
+            expected: "text without NUL (U+0000) characters",
+        });
+    }
+    Ok(())
+}
+
+/// Free text from outside — a host name as reported, a banner, a finding's detail:
+/// any characters but NUL. Its length rules belong to the field that holds it.
+///
+/// Decoding one from the wire is strict: a NUL is refused with the [`ValueError`], so
+/// a request body is refused naming the field, and a digest an agent computed over what
+/// it sent is never of something the server altered. Building one in code never fails:
+/// `From<&str>`/`From<String>` (and [`Text::lossy`]) replace each NUL with U+FFFD, which
+/// is what an agent reporting a banner it read wants.
+///
+/// ```
+/// use fleetpass_domain::value::Text;
+/// assert_eq!(Text::new("SSH-2.0-OpenSSH_9.2\r\n").unwrap().as_str(), "SSH-2.0-OpenSSH_9.2\r\n");
+/// assert!(Text::new("a\0b").is_err());
+/// assert_eq!(Text::from("a\0b").as_str(), "a\u{FFFD}b");
+/// assert!(serde_json::from_str::<Text>(r#""a\u0000b""#).is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Text(String);
+
+impl Text {
+    /// Checks `raw` against the rule of every stored string.
+    ///
+    /// # Errors
+    /// `ValueError::Format` when `raw` holds a NUL.
+    pub fn new(raw: impl Into<String>) -> Result<Self, ValueError> {
+        let raw = raw.into();
+        storable(&raw)?;
+        Ok(Self(raw))
+    }
+
+    /// `raw` with every NUL replaced by U+FFFD.
+    pub fn lossy(raw: &str) -> Self {
+        Self(raw.replace('\0', "\u{FFFD}"))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Its length in characters, as the field rules count it.
+    pub fn chars(&self) -> usize {
+        self.0.chars().count()
+    }
+}
+
+impl From<&str> for Text {
+    fn from(raw: &str) -> Self {
+        Self::lossy(raw)
+    }
+}
+
+impl From<String> for Text {
+    fn from(raw: String) -> Self {
+        if raw.contains('\0') {
+            Self::lossy(&raw)
+        } else {
+            Self(raw)
+        }
+    }
+}
+
+impl FromIterator<char> for Text {
+    fn from_iter<I: IntoIterator<Item = char>>(chars: I) -> Self {
+        Self(
+            chars
+                .into_iter()
+                .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
+                .collect(),
+        )
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::new(raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Read access only: a `Text` is built through its rule, never mutated in place.
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl serde::Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Checks that `raw` has no control characters, at most `max` characters, and at least
 /// `min` once trimmed; returns it trimmed. The length is bounded as sent (not after
 /// trimming) so the rule is the OpenAPI document's `maxLength` exactly, and a control
 /// character is named as such rather than as a length problem.
 pub(crate) fn bounded_text(raw: &str, min: usize, max: usize) -> Result<String, ValueError> {
+    // NUL is a control character, so this covers `storable` too.
     if raw.chars().any(char::is_control) {
         return Err(ValueError::Format {
             expected: "text without control characters",

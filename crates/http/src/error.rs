@@ -444,6 +444,14 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotConfigured { message, hint } => {
                 Self::new(ErrorCode::ServiceUnavailable, message).hint(hint)
             }
+            ServiceError::Busy {
+                retry_after_seconds,
+            } => Self::new(
+                ErrorCode::ServiceUnavailable,
+                "this server holds as many waiting check-ins as it is configured for",
+            )
+            .hint("Retry after the time in Retry-After; another replica may have room sooner.")
+            .retry_after(retry_after_seconds),
             ServiceError::Unavailable(why) => {
                 tracing::warn!(error = %why, "store unavailable");
                 Self::new(

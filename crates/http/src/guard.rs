@@ -35,6 +35,9 @@
 
 mod ip;
 mod stored;
+mod uploads;
+
+pub use uploads::LARGE_UPLOADS;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -59,9 +62,10 @@ pub use ip::{TrustedProxies, client_ip, limit_key};
 use crate::AppState;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{
-    AgentCaller, BODY_LIMIT, BodyLimit, Caller, RequestId, ResolvedAgent, ResolvedCaller,
+    AgentCaller, Authenticated, BODY_LIMIT, BodyLimit, RequestId, ResolvedAgent, ResolvedCaller,
     bearer_token, check_admin, presented_token,
 };
+use crate::metrics::{LimitKind, Metrics};
 use crate::middleware::{Rendered, render_errors};
 use stored::StoredResponse;
 
@@ -267,7 +271,10 @@ fn fail_open(result: Result<Decision, RepoError>) -> Option<Decision> {
         .ok()
 }
 
-fn too_many(message: &str, decision: Decision) -> ApiError {
+fn too_many(kind: LimitKind, message: &str, decision: Decision) -> ApiError {
+    if let Some(metrics) = Metrics::global() {
+        metrics.rate_limited(kind);
+    }
     ApiError::new(ErrorCode::RateLimited, message)
         .hint("Wait Retry-After seconds before retrying.")
         .retry_after(decision.reset_after_secs)
@@ -276,6 +283,7 @@ fn too_many(message: &str, decision: Decision) -> ApiError {
 /// The answer to a failing authentication from an address that used up its failures.
 fn too_many_failures(decision: Decision) -> ApiError {
     too_many(
+        LimitKind::AuthFailures,
         "too many failed authentication attempts from this address",
         decision,
     )
@@ -310,7 +318,11 @@ async fn admit(
             let decision = fail_open(limiter.hit(&key, limit, now).await);
             if let Some(d) = decision.filter(|d| !d.allowed) {
                 return Err(Refusal {
-                    error: too_many("rate limit for this address exceeded", d),
+                    error: too_many(
+                        LimitKind::Address,
+                        "rate limit for this address exceeded",
+                        d,
+                    ),
                     limited: Some((limit, d)),
                 });
             }
@@ -335,6 +347,14 @@ async fn admit(
                     .map_err(ApiError::from),
                 None => Err(AgentCaller::missing()),
             };
+            if let Ok(agent) = &resolved {
+                let span = tracing::Span::current();
+                span.record("tenant", tracing::field::display(agent.tenant_id));
+                span.record(
+                    "actor",
+                    tracing::field::display(format_args!("agent:{}", agent.id)),
+                );
+            }
             let scope = resolved.as_ref().ok().map(|a| format!("agent:{}", a.id));
             req.extensions_mut().insert(ResolvedAgent(resolved));
             Ok(Verdict {
@@ -358,15 +378,21 @@ async fn admit(
                     return Ok(nobody);
                 }
             };
+            let span = tracing::Span::current();
+            span.record("tenant", tracing::field::display(actor.tenant_id));
+            span.record(
+                "actor",
+                tracing::field::display(format_args!("token:{}", token.id)),
+            );
             let limit = Limit::per_minute(token.effective_rate_limit());
             // One string for both: the token's limit key is its idempotency scope.
             let scope = format!("token:{}", token.id);
             let decision = fail_open(limiter.hit(&scope, limit, now).await);
             req.extensions_mut()
-                .insert(ResolvedCaller(Ok(Caller { actor, token })));
+                .insert(ResolvedCaller(Ok(Authenticated { actor, token })));
             if let Some(d) = decision.filter(|d| !d.allowed) {
                 return Err(Refusal {
-                    error: too_many("rate limit of this API token exceeded", d),
+                    error: too_many(LimitKind::Token, "rate limit of this API token exceeded", d),
                     limited: Some((limit, d)),
                 });
             }
@@ -402,6 +428,9 @@ async fn guard(
             .get_all(HeaderName::from_static("x-forwarded-for")),
         &state.guards.config.trusted_proxies,
     );
+    if let Some(ip) = client {
+        tracing::Span::current().record("client", tracing::field::display(ip));
+    }
     let now = state.deps.now();
     let refuse = |req: ServiceRequest, refusal: Refusal| {
         let mut res = finished(refusal.error.into_response(&request_id));
@@ -422,6 +451,16 @@ async fn guard(
         Ok(verdict) => verdict,
         Err(refusal) => return refuse(req, refusal),
     };
+    // Before anything reads the body: the idempotency claim below reads it whole.
+    if let Err(error) = uploads::take_turn(&req).await {
+        return refuse(
+            req,
+            Refusal {
+                error,
+                limited: verdict.limited,
+            },
+        );
+    }
     let key = match req.headers().get(IDEMPOTENCY_KEY) {
         Some(raw) if req.method() == Method::POST => Some(check_key(raw)),
         _ => None,
@@ -471,6 +510,9 @@ async fn guard(
     let failed = res.status() == StatusCode::UNAUTHORIZED
         || (class == Class::Platform && res.status() == StatusCode::FORBIDDEN);
     if failed {
+        if let Some(metrics) = Metrics::global() {
+            metrics.auth_failed(class);
+        }
         // Counted only when it failed, so valid credentials cost no look at the count.
         let (fail_key, fail_limit) = failures(&state, client);
         let counted = fail_open(state.guards.limiter.hit(&fail_key, fail_limit, now).await);

@@ -26,6 +26,11 @@ use fleetpass_ports::keys::KeyRing;
 pub use extract::AdminKey;
 pub use guard::{Class, GuardConfig, Guards, TrustedProxies};
 
+/// How long a check-in is held at most unless configured otherwise: Elastic Fleet's
+/// default, long enough that a held poll costs a fleet little, short enough that
+/// proxies and load balancers between agent and server keep it open.
+pub const DEFAULT_MAX_POLL_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// HTTP-level settings.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -35,6 +40,11 @@ pub struct HttpConfig {
     pub admin_key: Option<AdminKey>,
     /// The public base URL, for links handed to outsiders.
     pub public_url: String,
+    /// The bearer token `/metrics` asks for (`FLEETPASS_METRICS_TOKEN`); `None`: open.
+    pub metrics_token: Option<AdminKey>,
+    /// The longest a check-in (`POST /agent/jobs/claim?wait=…`) is held
+    /// (`FLEETPASS_MAX_POLL_WAIT`); a longer `wait` is shortened to it.
+    pub max_poll_wait: std::time::Duration,
 }
 
 impl Default for HttpConfig {
@@ -43,6 +53,8 @@ impl Default for HttpConfig {
             query_tokens: true,
             admin_key: None,
             public_url: "http://127.0.0.1:8080".to_owned(),
+            metrics_token: None,
+            max_poll_wait: DEFAULT_MAX_POLL_WAIT,
         }
     }
 }

@@ -392,6 +392,16 @@ impl KeyRing {
         Ok(claims.check(now)?)
     }
 
+    /// When an agent access token this ring signed expires (its signature checked;
+    /// its time window not: the caller authenticated it already).
+    ///
+    /// # Errors
+    /// Why the token is not one of ours.
+    pub async fn agent_token_expires_at(&self, token: &str) -> Result<Timestamp, TokenRejected> {
+        let claims: AgentClaims = self.verify(token).await?;
+        Ok(claims.expires_at())
+    }
+
     /// The public keys, as served at `/.well-known/jwks.json`.
     pub fn jwks(&self) -> JwkSet {
         let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());

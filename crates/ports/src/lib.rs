@@ -13,6 +13,7 @@ pub mod ratelimit;
 pub mod service;
 pub mod store;
 pub mod system;
+pub mod wakeups;
 
 use std::sync::Arc;
 
@@ -55,16 +56,21 @@ pub struct Deps {
     pub ids: Arc<dyn IdGen>,
     /// The secret generator.
     pub secrets: Arc<dyn SecretGen>,
+    /// What wakes held check-ins.
+    pub wakeups: Arc<dyn wakeups::Wakeups>,
 }
 
 impl Deps {
-    /// Production wiring over `store`: system clock, UUID v7 ids and `ring` randomness.
+    /// Production wiring over `store`: system clock, UUID v7 ids, `ring` randomness and
+    /// in-process wake-ups for at most [`wakeups::DEFAULT_MAX_HELD`] waiters (the server
+    /// replaces them with its configured ones).
     pub fn system(store: Arc<dyn Store>) -> Self {
         Self {
             store,
             clock: Arc::new(system::SystemClock),
             ids: Arc::new(system::UuidV7),
             secrets: Arc::new(system::RingSecrets::default()),
+            wakeups: Arc::new(wakeups::LocalWakeups::new(wakeups::DEFAULT_MAX_HELD)),
         }
     }
 }

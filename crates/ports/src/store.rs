@@ -1,6 +1,6 @@
 //! The store port: every read and write the core makes, as one trait per area
 //! ([`TenantStore`], [`TokenStore`], [`FleetStore`], [`KeyStore`], [`ScanStore`],
-//! [`ScheduleStore`], [`AuditStore`], one module each) and [`Store`], which is all of them
+//! [`ScheduleStore`], [`AuditStore`], [`StatsStore`], one module each) and [`Store`], which is all of them
 //! at once and what the core holds (`Arc<dyn Store>`).
 //!
 //! Obligations every adapter MUST meet (the contract suite in `fleetpass-contract`
@@ -212,6 +212,7 @@ mod fleet_agents;
 mod keys;
 mod scans;
 mod schedules;
+mod stats;
 mod tokens;
 
 pub use audit::AuditStore;
@@ -220,13 +221,21 @@ pub use fleet_agents::FleetStore;
 pub use keys::KeyStore;
 pub use scans::ScanStore;
 pub use schedules::ScheduleStore;
+pub use stats::{LastSeen, PoolStats, ServiceStats, StatsStore};
 pub use tokens::TokenStore;
 
 /// The store: every per-area trait at once, so that `Arc<dyn Store>` reaches all of
 /// them. Each adapter implements every area on one type, so a transaction can still
 /// span any of its parts; see the module docs for the obligations every method carries.
 pub trait Store:
-    TenantStore + TokenStore + FleetStore + KeyStore + ScanStore + ScheduleStore + AuditStore
+    TenantStore
+    + TokenStore
+    + FleetStore
+    + KeyStore
+    + ScanStore
+    + ScheduleStore
+    + AuditStore
+    + StatsStore
 {
 }
 
@@ -239,7 +248,8 @@ impl<
         + KeyStore
         + ScanStore
         + ScheduleStore
-        + AuditStore,
+        + AuditStore
+        + StatsStore,
 > Store for T
 {
 }

@@ -49,6 +49,7 @@ impl World {
             clock: clock.clone(),
             ids: Arc::new(SequentialIds::default()),
             secrets: Arc::new(SequentialSecrets::default()),
+            wakeups: Arc::new(fleetpass_ports::wakeups::LocalWakeups::new(1_000)),
         };
         let keys = KeyRing::load(
             deps.store.clone(),

@@ -47,13 +47,17 @@ pub struct Config {
     /// `FLEETPASS_MASTER_KEY` or the file named by `FLEETPASS_MASTER_KEY_FILE`: seals
     /// signing keys at rest. Required in Postgres mode; ephemeral in memory mode.
     pub master_key: Option<MasterKey>,
-    /// HTTP settings (`FLEETPASS_PUBLIC_URL`, `FLEETPASS_ADMIN_KEY`, `FLEETPASS_QUERY_TOKENS`).
+    /// HTTP settings (`FLEETPASS_PUBLIC_URL`, `FLEETPASS_ADMIN_KEY`, `FLEETPASS_QUERY_TOKENS`,
+    /// `FLEETPASS_METRICS_TOKEN`).
     pub http: HttpConfig,
     /// Rate limits and trusted proxies (`FLEETPASS_PUBLIC_RATE_LIMIT`,
     /// `FLEETPASS_AUTH_FAILURE_LIMIT`, `FLEETPASS_TRUSTED_PROXIES`).
     pub guard: GuardConfig,
     /// `FLEETPASS_RATE_LIMIT_BACKEND`.
     pub rate_limit_backend: RateLimitBackend,
+    /// `FLEETPASS_MAX_HELD_POLLS`: how many waiting check-ins this process holds at
+    /// once; more are refused with 503 and `Retry-After`.
+    pub max_held_polls: usize,
 }
 
 /// A configuration error: which variable and what is wrong with it.
@@ -88,6 +92,9 @@ const KNOWN: &[&str] = &[
     "FLEETPASS_AUTH_FAILURE_LIMIT",
     "FLEETPASS_TRUSTED_PROXIES",
     "FLEETPASS_RATE_LIMIT_BACKEND",
+    "FLEETPASS_METRICS_TOKEN",
+    "FLEETPASS_MAX_POLL_WAIT",
+    "FLEETPASS_MAX_HELD_POLLS",
 ];
 
 /// `FLEETPASS_*` names the product documents for others than the server, which a
@@ -111,31 +118,13 @@ const OTHERS: &[&str] = &[
     "FLEETPASS_CONTRACT_THROWAWAY_TOKEN",
 ];
 
-/// The number of single-character edits that turn `a` into `b` (Levenshtein).
-fn edits(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (above + 1)
-                .min(row[j] + 1)
-                .min(diagonal + usize::from(ca != *cb));
-            diagonal = above;
-        }
-    }
-    row[b.len()]
-}
-
 /// The refusal of an unknown `FLEETPASS_*` name: the known name it most resembles
 /// (a typo), else the list of server settings.
 fn unknown_setting(name: &str) -> ConfigError {
     let nearest = KNOWN
         .iter()
         .chain(OTHERS)
-        .map(|known| (edits(name, known), *known))
+        .map(|known| (strsim::levenshtein(name, known), *known))
         .min()
         .filter(|(distance, _)| *distance <= 3);
     match nearest {
@@ -299,7 +288,30 @@ impl Config {
                 ));
             }
         };
+        let number = |var: &str, default: u64, max: u64, what: &str| -> Result<u64, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(raw) => raw
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| err(var, format!("must be {what} from 1 to {max}"))),
+            }
+        };
+        let max_poll_wait = number(
+            "FLEETPASS_MAX_POLL_WAIT",
+            fleetpass_http::DEFAULT_MAX_POLL_WAIT.as_secs(),
+            3600,
+            "a number of seconds",
+        )?;
+        let max_held_polls = number(
+            "FLEETPASS_MAX_HELD_POLLS",
+            fleetpass_ports::wakeups::DEFAULT_MAX_HELD as u64,
+            1_000_000,
+            "a number",
+        )?;
         Ok(Self {
+            max_held_polls: usize::try_from(max_held_polls).unwrap_or(usize::MAX),
             guard,
             rate_limit_backend,
             master_key,
@@ -317,6 +329,10 @@ impl Config {
                 )?,
                 admin_key,
                 public_url,
+                metrics_token: get("FLEETPASS_METRICS_TOKEN")
+                    .filter(|t| !t.is_empty())
+                    .map(|t| AdminKey::new(t)),
+                max_poll_wait: std::time::Duration::from_secs(max_poll_wait),
             },
         })
     }
@@ -361,6 +377,9 @@ mod tests {
             ("FLEETPASS_AUTH_FAILURE_LIMIT", "many"),
             ("FLEETPASS_TRUSTED_PROXIES", "10.0.0.0/40"),
             ("FLEETPASS_RATE_LIMIT_BACKEND", "postgres"),
+            ("FLEETPASS_MAX_POLL_WAIT", "0"),
+            ("FLEETPASS_MAX_POLL_WAIT", "3601"),
+            ("FLEETPASS_MAX_HELD_POLLS", "lots"),
         ];
         for (var, value) in cases {
             let e = Config::from_vars(vars(&[(var, value)])).unwrap_err();
@@ -437,6 +456,20 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn check_in_limits_default_and_can_be_set() {
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert_eq!(c.http.max_poll_wait, std::time::Duration::from_secs(300));
+        assert_eq!(c.max_held_polls, 16_000);
+        let c = Config::from_vars(vars(&[
+            ("FLEETPASS_MAX_POLL_WAIT", "20"),
+            ("FLEETPASS_MAX_HELD_POLLS", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(c.http.max_poll_wait, std::time::Duration::from_secs(20));
+        assert_eq!(c.max_held_polls, 3);
     }
 
     #[test]

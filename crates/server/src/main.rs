@@ -21,6 +21,7 @@ use fleetpass_ports::ratelimit::{Leased, RateLimiter, WithFallback};
 use fleetpass_ports::service::{ServiceError, tenants};
 use fleetpass_ports::store::StoredSigningKey;
 use fleetpass_ports::system::RingSecrets;
+use fleetpass_ports::wakeups::{LocalWakeups, Wakeups as _};
 use fleetpass_ports::{Deps, SecretGen, Store};
 use fleetpass_store_memory::{MemoryIdempotency, MemoryRateLimiter};
 
@@ -241,6 +242,8 @@ fn init_logging(config: &Config) {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
+            // The request span's fields once (`span`), not again in a `spans` list: a
+            // request has one span.
             .with_current_span(true)
             .with_span_list(false)
             .try_init(),
@@ -302,15 +305,22 @@ async fn open_backends(config: &Config) -> anyhow::Result<Backends> {
             store: Arc::new(fleetpass_store_memory::MemoryStore::new()),
             idempotency: Arc::new(MemoryIdempotency::new()),
             limiter: local,
+            wakeups: LocalWakeups::new(config.max_held_polls),
             postgres: None,
         });
     };
     let pg = open_postgres(config, url).await?;
-    // Other replicas' revocations reach this one's authentication cache as they commit.
+    // Other replicas' revocations reach this one's authentication cache as they commit,
+    // and every replica's scans, revocations and fleet deletions its held check-ins.
+    let wakeups = LocalWakeups::relayed(config.max_held_polls);
+    let relay = fleetpass_store_postgres::Relay {
+        wakeups: wakeups.clone(),
+        clock: Arc::new(fleetpass_ports::system::SystemClock),
+    };
     let (watcher, watched) = (pg.clone(), url.clone());
-    tokio::spawn(async move { watcher.watch_auth_changes(&watched).await });
+    tokio::spawn(async move { watcher.watch_changes(&watched, relay).await });
     let writer = pg.clone();
-    tokio::spawn(async move { writer.write_token_uses_periodically().await });
+    tokio::spawn(async move { writer.write_batches_periodically().await });
     let limiter: Arc<dyn RateLimiter> = match config.rate_limit_backend {
         RateLimitBackend::Postgres => Arc::new(Leased::new(Arc::new(WithFallback::new(
             Arc::new(pg.clone()),
@@ -322,6 +332,7 @@ async fn open_backends(config: &Config) -> anyhow::Result<Backends> {
         store: Arc::new(pg.clone()),
         idempotency: Arc::new(pg.clone()),
         limiter,
+        wakeups,
         postgres: Some(pg),
     })
 }
@@ -331,7 +342,48 @@ struct Backends {
     store: Arc<dyn Store>,
     idempotency: Arc<dyn IdempotencyStore>,
     limiter: Arc<dyn RateLimiter>,
+    wakeups: LocalWakeups,
     postgres: Option<fleetpass_store_postgres::PgStore>,
+}
+
+/// Raises this process's open-files soft limit to its hard limit (every held check-in
+/// is an open socket) and logs what it got: the hard limit bounds the connections one
+/// replica can hold, which is what `FLEETPASS_MAX_HELD_POLLS` must stay below.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => tracing::info!(
+            open_files = soft,
+            "open-files limit raised to the hard limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
+    }
+}
+
+/// Waits for SIGTERM or SIGINT (either stops the server gracefully).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                tracing::warn!("cannot listen for SIGTERM; stopping on Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// How often expired idempotency records and ended rate-limit windows are deleted.
@@ -511,9 +563,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         store,
         idempotency,
         limiter,
+        wakeups,
         postgres,
     } = open_backends(&config).await?;
-    let deps = Deps::system(store);
+    raise_open_files_limit();
+    let mut deps = Deps::system(store);
+    deps.wakeups = Arc::new(wakeups.clone());
     let master = master_key(&config, deps.secrets.as_ref());
     let keys = KeyRing::load(
         deps.store.clone(),
@@ -552,17 +607,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     spawn_purge(state.guards.clone(), state.deps.clone());
     spawn_sweeper(state.deps.clone());
+    // actix-web's own timeouts do not cut a held check-in: `client_request_timeout`
+    // bounds reading a request's head and `keep_alive` the idle time between requests,
+    // neither the time a handler takes. Signals are ours, so that held check-ins end
+    // (204) the moment a stop begins instead of holding it up for their whole wait.
     let server = actix_web::HttpServer::new(move || fleetpass_http::app(state.clone()))
         .listen(listener)
         .with_context(|| format!("Failed to listen on {bind} (FLEETPASS_BIND)"))?
         .shutdown_timeout(30)
+        .disable_signals()
         .run();
     tracing::info!(%bind, "listening");
+    let handle = server.handle();
+    tokio::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stopping: ending held check-ins, finishing requests in flight");
+        wakeups.shut_down();
+        handle.stop(true).await;
+    });
     server.await.context("Server failed")?;
     if let Some(pg) = postgres {
-        // The uses noted since the last periodic write.
-        if let Err(e) = pg.write_token_uses().await {
-            tracing::warn!(error = %e, "could not write lastUsedAt at shutdown");
+        // The token uses and agent sightings noted since the last periodic write.
+        if let Err(e) = pg.write_batches().await {
+            tracing::warn!(error = %e, "could not write lastUsedAt/lastSeenAt at shutdown");
         }
     }
     Ok(())

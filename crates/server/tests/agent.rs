@@ -192,17 +192,26 @@ async fn a_real_agent_scans_this_host_and_the_passport_verifies_from_its_share_l
     assert!(!again.status.success());
     assert!(text(&again).contains("--force"), "{}", text(&again));
 
-    // Run it, logs to a file, and give it two scans.
+    // Run it with its defaults (a 300 s check-in outstanding, a heartbeat at start),
+    // logs to a file, and give it two scans once it waits: they complete within
+    // `wait_completed`'s minute only because the held check-in is woken.
     let logs = dir.join("agent.log");
     let log_file = std::fs::File::create(&logs).expect("log file");
     let child = agent(&agent_bin, &state_path)
-        .args(["run", "--poll-seconds", "1", "--heartbeat-seconds", "1"])
+        .args([
+            "run",
+            "--poll-seconds",
+            "300",
+            "--heartbeat-seconds",
+            "3600",
+        ])
         .stdout(log_file.try_clone().expect("dup"))
         .stderr(log_file)
         .stdin(Stdio::null())
         .spawn()
         .expect("the agent starts");
     let mut running = Agent { child, logs };
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let mut scans = Vec::new();
     for scenario in ["inventory", "software"] {
         let (status, scan) = post_json(

@@ -291,6 +291,16 @@ impl FleetStore for MemoryStore {
         })
     }
 
+    async fn mark_agent_seen(&self, id: AgentId, at: Timestamp) -> Result<(), RepoError> {
+        // Memory is the store: written at once, so nothing is batched.
+        self.with(|s| {
+            if let Some(agent) = s.agents.get_mut(&id.as_uuid()) {
+                agent.last_seen_at = agent.last_seen_at.max(Some(at));
+            }
+            Ok(())
+        })
+    }
+
     async fn find_enrollment_token_by_digest(
         &self,
         digest: &SecretDigest,

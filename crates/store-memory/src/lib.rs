@@ -29,6 +29,7 @@ mod keys;
 mod ratelimit;
 mod scans;
 mod schedules;
+mod stats;
 mod tokens;
 
 pub use idempotency::MemoryIdempotency;

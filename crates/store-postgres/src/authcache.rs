@@ -30,6 +30,8 @@ use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::token::TokenLookup;
 use quick_cache::sync::Cache;
 
+use crate::store::wakeups::{self, Relay};
+
 /// How long a cached answer is trusted without a notification.
 pub(crate) const TTL: Duration = Duration::from_secs(2);
 
@@ -185,14 +187,16 @@ struct Outage {
 }
 
 /// Listens for other replicas' changes on a connection of its own and forgets the
-/// cache on each, for as long as it runs. When the connection is lost it forgets then
-/// too (notifications may have been missed meanwhile) and reconnects with a doubling
-/// wait (1 s up to 15 s). An outage logs one warning when it begins and one line when
-/// the listener is back, not a line per attempt.
-pub(crate) async fn listen(url: &str, cache: &AuthCache) {
+/// cache on each, for as long as it runs; with a `relay`, the same connection also
+/// hears the wake-ups of held check-ins (`store/wakeups.rs`) and delivers them: one
+/// listening connection per replica. When the connection is lost it forgets then too
+/// and wakes every waiter (notifications may have been missed meanwhile), and
+/// reconnects with a doubling wait (1 s up to 15 s). An outage logs one warning when it
+/// begins and one line when the listener is back, not a line per attempt.
+pub(crate) async fn listen(url: &str, cache: &AuthCache, relay: Option<&Relay>) {
     let mut outage: Option<Outage> = None;
     loop {
-        let ended = listen_once(url, cache, &mut outage).await;
+        let ended = listen_once(url, cache, relay, &mut outage).await;
         cache.forget();
         match (&mut outage, ended) {
             (None, ended) => {
@@ -232,6 +236,7 @@ pub(crate) async fn listen(url: &str, cache: &AuthCache) {
 async fn listen_once(
     url: &str,
     cache: &AuthCache,
+    relay: Option<&Relay>,
     outage: &mut Option<Outage>,
 ) -> Result<(), tokio_postgres::Error> {
     use futures_util::StreamExt as _;
@@ -245,8 +250,9 @@ async fn listen_once(
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(message) = messages.next().await {
             match message {
-                Ok(AsyncMessage::Notification(_)) => {
-                    if tx.send(()).is_err() {
+                Ok(AsyncMessage::Notification(n)) => {
+                    let wakeup = (n.channel() == wakeups::CHANNEL).then(|| n.payload().to_owned());
+                    if tx.send(wakeup).is_err() {
                         break;
                     }
                 }
@@ -260,6 +266,9 @@ async fn listen_once(
         }
     });
     client.batch_execute(LISTEN).await?;
+    if relay.is_some() {
+        client.batch_execute(wakeups::LISTEN).await?;
+    }
     // Anything that changed before LISTEN took effect is unknown: start afresh.
     cache.forget();
     if let Some(ended) = outage.take() {
@@ -269,8 +278,15 @@ async fn listen_once(
             "the auth-change listener has reconnected"
         );
     }
-    while notified.recv().await.is_some() {
-        cache.forget();
+    if let Some(relay) = relay {
+        relay.missed();
+    }
+    while let Some(wakeup) = notified.recv().await {
+        match (wakeup, relay) {
+            (Some(payload), Some(relay)) => relay.deliver(&payload),
+            (Some(_), None) => {}
+            (None, _) => cache.forget(),
+        }
     }
     driver.abort();
     Ok(())

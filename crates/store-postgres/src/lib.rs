@@ -47,4 +47,4 @@ pub mod testing;
 
 pub use error::UNIQUE_INDEXES;
 pub use migrate::{MIGRATION_LOCK_KEY, MIGRATIONS, run_migrations};
-pub use store::PgStore;
+pub use store::{PgStore, Relay};

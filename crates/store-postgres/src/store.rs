@@ -52,14 +52,18 @@ use crate::schema::{
 };
 
 mod audit;
+mod batched;
 mod directory;
 mod fleet_agents;
 mod keys;
 mod scans;
 mod schedules;
 mod share_links;
-mod token_uses;
+mod stats;
 mod tokens;
+pub(crate) mod wakeups;
+
+pub use wakeups::Relay;
 
 /// How long a request waits for a pooled connection, and how long opening a new one
 /// may take. Short, so that a database that is down turns into a quick 503 instead of
@@ -90,7 +94,8 @@ pub struct PgStore {
     /// `host:port` of the server, for messages when it cannot be reached.
     server: Arc<str>,
     auth: Arc<AuthCache>,
-    uses: Arc<token_uses::PendingUses>,
+    uses: Arc<batched::Marks<TokenId>>,
+    seen: Arc<batched::Marks<AgentId>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -158,6 +163,7 @@ impl PgStore {
             server: server_of(url).into(),
             auth: Arc::new(AuthCache::new()),
             uses: Arc::default(),
+            seen: Arc::default(),
         })
     }
 
@@ -166,7 +172,22 @@ impl PgStore {
     /// Without it, another replica's revocation reaches this one within 2 s (the
     /// cache's expiry); with it, within a notification's delivery.
     pub async fn watch_auth_changes(&self, url: &str) {
-        authcache::listen(url, &self.auth).await;
+        authcache::listen(url, &self.auth, None).await;
+    }
+
+    /// [`watch_auth_changes`](Self::watch_auth_changes), and on the same connection the
+    /// wake-ups of held check-ins, handed to `relay` (see `store/wakeups.rs`): a scan
+    /// queued, an agent revoked or a fleet deleted through any replica reaches this
+    /// one's waiters as it commits. Runs until dropped.
+    pub async fn watch_changes(&self, url: &str, relay: Relay) {
+        authcache::listen(url, &self.auth, Some(&relay)).await;
+    }
+
+    /// `agent` with the newest sighting this process noted and has not written yet
+    /// (`batched.rs`).
+    fn seen(&self, mut agent: Agent) -> Agent {
+        agent.last_seen_at = agent.last_seen_at.max(self.seen.latest(agent.id));
+        agent
     }
 
     /// Closes the pool: idle connections are dropped and every later call fails with

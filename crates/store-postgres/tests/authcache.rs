@@ -157,3 +157,86 @@ async fn token_uses_reach_other_replicas_with_the_next_batch() {
     assert_eq!(b.write_token_uses().await.expect("write"), 1);
     assert_eq!(seen_by_b(&first).await, Some(used));
 }
+
+/// `lastSeenAt` is written in batches like `lastUsedAt` (the same mechanism): a
+/// sighting noted on one pool shows at once on that pool, reaches the database (and so
+/// another replica, or this one restarted) with the next batch — one statement for
+/// every agent — and an older sighting written later never moves it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_sightings_reach_other_replicas_with_the_next_batch() {
+    use fleetpass_ports::FleetStore;
+
+    let db = TestDatabase::fresh().await;
+    let (a, b) = (
+        PgStore::connect(db.url(), 2).expect("pool a"),
+        PgStore::connect(db.url(), 2).expect("pool b"),
+    );
+    let fx = Fixtures::new();
+    let tenant = fx.new_tenant();
+    a.create_tenant(&tenant).await.expect("create_tenant");
+    let fleet = fx.fleet(tenant.tenant.id, tenant.environment.id);
+    let (token, secret) = fx.enrollment_token_with(&fleet, 3, fx.now() + time::Duration::hours(1));
+    let event = fx.audit(tenant.tenant.id, actions::FLEET_CREATED, None);
+    a.create_fleet(&fleet, &token, &secret.digest(), &[event])
+        .await
+        .expect("create_fleet");
+    let mut agents = Vec::new();
+    for _ in 0..3 {
+        let agent = fx.agent(&token, fx.now());
+        let event = fx.audit(tenant.tenant.id, actions::AGENT_ENROLLED, None);
+        let build = |_: &fleetpass_domain::fleet::EnrollmentToken| (agent.clone(), event.clone());
+        a.enroll(
+            &secret.digest(),
+            fx.now(),
+            &fx.agent_secret().digest(),
+            &build,
+        )
+        .await
+        .expect("enroll")
+        .expect("enrolled");
+        agents.push(agent);
+    }
+    let seen = fx.now() + time::Duration::minutes(3);
+    for agent in &agents {
+        a.mark_agent_seen(agent.id, seen).await.expect("mark");
+    }
+    let t = tenant.tenant.id;
+    let on = |store: &PgStore, id| {
+        let store = store.clone();
+        async move {
+            store
+                .get_agent(t, id)
+                .await
+                .expect("get_agent")
+                .last_seen_at
+        }
+    };
+    assert_eq!(on(&a, agents[0].id).await, Some(seen), "shown at once here");
+    assert_eq!(
+        on(&b, agents[0].id).await,
+        None,
+        "not written on the request path"
+    );
+    assert_eq!(
+        a.write_agents_seen().await.expect("write"),
+        3,
+        "one batch, every agent"
+    );
+    for agent in &agents {
+        assert_eq!(on(&b, agent.id).await, Some(seen));
+    }
+    assert_eq!(
+        a.write_agents_seen().await.expect("write"),
+        0,
+        "nothing left"
+    );
+    // A store that never saw them (a restarted replica) reads what the batch wrote.
+    let restarted = PgStore::connect(db.url(), 1).expect("pool c");
+    assert_eq!(on(&restarted, agents[1].id).await, Some(seen));
+
+    b.mark_agent_seen(agents[0].id, fx.now() + time::Duration::minutes(1))
+        .await
+        .expect("mark");
+    b.write_batches().await.expect("write");
+    assert_eq!(on(&a, agents[0].id).await, Some(seen), "never backwards");
+}

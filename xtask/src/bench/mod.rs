@@ -17,6 +17,7 @@
 
 mod api;
 mod db;
+pub mod fleet;
 mod postgres;
 mod report;
 mod scale;

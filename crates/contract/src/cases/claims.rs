@@ -5,7 +5,10 @@ use std::collections::BTreeSet;
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::{AuditActor, actions};
 use fleetpass_domain::ids::ScanId;
-use fleetpass_domain::scan::{Scan, ScanConstraints, ScanStatus, Scenario};
+use fleetpass_domain::scan::{
+    Asset, Finding, Scan, ScanConstraints, ScanResults, ScanStatus, Scenario, Severity, Software,
+};
+use fleetpass_domain::value::Text;
 use fleetpass_ports::Store;
 use fleetpass_ports::store::{ScanFilter, constraint};
 use futures_util::future::join_all;
@@ -273,6 +276,57 @@ pub async fn complete_scan_stores_artifacts_exactly(store: &dyn Store) {
             "a {what} scan has no artifacts"
         );
     }
+    setup.check_log("after complete_scan").await;
+}
+
+/// Results keep every string the domain allows, on every store: each control
+/// character but NUL, a NUL an agent turned into U+FFFD (`Text::from`), line and
+/// paragraph separators, astral characters. PostgreSQL's `jsonb` refuses only U+0000,
+/// which no `Text` holds, so a valid upload never becomes a store error (a 500 the
+/// agent would retry for ever).
+pub async fn complete_scan_keeps_any_text_the_domain_allows(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let t0 = fx.now();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let claims = Auditor::claims(&fx);
+    let (fleet, _, _) = setup.fleet().await;
+    let agent = setup.agent(&fleet).await;
+    let scan = setup.scan(&fleet).await;
+    let running = setup.claim_exactly(&claims, &agent, &scan, t0).await;
+    let controls: String = (1u8..0x20).map(char::from).chain(['\u{7f}']).collect();
+    let results = ScanResults {
+        assets: vec![Asset {
+            hostname: Text::from("host\0name"),
+            ip: "10.0.0.1".into(),
+            os: Text::from(controls.as_str()),
+            open_ports: vec![22],
+            software: vec![Software {
+                name: "\u{2028}\u{2029}\u{feff}".into(),
+                version: "🦀".into(),
+            }],
+        }],
+        findings: vec![Finding {
+            severity: Severity::High,
+            title: "banner \0 with a NUL".into(),
+            asset_hostname: Some(Text::from("host\0name")),
+            detail: Some(Text::from(format!("a\0b{controls}\\u0000").as_str())),
+        }],
+    };
+    results.validate(None).expect("the results are valid");
+    let artifacts = fx.artifacts_of(&results);
+    setup
+        .complete(&agent, &running, t0 + Duration::minutes(1), &artifacts)
+        .await;
+    let stored = store
+        .get_scan_artifacts(t, scan.id)
+        .await
+        .must("get_scan_artifacts")
+        .unwrap_or_else(|| panic!("a completed scan must have its artifacts"));
+    assert_eq!(stored, artifacts, "every artifact reads back as stored");
+    let reparsed: ScanResults =
+        serde_json::from_str(&stored.bundle_json).expect("the bundle parses");
+    assert_eq!(reparsed, results, "the bundle holds the text as sent");
     setup.check_log("after complete_scan").await;
 }
 

@@ -658,3 +658,66 @@ pub async fn record_heartbeat_sets_last_seen_and_version(store: &dyn Store) {
         .must_be_not_found("record_heartbeat of an unknown agent");
     setup.check_log("after heartbeats (no events)").await;
 }
+
+/// `mark_agent_seen` (presence, which a store may write later in a batch) shows at once
+/// in every read of the agent — by id, in its fleet's list, with its credentials — never
+/// moves `last_seen_at` backwards, ignores an unknown agent, and writes no event.
+pub async fn mark_agent_seen_shows_in_reads_and_never_moves_back(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let (fleet, _, secret) = setup.fleet().await;
+    let maker = AgentMaker::new(&fx, fx.now());
+    let (agent, _, agent_secret) = setup.enroll(&maker, &secret.digest()).await;
+
+    let seen = fx.now() + Duration::minutes(3);
+    store
+        .mark_agent_seen(agent.id, seen)
+        .await
+        .must("mark_agent_seen");
+    store
+        .mark_agent_seen(agent.id, seen - Duration::minutes(1))
+        .await
+        .must("mark_agent_seen, an older sighting");
+    let expected = Agent {
+        last_seen_at: Some(seen),
+        ..agent.clone()
+    };
+    assert_eq!(
+        store.get_agent(t, agent.id).await.must("get_agent"),
+        expected,
+        "get_agent shows the newest sighting"
+    );
+    assert_eq!(
+        agents_of(store, t, fleet.id).await,
+        vec![expected.clone()],
+        "list_agents shows it"
+    );
+    assert_eq!(
+        store
+            .find_agent_credentials(agent.id)
+            .await
+            .must("find_agent_credentials"),
+        Some((expected.clone(), agent_secret.digest())),
+        "credentials show it"
+    );
+    // A heartbeat older than the sighting does not hide it from a later sighting.
+    let later = seen + Duration::minutes(1);
+    store
+        .mark_agent_seen(agent.id, later)
+        .await
+        .must("mark_agent_seen, later");
+    assert_eq!(
+        store
+            .get_agent(t, agent.id)
+            .await
+            .must("get_agent")
+            .last_seen_at,
+        Some(later)
+    );
+    store
+        .mark_agent_seen(AgentId::from_uuid(fx.id()), later)
+        .await
+        .must("mark_agent_seen of an unknown agent is ignored");
+    setup.check_log("after sightings (no events)").await;
+}

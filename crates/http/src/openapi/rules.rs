@@ -79,10 +79,14 @@ pub(super) fn field_rule(schema: &str, field: &str) -> Option<Value> {
     })
 }
 
+/// The largest `wait` a check-in may ask for (the server holds it at most its own cap).
+const MAX_WAIT_PARAM: u32 = crate::routes::agent::MAX_WAIT_PARAM;
+
 /// The rule of a query or path parameter, by name.
 pub(super) fn param_rule(path: &str, name: &str) -> Option<Value> {
     Some(match name {
         "limit" => json!({"type": "integer", "minimum": 1, "maximum": 200, "default": 50}),
+        "wait" => json!({"type": "integer", "minimum": 0, "maximum": MAX_WAIT_PARAM, "default": 0}),
         // A cursor is the base64url of a 16-byte id (its last character carries 2 bits).
         "cursor" => json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{21}[AQgw]$"}),
         "status" => {

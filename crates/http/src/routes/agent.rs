@@ -2,19 +2,19 @@
 //! (the enrollment token or the agent secret is the credential); the rest takes the
 //! agent's access token.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use fleetpass_domain::fleet::{AgentVersion, Hostname, Platform};
 use fleetpass_domain::ids::{AgentId, ScanId};
 use fleetpass_domain::scan::ScanResults;
 use fleetpass_ports::service::agents::{self as svc, Enrollment};
 use fleetpass_ports::service::scans;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::{Checks, route};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AgentCaller, Body, BodyLimit, path_id};
+use crate::extract::{AgentCaller, Body, BodyLimit, bearer_token, path_id, read_json};
 use crate::guard::Class;
 use crate::views::{AgentView, ScanView, ts};
 
@@ -162,16 +162,76 @@ pub async fn heartbeat(
     Ok(HttpResponse::Ok().json(AgentView::from(agent)))
 }
 
-/// Claim the oldest queued scan of the agent's fleet: 200 with the scan, or 204 when
-/// there is none. Two agents never claim the same scan.
+/// The largest `wait` a check-in may ask for, in seconds.
+pub const MAX_WAIT_PARAM: u32 = 3600;
+
+/// Parameters of `POST /agent/jobs/claim`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ClaimParams {
+    /// Seconds to wait for a scan when none is claimable now (a long-poll), 0-3600;
+    /// default 0 (answer at once). The server holds a check-in at most its own cap
+    /// (`FLEETPASS_MAX_POLL_WAIT`, 300 s by default), ends it 10 s before the access
+    /// token expires, and shortens each wait by up to a tenth at random.
+    #[param(value_type = Option<u32>)]
+    pub wait: Option<String>,
+}
+
+/// Claim the oldest claimable scan of the agent's fleet: 200 with the scan, or 204 when
+/// there is none. Two agents never claim the same scan. With `?wait=SECONDS` the
+/// check-in is a long-poll: it answers 200 as soon as a scan of the fleet becomes
+/// claimable, 204 when the wait ends (or the server is stopping), 401 when the agent is
+/// revoked meanwhile, and 503 with `Retry-After` when this server holds its limit of
+/// waiting check-ins. Held check-ins mark the agent seen, so an agent that keeps one
+/// open needs no heartbeat to stay present.
 #[utoipa::path(post, path = "/agent/jobs/claim", tag = "agent", security(("agent" = [])),
+    params(ClaimParams),
     responses((status = 200, description = "The claimed scan, now running", body = ScanView),
-        (status = 204, description = "No queued scan"), (status = 401, body = ErrorBody)))]
+        (status = 204, description = "No claimable scan (within the wait)"), (status = 401, body = ErrorBody),
+        (status = 422, description = "`wait` is not a number of seconds from 0 to 3600", body = ErrorBody),
+        (status = 503, description = "This server holds its limit of waiting check-ins, or the database is unreachable: retry after `Retry-After`", body = ErrorBody)))]
 pub async fn claim(
     state: web::Data<AppState>,
+    req: HttpRequest,
     AgentCaller(agent): AgentCaller,
+    params: web::Query<ClaimParams>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(match scans::claim(&state.deps, &agent).await? {
+    let requested = match params.into_inner().wait {
+        None => 0,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|w| *w <= MAX_WAIT_PARAM)
+            .ok_or_else(|| {
+                ApiError::new(
+                    crate::error::ErrorCode::ValidationError,
+                    "wait must be a whole number of seconds from 0 to 3600",
+                )
+                .field("wait")
+                .hint("Ask for at most 3600 seconds; the server may hold the check-in for less.")
+            })?,
+    };
+    let wait = if requested == 0 {
+        std::time::Duration::ZERO
+    } else {
+        // The guard verified this token; its expiry bounds the wait.
+        let expires_at = match bearer_token(&req) {
+            Some(token) => state.keys.agent_token_expires_at(&token).await.ok(),
+            None => None,
+        };
+        let now = state.deps.now();
+        let token_left = expires_at
+            .and_then(|at| std::time::Duration::try_from(at - now).ok())
+            .unwrap_or_default();
+        let random = state.deps.secrets.random_32();
+        scans::wait_for(
+            std::time::Duration::from_secs(requested.into()),
+            state.config.max_poll_wait,
+            token_left,
+            u32::from_be_bytes([random[0], random[1], random[2], random[3]]),
+        )
+    };
+    Ok(match scans::check_in(&state.deps, &agent, wait).await? {
         Some(scan) => HttpResponse::Ok().json(ScanView::from(scan)),
         None => HttpResponse::NoContent().finish(),
     })
@@ -206,9 +266,13 @@ pub async fn submit_results(
     state: web::Data<AppState>,
     AgentCaller(agent): AgentCaller,
     id: web::Path<String>,
-    Body(results): Body<ScanResults>,
+    req: HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, ScanId::parse)?;
+    // Up to 16 MiB for a scan of someone else's is refused before a byte of it is read.
+    scans::running_scan_of(&state.deps, &agent, id).await?;
+    let results: ScanResults = read_json(&req, payload.into_inner()).await?;
     let scan = scans::submit_results(&state.deps, &state.keys, &agent, id, results).await?;
     Ok(HttpResponse::Ok().json(CompletedView {
         scan_id: scan.id.to_string(),

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{Checks, SERVER_FIELDS, body_id, present, refuse_other_fields, route};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Body, Caller, ListParams, path_id};
+use crate::extract::{Administer, Body, Caller, ListParams, ManageEnvironments, Needs, path_id};
 use crate::guard::Class;
 use crate::views::{
     AuditEventView, EnvironmentView, List, PrincipalView, ServiceAccountView, UserView,
@@ -78,7 +78,7 @@ pub struct CreateEnvironmentBody {
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_environment(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<ManageEnvironments>,
     Body(body): Body<CreateEnvironmentBody>,
 ) -> Result<HttpResponse, ApiError> {
     let name = EnvironmentName::new(&body.name).map_err(|e| ApiError::invalid("name", &e))?;
@@ -92,7 +92,7 @@ pub async fn create_environment(
     responses((status = 200, body = List<EnvironmentView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_environments(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let page = svc::list_environments(&state.deps, &caller.actor, params.page()?).await?;
@@ -105,7 +105,7 @@ pub async fn list_environments(
     responses((status = 200, body = EnvironmentView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_environment(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, EnvironmentId::parse)?;
@@ -132,7 +132,7 @@ pub struct PatchEnvironmentBody {
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update_environment(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<ManageEnvironments>,
     id: web::Path<String>,
     Body(body): Body<PatchEnvironmentBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -154,7 +154,7 @@ pub async fn update_environment(
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_environment(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<ManageEnvironments>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, EnvironmentId::parse)?;
@@ -249,7 +249,7 @@ impl PatchPrincipalBody {
     responses((status = 201, body = UserView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_user(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     Body(body): Body<CreateUserBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut checks = Checks::default();
@@ -271,7 +271,7 @@ pub async fn create_user(
     responses((status = 201, body = ServiceAccountView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_service_account(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     Body(body): Body<CreateServiceAccountBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut checks = Checks::default();
@@ -291,7 +291,7 @@ pub async fn create_service_account(
 
 async fn list_principals(
     state: &AppState,
-    caller: &Caller,
+    caller: &Caller<impl Needs>,
     kind: PrincipalFilter,
     params: &ListParams,
 ) -> Result<HttpResponse, ApiError> {
@@ -301,7 +301,7 @@ async fn list_principals(
 
 async fn get_principal(
     state: &AppState,
-    caller: &Caller,
+    caller: &Caller<impl Needs>,
     kind: PrincipalFilter,
     id: &str,
 ) -> Result<HttpResponse, ApiError> {
@@ -313,7 +313,7 @@ async fn get_principal(
 
 async fn update_principal(
     state: &AppState,
-    caller: &Caller,
+    caller: &Caller<impl Needs>,
     kind: PrincipalFilter,
     id: &str,
     body: PatchPrincipalBody,
@@ -326,7 +326,7 @@ async fn update_principal(
 
 async fn delete_principal(
     state: &AppState,
-    caller: &Caller,
+    caller: &Caller<impl Needs>,
     kind: PrincipalFilter,
     id: &str,
 ) -> Result<HttpResponse, ApiError> {
@@ -340,7 +340,7 @@ async fn delete_principal(
     responses((status = 200, body = List<UserView>), (status = 403, body = ErrorBody)))]
 pub async fn list_users(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     list_principals(&state, &caller, PrincipalFilter::Users, &params).await
@@ -352,7 +352,7 @@ pub async fn list_users(
     responses((status = 200, body = UserView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_user(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     get_principal(&state, &caller, PrincipalFilter::Users, &id).await
@@ -365,7 +365,7 @@ pub async fn get_user(
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update_user(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     id: web::Path<String>,
     Body(body): Body<PatchPrincipalBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -378,7 +378,7 @@ pub async fn update_user(
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_user(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     delete_principal(&state, &caller, PrincipalFilter::Users, &id).await
@@ -389,7 +389,7 @@ pub async fn delete_user(
     responses((status = 200, body = List<ServiceAccountView>), (status = 403, body = ErrorBody)))]
 pub async fn list_service_accounts(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     list_principals(&state, &caller, PrincipalFilter::ServiceAccounts, &params).await
@@ -401,7 +401,7 @@ pub async fn list_service_accounts(
     responses((status = 200, body = ServiceAccountView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_service_account(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     get_principal(&state, &caller, PrincipalFilter::ServiceAccounts, &id).await
@@ -414,7 +414,7 @@ pub async fn get_service_account(
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update_service_account(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     id: web::Path<String>,
     Body(body): Body<PatchPrincipalBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -427,7 +427,7 @@ pub async fn update_service_account(
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn delete_service_account(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     delete_principal(&state, &caller, PrincipalFilter::ServiceAccounts, &id).await
@@ -460,7 +460,7 @@ pub struct AuditParams {
     responses((status = 200, body = List<AuditEventView>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_audit_events(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     params: web::Query<AuditParams>,
 ) -> Result<HttpResponse, ApiError> {
     let params = params.into_inner();

@@ -4,14 +4,15 @@
 use actix_web::{HttpResponse, web};
 use fleetpass_domain::fleet::{EnrollmentTtlHours, FleetName, MaxUses};
 use fleetpass_domain::ids::{AgentId, EnrollmentTokenId, EnvironmentId, FleetId};
+use fleetpass_ports::service::PathTarget;
 use fleetpass_ports::service::fleets as svc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{Checks, SERVER_FIELDS, refuse_other_fields, route};
+use super::{Checks, SERVER_FIELDS, body_in_scope, refuse_other_fields, route};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Body, Caller, ListParams, path_id};
+use crate::extract::{Body, Caller, ListParams, Operate, path_id};
 use crate::guard::Class;
 use crate::views::{
     AgentView, CreatedFleetView, EnrollmentTokenView, FleetView, IssuedEnrollmentView, List,
@@ -72,7 +73,7 @@ pub struct CreateFleetBody {
         (status = 429, body = ErrorBody), (status = 500, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_fleet(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     Body(body): Body<CreateFleetBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut checks = Checks::default();
@@ -146,11 +147,12 @@ const FLEET_READONLY: [(&str, &str); 4] = [
         (status = 422, description = "VALIDATION_ERROR or READONLY_FIELD", body = ErrorBody)))]
 pub async fn update_fleet(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     id: web::Path<String>,
-    Body(body): Body<PatchFleetBody>,
+    body: Result<Body<PatchFleetBody>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, FleetId::parse)?;
+    let body = body_in_scope(&state, &caller, PathTarget::Fleet(id), body).await?;
     refuse_other_fields(&body.rest, &FLEET_READONLY)?;
     let fleet = match body.name {
         Some(raw) => {
@@ -168,7 +170,7 @@ pub async fn update_fleet(
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_fleet(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, FleetId::parse)?;
@@ -195,11 +197,12 @@ pub struct IssueEnrollmentBody {
         (status = 422, body = ErrorBody)))]
 pub async fn issue_enrollment_token(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     fleet: web::Path<String>,
-    Body(body): Body<IssueEnrollmentBody>,
+    body: Result<Body<IssueEnrollmentBody>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let fleet = path_id(&fleet, FleetId::parse)?;
+    let body = body_in_scope(&state, &caller, PathTarget::Fleet(fleet), body).await?;
     let mut checks = Checks::default();
     let ttl = body.expires_hours.map_or(
         Ok(EnrollmentTtlHours::default_ttl()),
@@ -244,7 +247,7 @@ pub async fn list_enrollment_tokens(
     responses((status = 204, description = "Revoked"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_enrollment_token(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let fleet = path_id(&path.0, FleetId::parse)?;
@@ -289,7 +292,7 @@ pub async fn get_agent(
     responses((status = 204, description = "Revoked"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_agent(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, AgentId::parse)?;

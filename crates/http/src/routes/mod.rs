@@ -21,7 +21,11 @@ use fleetpass_domain::scan::Scenario;
 use fleetpass_domain::value::ValueError;
 use serde::{Deserialize, Deserializer};
 
+use fleetpass_ports::service::{PathTarget, authorize_target};
+
+use crate::AppState;
 use crate::error::{ApiError, FieldProblem};
+use crate::extract::{Body, Caller, Needs};
 use crate::guard::{self, Class};
 
 /// Registers every route.
@@ -90,6 +94,20 @@ pub(crate) fn created(location: String) -> actix_web::HttpResponseBuilder {
     let mut builder = actix_web::HttpResponse::Created();
     builder.insert_header((actix_web::http::header::LOCATION, location));
     builder
+}
+
+/// The body of an operation whose path names `target`, once access to `target` is
+/// decided: a caller outside its environment (or of another tenant) hears 403
+/// `FORBIDDEN_SCOPE` (or 404) whatever the body says, as the role is decided before it
+/// by [`Caller`]. Handlers take their body as `Result<Body<T>, ApiError>` for this.
+pub(crate) async fn body_in_scope<T, N: Needs>(
+    state: &AppState,
+    caller: &Caller<N>,
+    target: PathTarget,
+    body: Result<Body<T>, ApiError>,
+) -> Result<T, ApiError> {
+    authorize_target(&state.deps, &caller.actor, N::ACTION, target).await?;
+    body.map(|Body(body)| body)
 }
 
 /// Collects field errors so that a request with several wrong fields hears of all of

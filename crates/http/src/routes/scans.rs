@@ -8,16 +8,17 @@ use fleetpass_domain::ids::{FleetId, ScanId, ShareLinkId};
 use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, ScanConstraints, ScanStatus};
 use fleetpass_domain::share::{Artifact, MaxAccesses, ShareLabel, ShareTtlHours};
 use fleetpass_domain::value::parse_timestamp;
+use fleetpass_ports::service::PathTarget;
 use fleetpass_ports::service::scans as svc;
 use fleetpass_ports::service::shares::{self, NewShare};
 use fleetpass_ports::store::{ScanArtifacts, ScanFilter};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Checks, route, scenario};
+use super::{Checks, body_in_scope, route, scenario};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Body, Caller, ListParams, path_id};
+use crate::extract::{Body, Caller, ListParams, Needs, Operate, path_id};
 use crate::guard::Class;
 use crate::views::{CreatedShareView, List, ScanView, ShareLinkView, ts};
 
@@ -98,7 +99,7 @@ impl ConstraintsBody {
         (status = 422, description = "Unsupported scenario or infeasible constraints (the field is named)", body = ErrorBody)))]
 pub async fn request_scan(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     Body(body): Body<RequestScanBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut checks = Checks::default();
@@ -179,7 +180,11 @@ pub async fn get_scan(
     )))
 }
 
-async fn artifacts(state: &AppState, caller: &Caller, id: &str) -> Result<ScanArtifacts, ApiError> {
+async fn artifacts(
+    state: &AppState,
+    caller: &Caller<impl Needs>,
+    id: &str,
+) -> Result<ScanArtifacts, ApiError> {
     let id = path_id(id, ScanId::parse)?;
     Ok(svc::get_artifacts(&state.deps, &caller.actor, id).await?.1)
 }
@@ -280,11 +285,12 @@ pub struct CreateShareBody {
 
 async fn create_share(
     state: &AppState,
-    caller: &Caller,
+    caller: &Caller<impl Needs>,
     scan: &str,
-    body: CreateShareBody,
+    body: Result<Body<CreateShareBody>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let scan = path_id(scan, ScanId::parse)?;
+    let body = body_in_scope(state, caller, PathTarget::Scan(scan), body).await?;
     let mut checks = Checks::default();
     let ttl = checks.require(
         "expiresHours",
@@ -339,9 +345,9 @@ async fn create_share(
         (status = 422, body = ErrorBody)))]
 pub async fn create_share_link(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     scan: web::Path<String>,
-    Body(body): Body<CreateShareBody>,
+    body: Result<Body<CreateShareBody>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     create_share(&state, &caller, &scan, body).await
 }
@@ -355,9 +361,9 @@ pub async fn create_share_link(
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_share_alias(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     scan: web::Path<String>,
-    Body(body): Body<CreateShareBody>,
+    body: Result<Body<CreateShareBody>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let mut res = create_share(&state, &caller, &scan, body).await?;
     let successor = format!(
@@ -397,7 +403,7 @@ pub async fn list_share_links(
     responses((status = 204, description = "Revoked"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_share_link(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, ShareLinkId::parse)?;

@@ -5,14 +5,15 @@ use actix_web::{HttpResponse, web};
 use fleetpass_domain::ids::{FleetId, ScheduleId};
 use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes};
 use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
+use fleetpass_ports::service::PathTarget;
 use fleetpass_ports::service::schedules::{self as svc, SchedulePatch, ScheduleSpec};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{Checks, SERVER_FIELDS, present, refuse_other_fields, route, scenario};
+use super::{Checks, SERVER_FIELDS, body_in_scope, present, refuse_other_fields, route, scenario};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Body, Caller, ListParams, path_id};
+use crate::extract::{Body, Caller, ListParams, Operate, path_id};
 use crate::guard::Class;
 use crate::views::{List, ts};
 
@@ -117,7 +118,7 @@ impl From<Schedule> for ScheduleView {
         (status = 503, description = "Schedules require Postgres persistence", body = ErrorBody)))]
 pub async fn create_schedule(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     Body(body): Body<CreateScheduleBody>,
 ) -> Result<HttpResponse, ApiError> {
     svc::require_persistence(&state.deps)?;
@@ -226,11 +227,13 @@ const SCHEDULE_READONLY: [(&str, &str); 4] = [
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn update_schedule(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     id: web::Path<String>,
-    Body(body): Body<PatchScheduleBody>,
+    body: Result<Body<PatchScheduleBody>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     svc::require_persistence(&state.deps)?;
+    let id = path_id(&id, ScheduleId::parse)?;
+    let body = body_in_scope(&state, &caller, PathTarget::Schedule(id), body).await?;
     refuse_other_fields(&body.rest, &SCHEDULE_READONLY)?;
     let mut checks = Checks::default();
     let limits = body.constraints.unwrap_or_default();
@@ -248,7 +251,6 @@ pub async fn update_schedule(
         enabled: body.enabled,
     };
     checks.finish()?;
-    let id = path_id(&id, ScheduleId::parse)?;
     let schedule = svc::update_schedule(&state.deps, &caller.actor, id, patch).await?;
     Ok(HttpResponse::Ok().json(ScheduleView::from(schedule)))
 }
@@ -259,7 +261,7 @@ pub async fn update_schedule(
     responses((status = 204, description = "Deleted"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn delete_schedule(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Operate>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     svc::require_persistence(&state.deps)?;

@@ -1,6 +1,6 @@
 //! Liveness, readiness, the OpenAPI document and `/api/me`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use fleetpass_domain::access::Action;
 use fleetpass_ports::service::{require, tenants};
 use serde::Serialize;
@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::route;
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::extract::Caller;
+use crate::extract::{Caller, bearer_token};
 use crate::guard::Class;
 use crate::views::{MeView, TokenView};
 
@@ -81,15 +81,35 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
     }))
 }
 
-/// Prometheus metrics (text exposition format).
-#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format")))]
-pub async fn metrics() -> HttpResponse {
-    let body = crate::metrics::Metrics::global()
-        .map(crate::metrics::Metrics::render)
-        .unwrap_or_default();
-    HttpResponse::Ok()
+/// Prometheus metrics (text exposition format): requests, authentication failures and
+/// 429s by kind, scans by status and queue age, agents by last seen, the database pool,
+/// the build and the process. With `FLEETPASS_METRICS_TOKEN` set, only a request
+/// bearing that token is answered.
+#[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, description = "Prometheus text format"),
+    (status = 401, description = "`FLEETPASS_METRICS_TOKEN` is set and the request does not bear it", body = ErrorBody)))]
+pub async fn metrics(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(token) = &state.config.metrics_token
+        && !bearer_token(&req).is_some_and(|presented| token.matches(&presented))
+    {
+        return Err(ApiError::unauthorized("the metrics token is required")
+            .hint("Send `Authorization: Bearer <the server's FLEETPASS_METRICS_TOKEN>`."));
+    }
+    let Some(metrics) = crate::metrics::Metrics::global() else {
+        return Ok(HttpResponse::Ok().finish());
+    };
+    let now = state.deps.now();
+    match state.deps.store.service_stats(now).await {
+        Ok(stats) => metrics.observe(&stats, now),
+        // The request counters are still worth a scrape; the store gauges keep their
+        // last values.
+        Err(e) => tracing::warn!(error = %e, "metrics: the store's counts could not be read"),
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(body)
+        .body(metrics.render()))
 }
 
 /// A readable API reference, rendered from the OpenAPI document (`crate::docs`).

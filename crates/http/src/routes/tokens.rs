@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::{Checks, SERVER_FIELDS, body_id, present, refuse_other_fields, route};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Body, Caller, ListParams, path_id};
+use crate::extract::{Administer, Body, Caller, ListParams, path_id};
 use crate::guard::Class;
 use crate::views::{CreatedTokenView, List, TokenView};
 
@@ -136,7 +136,7 @@ impl CreateTokenBody {
         (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn create_token(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     Body(body): Body<CreateTokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     let issued = svc::create_token(&state.deps, &caller.actor, body.into_domain()?).await?;
@@ -153,7 +153,7 @@ pub async fn create_token(
     responses((status = 200, body = List<TokenView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_tokens(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     params: web::Query<ListParams>,
 ) -> Result<HttpResponse, ApiError> {
     let page = svc::list_tokens(&state.deps, &caller.actor, params.page()?).await?;
@@ -167,7 +167,7 @@ pub async fn list_tokens(
     responses((status = 200, body = TokenView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_token(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, TokenId::parse)?;
@@ -244,7 +244,7 @@ const TOKEN_READONLY: [(&str, &str); 12] = [
         (status = 404, body = ErrorBody), (status = 422, description = "VALIDATION_ERROR or READONLY_FIELD", body = ErrorBody)))]
 pub async fn update_token(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     id: web::Path<String>,
     Body(body): Body<PatchTokenBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -273,7 +273,7 @@ pub async fn update_token(
     responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_token(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, TokenId::parse)?;
@@ -298,7 +298,7 @@ pub struct RotateTokenBody {
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn rotate_token(
     state: web::Data<AppState>,
-    caller: Caller,
+    caller: Caller<Administer>,
     id: web::Path<String>,
     Body(body): Body<RotateTokenBody>,
 ) -> Result<HttpResponse, ApiError> {

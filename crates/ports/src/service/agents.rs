@@ -155,21 +155,27 @@ pub async fn exchange(
     mint(deps, keys, &agent).await
 }
 
-/// Authenticates an agent by its access token. A revoked agent is refused at once,
-/// even while its token has life left.
+/// Authenticates an agent by its access token, and marks it seen: every authenticated
+/// agent request is presence (the store may write it later, in a batch). A revoked
+/// agent is refused at once, even while its token has life left.
 ///
 /// # Errors
 /// `Unauthorized` saying why; store errors.
 pub async fn authenticate(deps: &Deps, keys: &KeyRing, token: &str) -> ServiceResult<Agent> {
+    let now = deps.now();
     let id = keys
-        .verify_agent_token(token, deps.now())
+        .verify_agent_token(token, now)
         .await
         .map_err(|e| ServiceError::Unauthorized {
             message: e.to_string(),
             hint: Some(Remedy::FreshAccessToken),
         })?;
     match deps.store.find_agent_credentials(id).await? {
-        Some((agent, _)) if agent.revoked_at.is_none() => Ok(agent),
+        Some((mut agent, _)) if agent.revoked_at.is_none() => {
+            deps.store.mark_agent_seen(agent.id, now).await?;
+            agent.last_seen_at = agent.last_seen_at.max(Some(now));
+            Ok(agent)
+        }
         Some(_) => Err(ServiceError::Unauthorized {
             message: "the agent was revoked".to_owned(),
             hint: Some(Remedy::AgentRevoked),
@@ -181,7 +187,9 @@ pub async fn authenticate(deps: &Deps, keys: &KeyRing, token: &str) -> ServiceRe
     }
 }
 
-/// Records a heartbeat.
+/// Records a heartbeat. The agent was marked seen when it authenticated; the store is
+/// written only when the reported version differs from the one it holds, so a
+/// heartbeat costs no write of its own.
 ///
 /// # Errors
 /// Store errors.
@@ -190,8 +198,17 @@ pub async fn heartbeat(
     agent: &Agent,
     version: Option<AgentVersion>,
 ) -> ServiceResult<Agent> {
-    Ok(deps
-        .store
-        .record_heartbeat(agent.id, deps.now(), version.as_ref())
-        .await?)
+    match version {
+        Some(version) if agent.agent_version.as_ref() != Some(&version) => Ok(deps
+            .store
+            .record_heartbeat(agent.id, deps.now(), Some(&version))
+            .await?),
+        _ => {
+            let now = deps.now();
+            deps.store.mark_agent_seen(agent.id, now).await?;
+            let mut seen = agent.clone();
+            seen.last_seen_at = seen.last_seen_at.max(Some(now));
+            Ok(seen)
+        }
+    }
 }

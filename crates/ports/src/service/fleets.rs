@@ -12,6 +12,7 @@ use fleetpass_domain::secret::{PlainSecret, SecretKind};
 use serde_json::json;
 
 use super::{Field, ServiceError, ServiceResult, require};
+use crate::wakeups::Wakeup;
 use crate::{Deps, RepoError};
 
 /// An enrollment token and its secret, shown this once.
@@ -216,7 +217,10 @@ pub async fn delete_fleet(deps: &Deps, actor: &Actor, id: FleetId) -> ServiceRes
             json!({"name": fleet.name.as_str()}),
         )
         .in_environment(fleet.environment_id);
-    Ok(deps.store.delete_fleet(actor.tenant_id, id, &audit).await?)
+    deps.store.delete_fleet(actor.tenant_id, id, &audit).await?;
+    deps.wakeups
+        .publish(id, Wakeup::FleetGone, std::time::Duration::ZERO);
+    Ok(())
 }
 
 /// Issues an enrollment token for a fleet.
@@ -340,8 +344,14 @@ pub async fn revoke_agent(deps: &Deps, actor: &Actor, id: AgentId) -> ServiceRes
             json!({"hostname": agent.hostname.as_str()}),
         )
         .in_environment(environment);
-    Ok(deps
+    let revoked = deps
         .store
         .revoke_agent(actor.tenant_id, id, deps.now(), &audit)
-        .await?)
+        .await?;
+    deps.wakeups.publish(
+        revoked.fleet_id,
+        Wakeup::AgentGone(revoked.id),
+        std::time::Duration::ZERO,
+    );
+    Ok(revoked)
 }

@@ -108,6 +108,13 @@ pub enum ServiceError {
         /// How to turn it on.
         hint: &'static str,
     },
+    /// This process is at its configured limit (of waiting check-ins); retry after
+    /// the given time, here or on another replica.
+    #[error("busy; retry after {retry_after_seconds} s")]
+    Busy {
+        /// When to try again.
+        retry_after_seconds: u64,
+    },
     /// The store cannot be reached; retry later.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -156,6 +163,40 @@ pub type ServiceResult<T> = Result<T, ServiceError>;
 /// Checks access; the one place services call the domain's `authorize`.
 pub fn require(actor: &Actor, action: Action, env: Option<EnvironmentId>) -> ServiceResult<()> {
     authorize(actor, action, env).map_err(ServiceError::from)
+}
+
+/// A resource that an operation's path names, in an environment: what
+/// [`authorize_target`] decides access to before the operation's body is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathTarget {
+    /// `/tenant/discovery/fleets/{fleet_id}…`
+    Fleet(fleetpass_domain::ids::FleetId),
+    /// `/tenant/scans/{scan_id}…`
+    Scan(fleetpass_domain::ids::ScanId),
+    /// `/tenant/schedules/{schedule_id}`
+    Schedule(fleetpass_domain::ids::ScheduleId),
+}
+
+/// Whether `actor` may take `action` on `target`, judged as the operation itself will
+/// judge it (role, then the resource's environment), so that the HTTP layer can answer
+/// 404 or 403 `FORBIDDEN_SCOPE` before it says anything about a body. The operation
+/// checks again; this is the early answer, not the authority.
+///
+/// # Errors
+/// `Denied` or `NotFound`, as the operation on `target` would answer.
+pub async fn authorize_target(
+    deps: &Deps,
+    actor: &Actor,
+    action: Action,
+    target: PathTarget,
+) -> ServiceResult<()> {
+    match target {
+        PathTarget::Fleet(id) => fleets::fleet_for(deps, actor, action, id).await.map(drop),
+        PathTarget::Scan(id) => scans::scan_for(deps, actor, action, id).await.map(drop),
+        PathTarget::Schedule(id) => schedules::schedule_for(deps, actor, action, id)
+            .await
+            .map(drop),
+    }
 }
 
 impl Deps {

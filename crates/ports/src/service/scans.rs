@@ -15,6 +15,7 @@ use super::fleets::fleet_for;
 use super::{Field, ServiceError, ServiceResult, require};
 use crate::keys::KeyRing;
 use crate::store::{ScanArtifacts, ScanFilter};
+use crate::wakeups::Wakeup;
 use crate::{Conflict, Deps, RepoError};
 
 /// Requests a scan of a fleet; it waits, queued, for one of the fleet's agents.
@@ -69,7 +70,18 @@ pub async fn request_scan(
         Err(RepoError::NotFound) => Err(ServiceError::NotFound),
         other => other.map_err(ServiceError::from),
     }?;
+    deps.wakeups
+        .publish(scan.fleet_id, Wakeup::Scan, claimable_in(&scan, now));
     Ok(scan)
+}
+
+/// How long after `now` a queued scan becomes claimable: at once, or at its `notBefore`.
+pub fn claimable_in(scan: &Scan, now: fleetpass_domain::Timestamp) -> std::time::Duration {
+    scan.constraints
+        .not_before
+        .map_or(std::time::Duration::ZERO, |at| {
+            std::time::Duration::try_from(at - now).unwrap_or_default()
+        })
 }
 
 /// Reads a scan and checks `action` on it, scope included.
@@ -145,6 +157,136 @@ pub async fn claim(deps: &Deps, agent: &Agent) -> ServiceResult<Option<Scan>> {
     Ok(deps.store.claim_scan(agent, deps.now(), &audit).await?)
 }
 
+/// The scan `id` if `agent` claimed it and it is still running: what an agent may send
+/// results for. The HTTP layer asks this before it reads a results body, so a body for
+/// someone else's scan is refused without being read.
+///
+/// # Errors
+/// `NotFound` for a scan of another agent (or none), `Conflict(ScanNotRunning)` for
+/// one that is no longer running.
+pub async fn running_scan_of(deps: &Deps, agent: &Agent, id: ScanId) -> ServiceResult<Scan> {
+    let scan = deps.store.get_scan(agent.tenant_id, id).await?;
+    if scan.claimed_by != Some(agent.id) {
+        return Err(ServiceError::NotFound);
+    }
+    if scan.status != ScanStatus::Running {
+        return Err(ServiceError::Conflict {
+            constraint: Conflict::ScanNotRunning,
+        });
+    }
+    Ok(scan)
+}
+
+/// How often a held check-in marks its agent seen: the agent sends nothing while it
+/// waits, and `lastSeenAt` must not go staler than this (plus one presence flush).
+pub const PRESENCE_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Claims the oldest claimable scan of the agent's fleet, waiting up to `wait` for one
+/// to become claimable (a long-poll; `wait` zero is a plain claim). Waiting costs no
+/// store work: the wait is woken through the wake-up port (a scan wakes one waiter of
+/// its fleet per process), and each wake-up is one claim attempt; a waiter that loses
+/// the race (to another replica's) waits on. While it waits the agent is
+/// marked seen every [`PRESENCE_EVERY`]. `Ok(None)` when the wait ends with nothing
+/// claimed (its time is up, or the server is stopping).
+///
+/// # Errors
+/// `Busy` when this process holds its limit of waiting check-ins; `Unauthorized` when
+/// the agent is revoked or its fleet deleted while it waits; store errors.
+pub async fn check_in(
+    deps: &Deps,
+    agent: &Agent,
+    wait: std::time::Duration,
+) -> ServiceResult<Option<Scan>> {
+    if wait.is_zero() {
+        return claim(deps, agent).await;
+    }
+    let deadline = tokio::time::Instant::now() + wait;
+    // Subscribed before the first claim, so a scan queued between the claim and the
+    // wait is not missed.
+    let mut wakeups = deps
+        .wakeups
+        .subscribe(agent.fleet_id)
+        .map_err(|_| ServiceError::Busy {
+            retry_after_seconds: BUSY_RETRY_AFTER_SECONDS,
+        })?;
+    let mut presence =
+        tokio::time::interval_at(tokio::time::Instant::now() + PRESENCE_EVERY, PRESENCE_EVERY);
+    let mut woken_for_a_scan = false;
+    loop {
+        match claim(deps, agent).await {
+            Ok(Some(scan)) => return Ok(Some(scan)),
+            Ok(None) => {}
+            Err(e) => {
+                // The scan this waiter was woken for is still queued: another waiter
+                // here tries it.
+                if woken_for_a_scan {
+                    wakeups.pass_on();
+                }
+                return Err(e);
+            }
+        }
+        loop {
+            tokio::select! {
+                event = wakeups.next() => match event {
+                    Wakeup::Scan => {
+                        woken_for_a_scan = true;
+                        break;
+                    }
+                    Wakeup::Missed => {
+                        woken_for_a_scan = false;
+                        break;
+                    }
+                    Wakeup::AgentGone(id) if id == agent.id => {
+                        return Err(ServiceError::Unauthorized {
+                            message: "the agent was revoked".to_owned(),
+                            hint: Some(super::Remedy::AgentRevoked),
+                        });
+                    }
+                    Wakeup::AgentGone(_) => {}
+                    Wakeup::FleetGone => {
+                        return Err(ServiceError::Unauthorized {
+                            message: "the agent no longer exists".to_owned(),
+                            hint: Some(super::Remedy::AgentRevoked),
+                        });
+                    }
+                    Wakeup::ShuttingDown => return Ok(None),
+                },
+                () = tokio::time::sleep_until(deadline) => return Ok(None),
+                _ = presence.tick() => {
+                    // Presence is best effort: a store hiccup must not end the wait.
+                    if let Err(e) = deps.store.mark_agent_seen(agent.id, deps.now()).await {
+                        tracing::debug!(error = %e, "could not mark a waiting agent seen");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `Retry-After` of a refused check-in: long enough for held polls to end and free
+/// room, short enough that an agent is not kept away long.
+pub const BUSY_RETRY_AFTER_SECONDS: u64 = 30;
+
+/// How long a check-in that asked for `requested` waits: at most `cap`, ending
+/// `margin` before the agent's access token expires, and shortened by up to a tenth by
+/// `random` (so that polls begun together do not all end together).
+pub fn wait_for(
+    requested: std::time::Duration,
+    cap: std::time::Duration,
+    token_left: std::time::Duration,
+    random: u32,
+) -> std::time::Duration {
+    /// A poll ends this long before its token, so the agent can renew and check in anew.
+    const MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+    let wait = requested.min(cap).min(token_left.saturating_sub(MARGIN));
+    if wait.is_zero() {
+        return wait;
+    }
+    let tenth = wait / 10;
+    let cut = tenth.mul_f64(f64::from(random) / f64::from(u32::MAX));
+    wait - cut
+}
+
 /// Accepts an agent's results for a scan it claimed: validates them, makes the bundle,
 /// the report and the signed passport, and completes the scan.
 ///
@@ -158,15 +300,7 @@ pub async fn submit_results(
     id: ScanId,
     results: ScanResults,
 ) -> ServiceResult<Scan> {
-    let scan = deps.store.get_scan(agent.tenant_id, id).await?;
-    if scan.claimed_by != Some(agent.id) {
-        return Err(ServiceError::NotFound);
-    }
-    if scan.status != ScanStatus::Running {
-        return Err(ServiceError::Conflict {
-            constraint: Conflict::ScanNotRunning,
-        });
-    }
+    let scan = running_scan_of(deps, agent, id).await?;
     results
         .validate(scan.constraints.max_assets)
         .map_err(|e| ServiceError::Invalid {
@@ -244,4 +378,41 @@ pub async fn sweep(deps: &Deps) -> ServiceResult<usize> {
         .in_environment(scan.environment_id)
     };
     Ok(deps.store.sweep_scans(now, &audit).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::wait_for;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    #[test]
+    fn a_wait_is_capped_ends_before_the_token_and_is_jittered_by_at_most_a_tenth() {
+        let token = S(900);
+        assert_eq!(wait_for(S(60), S(300), token, 0), S(60), "as asked");
+        assert_eq!(
+            wait_for(S(3600), S(300), token, 0),
+            S(300),
+            "the server's cap"
+        );
+        assert_eq!(
+            wait_for(S(300), S(300), S(100), 0),
+            S(90),
+            "10 s before the token"
+        );
+        assert_eq!(
+            wait_for(S(300), S(300), S(5), 0),
+            S(0),
+            "no time left: no wait"
+        );
+        assert_eq!(
+            wait_for(S(300), S(300), token, u32::MAX),
+            S(270),
+            "at most a tenth off"
+        );
+        let half = wait_for(S(300), S(300), token, u32::MAX / 2);
+        assert!(half > S(284) && half < S(286), "{half:?}");
+    }
 }

@@ -99,7 +99,7 @@ pub async fn create_schedule(
     Ok(schedule)
 }
 
-async fn schedule_for(
+pub(crate) async fn schedule_for(
     deps: &Deps,
     actor: &Actor,
     action: Action,

@@ -152,6 +152,13 @@ pub trait FleetStore: Send + Sync + 'static {
         version: Option<&AgentVersion>,
     ) -> Result<Agent, RepoError>;
 
+    /// Marks an agent seen at `at` (every authenticated agent request, and every held
+    /// check-in now and then). A store MAY write it later, in a batch (`lastSeenAt` is
+    /// presence, not an audit record), but its own later reads of the agent MUST show
+    /// it, and it MUST NOT move `last_seen_at` backwards. An unknown agent MAY be
+    /// ignored.
+    async fn mark_agent_seen(&self, id: AgentId, at: Timestamp) -> Result<(), RepoError>;
+
     /// The enrollment token whose secret has `digest`, in any tenant (revoked, expired
     /// and used-up ones too); `Ok(None)` when there is none.
     async fn find_enrollment_token_by_digest(

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{
     PgStore, ensure_fleet, expect_one, insert_audit, load_agent, load_enrollment_token,
-    lock_environment, lock_fleet, overfetch,
+    lock_environment, lock_fleet, overfetch, wakeups,
 };
 use crate::cached::CachedExt as _;
 use crate::error::{CorruptRow, InconsistentWrite};
@@ -166,7 +166,9 @@ impl FleetStore for PgStore {
                 .execute(c)
                 .await?;
                 expect_one(deleted)?;
-                insert_audit(c, std::slice::from_ref(audit)).await
+                insert_audit(c, std::slice::from_ref(audit)).await?;
+                // Its agents' held check-ins, on every replica, end when this commits.
+                wakeups::announce(c, &wakeups::fleet_gone(id)).await
             }
             .scope_boxed()
         })
@@ -348,6 +350,7 @@ impl FleetStore for PgStore {
     async fn get_agent(&self, tenant: TenantId, id: AgentId) -> Result<Agent, RepoError> {
         self.run(|c| async move { load_agent(c, tenant, id).await }.scope_boxed())
             .await
+            .map(|a| self.seen(a))
     }
 
     async fn list_agents(
@@ -375,6 +378,10 @@ impl FleetStore for PgStore {
             .scope_boxed()
         })
         .await
+        .map(|mut page| {
+            page.items = page.items.into_iter().map(|a| self.seen(a)).collect();
+            page
+        })
     }
 
     async fn revoke_agent(
@@ -402,7 +409,10 @@ impl FleetStore for PgStore {
                 match revoked {
                     Some(row) => {
                         insert_audit(c, std::slice::from_ref(audit)).await?;
-                        Ok(Agent::try_from(row)?)
+                        let agent = Agent::try_from(row)?;
+                        // Its held check-ins, on every replica, end when this commits.
+                        wakeups::announce(c, &wakeups::agent_gone(&agent)).await?;
+                        Ok(agent)
                     }
                     None => load_agent(c, tenant, id).await,
                 }
@@ -410,14 +420,15 @@ impl FleetStore for PgStore {
             .scope_boxed()
         })
         .await
+        .map(|a| self.seen(a))
     }
 
     async fn find_agent_credentials(
         &self,
         id: AgentId,
     ) -> Result<Option<(Agent, SecretDigest)>, RepoError> {
-        if let Some(cached) = self.auth.agent(id) {
-            return Ok(Some(cached));
+        if let Some((agent, digest)) = self.auth.agent(id) {
+            return Ok(Some((self.seen(agent), digest)));
         }
         let generation = self.auth.generation();
         let found = self
@@ -443,7 +454,7 @@ impl FleetStore for PgStore {
         if let Some(found) = &found {
             self.auth.keep_agent(id, generation, found.clone());
         }
-        Ok(found)
+        Ok(found.map(|(agent, digest)| (self.seen(agent), digest)))
     }
 
     async fn record_heartbeat(
@@ -452,37 +463,38 @@ impl FleetStore for PgStore {
         at: Timestamp,
         version: Option<&AgentVersion>,
     ) -> Result<Agent, RepoError> {
-        self.run(|c| {
-            async move {
-                let agent = agents::table.find(id.as_uuid());
-                // Without a version the stored one stays: agents need not report it on
-                // every beat.
-                let row = match version {
-                    Some(version) => {
-                        diesel::update(agent)
-                            .set((
-                                agents::last_seen_at.eq(at),
-                                agents::agent_version.eq(version.as_str()),
-                            ))
-                            .returning(AgentRow::as_returning())
-                            .cached()
-                            .get_result(c)
-                            .await?
-                    }
-                    None => {
-                        diesel::update(agent)
-                            .set(agents::last_seen_at.eq(at))
-                            .returning(AgentRow::as_returning())
-                            .cached()
-                            .get_result(c)
-                            .await?
-                    }
-                };
-                Ok(Agent::try_from(row)?)
-            }
-            .scope_boxed()
-        })
-        .await
+        // The sighting goes into the batch like every other (`batched.rs`), so
+        // `last_seen_at` has one writer and never moves backwards; only a reported
+        // version is written here. Without one the stored version stays: agents need
+        // not report it on every beat.
+        let agent = self
+            .run(|c| {
+                async move {
+                    let agent = agents::table.find(id.as_uuid());
+                    let row = match version {
+                        Some(version) => {
+                            diesel::update(agent)
+                                .set(agents::agent_version.eq(version.as_str()))
+                                .returning(AgentRow::as_returning())
+                                .cached()
+                                .get_result(c)
+                                .await?
+                        }
+                        None => agent.select(AgentRow::as_select()).first(c).await?,
+                    };
+                    Ok(Agent::try_from(row)?)
+                }
+                .scope_boxed()
+            })
+            .await?;
+        self.seen.note(id, at);
+        Ok(self.seen(agent))
+    }
+
+    async fn mark_agent_seen(&self, id: AgentId, at: Timestamp) -> Result<(), RepoError> {
+        // Noted, written in a batch (`batched.rs`): the request does not wait for it.
+        self.seen.note(id, at);
+        Ok(())
     }
 
     async fn find_enrollment_token_by_digest(
@@ -523,5 +535,6 @@ impl FleetStore for PgStore {
             .scope_boxed()
         })
         .await
+        .map(|a| a.map(|a| self.seen(a)))
     }
 }

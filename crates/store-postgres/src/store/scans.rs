@@ -149,7 +149,10 @@ pub(super) async fn insert(
         .values(ScanRow::from(scan))
         .execute(c)
         .await?;
-    insert_audit(c, std::slice::from_ref(audit)).await
+    insert_audit(c, std::slice::from_ref(audit)).await?;
+    // The fleet's held check-ins, on every replica, wake when this commits (or at its
+    // `notBefore`).
+    super::wakeups::announce(c, &super::wakeups::scan_queued(scan)).await
 }
 
 /// `get_scan`.

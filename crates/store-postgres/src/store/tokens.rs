@@ -81,7 +81,7 @@ impl TokenStore for PgStore {
                         return Ok(None);
                     };
                     let mut token = ApiToken::try_from(row)?;
-                    // A use noted here but not yet written (`token_uses.rs`): shown
+                    // A use noted here but not yet written (`batched.rs`): shown
                     // from memory, so authentication never waits for the batch.
                     token.last_used_at = token.last_used_at.max(uses.latest(token.id));
                     Ok(Some(TokenLookup {
@@ -278,7 +278,7 @@ impl TokenStore for PgStore {
     }
 
     async fn touch_token(&self, id: TokenId, at: Timestamp) -> Result<(), RepoError> {
-        // Noted, written in a batch (`token_uses.rs`): the request does not wait for it.
+        // Noted, written in a batch (`batched.rs`): the request does not wait for it.
         if self.auth.use_is_news(id, at) {
             self.uses.note(id, at);
         }
