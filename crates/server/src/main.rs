@@ -4,7 +4,7 @@
 mod config;
 mod passport;
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -584,15 +584,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let created = tenants::create_tenant(&deps, demo, AuditActor::Platform)
             .await
             .map_err(|e| anyhow::anyhow!("Failed to create the demo tenant: {e}"))?;
-        println!("Fleetpass is running in memory mode: data lives as long as this process.");
-        println!(
-            "Demo tenant admin token (shown once): {}",
-            created.admin_token.expose()
+        let token = created.admin_token.expose();
+        let welcome = format!(
+            "Fleetpass is running in memory mode: data lives as long as this process.\n\
+             Demo tenant admin token (shown once): {token}\n\
+             Try: curl -H 'Authorization: Bearer {token}' http://{bind}/api/me\n"
         );
-        println!(
-            "Try: curl -H 'Authorization: Bearer {}' http://{bind}/api/me",
-            created.admin_token.expose()
-        );
+        // One write, and no panic when nobody reads any more: a supervisor (or a test)
+        // that took the token and closed the pipe must not stop the server, which
+        // `println!` would do on the broken pipe (the socket is bound already).
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout
+            .write_all(welcome.as_bytes())
+            .and_then(|()| stdout.flush());
     }
     let state = actix_web::web::Data::new(AppState {
         deps,

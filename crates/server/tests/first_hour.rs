@@ -756,3 +756,24 @@ async fn json_log_lines_carry_the_request_fields_once() {
     assert!(json["span"]["request_id"].is_string(), "{json}");
     assert!(json.get("spans").is_none(), "{json}");
 }
+
+/// Item 4's bind-first order let a reader take the demo token and close the pipe
+/// before the server printed its last line: `println!` then panicked on the broken
+/// pipe and the server died under its first request (connection reset). A closed
+/// stdout is no reason to stop serving.
+#[tokio::test]
+async fn a_closed_stdout_does_not_stop_the_server() {
+    let mut server = spawn(&[]);
+    drop(server.child.stdout.take());
+    wait_listening(&mut server);
+    for _ in 0..3 {
+        let res = reqwest::get(format!("{}/healthz", server.base))
+            .await
+            .expect("the server still answers");
+        assert_eq!(res.status().as_u16(), 200);
+    }
+    assert!(
+        server.child.try_wait().expect("status").is_none(),
+        "the server is still running"
+    );
+}
