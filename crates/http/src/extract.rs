@@ -60,12 +60,22 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let tenant_route = req.extensions().get::<ResolvedCaller>().is_some();
-        if tenant_route && req.extensions().get::<RoleDecided>().is_none() {
-            tracing::error!(
-                route = req.match_pattern().as_deref().unwrap_or("unmatched"),
-                "a tenant handler takes its Body before its Caller"
-            );
-            return Box::pin(std::future::ready(Err(ApiError::internal())));
+        match req.extensions().get::<RoleDecided>().copied() {
+            _ if !tenant_route => {}
+            Some(RoleDecided(true)) => {}
+            // The `Caller` before this refused; its error is the answer (actix polls
+            // the handler's extractors in order and stops at the first error), so this
+            // future is never polled.
+            Some(RoleDecided(false)) => {
+                return Box::pin(std::future::ready(Err(ApiError::internal())));
+            }
+            None => {
+                tracing::error!(
+                    route = req.match_pattern().as_deref().unwrap_or("unmatched"),
+                    "a tenant handler takes its Body before its Caller"
+                );
+                return Box::pin(std::future::ready(Err(ApiError::internal())));
+            }
         }
         let (req, payload) = (req.clone(), payload.take());
         Box::pin(async move { read_json::<T>(&req, payload).await.map(Body) })
@@ -270,9 +280,10 @@ needs! {
     ManageEnvironments => Action::ManageEnvironments;
 }
 
-/// Set by [`Caller`] once the role is decided; [`Body`] reads nothing without it.
+/// Set by [`Caller`] once the role is decided (`true`: the caller may go on); [`Body`]
+/// reads nothing without it.
 #[derive(Debug, Clone, Copy)]
-struct RoleDecided;
+struct RoleDecided(bool);
 
 /// The guard's authentication of a tenant route's request; the [`Caller`] extractor
 /// answers with it.
@@ -357,9 +368,7 @@ impl<N: Needs> FromRequest for Caller<N> {
                     needs: std::marker::PhantomData,
                 })
             });
-        if caller.is_ok() {
-            req.extensions_mut().insert(RoleDecided);
-        }
+        req.extensions_mut().insert(RoleDecided(caller.is_ok()));
         std::future::ready(caller)
     }
 }

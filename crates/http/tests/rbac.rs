@@ -196,3 +196,49 @@ async fn a_resource_outside_the_scope_is_403_before_its_body_is_judged() {
         }
     }
 }
+
+/// A handler that takes its `Body` before its `Caller` would read the body before the
+/// role is decided; the `Body` refuses to run, and every test of such a route shows a
+/// 500 at once. With the `Caller` first, a low role is 403 and the right one goes on.
+#[actix_web::test]
+async fn a_body_before_its_caller_is_a_500_and_after_it_waits_for_the_role() {
+    use fleetpass_http::extract::{Administer, Body, Caller};
+
+    async fn body_first(_: Body<Value>, _: Caller<Administer>) -> actix_web::HttpResponse {
+        actix_web::HttpResponse::Ok().finish()
+    }
+    async fn caller_first(_: Caller<Administer>, _: Body<Value>) -> actix_web::HttpResponse {
+        actix_web::HttpResponse::Ok().finish()
+    }
+    let f = fixture(config()).await;
+    let (_, admin) = tenant(&f, "order").await;
+    let full = test::init_service(fleetpass_http::app(f.state.clone())).await;
+    let viewer = token_of(&full, &admin, "viewer", None).await;
+    let app = test::init_service(
+        actix_web::App::new()
+            .app_data(f.state.clone())
+            .service(
+                actix_web::web::resource("/api/body-first")
+                    .wrap(fleetpass_http::guard::layer(fleetpass_http::Class::Tenant))
+                    .post(body_first),
+            )
+            .service(
+                actix_web::web::resource("/api/caller-first")
+                    .wrap(fleetpass_http::guard::layer(fleetpass_http::Class::Tenant))
+                    .post(caller_first),
+            ),
+    )
+    .await;
+    let status = |path: &'static str, token: String| {
+        let app = &app;
+        async move {
+            send(app, post(path, &token, json!({})))
+                .await
+                .status
+                .as_u16()
+        }
+    };
+    assert_eq!(status("/api/body-first", admin.clone()).await, 500);
+    assert_eq!(status("/api/caller-first", viewer).await, 403);
+    assert_eq!(status("/api/caller-first", admin).await, 200);
+}
