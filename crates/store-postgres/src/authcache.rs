@@ -280,6 +280,7 @@ async fn listen_once(
     }
     if let Some(relay) = relay {
         relay.missed();
+        relay.rearm(&client).await;
     }
     while let Some(wakeup) = notified.recv().await {
         match (wakeup, relay) {

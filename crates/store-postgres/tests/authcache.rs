@@ -240,3 +240,63 @@ async fn agent_sightings_reach_other_replicas_with_the_next_batch() {
     b.write_batches().await.expect("write");
     assert_eq!(on(&a, agents[0].id).await, Some(seen), "never backwards");
 }
+
+/// A scan queued with a `notBefore` ahead before a replica's listener started (a
+/// replica restarted, or reconnected, between) still wakes that replica's waiters at its
+/// time: the listener arms the timers of every such scan when it connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_starts_late_arms_the_timers_of_future_scans() {
+    use fleetpass_ports::wakeups::{LocalWakeups, Wakeup, Wakeups as _};
+    use fleetpass_ports::{Clock as _, FleetStore, ScanStore};
+
+    let db = TestDatabase::fresh().await;
+    let a = PgStore::connect(db.url(), 2).expect("pool a");
+    let clock = fleetpass_ports::system::SystemClock;
+    let fx = Fixtures::with(
+        Box::new(fleetpass_ports::system::UuidV7),
+        Box::new(fleetpass_ports::system::RingSecrets::default()),
+        clock.now(),
+    );
+    let tenant = fx.new_tenant();
+    a.create_tenant(&tenant).await.expect("create_tenant");
+    let fleet = fx.fleet(tenant.tenant.id, tenant.environment.id);
+    let (token, secret) = fx.enrollment_token(&fleet);
+    let event = fx.audit(tenant.tenant.id, actions::FLEET_CREATED, None);
+    a.create_fleet(&fleet, &token, &secret.digest(), &[event])
+        .await
+        .expect("create_fleet");
+    let not_before = fx.now() + time::Duration::seconds(3);
+    let constraints = Fixtures::constraints(5, not_before, fx.now() + time::Duration::hours(2));
+    let scan = fx.scan(
+        &fleet,
+        fleetpass_domain::scan::Scenario::Inventory,
+        constraints,
+    );
+    let event = fx.audit(tenant.tenant.id, actions::SCAN_REQUESTED, None);
+    a.create_scan(&scan, &event).await.expect("create_scan");
+
+    // Only now does replica b listen: it never heard the scan's notification.
+    let b = PgStore::connect(db.url(), 1).expect("pool b");
+    let wakeups = LocalWakeups::relayed(10);
+    let mut waiter = wakeups.subscribe(fleet.id).expect("room");
+    let relay = fleetpass_store_postgres::Relay {
+        wakeups: wakeups.clone(),
+        clock: std::sync::Arc::new(clock),
+    };
+    let url = db.url().to_owned();
+    let listener = tokio::spawn(async move { b.watch_changes(&url, relay).await });
+    let woken = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if waiter.next().await == Wakeup::Scan {
+                return clock.now();
+            }
+        }
+    })
+    .await
+    .expect("woken within 30 s");
+    listener.abort();
+    assert!(
+        woken >= not_before,
+        "not before its time: {woken} < {not_before}"
+    );
+}

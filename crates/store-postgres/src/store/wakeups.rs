@@ -7,7 +7,8 @@
 //! poll or heartbeat — and PostgreSQL delivers it on commit to every listener, this
 //! replica's included (so the services' own `publish` is a no-op on PostgreSQL: see
 //! [`LocalWakeups::relayed`]). A scan whose `notBefore` is ahead is announced when
-//! queued, with that time; each replica's listener holds a timer until then.
+//! queued, with that time; each replica's listener holds a timer until then, and a
+//! listener that (re)connects arms the timers of every such scan still queued.
 //!
 //! Payloads are text: `scan <fleet> <notBefore as Unix microseconds, or ->`,
 //! `gone <fleet> <agent>` and `fleet <fleet>`.
@@ -91,6 +92,33 @@ impl Relay {
     /// waiter looks again.
     pub(crate) fn missed(&self) {
         self.wakeups.deliver_all(Wakeup::Missed);
+    }
+
+    /// Arms a timer for every queued scan whose `notBefore` is still ahead: their
+    /// announcements may predate this listener (a replica started, or reconnected,
+    /// after they were queued). One query per connection, not per waiter.
+    pub(crate) async fn rearm(&self, client: &tokio_postgres::Client) {
+        let now = self
+            .clock
+            .now()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let rows = client
+            .query(
+                "SELECT fleet_id::text, (extract(epoch FROM not_before) * 1000000)::bigint \
+                 FROM scans WHERE status = 'queued' AND not_before > $1::text::timestamptz",
+                &[&now],
+            )
+            .await;
+        match rows {
+            Ok(rows) => {
+                for row in rows {
+                    let (fleet, micros): (String, i64) = (row.get(0), row.get(1));
+                    self.deliver(&format!("scan {fleet} {micros}"));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not arm the timers of future scans"),
+        }
     }
 
     fn parse(&self, payload: &str) -> Option<(FleetId, Wakeup, Duration)> {
