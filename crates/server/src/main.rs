@@ -237,8 +237,6 @@ fn init_logging(config: &Config) {
         .with_writer(std::io::stderr);
     // The server has no other way to report; a second init (tests) is harmless.
     let _ = match config.log_format {
-        // The request's fields once, under `span`: the list of every open span would
-        // repeat them (`spans`), as requests open only the one.
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
