@@ -9,7 +9,9 @@
 use std::sync::OnceLock;
 
 use fleetpass_domain::passport::{bundle_sha256, verify_passport};
-use fleetpass_domain::scan::{Asset, PassportClaims, ScanResults, Scenario, Software};
+use fleetpass_domain::scan::{
+    Asset, BundleCanonicalization, PassportClaims, ScanResults, Scenario, Software,
+};
 use libfuzzer_sys::fuzz_target;
 
 /// A genuine passport, the JWKS of its key and its bundle document, signed once as the
@@ -59,6 +61,9 @@ fn genuine() -> &'static Genuine {
             completed_at: "2026-11-22T10:15:00Z".into(),
             counts: results.counts(),
             bundle_sha256: bundle_sha256.to_string(),
+            tenant_name: Some("t".into()),
+            fleet_name: Some("f".into()),
+            bundle_canonicalization: Some(BundleCanonicalization::Rfc8785),
         };
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some("k".into());

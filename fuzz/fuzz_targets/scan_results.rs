@@ -9,7 +9,8 @@
 
 use fleetpass_domain::ids::{EnvironmentId, FleetId, ScanId, TenantId};
 use fleetpass_domain::scan::{
-    MaxAssets, PassportClaims, Scan, ScanConstraints, ScanResults, ScanStatus, Scenario,
+    MaxAssets, PassportClaims, PassportNames, Scan, ScanConstraints, ScanResults, ScanStatus,
+    Scenario,
 };
 use libfuzzer_sys::fuzz_target;
 use time::macros::datetime;
@@ -97,8 +98,13 @@ fuzz_target!(|data: &[u8]| {
         counts.findings_by_severity.values().sum::<usize>(),
         counts.findings
     );
-    let claims = PassportClaims::new(&scan(max_assets), &results, datetime!(2026-11-22 10:30 UTC))
-        .expect("valid results make claims");
+    let claims = PassportClaims::new(
+        &scan(max_assets),
+        &results,
+        datetime!(2026-11-22 10:30 UTC),
+        PassportNames::default(),
+    )
+    .expect("valid results make claims");
     assert_eq!(claims.bundle_sha256, sha.as_str());
     serde_json::to_value(&report).expect("a report serializes");
     serde_json::to_value(&claims).expect("claims serialize");

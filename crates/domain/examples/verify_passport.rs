@@ -10,7 +10,9 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fleetpass_domain::passport::{PassportError, verify_passport};
-use fleetpass_domain::scan::{Asset, PassportClaims, ScanResults, Scenario};
+use fleetpass_domain::scan::{
+    Asset, BundleCanonicalization, PassportClaims, ScanResults, Scenario,
+};
 use ring::signature::KeyPair as _;
 
 fn main() {
@@ -68,6 +70,9 @@ fn main() {
         completed_at: "2026-11-22T10:15:00Z".into(),
         counts: results.counts(),
         bundle_sha256: bundle_sha256.into(),
+        tenant_name: Some("acme".into()),
+        fleet_name: Some("edge".into()),
+        bundle_canonicalization: Some(BundleCanonicalization::Rfc8785),
     };
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some("demo-key".into());

@@ -70,6 +70,7 @@ pub mod audit;
 pub mod fleet;
 pub mod identity;
 pub mod ids;
+pub mod jcs;
 pub mod page;
 pub mod passport;
 pub mod scan;

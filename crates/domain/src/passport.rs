@@ -14,7 +14,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
-use crate::scan::{PassportClaims, canonical_json};
+use crate::scan::{BundleCanonicalization, PassportClaims};
 
 /// The only algorithm a passport is signed with.
 const PASSPORT_ALGORITHM: &str = "EdDSA";
@@ -210,7 +210,7 @@ pub fn verify_passport(
         ));
     }
     if let Some(bundle) = bundle {
-        let actual = bundle_sha256(bundle)?;
+        let actual = bundle_sha256_as(bundle, claims.bundle_form())?;
         if actual != claims.bundle_sha256 {
             return Err(PassportError::BundleMismatch {
                 expected: claims.bundle_sha256,
@@ -244,6 +244,18 @@ pub fn verify_passport(
 /// assert_eq!(bundle_sha256(text.as_bytes()).unwrap(), digest.as_str());
 /// ```
 pub fn bundle_sha256(bundle: &[u8]) -> Result<String, PassportError> {
+    bundle_sha256_as(bundle, BundleCanonicalization::Rfc8785)
+}
+
+/// [`bundle_sha256`] in the canonical form `form` (a passport's
+/// [`PassportClaims::bundle_form`]).
+///
+/// # Errors
+/// `Malformed` (of the bundle) when it is not JSON.
+pub fn bundle_sha256_as(
+    bundle: &[u8],
+    form: BundleCanonicalization,
+) -> Result<String, PassportError> {
     let value: serde_json::Value = serde_json::from_slice(bundle)
         .map_err(|e| PassportError::malformed(Input::Bundle, e.to_string()))?;
     let content = match &value {
@@ -255,9 +267,9 @@ pub fn bundle_sha256(bundle: &[u8]) -> Result<String, PassportError> {
         }
         _ => &value,
     };
-    let mut text = String::new();
-    canonical_json(content, &mut text);
-    Ok(crate::scan::sha256_hex(text.as_bytes()))
+    Ok(crate::scan::sha256_hex(
+        form.canonicalize(content).as_bytes(),
+    ))
 }
 
 /// The compact JWS of `passport`: itself, or the `passport` member of the artifact
@@ -376,6 +388,9 @@ mod tests {
             completed_at: "2026-11-22T10:00:00Z".into(),
             counts: results().counts(),
             bundle_sha256: bundle_sha256.into(),
+            tenant_name: Some("acme".into()),
+            fleet_name: Some("edge".into()),
+            bundle_canonicalization: Some(BundleCanonicalization::Rfc8785),
         }
     }
 
@@ -411,6 +426,48 @@ mod tests {
         // And the passport as the artifact document wraps it.
         let artifact = serde_json::json!({"scanId": "scan-1", "passport": jws}).to_string();
         assert!(verify_passport(&artifact, &set, None).is_ok());
+    }
+
+    /// Issue 17, item 7: bundles are RFC 8785; a passport says so in
+    /// `bundleCanonicalization`, and one signed before (without the claim) is checked in
+    /// the form of its day, so it still verifies.
+    #[test]
+    fn the_bundle_form_is_the_one_the_claims_record() {
+        // Content on which the two forms differ: a number with a fraction of zero, and
+        // names that UTF-8 and UTF-16 order differently.
+        let bundle = r#"{"assets":[],"findings":[],"x":1.0,"\ufb33":1,"\ud83d\ude00":2}"#;
+        let value: serde_json::Value = serde_json::from_str(bundle).unwrap();
+        let jcs = BundleCanonicalization::Rfc8785.canonicalize(&value);
+        let legacy = BundleCanonicalization::SortedKeys.canonicalize(&value);
+        assert_ne!(jcs, legacy);
+        assert_eq!(
+            jcs,
+            "{\"assets\":[],\"findings\":[],\"x\":1,\"\u{1f600}\":2,\"\u{fb33}\":1}"
+        );
+        let k = key(1, "k");
+        let set = jwks(&[&k]);
+        let mut new = claims();
+        new.bundle_sha256 = crate::scan::sha256_hex(jcs.as_bytes());
+        let mut old = claims();
+        old.bundle_canonicalization = None;
+        old.bundle_sha256 = crate::scan::sha256_hex(legacy.as_bytes());
+        for claims in [&new, &old] {
+            let jws = k.sign(claims);
+            let verified = verify_passport(&jws, &set, Some(bundle.as_bytes())).unwrap();
+            assert!(verified.bundle_checked);
+        }
+        // Each only in its own form.
+        let mut crossed = old.clone();
+        crossed.bundle_canonicalization = Some(BundleCanonicalization::Rfc8785);
+        assert!(matches!(
+            verify_passport(&k.sign(&crossed), &set, Some(bundle.as_bytes())),
+            Err(PassportError::BundleMismatch { .. })
+        ));
+        // An older passport's JSON has no such claim.
+        let signed = k.sign(&old);
+        let payload = signed.split('.').nth(1).unwrap();
+        let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert!(!payload.contains("bundleCanonicalization"), "{payload}");
     }
 
     #[test]

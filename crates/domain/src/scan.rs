@@ -374,17 +374,15 @@ impl ScanResults {
         Ok(())
     }
 
-    /// The bundle: the canonical JSON of the results — object keys sorted, no
-    /// whitespace (RFC 8785 for the strings and integers results hold) — and its SHA-256
-    /// in lowercase hex. Anyone can re-derive the bytes from the parsed JSON
-    /// (`json.dumps(b, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`), so
-    /// the digest in a passport names exactly one bundle.
+    /// The bundle: the results in RFC 8785 canonical form ([`crate::jcs`]) and its
+    /// SHA-256 in lowercase hex. Anyone can re-derive the bytes from the parsed JSON
+    /// with any JCS implementation (docs/PASSPORTS.md has Python and `jq` ones), so the
+    /// digest in a passport names exactly one bundle.
     ///
     /// # Errors
     /// `Serialize` should the results not serialize (they always do).
     pub fn bundle(&self) -> Result<(String, Sha256Hex), ArtifactError> {
-        let mut json = String::new();
-        canonical_json(&serde_json::to_value(self)?, &mut json);
+        let json = crate::jcs::canonicalize(&serde_json::to_value(self)?);
         let digest = Sha256Hex::of(json.as_bytes());
         Ok((json, digest))
     }
@@ -423,9 +421,10 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256Hex::of(bytes).into()
 }
 
-/// Writes `value` as canonical JSON: keys sorted, no whitespace. Sorted explicitly
-/// rather than trusting the map type, whose order depends on a cargo feature.
-pub(crate) fn canonical_json(value: &serde_json::Value, out: &mut String) {
+/// The canonical form of bundles before RFC 8785 ([`BundleCanonicalization::SortedKeys`]):
+/// keys sorted by their UTF-8 bytes, no whitespace, numbers as serde_json writes them.
+/// Kept so that passports signed then still verify; new bundles are RFC 8785.
+pub(crate) fn legacy_canonical_json(value: &serde_json::Value, out: &mut String) {
     match value {
         serde_json::Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
@@ -437,7 +436,7 @@ pub(crate) fn canonical_json(value: &serde_json::Value, out: &mut String) {
                 }
                 out.push_str(&serde_json::Value::String(key.clone()).to_string());
                 out.push(':');
-                canonical_json(&map[key], out);
+                legacy_canonical_json(&map[key], out);
             }
             out.push('}');
         }
@@ -447,7 +446,7 @@ pub(crate) fn canonical_json(value: &serde_json::Value, out: &mut String) {
                 if i > 0 {
                     out.push(',');
                 }
-                canonical_json(item, out);
+                legacy_canonical_json(item, out);
             }
             out.push(']');
         }
@@ -522,17 +521,78 @@ pub struct PassportClaims {
     pub counts: Counts,
     /// SHA-256 (hex) of the bundle's bytes.
     pub bundle_sha256: String,
+    /// The tenant's name when the passport was signed (absent in older passports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_name: Option<String>,
+    /// The fleet's name when the passport was signed (absent in older passports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_name: Option<String>,
+    /// The canonical form the bundle was hashed in: `RFC8785` for every passport
+    /// signed since it was adopted; absent in older passports, whose bundles are in
+    /// the form before it ([`BundleCanonicalization::SortedKeys`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_canonicalization: Option<BundleCanonicalization>,
+}
+
+/// The names a passport states beside the ids, as they were when it was signed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassportNames {
+    /// The tenant's name.
+    pub tenant: Option<String>,
+    /// The fleet's name.
+    pub fleet: Option<String>,
+}
+
+/// How a bundle is made canonical before it is hashed (the `bundleCanonicalization`
+/// claim of a passport).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BundleCanonicalization {
+    /// RFC 8785, the JSON Canonicalization Scheme ([`crate::jcs`]).
+    #[serde(rename = "RFC8785")]
+    Rfc8785,
+    /// The form before RFC 8785: keys sorted by UTF-8 bytes, no whitespace. Never
+    /// written in a claim: a passport without the claim was hashed this way.
+    #[serde(rename = "sorted-keys")]
+    SortedKeys,
+}
+
+impl BundleCanonicalization {
+    /// `value` in this form.
+    pub fn canonicalize(self, value: &serde_json::Value) -> String {
+        match self {
+            Self::Rfc8785 => crate::jcs::canonicalize(value),
+            Self::SortedKeys => {
+                let mut out = String::new();
+                legacy_canonical_json(value, &mut out);
+                out
+            }
+        }
+    }
+}
+
+impl PassportClaims {
+    /// The form its bundle was hashed in.
+    pub fn bundle_form(&self) -> BundleCanonicalization {
+        self.bundle_canonicalization
+            .unwrap_or(BundleCanonicalization::SortedKeys)
+    }
 }
 
 impl PassportClaims {
     /// The `typ` of every passport.
     pub const TYPE: &'static str = "fleetpass-scan-passport";
 
-    /// The passport of `scan`, completed at `at`, over `results`.
+    /// The passport of `scan`, completed at `at`, over `results`, naming the tenant
+    /// and fleet as `names` has them (a reader sees names, not only ids).
     ///
     /// # Errors
     /// What [`ScanResults::bundle`] returns, or `Time` for a time with no RFC 3339 form.
-    pub fn new(scan: &Scan, results: &ScanResults, at: Timestamp) -> Result<Self, ArtifactError> {
+    pub fn new(
+        scan: &Scan,
+        results: &ScanResults,
+        at: Timestamp,
+        names: PassportNames,
+    ) -> Result<Self, ArtifactError> {
         let (_, bundle_sha256) = results.bundle()?;
         Ok(Self {
             iss: "fleetpass".to_owned(),
@@ -547,6 +607,9 @@ impl PassportClaims {
             completed_at: at.format(&time::format_description::well_known::Rfc3339)?,
             counts: results.counts(),
             bundle_sha256: bundle_sha256.into(),
+            tenant_name: names.tenant,
+            fleet_name: names.fleet,
+            bundle_canonicalization: Some(BundleCanonicalization::Rfc8785),
         })
     }
 }

@@ -582,15 +582,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let created = tenants::create_tenant(&deps, demo, AuditActor::Platform)
             .await
             .map_err(|e| anyhow::anyhow!("Failed to create the demo tenant: {e}"))?;
-        // Written, not `println!`ed: a server whose stdout was closed after it read the
-        // token (a supervisor, a test harness) must not die of a broken pipe.
         let token = created.admin_token.expose();
-        let _ = writeln!(
-            std::io::stdout(),
+        let welcome = format!(
             "Fleetpass is running in memory mode: data lives as long as this process.\n\
              Demo tenant admin token (shown once): {token}\n\
-             Try: curl -H 'Authorization: Bearer {token}' http://{bind}/api/me"
+             Try: curl -H 'Authorization: Bearer {token}' http://{bind}/api/me\n"
         );
+        // One write, and no panic when nobody reads any more: a supervisor (or a test)
+        // that took the token and closed the pipe must not stop the server, which
+        // `println!` would do on the broken pipe (the socket is bound already).
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout
+            .write_all(welcome.as_bytes())
+            .and_then(|()| stdout.flush());
     }
     let state = actix_web::web::Data::new(AppState {
         deps,

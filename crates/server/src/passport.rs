@@ -96,13 +96,18 @@ fn describe(v: &VerifiedPassport) -> String {
     } else {
         "bundle not checked (no --bundle)".to_owned()
     };
+    // Names as the passport states them (signed); older passports carry ids only.
+    let named = |name: &Option<String>, id: &str| match name {
+        Some(name) => format!("{name:?} ({id})"),
+        None => id.to_owned(),
+    };
     format!(
         "passport verified: {} scan {} of fleet {} (tenant {}, environment {}), completed {}, \
          {} assets, {} findings; signed by key {}; {bundle}",
         c.scenario.as_str(),
         c.scan_id,
-        c.fleet_id,
-        c.tenant_id,
+        named(&c.fleet_name, &c.fleet_id),
+        named(&c.tenant_name, &c.tenant_id),
         c.environment_id,
         c.completed_at,
         c.counts.assets,
@@ -112,13 +117,17 @@ fn describe(v: &VerifiedPassport) -> String {
 }
 
 struct Fetched {
+    /// The passport artifact (with the bundle in it, from a server that knows
+    /// `?include=bundle`).
     passport: String,
     jwks: Option<String>,
+    /// The bundle: the same document, or from `…/bundle` of an older server.
     bundle: Vec<u8>,
 }
 
-/// Fetches a share link's passport and bundle, and the JWKS of the server that
-/// published it (the part of the URL before `/share/`).
+/// Fetches a share link's passport with its bundle, in one access of the link
+/// (`…/passport?include=bundle`), and the JWKS of the server that published it (the
+/// part of the URL before `/share/`).
 fn fetch_share(url: &str, with_jwks: bool) -> anyhow::Result<Fetched> {
     let url = url.trim_end_matches('/');
     let (base, token) = url
@@ -139,8 +148,21 @@ fn fetch_share(url: &str, with_jwks: bool) -> anyhow::Result<Fetched> {
             .build()
             .context("cannot build the HTTP client")?;
         let share = format!("{base}/share/{token}");
-        let passport = get(&client, &format!("{share}/passport"), "the passport").await?;
-        let bundle = get(&client, &format!("{share}/bundle"), "the bundle").await?;
+        let passport = get(
+            &client,
+            &format!("{share}/passport?include=bundle"),
+            "the passport",
+        )
+        .await?;
+        // A server from before `?include=bundle` ignores it: then the bundle takes a
+        // second access, as it always did.
+        let has_bundle = serde_json::from_slice::<serde_json::Value>(&passport)
+            .is_ok_and(|doc| doc.get("bundle").is_some());
+        let bundle = if has_bundle {
+            passport.clone()
+        } else {
+            get(&client, &format!("{share}/bundle"), "the bundle").await?
+        };
         let jwks = if with_jwks {
             let keys = get(
                 &client,

@@ -283,6 +283,32 @@ async fn every_curl_example_on_the_page_answers_as_documented() {
         all.len(),
         wrong.join("\n\n")
     );
+    // The guides' shell snippets run start to finish with the same variables.
+    let guides = concat!(env!("CARGO_MANIFEST_DIR"), "/../http/src/guides");
+    let mut snippets = 0;
+    for entry in std::fs::read_dir(guides).expect("the guides") {
+        let path = entry.expect("an entry").path();
+        let text = std::fs::read_to_string(&path).expect("readable");
+        for block in text.split("```sh\n").skip(1) {
+            let block = block.split_once("```").expect("its end").0;
+            let out = Command::new("bash")
+                .arg("-c")
+                .arg(format!("set -euo pipefail\n{block}"))
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+                .output()
+                .expect("bash runs");
+            assert!(
+                out.status.success(),
+                "{}: {block}\n{}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            snippets += 1;
+        }
+    }
+    assert!(snippets >= 1, "the guides' snippets ran");
 }
 
 fn chromium() -> PathBuf {

@@ -558,3 +558,222 @@ fn the_readme_round_runs_in_bash_as_printed() {
     );
     assert!(text.contains("\"status\":\"completed\""), "{text}");
 }
+
+/// The `sh` blocks of docs/PASSPORTS.md's "Verifying by hand".
+fn by_hand_snippets() -> Vec<String> {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/PASSPORTS.md"
+    ))
+    .expect("docs/PASSPORTS.md");
+    let section = doc
+        .split_once("## Verifying by hand")
+        .expect("the section")
+        .1;
+    let section = section.split("\n## ").next().unwrap_or(section);
+    section
+        .split("```sh\n")
+        .skip(1)
+        .map(|block| block.split_once("```").expect("its end").0.to_owned())
+        .collect()
+}
+
+/// Item 7: bundles are RFC 8785 and the docs' Python and jq snippets hash a bundle
+/// with non-ASCII text to its `bundleSha256`; the share page, its JSON and `passport
+/// verify` name the tenant and the fleet; `passport verify <url>` spends one access.
+#[tokio::test]
+async fn passports_hash_by_rfc_8785_name_tenant_and_fleet_and_verify_in_one_access() {
+    let mut server = start(&[]);
+    let admin = token_from_stdout(&mut server, "Demo tenant admin token (shown once):");
+    let b = server.base.clone();
+    let (_, fleet) = post_json(
+        &format!("{b}/tenant/discovery/fleets"),
+        Some(&admin),
+        serde_json::json!({"name": "Rechenzentrum Süd"}),
+    )
+    .await;
+    let (_, agent) = post_json(
+        &format!("{b}/agent/enroll"),
+        None,
+        serde_json::json!({"enrollmentToken": fleet["enrollmentToken"], "hostname": "h", "platform": "linux"}),
+    )
+    .await;
+    let access = agent["accessToken"].as_str().expect("jwt").to_owned();
+    let (_, scan) = post_json(
+        &format!("{b}/tenant/scans"),
+        Some(&admin),
+        serde_json::json!({"fleetId": fleet["fleetId"], "scenario": "inventory"}),
+    )
+    .await;
+    let id = scan["scanId"].as_str().expect("id").to_owned();
+    post_json(
+        &format!("{b}/agent/jobs/claim"),
+        Some(&access),
+        serde_json::json!({}),
+    )
+    .await;
+    let results = serde_json::json!({
+        "assets": [{"hostname": "сервер-1", "ip": "10.0.0.5", "os": "Debian 12 — “bookworm”", "openPorts": [22],
+                    "software": [{"name": "naïve-𝔘tils", "version": "1.0"}]}],
+        "findings": [{"severity": "low", "title": "Grüße, \"quoted\" \\ and tab\there", "assetHostname": "сервер-1"}]
+    });
+    let (status, done) = post_json(
+        &format!("{b}/agent/scans/{id}/results"),
+        Some(&access),
+        results,
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+
+    // The docs' snippets, run as printed on the bundle, print its digest.
+    let bundle = reqwest::Client::new()
+        .get(format!("{b}/tenant/scans/{id}/bundle"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    let expected = serde_json::from_str::<Value>(&bundle).expect("json")["bundleSha256"]
+        .as_str()
+        .expect("digest")
+        .to_owned();
+    let dir = std::env::temp_dir().join(format!("fleetpass-by-hand-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    std::fs::write(dir.join("bundle.json"), &bundle).expect("written");
+    let snippets = by_hand_snippets();
+    assert_eq!(snippets.len(), 2, "Python and jq");
+    for snippet in &snippets {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("set -euo pipefail\n{snippet}"))
+            .current_dir(&dir)
+            .output()
+            .expect("bash runs");
+        assert_eq!(stdout(&out).trim(), expected, "{snippet}\n{}", stderr(&out));
+    }
+    // Python's default (ensure_ascii=True) does not: the docs say why.
+    let ascii = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import hashlib, json, sys\nb = json.load(open('bundle.json'))['bundle']\nprint(hashlib.sha256(json.dumps(b, sort_keys=True, separators=(',', ':')).encode()).hexdigest())")
+        .current_dir(&dir)
+        .output()
+        .expect("python runs");
+    assert_ne!(stdout(&ascii).trim(), expected);
+    std::fs::remove_dir_all(&dir).expect("removed");
+
+    // One access for the whole verification, names in the output.
+    let (status, link) = post_json(
+        &format!("{b}/tenant/scans/{id}/share-links"),
+        Some(&admin),
+        serde_json::json!({"maxAccesses": 1}),
+    )
+    .await;
+    assert_eq!(status, 201, "{link}");
+    let url = link["url"].as_str().expect("url");
+    let out = command(&[])
+        .args(["passport", "verify", url])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains("of fleet \"Rechenzentrum Süd\" (") && said.contains("(tenant \"demo\" ("),
+        "{said}"
+    );
+    let (_, links) = call(
+        reqwest::Method::GET,
+        &format!("{b}/tenant/scans/{id}/share-links"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(links["items"][0]["accessCount"], 1, "{links}");
+
+    // The share page and its JSON name them too.
+    let (_, link) = post_json(
+        &format!("{b}/tenant/scans/{id}/share-links"),
+        Some(&admin),
+        serde_json::json!({}),
+    )
+    .await;
+    let url = link["url"].as_str().expect("url");
+    let json: Value = reqwest::get(url)
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (json["tenantName"].as_str(), json["fleetName"].as_str()),
+        (Some("demo"), Some("Rechenzentrum Süd")),
+        "{json}"
+    );
+    let page = reqwest::Client::new()
+        .get(url)
+        .header("Accept", "text/html")
+        .send()
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("Shared by tenant <b>demo (")
+            && page.contains("fleet <b>Rechenzentrum Süd ("),
+        "{page}"
+    );
+}
+
+/// Item 5 (the part outside the HTTP middleware): a JSON log line carried the
+/// request's fields twice, under `span` and again under `spans`.
+#[tokio::test]
+async fn json_log_lines_carry_the_request_fields_once() {
+    let mut server = spawn(&[("FLEETPASS_LOG_FORMAT", "json")]);
+    let pipe = server.child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(pipe)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    wait_listening(&mut server);
+    reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .expect("answers");
+    let line = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("a request line within 10 s");
+        if line.contains("request finished") {
+            break line;
+        }
+    };
+    let json: Value = serde_json::from_str(&line).expect("one JSON object a line");
+    assert!(json["span"]["request_id"].is_string(), "{json}");
+    assert!(json.get("spans").is_none(), "{json}");
+}
+
+/// Item 4's bind-first order let a reader take the demo token and close the pipe
+/// before the server printed its last line: `println!` then panicked on the broken
+/// pipe and the server died under its first request (connection reset). A closed
+/// stdout is no reason to stop serving.
+#[tokio::test]
+async fn a_closed_stdout_does_not_stop_the_server() {
+    let mut server = spawn(&[]);
+    drop(server.child.stdout.take());
+    wait_listening(&mut server);
+    for _ in 0..3 {
+        let res = reqwest::get(format!("{}/healthz", server.base))
+            .await
+            .expect("the server still answers");
+        assert_eq!(res.status().as_u16(), 200);
+    }
+    assert!(
+        server.child.try_wait().expect("status").is_none(),
+        "the server is still running"
+    );
+}

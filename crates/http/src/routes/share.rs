@@ -11,8 +11,8 @@ use fleetpass_domain::scan::{Finding, Report, Scan, Severity};
 use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_ports::service::shares::{self, ShareRefused, Shared};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::route;
 use super::scans::artifact_response;
@@ -125,6 +125,10 @@ pub struct SharedView {
     pub links: serde_json::Value,
     /// Where the keys that verify the passport are published.
     pub jwks_url: String,
+    /// The name of the tenant that shares the scan.
+    pub tenant_name: Option<String>,
+    /// The name of the fleet that ran it.
+    pub fleet_name: Option<String>,
 }
 
 fn granted(link: &ShareLink) -> Vec<Artifact> {
@@ -164,6 +168,8 @@ pub async fn landing(
         link,
         scan,
         artifacts,
+        tenant_name,
+        fleet_name,
     } = shared;
     let links: serde_json::Map<String, serde_json::Value> = granted(&link)
         .iter()
@@ -192,25 +198,63 @@ pub async fn landing(
         })?,
         links: links.into(),
         jwks_url,
+        tenant_name,
+        fleet_name,
     }))
+}
+
+/// `?include=` of a shared artifact.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ArtifactParams {
+    /// `bundle`, with the passport only: the answer carries the bundle as well
+    /// (`bundleSha256`, `bundle`), so a verifier spends one access of the link, not two.
+    pub include: Option<String>,
 }
 
 /// One artifact through a share link: `report`, `bundle` or `passport`.
 #[utoipa::path(get, path = "/share/{token}/{artifact}", tag = "share links",
     params(("token" = String, Path, description = "The share token (fps_…)"),
-        ("artifact" = String, Path, description = "`report`, `bundle` or `passport`")),
+        ("artifact" = String, Path, description = "`report`, `bundle` or `passport`"), ArtifactParams),
     responses((status = 200, description = "The artifact, as at /tenant/scans/{scan_id}/{artifact}"),
         (status = 403, description = "Outside the link's scope", body = ErrorBody),
         (status = 404, description = "Unknown, expired, revoked or used-up link", body = ErrorBody)))]
 pub async fn artifact(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
+    params: web::Query<ArtifactParams>,
 ) -> Result<HttpResponse, ApiError> {
     let (token, artifact) = path.into_inner();
     let artifact = Artifact::parse(&artifact).map_err(|_| ApiError::not_found())?;
+    let with_bundle = match params.include.as_deref() {
+        None => false,
+        Some("bundle") if artifact == Artifact::Passport => true,
+        Some(_) => {
+            return Err(ApiError::invalid_message(
+                "include",
+                "must be `bundle`, and only with the passport",
+            ));
+        }
+    };
     let shared = shares::open(&state.deps, &token, artifact)
         .await
         .map_err(refused)?;
+    if with_bundle {
+        // One access for both: the passport grants the bundle too (scopes nest). The
+        // bundle goes out verbatim, as `…/bundle` sends it.
+        let a = &shared.artifacts;
+        let passport = serde_json::to_string(&a.passport).map_err(|e| {
+            tracing::error!(error = %e, "a passport did not serialize");
+            ApiError::internal()
+        })?;
+        return Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .insert_header(("X-Bundle-Sha256", a.bundle_sha256.as_str()))
+            .body(format!(
+                "{{\"scanId\":\"{}\",\"passport\":{passport},\"format\":\"JWS compact serialization (EdDSA / Ed25519)\",\"verifyWith\":\"/.well-known/jwks.json\",\"bundleSha256\":\"{}\",\"bundle\":{}}}",
+                shared.scan.id, a.bundle_sha256, a.bundle_json
+            )));
+    }
     Ok(artifact_response(
         artifact,
         shared.scan.id,
@@ -249,7 +293,15 @@ fn page(shared: &Shared, report: Option<&Report>, base: &str, jwks_url: &str) ->
         link,
         scan,
         artifacts,
+        tenant_name,
+        fleet_name,
     } = shared;
+    let named = |name: &Option<String>, id: String| match name {
+        Some(name) => format!("{name} ({id})"),
+        None => id,
+    };
+    let tenant = named(tenant_name, scan.tenant_id.to_string());
+    let fleet = named(fleet_name, scan.fleet_id.to_string());
     let title = link.label.as_ref().map_or_else(
         || format!("{} scan", capitalised(scan)),
         ToString::to_string,
@@ -273,6 +325,7 @@ fn page(shared: &Shared, report: Option<&Report>, base: &str, jwks_url: &str) ->
                         (scan.finished_at.map(human).unwrap_or_default())
                         " · this link expires " (human(link.expires_at))
                     }
+                    div class="sub" { "Shared by tenant " b { (tenant) } " · fleet " b { (fleet) } }
                 } }
                 main { div class="wrap" {
                     @if let Some(r) = report {
@@ -331,8 +384,9 @@ fn page(shared: &Shared, report: Option<&Report>, base: &str, jwks_url: &str) ->
                                      " and pick the key whose " code { "kid" } " matches the JWS header." }
                                 li { "Verify the signature with any JOSE library; the claims name the tenant, fleet, environment, scan, scenario, completion time and counts." }
                                 li { "Download the bundle and check that the SHA-256 of its " code { "bundle" }
-                                     " member, written with sorted keys and no whitespace, equals the passport's "
-                                     code { "bundleSha256" } ": " code { (artifacts.bundle_sha256) } }
+                                     " member in RFC 8785 canonical form (JCS) equals the passport's "
+                                     code { "bundleSha256" } ": " code { (artifacts.bundle_sha256) }
+                                     " (docs/PASSPORTS.md has Python and jq snippets)." }
                             }
                         }
                     }

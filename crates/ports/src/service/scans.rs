@@ -7,7 +7,7 @@ use fleetpass_domain::fleet::Agent;
 use fleetpass_domain::ids::{FleetId, ScanId};
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::scan::{
-    Jws, PassportClaims, Scan, ScanConstraints, ScanResults, ScanStatus, Scenario,
+    Jws, PassportClaims, PassportNames, Scan, ScanConstraints, ScanResults, ScanStatus, Scenario,
 };
 use serde_json::json;
 
@@ -313,7 +313,23 @@ pub async fn submit_results(
         |e: Box<dyn std::error::Error + Send + Sync>| ServiceError::Internal(RepoError::Other(e));
     let (bundle_json, bundle_sha256) = results.bundle().map_err(|e| internal(Box::new(e)))?;
     let report = results.report();
-    let claims = PassportClaims::new(&scan, &results, at).map_err(|e| internal(Box::new(e)))?;
+    // Names for readers of the passport; a fleet deleted meanwhile is named by id only.
+    let names = PassportNames {
+        tenant: deps
+            .store
+            .get_tenant(scan.tenant_id)
+            .await
+            .ok()
+            .map(|t| t.name.to_string()),
+        fleet: deps
+            .store
+            .get_fleet(scan.tenant_id, scan.fleet_id)
+            .await
+            .ok()
+            .map(|f| f.name.to_string()),
+    };
+    let claims =
+        PassportClaims::new(&scan, &results, at, names).map_err(|e| internal(Box::new(e)))?;
     let signed = keys
         .sign(&claims)
         .await

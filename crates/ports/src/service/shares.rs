@@ -134,6 +134,10 @@ pub struct Shared {
     pub scan: Scan,
     /// Its artifacts (the caller shows only what the link grants).
     pub artifacts: ScanArtifacts,
+    /// The name of the tenant that shares it (`None` should it not be found).
+    pub tenant_name: Option<String>,
+    /// The name of the fleet that ran it (`None` once the fleet is deleted).
+    pub fleet_name: Option<String>,
 }
 
 /// Why a share link does not open.
@@ -183,9 +187,24 @@ pub async fn open(deps: &Deps, token: &str, artifact: Artifact) -> Result<Shared
         .await
         .map_err(ServiceError::from)?
         .ok_or(ShareRefused::Unavailable)?;
+    // Names for the reader; ids remain the reference, so a missing one is no error.
+    let tenant_name = deps
+        .store
+        .get_tenant(scan.tenant_id)
+        .await
+        .ok()
+        .map(|t| t.name.to_string());
+    let fleet_name = deps
+        .store
+        .get_fleet(scan.tenant_id, scan.fleet_id)
+        .await
+        .ok()
+        .map(|f| f.name.to_string());
     Ok(Shared {
         link,
         scan,
         artifacts,
+        tenant_name,
+        fleet_name,
     })
 }
