@@ -92,6 +92,7 @@ use rules::{
         scans::revoke_share_link,
         share::landing,
         share::artifact,
+        share::passport,
         schedules::create_schedule,
         schedules::list_schedules,
         schedules::get_schedule,

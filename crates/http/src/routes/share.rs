@@ -80,6 +80,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/share")
             .wrap(headers)
             .service(route("/{token}", Class::Public).get(landing))
+            // Before `{artifact}`, which it would match: the passport has a parameter
+            // of its own, and a document that says so exactly.
+            .service(route("/{token}/passport", Class::Public).get(passport))
             .service(route("/{token}/{artifact}", Class::Public).get(artifact)),
     );
 }
@@ -203,63 +206,80 @@ pub async fn landing(
     }))
 }
 
-/// `?include=` of a shared artifact.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ArtifactParams {
-    /// `bundle`, with the passport only: the answer carries the bundle as well
-    /// (`bundleSha256`, `bundle`), so a verifier spends one access of the link, not two.
-    pub include: Option<String>,
+/// What `GET /share/{token}/passport` may carry besides the passport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Include {
+    /// The bundle (`bundleSha256`, `bundle`), so a verifier spends one access of the
+    /// link, not two.
+    Bundle,
 }
 
-/// One artifact through a share link: `report`, `bundle` or `passport`.
+/// `?include=` of the shared passport.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PassportParams {
+    /// `bundle`: the answer carries the bundle as well.
+    #[param(inline)]
+    pub include: Option<Include>,
+}
+
+/// One artifact through a share link: `report` or `bundle` (the passport has its own
+/// operation, `GET /share/{token}/passport`).
 #[utoipa::path(get, path = "/share/{token}/{artifact}", tag = "share links",
     params(("token" = String, Path, description = "The share token (fps_…)"),
-        ("artifact" = String, Path, description = "`report`, `bundle` or `passport`"), ArtifactParams),
+        ("artifact" = String, Path, description = "`report` or `bundle`")),
     responses((status = 200, description = "The artifact, as at /tenant/scans/{scan_id}/{artifact}"),
         (status = 403, description = "Outside the link's scope", body = ErrorBody),
         (status = 404, description = "Unknown, expired, revoked or used-up link", body = ErrorBody)))]
 pub async fn artifact(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    params: web::Query<ArtifactParams>,
 ) -> Result<HttpResponse, ApiError> {
     let (token, artifact) = path.into_inner();
     let artifact = Artifact::parse(&artifact).map_err(|_| ApiError::not_found())?;
-    let with_bundle = match params.include.as_deref() {
-        None => false,
-        Some("bundle") if artifact == Artifact::Passport => true,
-        Some(_) => {
-            return Err(ApiError::invalid_message(
-                "include",
-                "must be `bundle`, and only with the passport",
-            ));
-        }
-    };
     let shared = shares::open(&state.deps, &token, artifact)
         .await
         .map_err(refused)?;
-    if with_bundle {
-        // One access for both: the passport grants the bundle too (scopes nest). The
-        // bundle goes out verbatim, as `…/bundle` sends it.
-        let a = &shared.artifacts;
-        let passport = serde_json::to_string(&a.passport).map_err(|e| {
-            tracing::error!(error = %e, "a passport did not serialize");
-            ApiError::internal()
-        })?;
-        return Ok(HttpResponse::Ok()
-            .content_type("application/json")
-            .insert_header(("X-Bundle-Sha256", a.bundle_sha256.as_str()))
-            .body(format!(
-                "{{\"scanId\":\"{}\",\"passport\":{passport},\"format\":\"JWS compact serialization (EdDSA / Ed25519)\",\"verifyWith\":\"/.well-known/jwks.json\",\"bundleSha256\":\"{}\",\"bundle\":{}}}",
-                shared.scan.id, a.bundle_sha256, a.bundle_json
-            )));
-    }
     Ok(artifact_response(
         artifact,
         shared.scan.id,
         &shared.artifacts,
     ))
+}
+
+/// The passport through a share link; with `?include=bundle` the bundle too, for one
+/// counted access (what `fleetpass passport verify <url>` uses).
+#[utoipa::path(get, path = "/share/{token}/passport", tag = "share links",
+    params(("token" = String, Path, description = "The share token (fps_…)"), PassportParams),
+    responses((status = 200, description = "The passport, as at /tenant/scans/{scan_id}/passport; with `include=bundle` also `bundleSha256` and `bundle`"),
+        (status = 403, description = "Outside the link's scope", body = ErrorBody),
+        (status = 404, description = "Unknown, expired, revoked or used-up link", body = ErrorBody)))]
+pub async fn passport(
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    params: web::Query<PassportParams>,
+) -> Result<HttpResponse, ApiError> {
+    let shared = shares::open(&state.deps, &token, Artifact::Passport)
+        .await
+        .map_err(refused)?;
+    let a = &shared.artifacts;
+    if params.include != Some(Include::Bundle) {
+        return Ok(artifact_response(Artifact::Passport, shared.scan.id, a));
+    }
+    // One access for both: the passport grants the bundle too (scopes nest). The
+    // bundle goes out verbatim, as `…/bundle` sends it.
+    let passport = serde_json::to_string(&a.passport).map_err(|e| {
+        tracing::error!(error = %e, "a passport did not serialize");
+        ApiError::internal()
+    })?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("X-Bundle-Sha256", a.bundle_sha256.as_str()))
+        .body(format!(
+            "{{\"scanId\":\"{}\",\"passport\":{passport},\"format\":\"JWS compact serialization (EdDSA / Ed25519)\",\"verifyWith\":\"/.well-known/jwks.json\",\"bundleSha256\":\"{}\",\"bundle\":{}}}",
+            shared.scan.id, a.bundle_sha256, a.bundle_json
+        )))
 }
 
 fn severity_badge(s: Severity) -> Markup {
