@@ -66,7 +66,8 @@ pub struct FleetOptions {
 const STATS_LAG: Duration = Duration::from_secs(11);
 
 /// A check-in in flight this long without an answer counts as held by the server (a
-/// refused connection fails in milliseconds).
+/// refused connection fails in milliseconds); one sent after an HTTP answer counts at
+/// once (the agent is connected), one sent after a transport error only then.
 const HELD_AFTER: Duration = Duration::from_secs(1);
 
 /// Connections PostgreSQL's 100 may give this run's replicas (pools and listeners);
@@ -201,6 +202,8 @@ struct ChildSeen {
     counts: Mutex<Counts>,
     /// Per agent: when its check-in in flight was sent (unix ms), 0 when none is.
     inflight: Vec<AtomicU64>,
+    /// Per agent: whether its last attempt got an HTTP answer (not a transport error).
+    answered: Vec<AtomicBool>,
     replica_of: Vec<usize>,
     replicas: usize,
     claimed: Mutex<Vec<(String, u64)>>,
@@ -216,7 +219,8 @@ impl ChildSeen {
             .or_default() += 1;
     }
 
-    /// Per replica: check-ins in flight, and those held at least [`HELD_AFTER`].
+    /// Per replica: check-ins in flight, and those of connected agents (see
+    /// [`HELD_AFTER`]).
     fn held(&self) -> (Vec<u64>, Vec<u64>) {
         let now = unix_ms();
         let held_ms = u64::try_from(HELD_AFTER.as_millis()).unwrap_or(1000);
@@ -226,7 +230,7 @@ impl ChildSeen {
             let at = at.load(Ordering::Relaxed);
             if at != 0 {
                 inflight[self.replica_of[i]] += 1;
-                if now.saturating_sub(at) >= held_ms {
+                if self.answered[i].load(Ordering::Relaxed) || now.saturating_sub(at) >= held_ms {
                     held[self.replica_of[i]] += 1;
                 }
             }
@@ -312,6 +316,7 @@ async fn child_run(
     let seen = Arc::new(ChildSeen {
         counts: Mutex::new(Counts::new()),
         inflight: (0..plan.count).map(|_| AtomicU64::new(0)).collect(),
+        answered: (0..plan.count).map(|_| AtomicBool::new(false)).collect(),
         replica_of: replica_of.clone(),
         replicas,
         claimed: Mutex::new(Vec::new()),
@@ -500,6 +505,7 @@ async fn run_agent(
         let pause = match answer {
             Ok(res) => {
                 let status = res.status().as_u16();
+                seen.answered[slot].store(status < 500, Ordering::Relaxed);
                 seen.count(r, "/agent/jobs/claim", status);
                 let retry_after = res
                     .headers()
@@ -529,6 +535,7 @@ async fn run_agent(
                 }
             }
             Err(_) => {
+                seen.answered[slot].store(false, Ordering::Relaxed);
                 seen.count(r, "/agent/jobs/claim", 0);
                 Some(backoff.next(None))
             }
