@@ -322,7 +322,7 @@ async fn child_run(
         claimed: Mutex::new(Vec::new()),
     });
 
-    // Enrollment, 32 at a time, each retried (after a second) up to 5 times.
+    // Enrollment, 32 at a time.
     let mut agents: Vec<Option<Agent>> = (0..plan.count).map(|_| None).collect();
     let mut pending = tokio::task::JoinSet::new();
     let mut failed = 0usize;
@@ -337,7 +337,10 @@ async fn child_run(
             let token = plan.tokens[global / plan.per_fleet].clone();
             let (client, seen) = (client.clone(), seen.clone());
             pending.spawn(async move {
-                for _ in 0..5 {
+                // Overload (503 with Retry-After while the pools are busy) is retried
+                // as the reference agent retries it: jittered backoff, up to 8 times.
+                let mut backoff = Backoff(0);
+                for _ in 0..8 {
                     let answer = client
                         .post(&url)
                         .json(&json!({"enrollmentToken": token,
@@ -345,10 +348,17 @@ async fn child_run(
                                       "platform": "linux-x86_64"}))
                         .send()
                         .await;
+                    let mut retry_after = None;
                     match answer {
                         Ok(res) => {
                             let status = res.status().as_u16();
                             seen.count(replica, "/agent/enroll", status);
+                            retry_after = res
+                                .headers()
+                                .get("retry-after")
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.parse::<u64>().ok())
+                                .map(Duration::from_secs);
                             if status == 201
                                 && let Ok(v) = res.json::<Value>().await
                                 && let Some(agent) = agent_of(replica, &v)
@@ -358,7 +368,7 @@ async fn child_run(
                         }
                         Err(_) => seen.count(replica, "/agent/enroll", 0),
                     }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::time::sleep(backoff.next(retry_after)).await;
                 }
                 (i, None)
             });
@@ -371,9 +381,13 @@ async fn child_run(
             agents[i] = agent;
         }
     }
+    let mut per_replica = vec![0u64; replicas];
+    for agent in agents.iter().flatten() {
+        per_replica[agent.replica] += 1;
+    }
     emit(
         &json!({"t": "enrolled", "n": plan.count - failed, "failed": failed,
-                 "secs": started.elapsed().as_secs_f64()}),
+                 "secs": started.elapsed().as_secs_f64(), "perReplica": per_replica}),
     );
     go.notified().await;
 
@@ -555,6 +569,8 @@ async fn run_agent(
 #[derive(Default)]
 struct ChildState {
     enrolled: Option<(usize, usize, f64)>,
+    /// Agents enrolled, per replica.
+    enrolled_on: Vec<u64>,
     inflight: Vec<u64>,
     held: Vec<u64>,
     counts: Counts,
@@ -627,6 +643,7 @@ impl Children {
                                 usize::try_from(v["failed"].as_u64().unwrap_or(0)).unwrap_or(0),
                                 v["secs"].as_f64().unwrap_or(0.0),
                             ));
+                            s.enrolled_on = nums("perReplica");
                         }
                         Some("tick") => {
                             s.inflight = nums("inflight");
@@ -967,9 +984,6 @@ fn drive(
             max_secs: opts.seconds + 900,
         })
         .collect();
-    let assigned: Vec<usize> = (0..replicas)
-        .map(|r| (0..opts.agents).filter(|i| i % replicas == r).count())
-        .collect();
     println!(
         "enrolling {} agents in {fleets_n} fleets over {replicas} replicas, {processes} simulator processes",
         opts.agents
@@ -988,6 +1002,13 @@ fn drive(
     let enroll_ok: usize = enrolled.iter().map(|e| e.0).sum();
     let enroll_failed: usize = enrolled.iter().map(|e| e.1).sum();
     println!("enrolled {enroll_ok} ({enroll_failed} failed) in {enroll_secs:.1} s");
+    // Agents per replica: those enrolled (an agent whose enrollment failed is not held).
+    let mut assigned = vec![0usize; replicas];
+    for on in children.each(|s| s.enrolled_on.clone()) {
+        for (r, n) in on.iter().enumerate().take(replicas) {
+            assigned[r] += usize::try_from(*n).unwrap_or(0);
+        }
+    }
     let rss_idle: Vec<Option<u64>> = servers.iter().map(Server::rss_kib).collect();
     children.send("go");
 
@@ -1187,7 +1208,7 @@ fn drive(
     }
     rows.push_str(&format!(
         "| all | {a} | {he} | {hm} | {idle} / {held} / {end} | {pa} | {cpu:.1} % | {ans} |\n",
-        a = opts.agents,
+        a = enroll_ok,
         he = held_end.iter().sum::<u64>(),
         hm = held_min
             .iter()
@@ -1196,7 +1217,7 @@ fn drive(
         idle = sum(&rss_idle) / 1024,
         held = sum(&rss_held) / 1024,
         end = sum(&rss_end) / 1024,
-        pa = per_agent(sum(&rss_idle), sum(&rss_held), opts.agents),
+        pa = per_agent(sum(&rss_idle), sum(&rss_held), enroll_ok),
         cpu = cpu_total,
         ans = short_counts(&counts_steady, None),
     ));
@@ -1204,7 +1225,7 @@ fn drive(
         (Some((b, _)), Some(a), Some(secs)) if secs > 0.0 => format!(
             "{:.0}/s ({:.3} per agent-minute), over the last {secs:.0} s of the steady state",
             (a - b) / secs,
-            (a - b) / (secs / 60.0) / opts.agents as f64
+            (a - b) / (secs / 60.0) / enroll_ok.max(1) as f64
         ),
         _ if db.is_some() => format!(
             "not counted (a run of more than {} s is)",
@@ -1263,7 +1284,7 @@ fn drive(
         s50 = ms(percentile(&stale, 50.0)),
         s99 = ms(percentile(&stale, 99.0)),
         smax = ms(stale.last().copied().unwrap_or_default()),
-        per_k = cpu_total / (opts.agents as f64 / 1000.0).max(0.001),
+        per_k = cpu_total / (enroll_ok as f64 / 1000.0).max(0.001),
         storm = storm.unwrap_or_default(),
         by_route = status_text(&counts_steady, steady_secs).join("\n"),
     ))
