@@ -433,6 +433,27 @@ async fn child_run(
     Ok(())
 }
 
+/// A transport error as a pseudo-status: 1 connecting, 2 timed out, 0 any other
+/// (the connection closed or reset mid-request).
+fn error_kind(e: &reqwest::Error) -> u16 {
+    if e.is_connect() {
+        1
+    } else if e.is_timeout() {
+        2
+    } else {
+        0
+    }
+}
+
+fn status_name(status: u16) -> String {
+    match status {
+        0 => "transport error".to_owned(),
+        1 => "connect error".to_owned(),
+        2 => "timeout".to_owned(),
+        s => s.to_string(),
+    }
+}
+
 fn agent_of(replica: usize, v: &Value) -> Option<Agent> {
     Some(Agent {
         replica,
@@ -548,9 +569,9 @@ async fn run_agent(
                     _ => Some(backoff.next(retry_after)),
                 }
             }
-            Err(_) => {
+            Err(e) => {
                 seen.answered[slot].store(false, Ordering::Relaxed);
-                seen.count(r, "/agent/jobs/claim", 0);
+                seen.count(r, "/agent/jobs/claim", error_kind(&e));
                 Some(backoff.next(None))
             }
         };
@@ -900,11 +921,7 @@ fn status_text(counts: &Counts, secs: f64) -> Vec<String> {
     by_route
         .iter()
         .map(|((route, status), n)| {
-            let s = if *status == 0 {
-                "transport error".to_owned()
-            } else {
-                status.to_string()
-            };
+            let s = status_name(*status);
             if secs > 0.0 {
                 format!("| `{route}` | {s} | {n} | {:.1} |", *n as f64 / secs)
             } else {
@@ -926,14 +943,7 @@ fn short_counts(counts: &Counts, replica: Option<usize>) -> String {
         return "none".to_owned();
     }
     by.iter()
-        .map(|((route, status), n)| {
-            let s = if *status == 0 {
-                "error".to_owned()
-            } else {
-                status.to_string()
-            };
-            format!("{route} {s}: {n}")
-        })
+        .map(|((route, status), n)| format!("{route} {}: {n}", status_name(*status)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -1240,7 +1250,7 @@ fn drive(
     };
     let transport_errors: u64 = counts_all
         .iter()
-        .filter(|((_, _, s), _)| *s == 0)
+        .filter(|((_, _, s), _)| *s < 100)
         .map(|(_, n)| n)
         .sum();
     let mode = if db.is_some() { "PostgreSQL" } else { "memory" };
