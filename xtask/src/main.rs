@@ -48,6 +48,21 @@ enum BenchKind {
         /// release one (its figures then describe that build).
         #[arg(long, value_name = "DIR")]
         server_dir: Option<std::path::PathBuf>,
+        /// Replicas of the server on one PostgreSQL database (more than one needs
+        /// --postgres); agents are spread over them round-robin.
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
+        /// Agents per simulator process at most (the open-files limit is 20 000).
+        #[arg(long, default_value_t = 15_000)]
+        per_process: usize,
+        /// Renew an agent's access token this many seconds before it expires (the
+        /// reference agent: 120).
+        #[arg(long, default_value_t = 120)]
+        renew_before: u64,
+        /// After the steady state, restart the last replica under the full load
+        /// (SIGTERM, then started again on its port) and report the reconnect storm.
+        #[arg(long)]
+        storm: bool,
     },
 }
 
@@ -94,6 +109,9 @@ enum Task {
     },
     /// Apply migrations to DATABASE_URL (default: the local `fleetpass_dev` database).
     Migrate,
+    /// A simulator process of `bench fleet` (started by it; its plan on stdin).
+    #[command(hide = true)]
+    BenchFleetAgents,
     /// Create the local `fleetpass_dev` database if PostgreSQL is reachable, migrate it
     /// and run the server on it.
     Dev,
@@ -299,6 +317,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
+        Task::BenchFleetAgents => bench::fleet::child(),
         Task::Codegen { check } => codegen(check),
         Task::Contract {
             seconds,
@@ -320,6 +339,10 @@ fn main() -> anyhow::Result<()> {
                     wait,
                     postgres,
                     server_dir,
+                    replicas,
+                    per_process,
+                    renew_before,
+                    storm,
                 }),
             ..
         } => bench::fleet::run(
@@ -330,6 +353,10 @@ fn main() -> anyhow::Result<()> {
                 scans_per_second,
                 wait,
                 postgres,
+                replicas,
+                per_process,
+                renew_before,
+                storm,
             },
             server_dir.as_deref(),
         ),

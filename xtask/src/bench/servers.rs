@@ -70,6 +70,44 @@ pub struct Server {
     pub base: String,
     child: Child,
     log: PathBuf,
+    /// How it was started, to start it again on the same port.
+    spec: Spec,
+}
+
+/// A server's command line, environment and address.
+struct Spec {
+    program: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    bind_env: Option<String>,
+    bind: String,
+    ready_path: String,
+}
+
+impl Spec {
+    fn spawn(&self, log: &Path, append: bool) -> anyhow::Result<Child> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(log)?;
+        let mut cmd = Command::new(&self.program);
+        cmd.args(self.args.iter().map(|a| a.replace("{bind}", &self.bind)))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
+        if let Some(var) = &self.bind_env {
+            cmd.env(var, &self.bind);
+        }
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.spawn()
+            .with_context(|| format!("Failed to start {}", self.program.display()))
+    }
 }
 
 impl Server {
@@ -89,34 +127,71 @@ impl Server {
         log_dir: &Path,
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let bind = format!("127.0.0.1:{port}");
+        let spec = Spec {
+            program: program.to_path_buf(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            bind_env: bind_env.map(str::to_owned),
+            bind: format!("127.0.0.1:{port}"),
+            ready_path: ready_path.to_owned(),
+        };
         let log = log_dir.join(format!("{}.log", label.replace([' ', '(', ')', '/'], "_")));
-        let file = std::fs::File::create(&log)?;
-        let mut cmd = Command::new(program);
-        cmd.args(args.iter().map(|a| a.replace("{bind}", &bind)))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .stdin(Stdio::null())
-            .stdout(file.try_clone()?)
-            .stderr(file);
-        if let Some(var) = bind_env {
-            cmd.env(var, &bind);
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("Failed to start {}", program.display()))?;
+        let child = spec.spawn(&log, false)?;
         let mut server = Self {
             label: label.to_owned(),
-            base: format!("http://{bind}"),
+            base: format!("http://{}", spec.bind),
             child,
             log,
+            spec,
         };
         server.wait_ready(ready_path)?;
-        println!("started {label} (pid {}) on {bind}", server.pid());
+        println!(
+            "started {label} (pid {}) on {}",
+            server.pid(),
+            server.spec.bind
+        );
         Ok(server)
+    }
+
+    /// Sends SIGTERM to it (our own child, by its pid) and waits up to `limit` for it
+    /// to exit; how long it took, or `None` if it had not exited by then.
+    ///
+    /// # Errors
+    /// When `kill` cannot be run.
+    pub fn terminate(&mut self, limit: Duration) -> anyhow::Result<Option<Duration>> {
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .context("Failed to run kill")?;
+        anyhow::ensure!(status.success(), "kill -TERM {} failed", self.pid());
+        while started.elapsed() < limit {
+            if self.child.try_wait()?.is_some() {
+                return Ok(Some(started.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(None)
+    }
+
+    /// Starts it again, on the same address, with the same settings (its log goes on
+    /// in the same file), and waits until it answers.
+    ///
+    /// # Errors
+    /// When it does not start or answer.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        if self.child.try_wait()?.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        self.child = self.spec.spawn(&self.log, true)?;
+        let path = self.spec.ready_path.clone();
+        self.wait_ready(&path)?;
+        println!("restarted {} (pid {})", self.label, self.pid());
+        Ok(())
     }
 
     fn wait_ready(&mut self, path: &str) -> anyhow::Result<()> {
