@@ -96,11 +96,7 @@ pub async fn read_json<T: DeserializeOwned>(
     let limit = req.app_data::<BodyLimit>().map_or(BODY_LIMIT, |l| l.0);
     let unreadable =
         || ApiError::bad_request("the request body could not be read", "Send the body again.");
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared = declared_length(req.headers());
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::too_large(limit));
     }
@@ -122,6 +118,14 @@ pub async fn read_json<T: DeserializeOwned>(
         ));
     }
     decode_bytes(&bytes)
+}
+
+/// The body length a request declares (`Content-Length`), if it declares one.
+pub(crate) fn declared_length(headers: &header::HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
 }
 
 /// Decodes JSON text straight into `T`, so memory follows what `T` keeps rather than a

@@ -147,11 +147,14 @@ impl World {
             .expect("a claim")
             .expect("the queued scan is claimed");
         assert_eq!(claimed.id, scan.id);
+        let running = scans::running_scan_of(&self.deps, &enrolled.agent, scan.id)
+            .await
+            .expect("the claimed scan is running");
         let done = scans::submit_results(
             &self.deps,
             &self.keys,
             &enrolled.agent,
-            scan.id,
+            running,
             ScanResults::default(),
         )
         .await

@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use actix_web::HttpMessage as _;
 use actix_web::dev::ServiceRequest;
-use actix_web::http::header;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::{BODY_LIMIT, BodyLimit};
+use crate::extract::{BODY_LIMIT, BodyLimit, declared_length};
 
 /// Large uploads one process takes at once. Worst case per process: this many bodies at
 /// the route's cap, each with its decoded value (docs/SECURITY.md, "Memory per request").
@@ -32,11 +31,7 @@ struct Turn(#[allow(dead_code)] SemaphorePermit<'static>);
 /// 503 with `Retry-After` when no turn comes free within a short wait.
 pub(super) async fn take_turn(req: &ServiceRequest) -> Result<(), ApiError> {
     let cap = req.app_data::<BodyLimit>().map_or(BODY_LIMIT, |l| l.0);
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared = declared_length(req.headers());
     if cap <= BODY_LIMIT || declared.is_some_and(|n| n <= BODY_LIMIT) {
         return Ok(());
     }

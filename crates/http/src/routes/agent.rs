@@ -271,9 +271,9 @@ pub async fn submit_results(
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, ScanId::parse)?;
     // Up to 16 MiB for a scan of someone else's is refused before a byte of it is read.
-    scans::running_scan_of(&state.deps, &agent, id).await?;
+    let running = scans::running_scan_of(&state.deps, &agent, id).await?;
     let results: ScanResults = read_json(&req, payload.into_inner()).await?;
-    let scan = scans::submit_results(&state.deps, &state.keys, &agent, id, results).await?;
+    let scan = scans::submit_results(&state.deps, &state.keys, &agent, running, results).await?;
     Ok(HttpResponse::Ok().json(CompletedView {
         scan_id: scan.id.to_string(),
         status: scan.status.as_str().to_owned(),

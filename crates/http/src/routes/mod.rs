@@ -70,6 +70,10 @@ async fn refuse_unknown_query(
     req: ServiceRequest,
     next: actix_web::middleware::Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    // Most requests carry no query: they cost no pattern lookup and no allocation here.
+    if req.query_string().is_empty() {
+        return next.call(req).await;
+    }
     let checked = req.match_pattern().map(|pattern| {
         crate::extract::check_query_names(&pattern, req.method().as_str(), req.query_string())
     });

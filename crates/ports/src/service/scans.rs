@@ -164,7 +164,7 @@ pub async fn claim(deps: &Deps, agent: &Agent) -> ServiceResult<Option<Scan>> {
 /// # Errors
 /// `NotFound` for a scan of another agent (or none), `Conflict(ScanNotRunning)` for
 /// one that is no longer running.
-pub async fn running_scan_of(deps: &Deps, agent: &Agent, id: ScanId) -> ServiceResult<Scan> {
+pub async fn running_scan_of(deps: &Deps, agent: &Agent, id: ScanId) -> ServiceResult<RunningScan> {
     let scan = deps.store.get_scan(agent.tenant_id, id).await?;
     if scan.claimed_by != Some(agent.id) {
         return Err(ServiceError::NotFound);
@@ -174,7 +174,20 @@ pub async fn running_scan_of(deps: &Deps, agent: &Agent, id: ScanId) -> ServiceR
             constraint: Conflict::ScanNotRunning,
         });
     }
-    Ok(scan)
+    Ok(RunningScan(scan))
+}
+
+/// A scan [`running_scan_of`] found claimed by the agent and running: what
+/// [`submit_results`] takes, so the check is made once, before the body is read. The
+/// store completes it only if it is still running then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningScan(Scan);
+
+impl RunningScan {
+    /// The scan.
+    pub fn scan(&self) -> &Scan {
+        &self.0
+    }
 }
 
 /// How often a held check-in marks its agent seen: the agent sends nothing while it
@@ -291,16 +304,16 @@ pub fn wait_for(
 /// the report and the signed passport, and completes the scan.
 ///
 /// # Errors
-/// `NotFound` for a scan the agent did not claim; `Conflict(ScanNotRunning)` when it
-/// is no longer running; `Invalid` naming the first invalid part of the results.
+/// `Conflict(ScanNotRunning)` when it stopped running since [`running_scan_of`];
+/// `Invalid` naming the first invalid part of the results.
 pub async fn submit_results(
     deps: &Deps,
     keys: &KeyRing,
     agent: &Agent,
-    id: ScanId,
+    RunningScan(scan): RunningScan,
     results: ScanResults,
 ) -> ServiceResult<Scan> {
-    let scan = running_scan_of(deps, agent, id).await?;
+    let id = scan.id;
     results
         .validate(scan.constraints.max_assets)
         .map_err(|e| ServiceError::Invalid {
