@@ -2,6 +2,7 @@
 
 use crate::Timestamp;
 use crate::ids::{AgentId, EnrollmentTokenId, EnvironmentId, FleetId, TenantId};
+use crate::label::Labels;
 use crate::value::{int_newtype, text_newtype};
 
 text_newtype!(
@@ -102,6 +103,8 @@ pub struct EnrollmentToken {
     pub revoked_at: Option<Timestamp>,
     /// The non-secret hint of its secret (`fpe_…x7Qa`).
     pub hint: String,
+    /// The labels every agent it enrolls carries (over the agent's own).
+    pub labels: Labels,
 }
 
 /// An enrollment token's status at a moment.
@@ -203,6 +206,9 @@ pub struct Agent {
     pub last_seen_at: Option<Timestamp>,
     /// When it was revoked; its secret and tokens stop working then.
     pub revoked_at: Option<Timestamp>,
+    /// What it is (`role=db`): set at enrollment, changed by operators, targeted by
+    /// scans.
+    pub labels: Labels,
 }
 
 impl Agent {
@@ -308,6 +314,7 @@ mod tests {
 
     fn token(max: u32) -> EnrollmentToken {
         EnrollmentToken {
+            labels: Labels::none(),
             id: EnrollmentTokenId::from_uuid(Uuid::from_u128(1)),
             tenant_id: TenantId::from_uuid(Uuid::from_u128(2)),
             fleet_id: FleetId::from_uuid(Uuid::from_u128(3)),
@@ -351,6 +358,7 @@ mod tests {
     #[test]
     fn access_tokens_live_fifteen_minutes() {
         let agent = Agent {
+            labels: Labels::none(),
             id: AgentId::from_uuid(Uuid::from_u128(9)),
             tenant_id: TenantId::from_uuid(Uuid::from_u128(2)),
             fleet_id: FleetId::from_uuid(Uuid::from_u128(3)),

@@ -73,10 +73,15 @@ impl Scenario {
 
 mod artifacts;
 mod constraints;
+mod fanout;
 
 pub use artifacts::{ArtifactError, Jws, Sha256Hex};
 pub(crate) use constraints::MAX_ASSETS;
 pub use constraints::{Constraint, Infeasible, MaxAssets, MaxDurationMinutes, ScanConstraints};
+pub use fanout::{
+    Attributed, MAX_TARGET_AGENTS, Merge, Merged, PartFailure, PartStatus, Progress, ScanPart,
+    ScanTarget, TargetError,
+};
 
 /// Where a scan is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,16 +96,19 @@ pub enum ScanStatus {
     Failed,
     /// Never claimed before `notAfter`.
     Expired,
+    /// Cancelled by an operator before it ended.
+    Cancelled,
 }
 
 impl ScanStatus {
     /// Every status, in lifecycle order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Queued,
         Self::Running,
         Self::Completed,
         Self::Failed,
         Self::Expired,
+        Self::Cancelled,
     ];
 
     /// The wire name.
@@ -111,7 +119,13 @@ impl ScanStatus {
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
         }
+    }
+
+    /// Whether it has ended (completed, failed, expired or cancelled).
+    pub const fn is_final(self) -> bool {
+        !matches!(self, Self::Queued | Self::Running)
     }
 
     /// Parses the wire name.
@@ -125,8 +139,9 @@ impl ScanStatus {
             "completed" => Ok(Self::Completed),
             "failed" => Ok(Self::Failed),
             "expired" => Ok(Self::Expired),
+            "cancelled" => Ok(Self::Cancelled),
             _ => Err(ValueError::OneOf {
-                allowed: "queued, running, completed, failed, expired",
+                allowed: "queued, running, completed, failed, expired, cancelled",
             }),
         }
     }
@@ -147,13 +162,16 @@ pub struct Scan {
     pub scenario: Scenario,
     /// Its constraints.
     pub constraints: ScanConstraints,
+    /// Which agents run it: one (`Any`), or one part per agent of a fan-out.
+    pub target: ScanTarget,
     /// Where it is.
     pub status: ScanStatus,
     /// When it was requested.
     pub requested_at: Timestamp,
-    /// The agent that claimed it.
+    /// The agent that claimed it (a scan of target `Any`; a fan-out scan's parts each
+    /// name their own).
     pub claimed_by: Option<AgentId>,
-    /// When it was claimed.
+    /// When it was claimed (a fan-out scan: when its first part was).
     pub claimed_at: Option<Timestamp>,
     /// When it completed, failed or expired.
     pub finished_at: Option<Timestamp>,
@@ -170,6 +188,10 @@ impl Scan {
     /// The status the sweeper moves it to at `now`, if any: a running scan past its
     /// deadline fails; a queued one past `notAfter` expires.
     pub fn overdue(&self, now: Timestamp) -> Option<ScanStatus> {
+        if self.target.fans_out() {
+            // A fan-out scan ends with its parts (see `part_overdue`).
+            return None;
+        }
         match (self.status, self.claimed_at, self.constraints.not_after) {
             (ScanStatus::Running, Some(claimed), _)
                 if now
@@ -184,6 +206,41 @@ impl Scan {
                 Some(ScanStatus::Expired)
             }
             _ => None,
+        }
+    }
+}
+
+impl Scan {
+    /// Whether `part` of this fan-out scan is past its deadline at `now`, and why it
+    /// fails then: a running part gets `maxDurationMinutes` from its claim; a queued
+    /// part must be claimed by `notAfter`, or, without one, within `maxDurationMinutes`
+    /// of the request (so an agent that is away never holds a fleet's scan open).
+    pub fn part_overdue(&self, part: &ScanPart, now: Timestamp) -> Option<PartFailure> {
+        let run = time::Duration::minutes(i64::from(self.constraints.max_duration().get()));
+        match (part.status, part.claimed_at) {
+            (PartStatus::Running, Some(claimed)) if now >= claimed + run => {
+                Some(PartFailure::NoResults)
+            }
+            (PartStatus::Queued, _) if now >= self.claim_deadline() => Some(PartFailure::NotClaimed),
+            _ => None,
+        }
+    }
+
+    /// When a queued part of this fan-out scan stops being claimable.
+    pub fn claim_deadline(&self) -> Timestamp {
+        self.constraints.not_after.unwrap_or_else(|| {
+            self.requested_at
+                + time::Duration::minutes(i64::from(self.constraints.max_duration().get()))
+        })
+    }
+
+    /// The status a fan-out scan ends in once no part is open: completed when any part
+    /// completed, failed when none did.
+    pub fn ends_as(progress: &Progress) -> ScanStatus {
+        if progress.completed > 0 {
+            ScanStatus::Completed
+        } else {
+            ScanStatus::Failed
         }
     }
 }
@@ -594,6 +651,21 @@ impl PassportClaims {
         names: PassportNames,
     ) -> Result<Self, ArtifactError> {
         let (_, bundle_sha256) = results.bundle()?;
+        Self::of(scan, results.counts(), bundle_sha256, at, names)
+    }
+
+    /// The passport of `scan`, completed at `at`, over a bundle with `bundle_sha256`
+    /// and `counts` (a [`Merge`]'s, for a fan-out scan).
+    ///
+    /// # Errors
+    /// `Time` for a time with no RFC 3339 form.
+    pub fn of(
+        scan: &Scan,
+        counts: Counts,
+        bundle_sha256: Sha256Hex,
+        at: Timestamp,
+        names: PassportNames,
+    ) -> Result<Self, ArtifactError> {
         Ok(Self {
             iss: "fleetpass".to_owned(),
             sub: scan.id.to_string(),
@@ -605,7 +677,7 @@ impl PassportClaims {
             scan_id: scan.id.to_string(),
             scenario: scan.scenario,
             completed_at: at.format(&time::format_description::well_known::Rfc3339)?,
-            counts: results.counts(),
+            counts,
             bundle_sha256: bundle_sha256.into(),
             tenant_name: names.tenant,
             fleet_name: names.fleet,
@@ -696,6 +768,7 @@ mod tests {
             constraints: constraints(Some(10), Some(60), Some(20)),
             status: ScanStatus::Queued,
             requested_at: NOW,
+            target: ScanTarget::Any,
             claimed_by: None,
             claimed_at: None,
             finished_at: None,
