@@ -170,6 +170,8 @@ audit_actions! {
     AgentEnrolled => "agent.enrolled",
     /// An agent was revoked.
     AgentRevoked => "agent.revoked",
+    /// An agent's labels were changed.
+    AgentUpdated => "agent.updated",
     /// A scan was requested.
     ScanRequested => "scan.requested",
     /// An agent claimed a scan.
@@ -180,6 +182,8 @@ audit_actions! {
     ScanFailed => "scan.failed",
     /// A queued scan passed its `notAfter`.
     ScanExpired => "scan.expired",
+    /// A scan was cancelled.
+    ScanCancelled => "scan.cancelled",
     /// A share link was created.
     ShareLinkCreated => "share_link.created",
     /// A share link was opened.
@@ -255,6 +259,8 @@ pub mod actions {
     pub const AGENT_ENROLLED: AuditAction = AuditAction::AgentEnrolled;
     /// See [`AuditAction::AgentRevoked`].
     pub const AGENT_REVOKED: AuditAction = AuditAction::AgentRevoked;
+    /// See [`AuditAction::AgentUpdated`].
+    pub const AGENT_UPDATED: AuditAction = AuditAction::AgentUpdated;
     /// See [`AuditAction::ScanRequested`].
     pub const SCAN_REQUESTED: AuditAction = AuditAction::ScanRequested;
     /// See [`AuditAction::ScanClaimed`].
@@ -265,6 +271,8 @@ pub mod actions {
     pub const SCAN_FAILED: AuditAction = AuditAction::ScanFailed;
     /// See [`AuditAction::ScanExpired`].
     pub const SCAN_EXPIRED: AuditAction = AuditAction::ScanExpired;
+    /// See [`AuditAction::ScanCancelled`].
+    pub const SCAN_CANCELLED: AuditAction = AuditAction::ScanCancelled;
     /// See [`AuditAction::ShareLinkCreated`].
     pub const SHARE_LINK_CREATED: AuditAction = AuditAction::ShareLinkCreated;
     /// See [`AuditAction::ShareLinkAccessed`].

@@ -52,6 +52,15 @@ conflicts! {
     TokenOwnerChanged => "token_owner_changed",
     /// *Store*: results can only complete a running scan.
     ScanNotRunning => "scan_not_running",
+    /// *Store*: a fan-out scan's target selects no live agent of its fleet.
+    TargetEmpty => "target_empty",
+    /// *Store*: a fan-out scan lists an agent that is not a live agent of its fleet.
+    TargetNotInFleet => "target_not_in_fleet",
+    /// *Store*: the scan has ended (completed, failed, expired or cancelled), so it
+    /// cannot be cancelled.
+    ScanFinished => "scan_finished",
+    /// The scan was cancelled: its agents' results are no longer wanted.
+    ScanCancelled => "scan_cancelled",
     /// The scan has no artifacts yet: it has not completed.
     ScanNotCompleted => "scan_not_completed",
     /// The token is revoked or expired, so it cannot be changed or rotated.

@@ -49,6 +49,12 @@ pub mod constraint {
     pub const TOKEN_OWNER_CHANGED: Conflict = Conflict::TokenOwnerChanged;
     /// See [`Conflict::ScanNotRunning`].
     pub const SCAN_NOT_RUNNING: Conflict = Conflict::ScanNotRunning;
+    /// See [`Conflict::TargetEmpty`].
+    pub const TARGET_EMPTY: Conflict = Conflict::TargetEmpty;
+    /// See [`Conflict::TargetNotInFleet`].
+    pub const TARGET_NOT_IN_FLEET: Conflict = Conflict::TargetNotInFleet;
+    /// See [`Conflict::ScanFinished`].
+    pub const SCAN_FINISHED: Conflict = Conflict::ScanFinished;
 }
 
 /// Why a store call failed.

@@ -26,11 +26,14 @@ use fleetpass_domain::ids::{AgentId, FleetId};
 use tokio::sync::broadcast;
 
 /// What a waiter is told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wakeup {
     /// A scan of the fleet became claimable: try to claim it. Each scan wakes one
     /// waiter of its fleet per process.
     Scan,
+    /// A fan-out scan's parts became claimable, one for each of these agents (sorted):
+    /// those agents' waiters claim, every other waiter of the fleet waits on.
+    Parts(Arc<[AgentId]>),
     /// This agent of the fleet was revoked: its check-in ends (401).
     AgentGone(AgentId),
     /// The fleet was deleted, with its agents: every check-in of it ends (401).
@@ -107,6 +110,8 @@ impl Inner {
         let Some(fleet) = fleets.get(&fleet) else {
             return;
         };
+        // Every other event goes to every waiter of the fleet, `Parts` included: each
+        // waiter knows its own agent and checks the list (one lookup, no store work).
         match event {
             Wakeup::Scan => {
                 if fleet.scans.available_permits() < MAX_PENDING_SCANS {
@@ -178,7 +183,7 @@ impl LocalWakeups {
     /// [`Wakeup::Missed`]).
     pub fn deliver_all(&self, event: Wakeup) {
         for fleet in self.0.fleets().values() {
-            let _ = fleet.events.send(event);
+            let _ = fleet.events.send(event.clone());
         }
     }
 }
@@ -375,6 +380,18 @@ mod tests {
             Wakeup::Scan,
             "the publish was not delivered"
         );
+    }
+
+    #[tokio::test]
+    async fn parts_reach_every_waiter_of_the_fleet_with_the_list() {
+        let w = LocalWakeups::new(10);
+        let f = fleet();
+        let mut one = w.subscribe(f).unwrap();
+        let mut two = w.subscribe(f).unwrap();
+        let agents: Arc<[AgentId]> = vec![AgentId::from_uuid(uuid::Uuid::now_v7())].into();
+        w.publish(f, Wakeup::Parts(Arc::clone(&agents)), Duration::ZERO);
+        assert_eq!(one.next().await, Wakeup::Parts(Arc::clone(&agents)));
+        assert_eq!(two.next().await, Wakeup::Parts(agents));
     }
 
     #[tokio::test]

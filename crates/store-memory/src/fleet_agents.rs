@@ -8,7 +8,9 @@ use fleetpass_domain::fleet::{
     Agent, AgentVersion, EnrollmentRefusal, EnrollmentToken, Fleet, FleetName,
 };
 use fleetpass_domain::ids::{AgentId, EnrollmentTokenId, EnvironmentId, FleetId, TenantId};
+use fleetpass_domain::label::{LabelSelector, Labels};
 use fleetpass_domain::page::{Page, PageRequest};
+use fleetpass_domain::scan::{PartFailure, PartStatus};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_ports::store::{EnrollBuilder, FleetStore, RepoError};
 
@@ -227,13 +229,35 @@ impl FleetStore for MemoryStore {
         &self,
         tenant: TenantId,
         fleet: FleetId,
+        labels: Option<&LabelSelector>,
         page: PageRequest,
     ) -> Result<Page<Agent>, RepoError> {
         self.read(|s| {
             s.fleet(tenant, fleet)?;
             Ok(page_of(&s.agents, page, |a| {
-                a.tenant_id == tenant && a.fleet_id == fleet
+                a.tenant_id == tenant
+                    && a.fleet_id == fleet
+                    && labels.is_none_or(|l| a.labels.matches(l))
             }))
+        })
+    }
+
+    async fn relabel_agent(
+        &self,
+        tenant: TenantId,
+        id: AgentId,
+        labels: &Labels,
+        audit: &AuditEvent,
+    ) -> Result<Agent, RepoError> {
+        self.with(|s| {
+            s.agent(tenant, id)?;
+            s.ensure_new_audit([audit])?;
+
+            let stored = s.agents.get_mut(&id.as_uuid()).ok_or(RepoError::NotFound)?;
+            stored.labels = labels.clone();
+            let relabelled = stored.clone();
+            s.record(audit);
+            Ok(relabelled)
         })
     }
 
@@ -254,6 +278,13 @@ impl FleetStore for MemoryStore {
             let stored = s.agents.get_mut(&id.as_uuid()).ok_or(RepoError::NotFound)?;
             stored.revoked_at = Some(at);
             let revoked = stored.clone();
+            s.end_open_parts(
+                None,
+                Some(id),
+                PartStatus::Failed,
+                Some(PartFailure::AgentRevoked),
+                at,
+            );
             s.record(audit);
             Ok(revoked)
         })

@@ -26,6 +26,7 @@ mod directory;
 mod fleet_agents;
 mod idempotency;
 mod keys;
+mod parts;
 mod ratelimit;
 mod scans;
 mod schedules;
@@ -117,6 +118,8 @@ struct State {
     scans: BTreeMap<Uuid, Scan>,
     /// The artifacts of each completed scan, by scan id.
     scan_artifacts: HashMap<Uuid, ScanArtifacts>,
+    /// The parts of fan-out scans, by (scan, agent).
+    parts: BTreeMap<(Uuid, Uuid), parts::PartRow>,
     share_links: BTreeMap<Uuid, ShareLink>,
     /// The digest of each share link's token, to the link.
     share_secrets: HashMap<[u8; 32], ShareLinkId>,

@@ -14,7 +14,7 @@ use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::fleet::Agent;
 use fleetpass_domain::ids::{AgentId, FleetId, ScanId, ShareLinkId, TenantId};
 use fleetpass_domain::page::{Page, PageRequest};
-use fleetpass_domain::scan::{Scan, ScanStatus};
+use fleetpass_domain::scan::{PartStatus, Progress, Scan, ScanPart, ScanStatus};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, ShareLink, ShareStatus};
 use fleetpass_ports::store::{
@@ -38,7 +38,7 @@ fn passes(scan: &Scan, filter: &ScanFilter) -> bool {
 
 impl State {
     /// The scan `id` of `tenant`.
-    fn scan(&self, tenant: TenantId, id: ScanId) -> Result<&Scan, RepoError> {
+    pub(crate) fn scan(&self, tenant: TenantId, id: ScanId) -> Result<&Scan, RepoError> {
         self.scans
             .get(&id.as_uuid())
             .filter(|s| s.tenant_id == tenant)
@@ -65,17 +65,80 @@ impl State {
         }
     }
 
-    pub(crate) fn create_scan(&mut self, scan: &Scan, audit: &AuditEvent) -> Result<(), RepoError> {
+    pub(crate) fn create_scan(
+        &mut self,
+        scan: &Scan,
+        audit: &AuditEvent,
+    ) -> Result<Vec<AgentId>, RepoError> {
         // The foreign key a database would enforce: the fleet is the scan's tenant's.
         self.fleet(scan.tenant_id, scan.fleet_id)?;
         if self.scans.contains_key(&scan.id.as_uuid()) {
             return Err(duplicate("scan"));
         }
+        let agents = self.targeted_agents(scan)?;
         self.ensure_new_audit([audit])?;
 
         self.scans.insert(scan.id.as_uuid(), scan.clone());
+        self.insert_parts(scan.id, &agents);
         self.record(audit);
-        Ok(())
+        Ok(agents)
+    }
+
+    pub(crate) fn finish_fan_out(
+        &mut self,
+        tenant: TenantId,
+        id: ScanId,
+        at: Timestamp,
+        artifacts: Option<&ScanArtifacts>,
+        audit: &AuditEvent,
+    ) -> Result<Option<Scan>, RepoError> {
+        let scan = self.scan(tenant, id)?;
+        if !scan.target.fans_out() || scan.status.is_final() || self.progress_of(id).open() > 0 {
+            return Ok(None);
+        }
+        self.ensure_new_audit([audit])?;
+
+        let ended = Scan {
+            status: if artifacts.is_some() {
+                ScanStatus::Completed
+            } else {
+                ScanStatus::Failed
+            },
+            finished_at: Some(at),
+            ..scan.clone()
+        };
+        self.scans.insert(id.as_uuid(), ended.clone());
+        if let Some(artifacts) = artifacts {
+            self.scan_artifacts.insert(id.as_uuid(), artifacts.clone());
+        }
+        self.record(audit);
+        Ok(Some(ended))
+    }
+
+    pub(crate) fn cancel_scan(
+        &mut self,
+        tenant: TenantId,
+        id: ScanId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<Scan, RepoError> {
+        let scan = self.scan(tenant, id)?;
+        if scan.status.is_final() {
+            return Err(RepoError::Conflict {
+                constraint: constraint::SCAN_FINISHED,
+            });
+        }
+        self.ensure_new_audit([audit])?;
+
+        let cancelled = Scan {
+            status: ScanStatus::Cancelled,
+            finished_at: Some(at),
+            ..scan.clone()
+        };
+        self.scans.insert(id.as_uuid(), cancelled.clone());
+        self.end_open_parts(Some(id), None, PartStatus::Cancelled, None, at);
+        self.record(audit);
+        Ok(cancelled)
     }
 
     pub(crate) fn get_scan(&self, tenant: TenantId, id: ScanId) -> Result<Scan, RepoError> {
@@ -101,10 +164,24 @@ impl State {
         audit: AuditFor<'_, Scan>,
     ) -> Result<Option<Scan>, RepoError> {
         // Ids are UUID v7: ascending key order is oldest first.
-        let Some(queued) = self.scans.values().find(|s| {
-            s.tenant_id == agent.tenant_id && s.fleet_id == agent.fleet_id && s.claimable(now)
-        }) else {
-            return Ok(None);
+        let any = self.scans.values().find(|s| {
+            s.tenant_id == agent.tenant_id
+                && s.fleet_id == agent.fleet_id
+                && !s.target.fans_out()
+                && s.claimable(now)
+        });
+        let part = self.claimable_part(agent, now);
+        let queued = match (any, part) {
+            (None, None) => return Ok(None),
+            (Some(any), Some(part)) if part.id < any.id => {
+                let part = part.clone();
+                return Ok(Some(self.claim_part(agent, &part, now)));
+            }
+            (None, Some(part)) => {
+                let part = part.clone();
+                return Ok(Some(self.claim_part(agent, &part, now)));
+            }
+            (Some(any), _) => any,
         };
         let claimed = Scan {
             status: ScanStatus::Running,
@@ -185,7 +262,7 @@ impl State {
         for event in &events {
             self.record(event);
         }
-        Ok(moved.len())
+        Ok(moved.len() + self.sweep_parts(now))
     }
 
     /// Removes the scans of `fleet` with their artifacts, their share links and those
@@ -201,6 +278,7 @@ impl State {
             return;
         }
         self.scans.retain(|_, s| !gone.contains(&s.id));
+        self.remove_parts_of(&gone);
         self.scan_artifacts
             .retain(|id, _| !gone.contains(&ScanId::from_uuid(*id)));
         self.share_links.retain(|_, l| !gone.contains(&l.scan_id));
@@ -317,8 +395,79 @@ impl State {
 impl ScanStore for MemoryStore {
     // ---- scans ----
 
-    async fn create_scan(&self, scan: &Scan, audit: &AuditEvent) -> Result<(), RepoError> {
+    async fn create_scan(
+        &self,
+        scan: &Scan,
+        audit: &AuditEvent,
+    ) -> Result<Vec<AgentId>, RepoError> {
         self.with(|s| s.create_scan(scan, audit))
+    }
+
+    async fn scan_progress(
+        &self,
+        tenant: TenantId,
+        ids: &[ScanId],
+    ) -> Result<Vec<(ScanId, Progress)>, RepoError> {
+        self.read(|s| Ok(s.scan_progress(tenant, ids)))
+    }
+
+    async fn list_parts(
+        &self,
+        tenant: TenantId,
+        scan: ScanId,
+        status: Option<PartStatus>,
+        page: PageRequest,
+    ) -> Result<Page<ScanPart>, RepoError> {
+        self.read(|s| s.list_parts(tenant, scan, status, page))
+    }
+
+    async fn get_part(&self, agent: &Agent, id: ScanId) -> Result<Option<ScanPart>, RepoError> {
+        self.read(|s| Ok(s.get_part(agent, id)))
+    }
+
+    async fn submit_part(
+        &self,
+        agent: AgentId,
+        id: ScanId,
+        at: Timestamp,
+        results_json: &str,
+    ) -> Result<(), RepoError> {
+        self.with(|s| s.submit_part(agent, id, at, results_json))
+    }
+
+    async fn part_results(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+        after: Option<AgentId>,
+        limit: u32,
+    ) -> Result<Vec<(AgentId, String)>, RepoError> {
+        self.read(|s| s.part_results(tenant, id, after, limit))
+    }
+
+    async fn finish_fan_out(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+        at: Timestamp,
+        artifacts: Option<&ScanArtifacts>,
+        audit: &AuditEvent,
+    ) -> Result<Option<Scan>, RepoError> {
+        self.with(|s| s.finish_fan_out(tenant, id, at, artifacts, audit))
+    }
+
+    async fn fan_outs_to_finish(&self, limit: u32) -> Result<Vec<Scan>, RepoError> {
+        self.read(|s| Ok(s.fan_outs_to_finish(limit)))
+    }
+
+    async fn cancel_scan(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<Scan, RepoError> {
+        self.with(|s| s.cancel_scan(tenant, id, at, audit))
     }
 
     async fn get_scan(&self, tenant: TenantId, id: ScanId) -> Result<Scan, RepoError> {

@@ -5,6 +5,7 @@ use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::{AuditActor, actions};
 use fleetpass_domain::fleet::{Agent, AgentClaims, AgentVersion, Hostname, Platform};
 use fleetpass_domain::ids::AgentId;
+use fleetpass_domain::label::Labels;
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
 use serde_json::json;
 
@@ -21,6 +22,8 @@ pub struct Enrollment {
     pub platform: Platform,
     /// Its version, if it says.
     pub agent_version: Option<AgentVersion>,
+    /// The labels it gives itself; the enrollment token's are laid over them.
+    pub labels: Labels,
 }
 
 /// A fresh access token.
@@ -88,6 +91,12 @@ pub async fn enroll(
             enrolled_at: now,
             last_seen_at: None,
             revoked_at: None,
+            // The operator's labels (on the token) win over the agent's own; should the
+            // two together be more than an agent may carry, the operator's alone.
+            labels: report
+                .labels
+                .overlaid(&t.labels)
+                .unwrap_or_else(|_| t.labels.clone()),
         };
         let audit = deps.audit(
             t.tenant_id,

@@ -7,6 +7,7 @@ use fleetpass_domain::fleet::{
 };
 use fleetpass_domain::identity::EnvironmentName;
 use fleetpass_domain::ids::{AgentId, EnrollmentTokenId, EnvironmentId, FleetId};
+use fleetpass_domain::label::{LabelSelector, Labels};
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
 use serde_json::json;
@@ -38,6 +39,7 @@ fn new_enrollment(
     fleet: &Fleet,
     ttl: EnrollmentTtlHours,
     max_uses: MaxUses,
+    labels: Labels,
 ) -> IssuedEnrollment {
     let now = deps.now();
     let secret = PlainSecret::from_random(SecretKind::Enrollment, deps.secrets.random_32());
@@ -51,6 +53,7 @@ fn new_enrollment(
         created_at: now,
         revoked_at: None,
         hint: secret.hint(),
+        labels,
     };
     IssuedEnrollment { token, secret }
 }
@@ -107,6 +110,7 @@ pub async fn create_fleet(
         &fleet,
         EnrollmentTtlHours::default_ttl(),
         MaxUses::once(),
+        Labels::none(),
     );
     let audit = [
         deps.audit_by(
@@ -233,9 +237,10 @@ pub async fn issue_enrollment_token(
     fleet: FleetId,
     ttl: EnrollmentTtlHours,
     max_uses: MaxUses,
+    labels: Labels,
 ) -> ServiceResult<IssuedEnrollment> {
     let fleet = fleet_for(deps, actor, Action::Operate, fleet).await?;
-    let issued = new_enrollment(deps, &fleet, ttl, max_uses);
+    let issued = new_enrollment(deps, &fleet, ttl, max_uses, labels);
     let audit = deps
         .audit_by(
             actor,
@@ -302,10 +307,40 @@ pub async fn list_agents(
     deps: &Deps,
     actor: &Actor,
     fleet: FleetId,
+    labels: Option<&LabelSelector>,
     page: PageRequest,
 ) -> ServiceResult<Page<Agent>> {
     fleet_for(deps, actor, Action::Read, fleet).await?;
-    Ok(deps.store.list_agents(actor.tenant_id, fleet, page).await?)
+    Ok(deps
+        .store
+        .list_agents(actor.tenant_id, fleet, labels, page)
+        .await?)
+}
+
+/// Replaces an agent's labels (what scans with a label selector target from now on;
+/// parts already made stay).
+///
+/// # Errors
+/// `Denied`, `NotFound`, store errors.
+pub async fn relabel_agent(
+    deps: &Deps,
+    actor: &Actor,
+    id: AgentId,
+    labels: Labels,
+) -> ServiceResult<Agent> {
+    let (_, environment) = agent_for(deps, actor, Action::Operate, id).await?;
+    let audit = deps
+        .audit_by(
+            actor,
+            actions::AGENT_UPDATED,
+            id.as_uuid(),
+            json!({"labels": labels}),
+        )
+        .in_environment(environment);
+    Ok(deps
+        .store
+        .relabel_agent(actor.tenant_id, id, &labels, &audit)
+        .await?)
 }
 
 /// Reads an agent and checks `action` on its fleet.

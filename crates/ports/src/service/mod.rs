@@ -47,6 +47,8 @@ pub enum Field {
     Results,
     /// A scan constraint.
     Constraint(Constraint),
+    /// The agents a scan targets.
+    Target,
 }
 
 /// What a caller refused for its credentials can do, in the domain's terms; the HTTP

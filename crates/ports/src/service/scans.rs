@@ -7,7 +7,8 @@ use fleetpass_domain::fleet::Agent;
 use fleetpass_domain::ids::{FleetId, ScanId};
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::scan::{
-    Jws, PassportClaims, PassportNames, Scan, ScanConstraints, ScanResults, ScanStatus, Scenario,
+    Jws, Merge, Merged, PartStatus, PassportClaims, PassportNames, Progress, Scan, ScanConstraints,
+    ScanPart, ScanResults, ScanStatus, ScanTarget, Scenario,
 };
 use serde_json::json;
 
@@ -18,16 +19,19 @@ use crate::store::{ScanArtifacts, ScanFilter};
 use crate::wakeups::Wakeup;
 use crate::{Conflict, Deps, RepoError};
 
-/// Requests a scan of a fleet; it waits, queued, for one of the fleet's agents.
+/// Requests a scan of a fleet; it waits, queued, for one of the fleet's agents
+/// (`target` `Any`), or for each agent its target selects, one part each.
 ///
 /// # Errors
-/// `Denied`, `NotFound` (fleet); `Invalid` naming the first infeasible constraint.
+/// `Denied`, `NotFound` (fleet); `Invalid` naming the first infeasible constraint, or
+/// the target when it selects no live agent of the fleet or lists one that is not.
 pub async fn request_scan(
     deps: &Deps,
     actor: &Actor,
     fleet: FleetId,
     scenario: Scenario,
     constraints: ScanConstraints,
+    target: ScanTarget,
 ) -> ServiceResult<Scan> {
     let fleet = fleet_for(deps, actor, Action::Operate, fleet).await?;
     let now = deps.now();
@@ -44,6 +48,12 @@ pub async fn request_scan(
             ),
         ));
     }
+    let target_kind = match &target {
+        ScanTarget::Any => json!("any"),
+        ScanTarget::All => json!("all"),
+        ScanTarget::Agents(ids) => json!({"agents": ids.len()}),
+        ScanTarget::Labels(selector) => json!({"labels": selector.labels()}),
+    };
     let scan = Scan {
         id: ScanId::from_uuid(deps.ids.new_id()),
         tenant_id: actor.tenant_id,
@@ -51,6 +61,7 @@ pub async fn request_scan(
         environment_id: fleet.environment_id,
         scenario,
         constraints,
+        target,
         status: ScanStatus::Queued,
         requested_at: now,
         claimed_by: None,
@@ -62,17 +73,101 @@ pub async fn request_scan(
             actor,
             actions::SCAN_REQUESTED,
             scan.id.as_uuid(),
-            json!({"fleetId": fleet.id.to_string(), "scenario": scenario.as_str()}),
+            json!({"fleetId": fleet.id.to_string(), "scenario": scenario.as_str(), "target": target_kind}),
         )
         .in_environment(scan.environment_id);
-    match deps.store.create_scan(&scan, &audit).await {
+    let targeted = match deps.store.create_scan(&scan, &audit).await {
         // The fleet was deleted between the read and the write.
         Err(RepoError::NotFound) => Err(ServiceError::NotFound),
+        Err(RepoError::Conflict {
+            constraint: Conflict::TargetEmpty,
+        }) => Err(ServiceError::invalid(
+            Field::Target,
+            "selects no live agent of the fleet",
+            "Enroll agents first, or target agents that carry the labels (GET /tenant/discovery/fleets/{fleet_id}/agents?label=key:value lists them).".to_owned(),
+        )),
+        Err(RepoError::Conflict {
+            constraint: Conflict::TargetNotInFleet,
+        }) => Err(ServiceError::invalid(
+            Field::Target,
+            "lists an agent that is not a live (unrevoked) agent of the fleet",
+            "List the fleet's agents with GET /tenant/discovery/fleets/{fleet_id}/agents.".to_owned(),
+        )),
         other => other.map_err(ServiceError::from),
     }?;
-    deps.wakeups
-        .publish(scan.fleet_id, Wakeup::Scan, claimable_in(&scan, now));
+    let delay = claimable_in(&scan, now);
+    if scan.target.fans_out() {
+        deps.wakeups
+            .publish(scan.fleet_id, Wakeup::Parts(targeted.into()), delay);
+    } else {
+        deps.wakeups.publish(scan.fleet_id, Wakeup::Scan, delay);
+    }
     Ok(scan)
+}
+
+/// The progress of the fan-out scans among `scans`, by id.
+///
+/// # Errors
+/// Store errors.
+pub async fn progress_of(
+    deps: &Deps,
+    actor: &Actor,
+    scans: &[Scan],
+) -> ServiceResult<std::collections::HashMap<ScanId, Progress>> {
+    let ids: Vec<ScanId> = scans
+        .iter()
+        .filter(|s| s.target.fans_out())
+        .map(|s| s.id)
+        .collect();
+    if ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    Ok(deps
+        .store
+        .scan_progress(actor.tenant_id, &ids)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// Lists the parts of a fan-out scan, optionally only those in `status` (a completed
+/// scan's failed parts: `status = failed`).
+///
+/// # Errors
+/// `Denied`, `NotFound`, store errors.
+pub async fn list_parts(
+    deps: &Deps,
+    actor: &Actor,
+    id: ScanId,
+    status: Option<PartStatus>,
+    page: PageRequest,
+) -> ServiceResult<Page<ScanPart>> {
+    scan_for(deps, actor, Action::Read, id).await?;
+    Ok(deps
+        .store
+        .list_parts(actor.tenant_id, id, status, page)
+        .await?)
+}
+
+/// Cancels a queued or running scan: its open parts end with it, agents holding it
+/// are refused their results (409) at their next exchange, and no artifacts are made.
+///
+/// # Errors
+/// `Denied`, `NotFound`; `Conflict(ScanFinished)` when it has ended.
+pub async fn cancel(deps: &Deps, actor: &Actor, id: ScanId) -> ServiceResult<Scan> {
+    let scan = scan_for(deps, actor, Action::Operate, id).await?;
+    let audit = deps
+        .audit_by(
+            actor,
+            actions::SCAN_CANCELLED,
+            id.as_uuid(),
+            json!({"fleetId": scan.fleet_id.to_string(), "status": scan.status.as_str()}),
+        )
+        .in_environment(scan.environment_id);
+    Ok(deps
+        .store
+        .cancel_scan(actor.tenant_id, id, deps.now(), &audit)
+        .await?)
 }
 
 /// How long after `now` a queued scan becomes claimable: at once, or at its `notBefore`.
@@ -166,12 +261,26 @@ pub async fn claim(deps: &Deps, agent: &Agent) -> ServiceResult<Option<Scan>> {
 /// one that is no longer running.
 pub async fn running_scan_of(deps: &Deps, agent: &Agent, id: ScanId) -> ServiceResult<RunningScan> {
     let scan = deps.store.get_scan(agent.tenant_id, id).await?;
-    if scan.claimed_by != Some(agent.id) {
-        return Err(ServiceError::NotFound);
-    }
-    if scan.status != ScanStatus::Running {
+    let running = if scan.target.fans_out() {
+        let part = deps
+            .store
+            .get_part(agent, id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        part.status == PartStatus::Running
+    } else {
+        if scan.claimed_by != Some(agent.id) {
+            return Err(ServiceError::NotFound);
+        }
+        scan.status == ScanStatus::Running
+    };
+    if !running {
         return Err(ServiceError::Conflict {
-            constraint: Conflict::ScanNotRunning,
+            constraint: if scan.status == ScanStatus::Cancelled {
+                Conflict::ScanCancelled
+            } else {
+                Conflict::ScanNotRunning
+            },
         });
     }
     Ok(RunningScan(scan))
@@ -249,6 +358,11 @@ pub async fn check_in(
                         woken_for_a_scan = false;
                         break;
                     }
+                    Wakeup::Parts(agents) if agents.binary_search(&agent.id).is_ok() => {
+                        woken_for_a_scan = false;
+                        break;
+                    }
+                    Wakeup::Parts(_) => {}
                     Wakeup::AgentGone(id) if id == agent.id => {
                         return Err(ServiceError::Unauthorized {
                             message: "the agent was revoked".to_owned(),
@@ -300,8 +414,10 @@ pub fn wait_for(
     wait - cut
 }
 
-/// Accepts an agent's results for a scan it claimed: validates them, makes the bundle,
-/// the report and the signed passport, and completes the scan.
+/// Accepts an agent's results for a scan it claimed: validates them and, for a scan of
+/// target `Any`, makes the bundle, the report and the signed passport and completes
+/// the scan; for a fan-out scan, completes the agent's part and, when it was the last
+/// open one, the scan (see [`finish_fan_out`]).
 ///
 /// # Errors
 /// `Conflict(ScanNotRunning)` when it stopped running since [`running_scan_of`];
@@ -322,10 +438,43 @@ pub async fn submit_results(
             hint: None,
         })?;
     let at = deps.now();
-    let internal =
-        |e: Box<dyn std::error::Error + Send + Sync>| ServiceError::Internal(RepoError::Other(e));
-    let (bundle_json, bundle_sha256) = results.bundle().map_err(|e| internal(Box::new(e)))?;
-    let report = results.report();
+    if scan.target.fans_out() {
+        let json = serde_json::to_string(&results).map_err(|e| internal(Box::new(e)))?;
+        deps.store.submit_part(agent.id, id, at, &json).await?;
+        drop(results);
+        return Ok(finish_fan_out(deps, keys, &scan).await?.unwrap_or(scan));
+    }
+    let mut merge = Merge::default();
+    merge.add(agent.id, &results);
+    drop(results);
+    let artifacts = seal(deps, keys, &scan, merge.finish(), at).await?;
+    let counts = &artifacts.report.counts;
+    let audit = deps.audit(
+        scan.tenant_id,
+        AuditActor::Agent(agent.id.as_uuid()),
+        actions::SCAN_COMPLETED,
+        Some(id.as_uuid()),
+        json!({"assets": counts.assets, "findings": counts.findings, "bundleSha256": artifacts.bundle_sha256}),
+    )
+    .in_environment(scan.environment_id);
+    Ok(deps
+        .store
+        .complete_scan(agent.id, id, at, &artifacts, &audit)
+        .await?)
+}
+
+fn internal(e: Box<dyn std::error::Error + Send + Sync>) -> ServiceError {
+    ServiceError::Internal(RepoError::Other(e))
+}
+
+/// Signs the passport of `scan` over `merged`, completed at `at`: the artifacts.
+async fn seal(
+    deps: &Deps,
+    keys: &KeyRing,
+    scan: &Scan,
+    merged: Merged,
+    at: fleetpass_domain::Timestamp,
+) -> ServiceResult<ScanArtifacts> {
     // Names for readers of the passport; a fleet deleted meanwhile is named by id only.
     let names = PassportNames {
         tenant: deps
@@ -341,31 +490,100 @@ pub async fn submit_results(
             .ok()
             .map(|f| f.name.to_string()),
     };
-    let claims =
-        PassportClaims::new(&scan, &results, at, names).map_err(|e| internal(Box::new(e)))?;
+    let claims = PassportClaims::of(
+        scan,
+        merged.report.counts.clone(),
+        merged.bundle_sha256.clone(),
+        at,
+        names,
+    )
+    .map_err(|e| internal(Box::new(e)))?;
     let signed = keys
         .sign(&claims)
         .await
         .map_err(|e| internal(Box::new(e)))?;
     let passport = Jws::parse(&signed).map_err(|e| internal(Box::new(e)))?;
-    let counts = results.counts();
-    let artifacts = ScanArtifacts {
-        bundle_json,
-        bundle_sha256,
-        report,
+    Ok(ScanArtifacts {
+        bundle_json: merged.bundle_json,
+        bundle_sha256: merged.bundle_sha256,
+        report: merged.report,
         passport,
+    })
+}
+
+/// How many parts' results a merge reads at a time: its memory is one page of parsed
+/// results plus the bundle's bytes so far.
+const MERGE_PAGE: u32 = 200;
+
+/// Ends a fan-out scan whose parts have all ended: completed, with the merged bundle,
+/// report and passport, when any part completed; failed when none did. `Ok(None)` when
+/// parts are still open or the scan has ended (another replica, or the sweeper, got
+/// there first: the store decides, so racing finishers are safe).
+///
+/// # Errors
+/// Store and signing errors.
+pub async fn finish_fan_out(
+    deps: &Deps,
+    keys: &KeyRing,
+    scan: &Scan,
+) -> ServiceResult<Option<Scan>> {
+    let tenant = scan.tenant_id;
+    let Some((_, progress)) = deps
+        .store
+        .scan_progress(tenant, &[scan.id])
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
     };
-    let audit = deps.audit(
-        scan.tenant_id,
-        AuditActor::Agent(agent.id.as_uuid()),
+    if progress.open() > 0 {
+        return Ok(None);
+    }
+    let at = deps.now();
+    let parts = json!({"completed": progress.completed, "failed": progress.failed});
+    let audit = |action, details| {
+        deps.audit(tenant, AuditActor::System, action, Some(scan.id.as_uuid()), details)
+            .in_environment(scan.environment_id)
+    };
+    if Scan::ends_as(&progress) == ScanStatus::Failed {
+        let event = audit(
+            actions::SCAN_FAILED,
+            json!({"reason": "no part completed", "parts": parts}),
+        );
+        return Ok(deps
+            .store
+            .finish_fan_out(tenant, scan.id, at, None, &event)
+            .await?);
+    }
+    let mut merge = Merge::default();
+    let mut after = None;
+    loop {
+        let page = deps
+            .store
+            .part_results(tenant, scan.id, after, MERGE_PAGE)
+            .await?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(*last);
+        for (agent, json) in &page {
+            let results: ScanResults =
+                serde_json::from_str(json).map_err(|e| internal(Box::new(e)))?;
+            merge.add(*agent, &results);
+        }
+        if page.len() < MERGE_PAGE as usize {
+            break;
+        }
+    }
+    let artifacts = seal(deps, keys, scan, merge.finish(), at).await?;
+    let counts = &artifacts.report.counts;
+    let event = audit(
         actions::SCAN_COMPLETED,
-        Some(id.as_uuid()),
-        json!({"assets": counts.assets, "findings": counts.findings, "bundleSha256": artifacts.bundle_sha256}),
-    )
-    .in_environment(scan.environment_id);
+        json!({"assets": counts.assets, "findings": counts.findings,
+               "bundleSha256": artifacts.bundle_sha256, "parts": parts}),
+    );
     Ok(deps
         .store
-        .complete_scan(agent.id, id, at, &artifacts, &audit)
+        .finish_fan_out(tenant, scan.id, at, Some(&artifacts), &event)
         .await?)
 }
 
@@ -390,7 +608,27 @@ pub async fn sweep(deps: &Deps) -> ServiceResult<usize> {
         )
         .in_environment(scan.environment_id)
     };
-    Ok(deps.store.sweep_scans(now, &audit).await?)
+    let moved = deps.store.sweep_scans(now, &audit).await?;
+    Ok(moved)
+}
+
+/// How many fan-out scans one sweep finishes at most.
+const FINISH_PER_SWEEP: u32 = 50;
+
+/// Ends the fan-out scans whose parts have all ended (the last part failed by the
+/// sweeper, an agent revoked, or a finisher that lost a race): the part of the sweeper
+/// that needs the signing keys. Returns how many ended.
+///
+/// # Errors
+/// Store and signing errors.
+pub async fn finish_ready(deps: &Deps, keys: &KeyRing) -> ServiceResult<usize> {
+    let mut ended = 0;
+    for scan in deps.store.fan_outs_to_finish(FINISH_PER_SWEEP).await? {
+        if finish_fan_out(deps, keys, &scan).await?.is_some() {
+            ended += 1;
+        }
+    }
+    Ok(ended)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use fleetpass_domain::fleet::{
     Agent, AgentVersion, EnrollmentRefusal, EnrollmentToken, Fleet, FleetName,
 };
 use fleetpass_domain::ids::{AgentId, EnrollmentTokenId, EnvironmentId, FleetId, TenantId};
+use fleetpass_domain::label::{LabelSelector, Labels};
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::secret::SecretDigest;
 
@@ -118,16 +119,29 @@ pub trait FleetStore: Send + Sync + 'static {
     /// Reads an agent of `tenant`.
     async fn get_agent(&self, tenant: TenantId, id: AgentId) -> Result<Agent, RepoError>;
 
-    /// Lists a fleet's agents, newest first. `NotFound` for an unknown fleet.
+    /// Lists a fleet's agents, newest first, only those that carry every label of
+    /// `labels` when given (filtered before paginating). `NotFound` for an unknown fleet.
     async fn list_agents(
         &self,
         tenant: TenantId,
         fleet: FleetId,
+        labels: Option<&LabelSelector>,
         page: PageRequest,
     ) -> Result<Page<Agent>, RepoError>;
 
+    /// Replaces the labels of agent `id` of `tenant` (revoked or not) and returns it.
+    /// `NotFound` for an unknown agent.
+    async fn relabel_agent(
+        &self,
+        tenant: TenantId,
+        id: AgentId,
+        labels: &Labels,
+        audit: &AuditEvent,
+    ) -> Result<Agent, RepoError>;
+
     /// Revokes an agent at `at` and returns it; revoking a revoked one changes nothing
-    /// and writes no audit event.
+    /// and writes no audit event. Its open parts of fan-out scans fail with it
+    /// (`PartFailure::AgentRevoked`), so it never holds a scan open.
     async fn revoke_agent(
         &self,
         tenant: TenantId,

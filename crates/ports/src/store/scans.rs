@@ -9,7 +9,7 @@ use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::fleet::Agent;
 use fleetpass_domain::ids::{AgentId, ScanId, ShareLinkId, TenantId};
 use fleetpass_domain::page::{Page, PageRequest};
-use fleetpass_domain::scan::Scan;
+use fleetpass_domain::scan::{PartStatus, Progress, Scan, ScanPart};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, ShareLink};
 
@@ -20,11 +20,92 @@ use super::{AuditFor, RepoError, ScanArtifacts, ScanFilter, ShareAccess};
 pub trait ScanStore: Send + Sync + 'static {
     // ---- scans ----
 
-    /// Stores a requested scan (status queued).
+    /// Stores a requested scan (status queued). A fan-out scan
+    /// (`scan.target.fans_out()`) gets, in the same transaction, one queued part per
+    /// live (unrevoked) agent of its fleet that its target selects at this moment; the
+    /// agents are returned, sorted (none for target `Any`).
     ///
     /// # Errors
-    /// `NotFound` when its fleet is not one of its tenant's.
-    async fn create_scan(&self, scan: &Scan, audit: &AuditEvent) -> Result<(), RepoError>;
+    /// `NotFound` when its fleet is not one of its tenant's;
+    /// `Conflict { constraint: TARGET_EMPTY }` when a fan-out target selects no agent;
+    /// `Conflict { constraint: TARGET_NOT_IN_FLEET }` when a listed agent is not a live
+    /// agent of the fleet. Nothing is written then.
+    async fn create_scan(&self, scan: &Scan, audit: &AuditEvent) -> Result<Vec<AgentId>, RepoError>;
+
+    /// The progress of the fan-out scans among `ids` of `tenant` (scans of target `Any`
+    /// and unknown ids are left out).
+    async fn scan_progress(
+        &self,
+        tenant: TenantId,
+        ids: &[ScanId],
+    ) -> Result<Vec<(ScanId, Progress)>, RepoError>;
+
+    /// The parts of a fan-out scan, newest agent first, optionally only those in
+    /// `status` (filtered before paginating). `NotFound` for an unknown scan.
+    async fn list_parts(
+        &self,
+        tenant: TenantId,
+        scan: ScanId,
+        status: Option<PartStatus>,
+        page: PageRequest,
+    ) -> Result<Page<ScanPart>, RepoError>;
+
+    /// The part of scan `id` that `agent` runs, if it has one.
+    async fn get_part(&self, agent: &Agent, id: ScanId) -> Result<Option<ScanPart>, RepoError>;
+
+    /// Stores `agent`'s results (the JSON of validated `ScanResults`) for its running
+    /// part of fan-out scan `id`: the part completes at `at`.
+    ///
+    /// # Errors
+    /// `NotFound` when the agent has no part in the scan; `Conflict { constraint:
+    /// SCAN_NOT_RUNNING }` when its part is not running (failed by the sweeper,
+    /// cancelled, completed already).
+    async fn submit_part(
+        &self,
+        agent: AgentId,
+        id: ScanId,
+        at: Timestamp,
+        results_json: &str,
+    ) -> Result<(), RepoError>;
+
+    /// The stored results of the completed parts of scan `id`, by agent id ascending,
+    /// at most `limit` after `after`: how a merge pages through them.
+    async fn part_results(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+        after: Option<AgentId>,
+        limit: u32,
+    ) -> Result<Vec<(AgentId, String)>, RepoError>;
+
+    /// Ends fan-out scan `id` at `at` if it is queued or running and none of its parts
+    /// is open: completed with `artifacts`, or failed without (`None`), and `audit`
+    /// records it. `Ok(None)` when it is not ready (or ended already): safe to race.
+    async fn finish_fan_out(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+        at: Timestamp,
+        artifacts: Option<&ScanArtifacts>,
+        audit: &AuditEvent,
+    ) -> Result<Option<Scan>, RepoError>;
+
+    /// Fan-out scans of any tenant that are queued or running with no open part: what
+    /// the sweeper finishes (at most `limit`).
+    async fn fan_outs_to_finish(&self, limit: u32) -> Result<Vec<Scan>, RepoError>;
+
+    /// Cancels a queued or running scan of `tenant` at `at` (its open parts with it) and
+    /// returns it.
+    ///
+    /// # Errors
+    /// `NotFound`; `Conflict { constraint: SCAN_FINISHED }` when it has ended.
+    async fn cancel_scan(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<Scan, RepoError>;
 
     /// Reads a scan of `tenant`.
     async fn get_scan(&self, tenant: TenantId, id: ScanId) -> Result<Scan, RepoError>;
@@ -42,6 +123,12 @@ pub trait ScanStore: Send + Sync + 'static {
     /// becomes running, claimed by the agent at `now`, and `audit` records it. Two
     /// concurrent claims never get the same scan (Postgres: `FOR UPDATE SKIP LOCKED`),
     /// across processes too. `Ok(None)` when there is nothing to claim.
+    ///
+    /// The agent's own queued parts of fan-out scans compete too (oldest scan first,
+    /// whatever its target): a claimed part becomes running at `now`, and its scan
+    /// too the first time (`claimed_at` then, `claimed_by` staying empty). A part is
+    /// claimable while its scan is claimable and before its [`Scan::claim_deadline`].
+    /// No audit event is written per part (the scan's request and end are).
     async fn claim_scan(
         &self,
         agent: &Agent,
@@ -74,7 +161,8 @@ pub trait ScanStore: Send + Sync + 'static {
     ) -> Result<Option<ScanArtifacts>, RepoError>;
 
     /// Moves every overdue scan (`Scan::overdue(now)`) to failed or expired, with
-    /// `finished_at = now` and an audit event each; returns how many moved. Safe to run
+    /// `finished_at = now` and an audit event each, and fails every open part past its
+    /// deadline (`Scan::part_overdue(now)`, no event); returns how many of either moved. Safe to run
     /// on several replicas at once: each scan moves once.
     async fn sweep_scans(
         &self,
