@@ -80,7 +80,7 @@ pub(crate) use constraints::MAX_ASSETS;
 pub use constraints::{Constraint, Infeasible, MaxAssets, MaxDurationMinutes, ScanConstraints};
 pub use fanout::{
     Attributed, MAX_TARGET_AGENTS, Merge, Merged, PartFailure, PartStatus, Progress, ScanPart,
-    ScanTarget, TargetError,
+    ScanTarget, Target, TargetError,
 };
 
 /// Where a scan is in its life.
@@ -163,7 +163,7 @@ pub struct Scan {
     /// Its constraints.
     pub constraints: ScanConstraints,
     /// Which agents run it: one (`Any`), or one part per agent of a fan-out.
-    pub target: ScanTarget,
+    pub target: Target,
     /// Where it is.
     pub status: ScanStatus,
     /// When it was requested.
@@ -768,7 +768,7 @@ mod tests {
             constraints: constraints(Some(10), Some(60), Some(20)),
             status: ScanStatus::Queued,
             requested_at: NOW,
-            target: ScanTarget::Any,
+            target: Target::Any,
             claimed_by: None,
             claimed_at: None,
             finished_at: None,

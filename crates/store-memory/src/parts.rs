@@ -30,11 +30,15 @@ fn conflict(constraint: fleetpass_ports::Conflict) -> RepoError {
 
 impl State {
     /// The agents a fan-out scan's target selects now: live agents of its fleet.
-    pub(crate) fn targeted_agents(&self, scan: &Scan) -> Result<Vec<AgentId>, RepoError> {
+    pub(crate) fn targeted_agents(
+        &self,
+        scan: &Scan,
+        target: &ScanTarget,
+    ) -> Result<Vec<AgentId>, RepoError> {
         let live = |a: &&Agent| {
             a.tenant_id == scan.tenant_id && a.fleet_id == scan.fleet_id && a.revoked_at.is_none()
         };
-        let agents: Vec<AgentId> = match &scan.target {
+        let agents: Vec<AgentId> = match target {
             ScanTarget::Any => return Ok(Vec::new()),
             ScanTarget::All => self.agents.values().filter(live).map(|a| a.id).collect(),
             ScanTarget::Labels(selector) => self

@@ -14,7 +14,7 @@ use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::fleet::Agent;
 use fleetpass_domain::ids::{AgentId, FleetId, ScanId, ShareLinkId, TenantId};
 use fleetpass_domain::page::{Page, PageRequest};
-use fleetpass_domain::scan::{PartStatus, Progress, Scan, ScanPart, ScanStatus};
+use fleetpass_domain::scan::{PartStatus, Progress, Scan, ScanPart, ScanStatus, ScanTarget};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, ShareLink, ShareStatus};
 use fleetpass_ports::store::{
@@ -68,6 +68,7 @@ impl State {
     pub(crate) fn create_scan(
         &mut self,
         scan: &Scan,
+        target: &ScanTarget,
         audit: &AuditEvent,
     ) -> Result<Vec<AgentId>, RepoError> {
         // The foreign key a database would enforce: the fleet is the scan's tenant's.
@@ -75,7 +76,7 @@ impl State {
         if self.scans.contains_key(&scan.id.as_uuid()) {
             return Err(duplicate("scan"));
         }
-        let agents = self.targeted_agents(scan)?;
+        let agents = self.targeted_agents(scan, target)?;
         self.ensure_new_audit([audit])?;
 
         self.scans.insert(scan.id.as_uuid(), scan.clone());
@@ -398,9 +399,10 @@ impl ScanStore for MemoryStore {
     async fn create_scan(
         &self,
         scan: &Scan,
+        target: &ScanTarget,
         audit: &AuditEvent,
     ) -> Result<Vec<AgentId>, RepoError> {
-        self.with(|s| s.create_scan(scan, audit))
+        self.with(|s| s.create_scan(scan, target, audit))
     }
 
     async fn scan_progress(

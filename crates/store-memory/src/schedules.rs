@@ -120,7 +120,7 @@ impl State {
         // a failure leaves the schedules run before it run, and itself untouched.
         for schedule in due {
             let (scan, audit) = enqueue(&schedule);
-            self.create_scan(&scan, &audit)?;
+            self.create_scan(&scan, &fleetpass_domain::scan::ScanTarget::Any, &audit)?;
             let ran = Schedule {
                 last_run_at: Some(now),
                 next_run_at: schedule.next_after(now),

@@ -23,6 +23,7 @@ use fleetpass_domain::ids::{
     AgentId, AuditEventId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ScanId,
     ScheduleId, ShareLinkId, TenantId, TokenId,
 };
+use fleetpass_domain::label::Labels;
 use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, Scenario};
 use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use fleetpass_domain::secret::SecretDigest;
@@ -261,6 +262,7 @@ impl TryFrom<TokenRow> for ApiToken {
             last_used_at: row.last_used_at,
             revoked_at: row.revoked_at,
             hint: row.hint,
+            labels: labels_of(row.labels).map_err(|e| corrupt(&e))?,
         })
     }
 }
@@ -411,6 +413,7 @@ pub(crate) struct EnrollmentTokenRow {
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
     pub hint: String,
+    pub labels: serde_json::Value,
 }
 
 /// An `enrollment_tokens` row as inserted: the token and the digest of its secret.
@@ -428,6 +431,17 @@ pub(crate) struct NewEnrollmentTokenRow {
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
     pub hint: String,
+    pub labels: serde_json::Value,
+}
+
+/// Labels as stored: a JSON object of strings.
+pub(crate) fn labels_column(labels: &Labels) -> serde_json::Value {
+    serde_json::to_value(labels).unwrap_or_else(|_| serde_json::json!({}))
+}
+
+/// Labels as read back, checked by the domain again.
+pub(crate) fn labels_of(value: serde_json::Value) -> Result<Labels, serde_json::Error> {
+    serde_json::from_value(value)
 }
 
 /// A count or limit as stored. The domain bounds every limit (uses, accesses, minutes,
@@ -452,6 +466,7 @@ impl NewEnrollmentTokenRow {
             created_at: token.created_at,
             revoked_at: token.revoked_at,
             hint: token.hint.clone(),
+            labels: labels_column(&token.labels),
         }
     }
 }
@@ -472,6 +487,7 @@ impl TryFrom<EnrollmentTokenRow> for EnrollmentToken {
             created_at: row.created_at,
             revoked_at: row.revoked_at,
             hint: row.hint,
+            labels: labels_of(row.labels).map_err(|e| corrupt(&e))?,
         })
     }
 }
@@ -490,6 +506,7 @@ pub(crate) struct AgentRow {
     pub enrolled_at: Timestamp,
     pub last_seen_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    pub labels: serde_json::Value,
 }
 
 /// An `agents` row as inserted: the agent and the digest of its secret.
@@ -507,6 +524,7 @@ pub(crate) struct NewAgentRow {
     pub enrolled_at: Timestamp,
     pub last_seen_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    pub labels: serde_json::Value,
 }
 
 impl NewAgentRow {
@@ -523,6 +541,7 @@ impl NewAgentRow {
             enrolled_at: agent.enrolled_at,
             last_seen_at: agent.last_seen_at,
             revoked_at: agent.revoked_at,
+            labels: labels_column(&agent.labels),
         }
     }
 }
@@ -547,6 +566,7 @@ impl TryFrom<AgentRow> for Agent {
             enrolled_at: row.enrolled_at,
             last_seen_at: row.last_seen_at,
             revoked_at: row.revoked_at,
+            labels: labels_of(row.labels).map_err(|e| corrupt(&e))?,
         })
     }
 }

@@ -159,6 +159,8 @@ diesel::table! {
         revoked_at -> Nullable<Timestamptz>,
         /// Non-secret hint of the secret.
         hint -> Text,
+        /// Labels every agent it enrolls carries (a JSON object of strings).
+        labels -> Jsonb,
     }
 }
 
@@ -185,6 +187,8 @@ diesel::table! {
         last_seen_at -> Nullable<Timestamptz>,
         /// Revocation time.
         revoked_at -> Nullable<Timestamptz>,
+        /// Labels (a JSON object of strings).
+        labels -> Jsonb,
     }
 }
 
@@ -235,6 +239,28 @@ diesel::table! {
         claimed_at -> Nullable<Timestamptz>,
         /// Completion, failure or expiry time.
         finished_at -> Nullable<Timestamptz>,
+        /// The target in its wire form (`"any"`, `"all"`, `{"agents": …}`, `{"labels": …}`).
+        target -> Jsonb,
+    }
+}
+
+diesel::table! {
+    /// The parts of fan-out scans, one per targeted agent.
+    scan_parts (scan_id, agent_id) {
+        /// Its scan (deleted with it).
+        scan_id -> Uuid,
+        /// The agent that runs it.
+        agent_id -> Uuid,
+        /// `queued`, `running`, `completed`, `failed` or `cancelled`.
+        status -> Text,
+        /// Claim time.
+        claimed_at -> Nullable<Timestamptz>,
+        /// End time.
+        finished_at -> Nullable<Timestamptz>,
+        /// Why it failed.
+        failure -> Nullable<Text>,
+        /// The agent's results (JSON text) once completed.
+        results -> Nullable<Text>,
     }
 }
 
@@ -327,6 +353,7 @@ diesel::joinable!(enrollment_tokens -> fleets (fleet_id));
 diesel::joinable!(agents -> fleets (fleet_id));
 diesel::joinable!(scans -> fleets (fleet_id));
 diesel::joinable!(scan_artifacts -> scans (scan_id));
+diesel::joinable!(scan_parts -> scans (scan_id));
 diesel::joinable!(share_links -> scans (scan_id));
 diesel::joinable!(schedules -> fleets (fleet_id));
 
@@ -343,6 +370,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     scans,
     scan_artifacts,
+    scan_parts,
     share_links,
     schedules,
 );

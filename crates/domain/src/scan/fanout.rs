@@ -122,14 +122,73 @@ impl ScanTarget {
         !matches!(self, Self::Any)
     }
 
-    /// The wire form [`parse`](Self::parse) reads.
+    /// What a scan keeps of it: the ids of a list live on in its parts.
+    pub fn kind(&self) -> Target {
+        match self {
+            Self::Any => Target::Any,
+            Self::All => Target::All,
+            Self::Agents(_) => Target::Agents,
+            Self::Labels(selector) => Target::Labels(selector.clone()),
+        }
+    }
+}
+
+/// What a scan targets, as the scan keeps it (a [`ScanTarget`] without the ids of a
+/// list: those are its parts). On the wire `"any"`, `"all"`, `"agents"` or
+/// `{"labels": {…}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Any one agent.
+    Any,
+    /// Every live agent of the fleet at request time.
+    All,
+    /// Agents listed at request time.
+    Agents,
+    /// The live agents that carried these labels at request time.
+    Labels(LabelSelector),
+}
+
+impl Target {
+    /// Whether the scan has one part per agent.
+    pub fn fans_out(&self) -> bool {
+        !matches!(self, Self::Any)
+    }
+
+    /// The wire (and stored) form.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::json;
         match self {
             Self::Any => json!("any"),
             Self::All => json!("all"),
-            Self::Agents(ids) => json!({"agents": ids.iter().map(ToString::to_string).collect::<Vec<_>>()}),
+            Self::Agents => json!("agents"),
             Self::Labels(selector) => json!({"labels": selector.labels()}),
+        }
+    }
+
+    /// Reads [`to_json`](Self::to_json)'s form back.
+    ///
+    /// # Errors
+    /// `OneOf` for anything else.
+    pub fn from_json(raw: &serde_json::Value) -> Result<Self, ValueError> {
+        let refused = ValueError::OneOf {
+            allowed: "any, all, agents, {\"labels\": {…}}",
+        };
+        match raw {
+            serde_json::Value::String(s) => match s.as_str() {
+                "any" => Ok(Self::Any),
+                "all" => Ok(Self::All),
+                "agents" => Ok(Self::Agents),
+                _ => Err(refused),
+            },
+            serde_json::Value::Object(map) if map.len() == 1 => {
+                let labels: Labels = map
+                    .get("labels")
+                    .cloned()
+                    .and_then(|v| serde_json::from_value(v).ok())
+                    .ok_or(refused.clone())?;
+                LabelSelector::new(labels).map(Self::Labels).map_err(|_| refused)
+            }
+            _ => Err(refused),
         }
     }
 }
@@ -473,7 +532,9 @@ mod tests {
         assert_eq!(path(json!({"labels": {"role": 1}})), "target.labels.role");
         assert_eq!(path(json!({"agents": [], "labels": {}})), "target");
         let selector = ScanTarget::parse(&json!({"labels": {"role": "db"}})).unwrap();
-        assert_eq!(ScanTarget::parse(&selector.to_json()), Ok(selector));
+        assert_eq!(Target::from_json(&selector.kind().to_json()), Ok(selector.kind()));
+        let list = ScanTarget::Agents(vec![agent(1)]).kind();
+        assert_eq!(Target::from_json(&json!("agents")), Ok(list));
         assert!(!ScanTarget::Any.fans_out() && ScanTarget::All.fans_out());
     }
 }

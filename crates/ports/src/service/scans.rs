@@ -61,7 +61,7 @@ pub async fn request_scan(
         environment_id: fleet.environment_id,
         scenario,
         constraints,
-        target,
+        target: target.kind(),
         status: ScanStatus::Queued,
         requested_at: now,
         claimed_by: None,
@@ -76,7 +76,7 @@ pub async fn request_scan(
             json!({"fleetId": fleet.id.to_string(), "scenario": scenario.as_str(), "target": target_kind}),
         )
         .in_environment(scan.environment_id);
-    let targeted = match deps.store.create_scan(&scan, &audit).await {
+    let targeted = match deps.store.create_scan(&scan, &target, &audit).await {
         // The fleet was deleted between the read and the write.
         Err(RepoError::NotFound) => Err(ServiceError::NotFound),
         Err(RepoError::Conflict {

@@ -6,7 +6,7 @@ use fleetpass_domain::access::{Action, Actor};
 use fleetpass_domain::audit::{AuditActor, actions};
 use fleetpass_domain::ids::{FleetId, ScanId, ScheduleId};
 use fleetpass_domain::page::{Page, PageRequest};
-use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, Scan, ScanStatus, Scenario, ScanTarget};
+use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, Scan, ScanStatus, Scenario, Target};
 use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use serde_json::json;
 
@@ -222,7 +222,7 @@ pub async fn run_due(deps: &Deps) -> ServiceResult<usize> {
             constraints: s.constraints(),
             status: ScanStatus::Queued,
             requested_at: now,
-            target: ScanTarget::Any,
+            target: Target::Any,
             claimed_by: None,
             claimed_at: None,
             finished_at: None,

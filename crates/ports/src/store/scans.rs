@@ -9,7 +9,7 @@ use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::fleet::Agent;
 use fleetpass_domain::ids::{AgentId, ScanId, ShareLinkId, TenantId};
 use fleetpass_domain::page::{Page, PageRequest};
-use fleetpass_domain::scan::{PartStatus, Progress, Scan, ScanPart};
+use fleetpass_domain::scan::{PartStatus, Progress, Scan, ScanPart, ScanTarget};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, ShareLink};
 
@@ -22,15 +22,20 @@ pub trait ScanStore: Send + Sync + 'static {
 
     /// Stores a requested scan (status queued). A fan-out scan
     /// (`scan.target.fans_out()`) gets, in the same transaction, one queued part per
-    /// live (unrevoked) agent of its fleet that its target selects at this moment; the
-    /// agents are returned, sorted (none for target `Any`).
+    /// live (unrevoked) agent of its fleet that `target` (whose kind is `scan.target`)
+    /// selects at this moment; the agents are returned, sorted (none for `Any`).
     ///
     /// # Errors
     /// `NotFound` when its fleet is not one of its tenant's;
     /// `Conflict { constraint: TARGET_EMPTY }` when a fan-out target selects no agent;
     /// `Conflict { constraint: TARGET_NOT_IN_FLEET }` when a listed agent is not a live
     /// agent of the fleet. Nothing is written then.
-    async fn create_scan(&self, scan: &Scan, audit: &AuditEvent) -> Result<Vec<AgentId>, RepoError>;
+    async fn create_scan(
+        &self,
+        scan: &Scan,
+        target: &ScanTarget,
+        audit: &AuditEvent,
+    ) -> Result<Vec<AgentId>, RepoError>;
 
     /// The progress of the fan-out scans among `ids` of `tenant` (scans of target `Any`
     /// and unknown ids are left out).

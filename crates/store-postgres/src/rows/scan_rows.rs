@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::ids::{AgentId, EnvironmentId, FleetId, ScanId, TenantId};
-use fleetpass_domain::scan::{
+use fleetpass_domain::scan::{Target, 
     Jws, MaxAssets, MaxDurationMinutes, Scan, ScanConstraints, ScanStatus, Scenario, Sha256Hex,
 };
 use fleetpass_ports::RepoError;
@@ -34,6 +34,7 @@ pub(crate) struct ScanRow {
     pub claimed_by: Option<Uuid>,
     pub claimed_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    pub target: serde_json::Value,
 }
 
 impl From<&Scan> for ScanRow {
@@ -56,6 +57,7 @@ impl From<&Scan> for ScanRow {
             claimed_by: s.claimed_by.map(|a| a.as_uuid()),
             claimed_at: s.claimed_at,
             finished_at: s.finished_at,
+            target: s.target.to_json(),
         }
     }
 }
@@ -90,6 +92,7 @@ impl TryFrom<ScanRow> for Scan {
             claimed_by: row.claimed_by.map(AgentId::from_uuid),
             claimed_at: row.claimed_at,
             finished_at: row.finished_at,
+            target: Target::from_json(&row.target).map_err(|e| corrupt(&e))?,
         })
     }
 }
