@@ -284,7 +284,7 @@ async fn listen_once(
     }
     while let Some(wakeup) = notified.recv().await {
         match (wakeup, relay) {
-            (Some(payload), Some(relay)) => relay.deliver(&payload),
+            (Some(payload), Some(relay)) => relay.deliver(&payload, &client).await,
             (Some(_), None) => {}
             (None, _) => cache.forget(),
         }

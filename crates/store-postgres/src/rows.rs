@@ -262,7 +262,6 @@ impl TryFrom<TokenRow> for ApiToken {
             last_used_at: row.last_used_at,
             revoked_at: row.revoked_at,
             hint: row.hint,
-            labels: labels_of(row.labels).map_err(|e| corrupt(&e))?,
         })
     }
 }

@@ -56,6 +56,7 @@ mod batched;
 mod directory;
 mod fleet_agents;
 mod keys;
+mod parts;
 mod scans;
 mod schedules;
 mod share_links;

@@ -2,7 +2,7 @@
 //! their enrollment tokens and the agents enrolled with them.
 
 use async_trait::async_trait;
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, SelectableHelper};
+use diesel::{ExpressionMethods, OptionalExtension, PgJsonbExpressionMethods, QueryDsl, SelectableHelper};
 use diesel_async::RunQueryDsl;
 use diesel_async::scoped_futures::ScopedFutureExt;
 use fleetpass_domain::Timestamp;
@@ -11,7 +11,9 @@ use fleetpass_domain::fleet::{
     Agent, AgentVersion, EnrollmentRefusal, EnrollmentToken, Fleet, FleetName,
 };
 use fleetpass_domain::ids::{AgentId, EnrollmentTokenId, EnvironmentId, FleetId, TenantId};
+use fleetpass_domain::label::{LabelSelector, Labels};
 use fleetpass_domain::page::{Page, PageRequest};
+use fleetpass_domain::scan::{PartFailure, PartStatus};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_ports::RepoError;
 use fleetpass_ports::store::{EnrollBuilder, FleetStore};
@@ -24,6 +26,7 @@ use super::{
 use crate::cached::CachedExt as _;
 use crate::error::{CorruptRow, InconsistentWrite};
 use crate::rows::{
+    labels_column,
     AgentRow, EnrollmentTokenRow, FleetRow, NewAgentRow, NewEnrollmentTokenRow, convert_all,
 };
 use crate::schema::{agents, enrollment_tokens, fleets};
@@ -357,6 +360,7 @@ impl FleetStore for PgStore {
         &self,
         tenant: TenantId,
         fleet: FleetId,
+        labels: Option<&LabelSelector>,
         page: PageRequest,
     ) -> Result<Page<Agent>, RepoError> {
         self.run(|c| {
@@ -369,6 +373,9 @@ impl FleetStore for PgStore {
                     .order(agents::id.desc())
                     .limit(overfetch(page))
                     .into_boxed();
+                if let Some(selector) = labels {
+                    query = query.filter(agents::labels.contains(labels_column(selector.labels())));
+                }
                 if let Some(cursor) = page.cursor {
                     query = query.filter(agents::id.lt(cursor.last_id()));
                 }
@@ -382,6 +389,35 @@ impl FleetStore for PgStore {
             page.items = page.items.into_iter().map(|a| self.seen(a)).collect();
             page
         })
+    }
+
+    async fn relabel_agent(
+        &self,
+        tenant: TenantId,
+        id: AgentId,
+        labels: &Labels,
+        audit: &AuditEvent,
+    ) -> Result<Agent, RepoError> {
+        // An auth transaction: replicas' cached agents (what a held check-in holds)
+        // learn the new labels.
+        self.auth_transaction(|c| {
+            async move {
+                let row = diesel::update(
+                    agents::table
+                        .filter(agents::tenant_id.eq(tenant.as_uuid()))
+                        .filter(agents::id.eq(id.as_uuid())),
+                )
+                .set(agents::labels.eq(labels_column(labels)))
+                .returning(AgentRow::as_returning())
+                .get_result(c)
+                .await?;
+                insert_audit(c, std::slice::from_ref(audit)).await?;
+                Ok(Agent::try_from(row)?)
+            }
+            .scope_boxed()
+        })
+        .await
+        .map(|a| self.seen(a))
     }
 
     async fn revoke_agent(
@@ -410,6 +446,16 @@ impl FleetStore for PgStore {
                     Some(row) => {
                         insert_audit(c, std::slice::from_ref(audit)).await?;
                         let agent = Agent::try_from(row)?;
+                        // It never holds a fan-out scan open.
+                        super::parts::end_open(
+                            c,
+                            None,
+                            Some(id.as_uuid()),
+                            PartStatus::Failed,
+                            Some(PartFailure::AgentRevoked),
+                            at,
+                        )
+                        .await?;
                         // Its held check-ins, on every replica, end when this commits.
                         wakeups::announce(c, &wakeups::agent_gone(&agent)).await?;
                         Ok(agent)

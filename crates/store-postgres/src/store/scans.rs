@@ -33,7 +33,7 @@ use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::fleet::Agent;
 use fleetpass_domain::ids::{AgentId, FleetId, ScanId, ShareLinkId, TenantId};
 use fleetpass_domain::page::{Page, PageRequest};
-use fleetpass_domain::scan::{MaxDurationMinutes, Scan, ScanStatus};
+use fleetpass_domain::scan::{MaxDurationMinutes, PartStatus, Progress, Scan, ScanPart, ScanStatus, ScanTarget};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_ports::RepoError;
@@ -42,7 +42,7 @@ use fleetpass_ports::store::{
 };
 use uuid::Uuid;
 
-use super::{PgStore, insert_audit, overfetch, share_links};
+use super::{PgStore, insert_audit, overfetch, parts, share_links};
 use crate::cached::CachedExt as _;
 use crate::error::{DbError, InconsistentWrite};
 use crate::rows::{ArtifactsRow, ScanRow, convert_all};
@@ -117,10 +117,11 @@ pub(super) async fn load(
 pub(super) async fn create(
     store: &PgStore,
     scan: &Scan,
+    target: &ScanTarget,
     audit: &AuditEvent,
-) -> Result<(), RepoError> {
+) -> Result<Vec<AgentId>, RepoError> {
     store
-        .transaction(|c| async move { insert(c, scan, audit).await }.scope_boxed())
+        .transaction(|c| async move { insert(c, scan, target, audit).await }.scope_boxed())
         .await
 }
 
@@ -131,8 +132,9 @@ pub(super) async fn create(
 pub(super) async fn insert(
     c: &mut AsyncPgConnection,
     scan: &Scan,
+    target: &ScanTarget,
     audit: &AuditEvent,
-) -> Result<(), DbError> {
+) -> Result<Vec<AgentId>, DbError> {
     let environment = lock_fleet_environment(c, scan.tenant_id, scan.fleet_id).await?;
     // The foreign key only ties the scan to a fleet of its tenant; a scan filed under
     // another environment than its fleet's would leak into (or hide from) env-scoped
@@ -149,10 +151,12 @@ pub(super) async fn insert(
         .values(ScanRow::from(scan))
         .execute(c)
         .await?;
+    let targeted = parts::insert_parts(c, scan, target).await?;
     insert_audit(c, std::slice::from_ref(audit)).await?;
     // The fleet's held check-ins, on every replica, wake when this commits (or at its
-    // `notBefore`).
-    super::wakeups::announce(c, &super::wakeups::scan_queued(scan)).await
+    // `notBefore`): a fan-out scan's parts wake their own agents only.
+    super::wakeups::announce(c, &super::wakeups::scan_queued(scan)).await?;
+    Ok(targeted)
 }
 
 /// `get_scan`.
@@ -219,10 +223,13 @@ pub(super) async fn claim(
             async move {
                 // Exactly `Scan::claimable(now)`, in SQL: it must pick the *oldest*
                 // claimable scan, which cannot be decided after fetching one row.
+                // The agent's own part of a fan-out scan, if one is claimable.
+                let part = parts::claimable_part(c, agent, now).await?;
                 let found = scans::table
                     .filter(scans::tenant_id.eq(agent.tenant_id.as_uuid()))
                     .filter(scans::fleet_id.eq(agent.fleet_id.as_uuid()))
                     .filter(status_is(ScanStatus::Queued))
+                    .filter(scans::target.eq(serde_json::json!("any")))
                     .filter(scans::not_before.is_null().or(scans::not_before.le(now)))
                     .filter(scans::not_after.is_null().or(scans::not_after.gt(now)))
                     .order(scans::id.asc())
@@ -233,8 +240,17 @@ pub(super) async fn claim(
                     .first(c)
                     .await
                     .optional()?;
-                let Some(row) = found else {
-                    return Ok(None);
+                // The older of the two (ids are UUID v7); the other's lock goes with
+                // the transaction.
+                let row = match (found, part) {
+                    (None, None) => return Ok(None),
+                    (Some(row), Some(part)) if part < row.id => {
+                        return Ok(Some(parts::claim_part(c, agent, part, now).await?));
+                    }
+                    (None, Some(part)) => {
+                        return Ok(Some(parts::claim_part(c, agent, part, now).await?));
+                    }
+                    (Some(row), _) => row,
                 };
                 // Stored times have microseconds and `now` is truncated to them when
                 // bound, which keeps both comparisons exactly the domain's.
@@ -352,7 +368,7 @@ pub(super) async fn sweep(
     now: Timestamp,
     audit: AuditFor<'_, Scan>,
 ) -> Result<usize, RepoError> {
-    let mut moved = 0;
+    let mut moved = parts::sweep(store, now).await?;
     loop {
         let batch = store
             .transaction(|c| async move { sweep_batch(c, now, audit).await }.scope_boxed())
@@ -465,8 +481,80 @@ async fn sweep_batch(
 impl ScanStore for PgStore {
     // ---- scans ----
 
-    async fn create_scan(&self, scan: &Scan, audit: &AuditEvent) -> Result<(), RepoError> {
-        create(self, scan, audit).await
+    async fn create_scan(
+        &self,
+        scan: &Scan,
+        target: &ScanTarget,
+        audit: &AuditEvent,
+    ) -> Result<Vec<AgentId>, RepoError> {
+        create(self, scan, target, audit).await
+    }
+
+    async fn scan_progress(
+        &self,
+        tenant: TenantId,
+        ids: &[ScanId],
+    ) -> Result<Vec<(ScanId, Progress)>, RepoError> {
+        parts::progress(self, tenant, ids).await
+    }
+
+    async fn list_parts(
+        &self,
+        tenant: TenantId,
+        scan: ScanId,
+        status: Option<PartStatus>,
+        page: PageRequest,
+    ) -> Result<Page<ScanPart>, RepoError> {
+        parts::list(self, tenant, scan, status, page).await
+    }
+
+    async fn get_part(&self, agent: &Agent, id: ScanId) -> Result<Option<ScanPart>, RepoError> {
+        parts::get(self, agent, id).await
+    }
+
+    async fn submit_part(
+        &self,
+        agent: AgentId,
+        id: ScanId,
+        at: Timestamp,
+        results_json: &str,
+    ) -> Result<(), RepoError> {
+        parts::submit(self, agent, id, at, results_json).await
+    }
+
+    async fn part_results(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+        after: Option<AgentId>,
+        limit: u32,
+    ) -> Result<Vec<(AgentId, String)>, RepoError> {
+        parts::results(self, tenant, id, after, limit).await
+    }
+
+    async fn finish_fan_out(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+        at: Timestamp,
+        artifacts: Option<&ScanArtifacts>,
+        audit: &AuditEvent,
+    ) -> Result<Option<Scan>, RepoError> {
+        parts::finish(self, tenant, id, at, artifacts, audit).await
+    }
+
+    async fn fan_outs_to_finish(&self, limit: u32) -> Result<Vec<Scan>, RepoError> {
+        parts::ready(self, limit).await
+    }
+
+    async fn cancel_scan(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+        at: Timestamp,
+        audit: &AuditEvent,
+    ) -> Result<Scan, RepoError> {
+        parts::cancel(self, tenant, id, at, audit).await
     }
 
     async fn get_scan(&self, tenant: TenantId, id: ScanId) -> Result<Scan, RepoError> {

@@ -283,7 +283,7 @@ async fn run_one(
         )
         .into());
     }
-    scans::insert(c, &scan, &event).await?;
+    scans::insert(c, &scan, &fleetpass_domain::scan::ScanTarget::Any, &event).await?;
     diesel::update(schedules::table.find(schedule.id.as_uuid()))
         .set((
             schedules::last_run_at.eq(now),

@@ -28,6 +28,8 @@ struct StatsRow {
     failed: i64,
     #[diesel(sql_type = BigInt)]
     expired: i64,
+    #[diesel(sql_type = BigInt)]
+    cancelled: i64,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     oldest_claimable: Option<Timestamp>,
     #[diesel(sql_type = BigInt)]
@@ -52,6 +54,7 @@ WITH s AS (
          count(*) FILTER (WHERE status = 'completed') AS completed,
          count(*) FILTER (WHERE status = 'failed') AS failed,
          count(*) FILTER (WHERE status = 'expired') AS expired,
+         count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
          min(requested_at) FILTER (WHERE status = 'queued'
            AND (not_before IS NULL OR not_before <= $1)
            AND (not_after IS NULL OR $1 < not_after)) AS oldest_claimable
@@ -101,6 +104,7 @@ impl StatsStore for PgStore {
                     ScanStatus::Completed => row.completed,
                     ScanStatus::Failed => row.failed,
                     ScanStatus::Expired => row.expired,
+                    ScanStatus::Cancelled => row.cancelled,
                 };
                 (s, count(n))
             })

@@ -11,6 +11,8 @@
 //! listener that (re)connects arms the timers of every such scan still queued.
 //!
 //! Payloads are text: `scan <fleet> <notBefore as Unix microseconds, or ->`,
+//! `parts <fleet> <notBefore, or -> <scan>` (a fan-out scan: the listener reads its
+//! parts' agents once, one query per replica and scan, and wakes those agents only),
 //! `gone <fleet> <agent>` and `fleet <fleet>`.
 
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use std::time::Duration;
 use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use fleetpass_domain::fleet::Agent;
-use fleetpass_domain::ids::{AgentId, FleetId};
+use fleetpass_domain::ids::{AgentId, FleetId, ScanId};
 use fleetpass_domain::scan::Scan;
 use fleetpass_ports::Clock;
 use fleetpass_ports::wakeups::{LocalWakeups, Wakeup};
@@ -47,7 +49,20 @@ pub(super) fn scan_queued(scan: &Scan) -> String {
         || "-".to_owned(),
         |at| (at.unix_timestamp_nanos() / 1_000).to_string(),
     );
-    format!("scan {} {at}", scan.fleet_id)
+    if scan.target.fans_out() {
+        format!("parts {} {at} {}", scan.fleet_id, scan.id)
+    } else {
+        format!("scan {} {at}", scan.fleet_id)
+    }
+}
+
+/// What a notification asks of the listener.
+#[derive(Debug, PartialEq, Eq)]
+enum Heard {
+    /// Deliver this event to the fleet's waiters after the delay.
+    Event(FleetId, Wakeup, Duration),
+    /// Read the queued parts' agents of this fan-out scan, then wake them.
+    Parts(FleetId, ScanId, Duration),
 }
 
 /// A revoked agent.
@@ -81,9 +96,30 @@ impl std::fmt::Debug for Relay {
 impl Relay {
     /// Delivers one notification's payload; an unreadable one is logged and dropped
     /// (it came from a newer or foreign writer, and a waiter still ends by its time).
-    pub(crate) fn deliver(&self, payload: &str) {
+    pub(crate) async fn deliver(&self, payload: &str, client: &tokio_postgres::Client) {
         match self.parse(payload) {
-            Some((fleet, event, delay)) => self.wakeups.deliver(fleet, event, delay),
+            Some(Heard::Event(fleet, event, delay)) => self.wakeups.deliver(fleet, event, delay),
+            Some(Heard::Parts(fleet, scan, delay)) => {
+                let rows = client
+                    .query(
+                        "SELECT agent_id::text FROM scan_parts \
+                         WHERE scan_id = $1::text::uuid AND status = 'queued' ORDER BY agent_id",
+                        &[&scan.to_string()],
+                    )
+                    .await;
+                match rows {
+                    Ok(rows) => {
+                        let agents: Vec<AgentId> = rows
+                            .iter()
+                            .filter_map(|r| AgentId::parse(r.get::<_, &str>(0)))
+                            .collect();
+                        self.wakeups
+                            .deliver(fleet, Wakeup::Parts(agents.into()), delay);
+                    }
+                    // Its agents find the parts at their next check-in's first claim.
+                    Err(e) => tracing::warn!(error = %e, "could not read a fan-out scan's parts"),
+                }
+            }
             None => tracing::warn!(payload, "ignored an unreadable wake-up"),
         }
     }
@@ -105,7 +141,8 @@ impl Relay {
             .unwrap_or_default();
         let rows = client
             .query(
-                "SELECT fleet_id::text, (extract(epoch FROM not_before) * 1000000)::bigint \
+                "SELECT fleet_id::text, (extract(epoch FROM not_before) * 1000000)::bigint, \
+                   id::text, target <> '\"any\"'::jsonb \
                  FROM scans WHERE status = 'queued' AND not_before > $1::text::timestamptz",
                 &[&now],
             )
@@ -113,34 +150,45 @@ impl Relay {
         match rows {
             Ok(rows) => {
                 for row in rows {
-                    let (fleet, micros): (String, i64) = (row.get(0), row.get(1));
-                    self.deliver(&format!("scan {fleet} {micros}"));
+                    let (fleet, micros, scan, fans_out): (String, i64, String, bool) =
+                        (row.get(0), row.get(1), row.get(2), row.get(3));
+                    let payload = if fans_out {
+                        format!("parts {fleet} {micros} {scan}")
+                    } else {
+                        format!("scan {fleet} {micros}")
+                    };
+                    self.deliver(&payload, client).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not arm the timers of future scans"),
         }
     }
 
-    fn parse(&self, payload: &str) -> Option<(FleetId, Wakeup, Duration)> {
+    fn parse(&self, payload: &str) -> Option<Heard> {
         let mut words = payload.split(' ');
         let kind = words.next()?;
         let fleet = FleetId::parse(words.next()?)?;
-        let parsed = match (kind, words.next()) {
-            ("scan", Some("-")) => (fleet, Wakeup::Scan, Duration::ZERO),
-            ("scan", Some(micros)) => {
-                let at = fleetpass_domain::Timestamp::from_unix_timestamp_nanos(
-                    micros.parse::<i128>().ok()?.checked_mul(1_000)?,
-                )
-                .ok()?;
-                let delay = Duration::try_from(at - self.clock.now()).unwrap_or_default();
-                (fleet, Wakeup::Scan, delay)
+        let delay_of = |word: &str| -> Option<Duration> {
+            if word == "-" {
+                return Some(Duration::ZERO);
             }
-            ("gone", Some(agent)) => (
+            let at = fleetpass_domain::Timestamp::from_unix_timestamp_nanos(
+                word.parse::<i128>().ok()?.checked_mul(1_000)?,
+            )
+            .ok()?;
+            Some(Duration::try_from(at - self.clock.now()).unwrap_or_default())
+        };
+        let parsed = match (kind, words.next()) {
+            ("scan", Some(at)) => Heard::Event(fleet, Wakeup::Scan, delay_of(at)?),
+            ("parts", Some(at)) => {
+                Heard::Parts(fleet, ScanId::parse(words.next()?)?, delay_of(at)?)
+            }
+            ("gone", Some(agent)) => Heard::Event(
                 fleet,
                 Wakeup::AgentGone(AgentId::parse(agent)?),
                 Duration::ZERO,
             ),
-            ("fleet", None) => (fleet, Wakeup::FleetGone, Duration::ZERO),
+            ("fleet", None) => Heard::Event(fleet, Wakeup::FleetGone, Duration::ZERO),
             _ => return None,
         };
         words.next().is_none().then_some(parsed)
@@ -165,20 +213,25 @@ mod tests {
         let agent = AgentId::from_uuid(uuid::Uuid::now_v7());
         assert_eq!(
             relay.parse(&fleet_gone(fleet)),
-            Some((fleet, Wakeup::FleetGone, Duration::ZERO))
+            Some(Heard::Event(fleet, Wakeup::FleetGone, Duration::ZERO))
         );
         assert_eq!(
             relay.parse(&format!("gone {fleet} {agent}")),
-            Some((fleet, Wakeup::AgentGone(agent), Duration::ZERO))
+            Some(Heard::Event(fleet, Wakeup::AgentGone(agent), Duration::ZERO))
         );
         assert_eq!(
             relay.parse(&format!("scan {fleet} -")),
-            Some((fleet, Wakeup::Scan, Duration::ZERO))
+            Some(Heard::Event(fleet, Wakeup::Scan, Duration::ZERO))
         );
         let later = (now + time::Duration::seconds(90)).unix_timestamp_nanos() / 1_000;
         assert_eq!(
             relay.parse(&format!("scan {fleet} {later}")),
-            Some((fleet, Wakeup::Scan, Duration::from_secs(90)))
+            Some(Heard::Event(fleet, Wakeup::Scan, Duration::from_secs(90)))
+        );
+        let scan = ScanId::from_uuid(uuid::Uuid::now_v7());
+        assert_eq!(
+            relay.parse(&format!("parts {fleet} {later} {scan}")),
+            Some(Heard::Parts(fleet, scan, Duration::from_secs(90)))
         );
         for bad in [
             "",
