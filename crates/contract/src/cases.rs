@@ -91,7 +91,7 @@ async fn enrollment_tokens_of(
 async fn agents_of(store: &dyn Store, tenant: TenantId, fleet: FleetId) -> Vec<Agent> {
     all(
         "list_agents",
-        |p| store.list_agents(tenant, fleet, p),
+        |p| store.list_agents(tenant, fleet, None, p),
         |a| a.id.as_uuid(),
     )
     .await

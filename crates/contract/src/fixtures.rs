@@ -310,6 +310,7 @@ impl Fixtures {
             created_at: self.now,
             revoked_at: None,
             hint: secret.hint(),
+            labels: fleetpass_domain::label::Labels::none(),
         };
         (token, secret)
     }
@@ -328,6 +329,7 @@ impl Fixtures {
             enrolled_at: at,
             last_seen_at: None,
             revoked_at: None,
+            labels: fleetpass_domain::label::Labels::none(),
         }
     }
 
@@ -364,6 +366,7 @@ impl Fixtures {
             constraints,
             status: ScanStatus::Queued,
             requested_at: self.now,
+            target: fleetpass_domain::scan::Target::Any,
             claimed_by: None,
             claimed_at: None,
             finished_at: None,

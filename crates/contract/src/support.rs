@@ -476,7 +476,7 @@ impl Setup<'_> {
     pub(crate) async fn add_scan(&mut self, scan: Scan) -> Scan {
         let audit = self.audit(actions::SCAN_REQUESTED, scan.id.as_uuid());
         self.store
-            .create_scan(&scan, &audit)
+            .create_scan(&scan, &fleetpass_domain::scan::ScanTarget::Any, &audit)
             .await
             .must("create_scan");
         self.logged(&audit);

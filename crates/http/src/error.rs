@@ -309,6 +309,7 @@ pub(crate) const fn wire_field(field: Field) -> &'static str {
         Field::OwnerUser => "ownerUserId",
         Field::OwnerServiceAccount => "ownerServiceAccountId",
         Field::Results => "results",
+        Field::Target => "target",
         Field::Constraint(Constraint::MaxDuration) => "maxDurationMinutes",
         Field::Constraint(Constraint::NotBefore) => "notBefore",
         Field::Constraint(Constraint::NotAfter) => "notAfter",
@@ -387,6 +388,18 @@ pub(crate) fn conflict_words(conflict: Conflict) -> (&'static str, &'static str)
         Conflict::ScanNotRunning => (
             "the scan is not running, so it cannot take results",
             "Claim a new job; this scan was completed, failed or expired.",
+        ),
+        Conflict::TargetEmpty | Conflict::TargetNotInFleet => (
+            "the scan's target does not select agents of the fleet",
+            "List the fleet's agents with GET /tenant/discovery/fleets/{fleet_id}/agents.",
+        ),
+        Conflict::ScanFinished => (
+            "the scan has ended (completed, failed, expired or cancelled), so it cannot be cancelled",
+            "Nothing to do: an ended scan runs no more.",
+        ),
+        Conflict::ScanCancelled => (
+            "the scan was cancelled, so its results are no longer wanted",
+            "Drop this scan's work and claim the next job.",
         ),
         Conflict::ScanNotCompleted => (
             "the scan has not completed, so it has no report",
@@ -541,6 +554,26 @@ mod tests {
                 ScanNotRunning,
                 "the scan is not running, so it cannot take results",
                 "Claim a new job; this scan was completed, failed or expired.",
+            ),
+            (
+                TargetEmpty,
+                "the scan's target does not select agents of the fleet",
+                "List the fleet's agents with GET /tenant/discovery/fleets/{fleet_id}/agents.",
+            ),
+            (
+                TargetNotInFleet,
+                "the scan's target does not select agents of the fleet",
+                "List the fleet's agents with GET /tenant/discovery/fleets/{fleet_id}/agents.",
+            ),
+            (
+                ScanFinished,
+                "the scan has ended (completed, failed, expired or cancelled), so it cannot be cancelled",
+                "Nothing to do: an ended scan runs no more.",
+            ),
+            (
+                ScanCancelled,
+                "the scan was cancelled, so its results are no longer wanted",
+                "Drop this scan's work and claim the next job.",
             ),
             (
                 ScanNotCompleted,

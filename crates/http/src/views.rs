@@ -1,12 +1,15 @@
 //! The wire shapes of responses (camelCase JSON), built from domain values. Secrets
 //! appear only in the `Created*` shapes, which are returned exactly once.
 
+use std::collections::BTreeMap;
+
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::fleet::{Agent, EnrollmentToken, Fleet};
 use fleetpass_domain::identity::{Environment, Principal, PrincipalKind, Tenant};
 use fleetpass_domain::page::Page;
-use fleetpass_domain::scan::Scan;
+use fleetpass_domain::label::Labels;
+use fleetpass_domain::scan::{Progress, Scan, ScanPart};
 use fleetpass_domain::share::ShareLink;
 use fleetpass_domain::token::{ApiToken, RateLimitPerMinute};
 use fleetpass_ports::service::fleets::{CreatedFleet, IssuedEnrollment};
@@ -402,6 +405,8 @@ pub struct EnrollmentTokenView {
     /// When it was revoked.
     #[schema(format = DateTime)]
     pub revoked_at: Option<String>,
+    /// The labels every agent it enrolls carries.
+    pub labels: BTreeMap<String, String>,
 }
 
 impl EnrollmentTokenView {
@@ -417,6 +422,7 @@ impl EnrollmentTokenView {
             expires_at: ts(t.expires_at),
             created_at: ts(t.created_at),
             revoked_at: t.revoked_at.map(ts),
+            labels: labels_view(&t.labels),
             token_hint: t.hint,
         }
     }
@@ -469,6 +475,16 @@ pub struct AgentView {
     /// When it was revoked.
     #[schema(format = DateTime)]
     pub revoked_at: Option<String>,
+    /// Its labels (`{"role": "db"}`): what scans target with a label selector.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Labels on the wire: a JSON object of strings.
+pub fn labels_view(labels: &Labels) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 impl From<Agent> for AgentView {
@@ -483,6 +499,7 @@ impl From<Agent> for AgentView {
             enrolled_at: ts(a.enrolled_at),
             last_seen_at: a.last_seen_at.map(ts),
             revoked_at: a.revoked_at.map(ts),
+            labels: labels_view(&a.labels),
         }
     }
 }
@@ -516,17 +533,23 @@ pub struct ScanView {
     /// `inventory`, `ports`, `software` or `compliance`.
     #[schema(example = "inventory")]
     pub scenario: String,
-    /// `queued`, `running`, `completed`, `failed` or `expired`.
+    /// `queued`, `running`, `completed`, `failed`, `expired` or `cancelled`.
     #[schema(example = "queued")]
     pub status: String,
     /// Its constraints.
     pub constraints: ConstraintsView,
+    /// Which agents run it: `"any"` (one agent), `"all"`, `"agents"` (those listed at
+    /// request time) or `{"labels": {…}}`; the agents of a fan-out scan are its parts.
+    #[schema(value_type = Object, example = "any")]
+    pub target: serde_json::Value,
+    /// How far a fan-out scan's parts are (absent for target `any`).
+    pub progress: Option<ProgressView>,
     /// When it was requested.
     #[schema(format = DateTime)]
     pub requested_at: String,
-    /// The agent that claimed it.
+    /// The agent that claimed it (target `any`; a fan-out scan's parts name theirs).
     pub claimed_by: Option<String>,
-    /// When it was claimed.
+    /// When it was claimed (a fan-out scan: its first part).
     #[schema(format = DateTime)]
     pub claimed_at: Option<String>,
     /// When it completed, failed or expired.
@@ -549,9 +572,75 @@ impl From<Scan> for ScanView {
                 max_assets: s.constraints.max_assets.map(|m| m.get()),
             },
             requested_at: ts(s.requested_at),
+            target: s.target.to_json(),
+            progress: None,
             claimed_by: s.claimed_by.map(|a| a.to_string()),
             claimed_at: s.claimed_at.map(ts),
             finished_at: s.finished_at.map(ts),
+        }
+    }
+}
+
+impl ScanView {
+    /// The view with a fan-out scan's progress.
+    pub fn with_progress(mut self, progress: Option<&Progress>) -> Self {
+        self.progress = progress.map(|p| ProgressView {
+            total: p.total(),
+            queued: p.queued,
+            running: p.running,
+            completed: p.completed,
+            failed: p.failed,
+            cancelled: p.cancelled,
+        });
+        self
+    }
+}
+
+/// How many parts of a fan-out scan are where.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressView {
+    /// Every part (one per targeted agent).
+    pub total: u32,
+    /// Waiting for their agent.
+    pub queued: u32,
+    /// Claimed.
+    pub running: u32,
+    /// Results arrived.
+    pub completed: u32,
+    /// Met their deadline without results, or their agent was revoked.
+    pub failed: u32,
+    /// Cancelled with the scan.
+    pub cancelled: u32,
+}
+
+/// One part of a fan-out scan.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanPartView {
+    /// The agent that runs it.
+    pub agent_id: String,
+    /// `queued`, `running`, `completed`, `failed` or `cancelled`.
+    #[schema(example = "completed")]
+    pub status: String,
+    /// When its agent claimed it.
+    #[schema(format = DateTime)]
+    pub claimed_at: Option<String>,
+    /// When it ended.
+    #[schema(format = DateTime)]
+    pub finished_at: Option<String>,
+    /// Why it failed: `not_claimed`, `no_results` or `agent_revoked`.
+    pub failure: Option<String>,
+}
+
+impl From<ScanPart> for ScanPartView {
+    fn from(p: ScanPart) -> Self {
+        Self {
+            agent_id: p.agent_id.to_string(),
+            status: p.status.as_str().to_owned(),
+            claimed_at: p.claimed_at.map(ts),
+            finished_at: p.finished_at.map(ts),
+            failure: p.failure.map(|f| f.as_str().to_owned()),
         }
     }
 }

@@ -98,6 +98,7 @@ impl World {
                 hostname: Hostname::new("host-1").expect("a hostname"),
                 platform: Platform::new("linux").expect("a platform"),
                 agent_version: None,
+                labels: fleetpass_domain::label::Labels::none(),
             },
         )
         .await
@@ -139,6 +140,7 @@ impl World {
             fleet.fleet.id,
             Scenario::Inventory,
             ScanConstraints::default(),
+            fleetpass_domain::scan::ScanTarget::Any,
         )
         .await
         .expect("a scan is requested");
@@ -188,6 +190,7 @@ async fn an_enrollment_token_works_until_its_expiry_instant() {
         fleet.fleet.id,
         EnrollmentTtlHours::new(2).expect("a ttl"),
         MaxUses::new(5).expect("a use count"),
+        fleetpass_domain::label::Labels::none(),
     )
     .await
     .expect("a token");

@@ -532,7 +532,7 @@ fn list_keys(keys: &[StoredSigningKey], master: Option<&MasterKey>) -> String {
 const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Runs the scan sweeper and the schedule runner for as long as the server runs.
-fn spawn_sweeper(deps: Deps) {
+fn spawn_sweeper(deps: Deps, keys: Arc<KeyRing>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         loop {
@@ -541,6 +541,12 @@ fn spawn_sweeper(deps: Deps) {
                 Ok(0) => {}
                 Ok(moved) => tracing::info!(moved, "swept overdue scans"),
                 Err(e) => tracing::warn!(error = %e, "scan sweep failed; retrying next tick"),
+            }
+            // Fan-out scans whose last parts the sweep (or a revocation) just ended.
+            match fleetpass_ports::service::scans::finish_ready(&deps, &keys).await {
+                Ok(0) => {}
+                Ok(ended) => tracing::info!(ended, "ended fan-out scans"),
+                Err(e) => tracing::warn!(error = %e, "ending fan-out scans failed; retrying next tick"),
             }
             match fleetpass_ports::service::schedules::run_due(&deps).await {
                 Ok(0) => {}
@@ -608,7 +614,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         },
     });
     spawn_purge(state.guards.clone(), state.deps.clone());
-    spawn_sweeper(state.deps.clone());
+    spawn_sweeper(state.deps.clone(), Arc::clone(&state.keys));
     // actix-web's own timeouts do not cut a held check-in: `client_request_timeout`
     // bounds reading a request's head and `keep_alive` the idle time between requests,
     // neither the time a handler takes. Signals are ours, so that held check-ins end

@@ -197,7 +197,7 @@ async fn enroll_50_at_once_from_two_pools(max_uses: u32) {
 
     let t = e.token.tenant_id;
     let agents = first
-        .list_agents(t, e.token.fleet_id, Default::default())
+        .list_agents(t, e.token.fleet_id, None, Default::default())
         .await
         .expect("list_agents");
     assert_eq!(agents.items.len(), expected, "stored agents");
@@ -340,7 +340,7 @@ impl ScanFleet {
             actions::SCAN_REQUESTED,
             Some(scan.id.as_uuid()),
         );
-        store.create_scan(&scan, &audit).await.expect("create_scan");
+        store.create_scan(&scan, &fleetpass_domain::scan::ScanTarget::Any, &audit).await.expect("create_scan");
         scan
     }
 }

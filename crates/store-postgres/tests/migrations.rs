@@ -280,7 +280,7 @@ async fn reverting_the_scans_migration_keeps_events_by_the_system() {
     };
     let scan = fx.scan(&fleet, Scenario::Inventory, window);
     let requested = fx.audit(t, actions::SCAN_REQUESTED, Some(scan.id.as_uuid()));
-    db.create_scan(&scan, &requested)
+    db.create_scan(&scan, &fleetpass_domain::scan::ScanTarget::Any, &requested)
         .await
         .expect("create_scan");
     let at = fx.now() + time::Duration::hours(1);

@@ -581,7 +581,7 @@ pub async fn agent_cross_tenant_is_not_found(store: &dyn Store) {
         .await
         .must_be_not_found("get_agent via another tenant");
     store
-        .list_agents(other, fleet.id, first_page(10))
+        .list_agents(other, fleet.id, None, first_page(10))
         .await
         .must_be_not_found("list_agents via another tenant");
     let audit = b.audit(actions::AGENT_REVOKED, agent.id.as_uuid());

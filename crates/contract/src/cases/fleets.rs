@@ -51,7 +51,7 @@ pub async fn fleet_create_then_read(store: &dyn Store) {
         .await
         .must_be_not_found("list_enrollment_tokens of an unknown fleet");
     store
-        .list_agents(t, unknown, first_page(10))
+        .list_agents(t, unknown, None, first_page(10))
         .await
         .must_be_not_found("list_agents of an unknown fleet");
     let audit = setup.audit(actions::FLEET_UPDATED, unknown.as_uuid());
@@ -263,7 +263,7 @@ pub async fn fleet_delete_cascades(store: &dyn Store) {
         .await
         .must_be_not_found("list_enrollment_tokens of a deleted fleet");
     store
-        .list_agents(t, doomed.id, first_page(10))
+        .list_agents(t, doomed.id, None, first_page(10))
         .await
         .must_be_not_found("list_agents of a deleted fleet");
     for token in [&first, &second] {
@@ -443,7 +443,7 @@ pub async fn fleet_lists_paginate_newest_first(store: &dyn Store) {
     let got = pages(
         "list_agents",
         2,
-        |p| store.list_agents(t, fleet.id, p),
+        |p| store.list_agents(t, fleet.id, None, p),
         agent_id,
     )
     .await;

@@ -95,7 +95,7 @@ pub async fn scan_create_refuses_foreign_fleet(store: &dyn Store) {
         let scan = fx.plain_scan(&fleet);
         let audit = a.audit(actions::SCAN_REQUESTED, scan.id.as_uuid());
         store
-            .create_scan(&scan, &audit)
+            .create_scan(&scan, &fleetpass_domain::scan::ScanTarget::Any, &audit)
             .await
             .must_be_not_found(&format!("create_scan in {what}"));
         for tenant in [a.id(), b.id()] {

@@ -203,6 +203,7 @@ impl<'a> Enqueuer<'a> {
             constraints: schedule.constraints(),
             status: ScanStatus::Queued,
             requested_at: self.at,
+            target: fleetpass_domain::scan::Target::Any,
             claimed_by: None,
             claimed_at: None,
             finished_at: None,

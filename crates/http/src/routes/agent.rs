@@ -2,6 +2,9 @@
 //! (the enrollment token or the agent secret is the credential); the rest takes the
 //! agent's access token.
 
+use std::collections::BTreeMap;
+
+use fleetpass_domain::label::Labels;
 use actix_web::{HttpRequest, HttpResponse, web};
 use fleetpass_domain::fleet::{AgentVersion, Hostname, Platform};
 use fleetpass_domain::ids::{AgentId, ScanId};
@@ -45,6 +48,11 @@ pub struct EnrollBody {
     pub platform: String,
     /// The agent's version, 1-64 characters.
     pub agent_version: Option<String>,
+    /// Labels the agent gives itself (at most 32; keys `a-z0-9._-/`, values
+    /// `A-Za-z0-9._-`, 1-63 characters each); the enrollment token's labels win on the
+    /// same key.
+    #[schema(example = json!({"role": "db"}))]
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 /// A new agent's credentials, shown once.
@@ -79,11 +87,17 @@ pub async fn enroll(
     let version = body
         .agent_version
         .and_then(|v| checks.check("agentVersion", AgentVersion::new(&v)));
-    let (hostname, platform) = checks.finish_with((hostname, platform))?;
+    let labels = checks.require_with(
+        body.labels
+            .as_ref()
+            .map_or(Ok(Labels::none()), |l| super::labels("labels", l)),
+    );
+    let (hostname, platform, labels) = checks.finish_with((hostname, platform, labels))?;
     let report = Enrollment {
         hostname,
         platform,
         agent_version: version,
+        labels,
     };
     let enrolled = svc::enroll(&state.deps, &state.keys, &body.enrollment_token, report).await?;
     let location = format!("/tenant/discovery/agents/{}", enrolled.agent.id);

@@ -1,13 +1,16 @@
 //! `/tenant/discovery/*`: fleets (seed `000`), their enrollment tokens and agents, as
 //! operators manage them.
 
+use std::collections::BTreeMap;
+
 use actix_web::{HttpResponse, web};
 use fleetpass_domain::fleet::{EnrollmentTtlHours, FleetName, MaxUses};
 use fleetpass_domain::ids::{AgentId, EnrollmentTokenId, EnvironmentId, FleetId};
+use fleetpass_domain::label::Labels;
 use fleetpass_ports::service::PathTarget;
 use fleetpass_ports::service::fleets as svc;
 use serde::Deserialize;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::{Checks, SERVER_FIELDS, body_in_scope, refuse_other_fields, route};
 use crate::AppState;
@@ -50,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         route("/tenant/discovery/agents/{agent_id}", Class::Tenant)
             .get(get_agent)
+            .patch(patch_agent)
             .delete(revoke_agent),
     );
 }
@@ -188,6 +192,10 @@ pub struct IssueEnrollmentBody {
     /// Enrollments allowed, 1-1000 (default 1).
     #[schema(minimum = 1, maximum = 1000)]
     pub max_uses: Option<i64>,
+    /// Labels every agent it enrolls carries (at most 32; they win over the agent's own
+    /// on the same key).
+    #[schema(example = json!({"role": "db"}))]
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 /// Issue an enrollment token for a fleet (the secret is returned once).
@@ -213,9 +221,15 @@ pub async fn issue_enrollment_token(
         "maxUses",
         body.max_uses.map_or(Ok(MaxUses::default()), MaxUses::new),
     );
-    let (ttl, max_uses) = checks.finish_with((ttl, max_uses))?;
+    let labels = checks.require_with(
+        body.labels
+            .as_ref()
+            .map_or(Ok(Labels::none()), |l| super::labels("labels", l)),
+    );
+    let (ttl, max_uses, labels) = checks.finish_with((ttl, max_uses, labels))?;
     let issued =
-        svc::issue_enrollment_token(&state.deps, &caller.actor, fleet, ttl, max_uses).await?;
+        svc::issue_enrollment_token(&state.deps, &caller.actor, fleet, ttl, max_uses, labels)
+            .await?;
     let location = format!(
         "/tenant/discovery/fleets/{}/enrollment-tokens/{}",
         issued.token.fleet_id, issued.token.id
@@ -256,19 +270,75 @@ pub async fn revoke_enrollment_token(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// List a fleet's agents.
-#[utoipa::path(get, path = "/tenant/discovery/fleets/{fleet_id}/agents", tag = "agents", params(ListParams,
+/// Filters of `GET /tenant/discovery/fleets/{fleet_id}/agents`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct AgentParams {
+    /// Only agents that carry every one of these labels: `key:value` pairs separated by
+    /// commas (`role:db,site:fra1`).
+    pub labels: Option<String>,
+    /// Page size, 1-200 (default 50).
+    #[param(value_type = Option<u32>)]
+    pub limit: Option<String>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// List a fleet's agents, optionally only those with given labels.
+#[utoipa::path(get, path = "/tenant/discovery/fleets/{fleet_id}/agents", tag = "agents", params(AgentParams,
     ("fleet_id" = String, Path, description = "Fleet id")), security(("bearer" = [])),
-    responses((status = 200, body = List<AgentView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = List<AgentView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
 pub async fn list_agents(
     state: web::Data<AppState>,
     caller: Caller,
     fleet: web::Path<String>,
-    params: web::Query<ListParams>,
+    params: web::Query<AgentParams>,
 ) -> Result<HttpResponse, ApiError> {
     let fleet = path_id(&fleet, FleetId::parse)?;
-    let page = svc::list_agents(&state.deps, &caller.actor, fleet, params.page()?).await?;
+    let p = params.into_inner();
+    let page = ListParams {
+        limit: p.limit,
+        cursor: p.cursor,
+    }
+    .page()?;
+    let selector = p
+        .labels
+        .as_deref()
+        .map(|raw| super::label_selector("labels", raw))
+        .transpose()?;
+    let page =
+        svc::list_agents(&state.deps, &caller.actor, fleet, selector.as_ref(), page).await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, AgentView::from)))
+}
+
+/// Body of `PATCH /tenant/discovery/agents/{agent_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchAgentBody {
+    /// The agent's labels, replacing the ones it has (at most 32; `{}` clears them).
+    #[schema(example = json!({"role": "db", "site": "fra1"}))]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Change an agent's labels.
+#[utoipa::path(patch, path = "/tenant/discovery/agents/{agent_id}", tag = "agents", request_body = PatchAgentBody,
+    security(("bearer" = [])), params(("agent_id" = String, Path, description = "Agent id")),
+    responses((status = 200, body = AgentView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn patch_agent(
+    state: web::Data<AppState>,
+    caller: Caller<Operate>,
+    id: web::Path<String>,
+    body: Result<Body<PatchAgentBody>, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id, AgentId::parse)?;
+    let body = body_in_scope(&state, &caller, PathTarget::Agent(id), body).await?;
+    let labels = super::labels("labels", &body.labels)?;
+    Ok(HttpResponse::Ok().json(AgentView::from(
+        svc::relabel_agent(&state.deps, &caller.actor, id, labels).await?,
+    )))
 }
 
 /// Read an agent.

@@ -17,7 +17,10 @@ pub mod tokens;
 use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{HttpMessage as _, Resource, web};
-use fleetpass_domain::scan::Scenario;
+use std::collections::BTreeMap;
+
+use fleetpass_domain::label::{LabelSelector, Labels, MAX_LABELS};
+use fleetpass_domain::scan::{ScanTarget, Scenario};
 use fleetpass_domain::value::ValueError;
 use serde::{Deserialize, Deserializer};
 
@@ -254,6 +257,41 @@ pub fn body_id<T>(
         ApiError::invalid_message(field, "is not a valid id")
             .hint("Send the id as returned by the API.")
     })
+}
+
+/// Parses a scan's target (`any` when absent): one wording wherever a target is sent.
+pub fn target(raw: Option<&serde_json::Value>) -> Result<ScanTarget, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(ScanTarget::Any);
+    };
+    ScanTarget::parse(raw).map_err(|e| {
+        ApiError::invalid_message(&e.path, &e.message).hint(
+            "Send \"any\", \"all\", {\"agents\": [agent ids]} or {\"labels\": {\"key\": \"value\"}}.",
+        )
+    })
+}
+
+/// Parses labels sent as a JSON object of strings, in `field`.
+pub fn labels(field: &str, raw: &BTreeMap<String, String>) -> Result<Labels, ApiError> {
+    Labels::parse(raw).map_err(|e| match e.key {
+        Some(key) => ApiError::invalid(&format!("{field}.{key}"), &e.error),
+        None => ApiError::invalid_message(field, format!("may have at most {MAX_LABELS} labels"))
+            .hint("Send at most 32 labels."),
+    })
+}
+
+/// Parses a label selector from a query value `key:value,key:value`.
+pub fn label_selector(field: &str, raw: &str) -> Result<LabelSelector, ApiError> {
+    let refused = || {
+        ApiError::invalid_message(field, "must be key:value pairs separated by commas")
+            .hint("Send e.g. labels=role:db,site:fra1.")
+    };
+    let mut pairs = BTreeMap::new();
+    for pair in raw.split(',') {
+        let (k, v) = pair.split_once(':').ok_or_else(refused)?;
+        pairs.insert(k.to_owned(), v.to_owned());
+    }
+    LabelSelector::new(labels(field, &pairs)?).map_err(|_| refused())
 }
 
 /// Parses a scenario: one wording for the rule wherever a scenario is sent.

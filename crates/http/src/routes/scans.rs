@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::ids::{FleetId, ScanId, ShareLinkId};
-use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, ScanConstraints, ScanStatus};
+use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, PartStatus, ScanConstraints, ScanStatus};
 use fleetpass_domain::share::{Artifact, MaxAccesses, ShareLabel, ShareTtlHours};
 use fleetpass_domain::value::parse_timestamp;
 use fleetpass_ports::service::PathTarget;
@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Body, Caller, ListParams, Needs, Operate, path_id};
 use crate::guard::Class;
-use crate::views::{CreatedShareView, List, ScanView, ShareLinkView, ts};
+use crate::views::{CreatedShareView, List, ScanPartView, ScanView, ShareLinkView, ts};
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -30,6 +30,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .post(request_scan),
     )
     .service(route("/tenant/scans/{scan_id}", Class::Tenant).get(get_scan))
+    .service(route("/tenant/scans/{scan_id}/parts", Class::Tenant).get(list_parts))
+    .service(route("/tenant/scans/{scan_id}/cancel", Class::Tenant).post(cancel_scan))
     .service(route("/tenant/scans/{scan_id}/report", Class::Tenant).get(report))
     .service(route("/tenant/scans/{scan_id}/bundle", Class::Tenant).get(bundle))
     .service(route("/tenant/scans/{scan_id}/passport", Class::Tenant).get(passport))
@@ -69,6 +71,13 @@ pub struct RequestScanBody {
     pub scenario: String,
     /// Optional constraints.
     pub constraints: Option<ConstraintsBody>,
+    /// Which agents run it: `"any"` (default: the first of the fleet's agents to claim
+    /// it), `"all"` (every live agent of the fleet now), `{"agents": [ids]}` (1-10 000
+    /// of the fleet's live agents) or `{"labels": {"role": "db"}}` (the live agents that
+    /// carry every label). Every target but `any` fans out: one part per agent, merged
+    /// into one report, bundle and passport.
+    #[schema(value_type = Object, example = "all")]
+    pub target: Option<serde_json::Value>,
 }
 
 fn timestamp(checks: &mut Checks, field: &str, raw: Option<String>) -> Option<Timestamp> {
@@ -105,13 +114,22 @@ pub async fn request_scan(
     let mut checks = Checks::default();
     let fleet = checks.id("fleetId", &body.fleet_id, FleetId::parse);
     let scenario = checks.require_with(scenario(&body.scenario));
+    let target = checks.require_with(super::target(body.target.as_ref()));
     let constraints = body
         .constraints
         .unwrap_or_default()
         .into_domain(&mut checks);
-    let (fleet, scenario) = checks.finish_with((fleet, scenario))?;
-    let scan = svc::request_scan(&state.deps, &caller.actor, fleet, scenario, constraints).await?;
-    Ok(HttpResponse::Accepted().json(ScanView::from(scan)))
+    let (fleet, scenario, target) = checks.finish_with((fleet, scenario, target))?;
+    let scan = svc::request_scan(
+        &state.deps,
+        &caller.actor,
+        fleet,
+        scenario,
+        constraints,
+        target,
+    )
+    .await?;
+    Ok(HttpResponse::Accepted().json(scan_view(&state, &caller, scan).await?))
 }
 
 /// Filters of `GET /tenant/scans`.
@@ -162,7 +180,11 @@ pub async fn list_scans(
         environments: None,
     };
     let page = svc::list_scans(&state.deps, &caller.actor, filter, page).await?;
-    Ok(HttpResponse::Ok().json(List::from_page(page, ScanView::from)))
+    let progress = svc::progress_of(&state.deps, &caller.actor, &page.items).await?;
+    Ok(HttpResponse::Ok().json(List::from_page(page, |scan| {
+        let p = progress.get(&scan.id);
+        ScanView::from(scan).with_progress(p)
+    })))
 }
 
 /// Read a scan.
@@ -175,9 +197,78 @@ pub async fn get_scan(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path_id(&id, ScanId::parse)?;
-    Ok(HttpResponse::Ok().json(ScanView::from(
-        svc::get_scan(&state.deps, &caller.actor, id).await?,
-    )))
+    let scan = svc::get_scan(&state.deps, &caller.actor, id).await?;
+    Ok(HttpResponse::Ok().json(scan_view(&state, &caller, scan).await?))
+}
+
+/// The view of `scan` with its progress.
+async fn scan_view(
+    state: &AppState,
+    caller: &Caller<impl Needs>,
+    scan: fleetpass_domain::scan::Scan,
+) -> Result<ScanView, ApiError> {
+    let progress = svc::progress_of(&state.deps, &caller.actor, std::slice::from_ref(&scan)).await?;
+    let p = progress.get(&scan.id);
+    Ok(ScanView::from(scan).with_progress(p))
+}
+
+/// Filters of `GET /tenant/scans/{scan_id}/parts`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct PartParams {
+    /// Only parts in this status (`queued`, `running`, `completed`, `failed`,
+    /// `cancelled`): a completed scan's failed parts are `status=failed`.
+    pub status: Option<String>,
+    /// Page size, 1-200 (default 50).
+    #[param(value_type = Option<u32>)]
+    pub limit: Option<String>,
+    /// The `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// List the parts of a fan-out scan (one per targeted agent), newest agent first.
+#[utoipa::path(get, path = "/tenant/scans/{scan_id}/parts", tag = "scans", security(("bearer" = [])),
+    params(("scan_id" = String, Path, description = "Scan id"), PartParams),
+    responses((status = 200, body = List<ScanPartView>), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn list_parts(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    params: web::Query<PartParams>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id, ScanId::parse)?;
+    let p = params.into_inner();
+    let page = ListParams {
+        limit: p.limit,
+        cursor: p.cursor,
+    }
+    .page()?;
+    let mut checks = Checks::default();
+    let status = p
+        .status
+        .and_then(|s| checks.check("status", PartStatus::parse(&s)));
+    checks.finish()?;
+    let page = svc::list_parts(&state.deps, &caller.actor, id, status, page).await?;
+    Ok(HttpResponse::Ok().json(List::from_page(page, ScanPartView::from)))
+}
+
+/// Cancel a queued or running scan: it becomes `cancelled`, its open parts with it, its
+/// agents' results are refused (409) and no artifacts are made.
+#[utoipa::path(post, path = "/tenant/scans/{scan_id}/cancel", tag = "scans", security(("bearer" = [])),
+    params(("scan_id" = String, Path, description = "Scan id")),
+    responses((status = 200, description = "Cancelled", body = ScanView), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "The scan has ended", body = ErrorBody)))]
+pub async fn cancel_scan(
+    state: web::Data<AppState>,
+    caller: Caller<Operate>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path_id(&id, ScanId::parse)?;
+    let scan = svc::cancel(&state.deps, &caller.actor, id).await?;
+    Ok(HttpResponse::Ok().json(scan_view(&state, &caller, scan).await?))
 }
 
 async fn artifacts(

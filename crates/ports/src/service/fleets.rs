@@ -345,7 +345,7 @@ pub async fn relabel_agent(
 
 /// Reads an agent and checks `action` on its fleet.
 /// Reads an agent the caller may act on, with its fleet's environment.
-async fn agent_for(
+pub(crate) async fn agent_for(
     deps: &Deps,
     actor: &Actor,
     action: Action,

@@ -177,6 +177,8 @@ pub enum PathTarget {
     Scan(fleetpass_domain::ids::ScanId),
     /// `/tenant/schedules/{schedule_id}`
     Schedule(fleetpass_domain::ids::ScheduleId),
+    /// `/tenant/discovery/agents/{agent_id}`
+    Agent(fleetpass_domain::ids::AgentId),
 }
 
 /// Whether `actor` may take `action` on `target`, judged as the operation itself will
@@ -198,6 +200,7 @@ pub async fn authorize_target(
         PathTarget::Schedule(id) => schedules::schedule_for(deps, actor, action, id)
             .await
             .map(drop),
+        PathTarget::Agent(id) => fleets::agent_for(deps, actor, action, id).await.map(drop),
     }
 }
 
