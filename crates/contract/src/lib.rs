@@ -100,6 +100,10 @@ macro_rules! __contract_cases {
             scan_create_then_read
             scan_create_refuses_foreign_fleet
             scan_list_filters_before_paging
+            fan_out_parts_follow_the_target
+            fan_out_parts_are_claimed_by_their_agents_and_the_scan_ends_with_them
+            cancel_ends_a_scan_and_its_open_parts
+            overdue_parts_fail
             scan_cross_tenant_is_not_found
             claim_takes_oldest_claimable_of_own_fleet
             claim_concurrent_never_shares_a_scan
