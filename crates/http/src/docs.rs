@@ -375,6 +375,9 @@ fn path_var(path: &str, name: &str) -> String {
         "id" if path.starts_with("/api/admin/service-accounts") => "SERVICE_ACCOUNT_ID",
         "id" if path.starts_with("/api/admin/environments") => "ENVIRONMENT_ID",
         "id" if path.starts_with("/platform/tenants") => "TENANT_ID",
+        // Cancelling wants a scan still queued; `$SCAN_ID` is claimed and completed by
+        // the agent examples.
+        "scan_id" if path.ends_with("/cancel") => "QUEUED_SCAN_ID",
         "token_id" => "ENROLLMENT_TOKEN_ID",
         "link_id" => "SHARE_LINK_ID",
         "token" => "SHARE_TOKEN",
@@ -458,7 +461,7 @@ fn curl(doc: &Value, o: &Op<'_>) -> String {
 
 /// The shell variables the examples use and where each comes from, in the order a
 /// reader meets them (the page lists them; the docs test sets them the same way).
-pub const EXAMPLE_VARIABLES: [(&str, &str); 19] = [
+pub const EXAMPLE_VARIABLES: [(&str, &str); 20] = [
     (
         "FLEETPASS_URL",
         "the server's base URL, e.g. http://127.0.0.1:8080",
@@ -499,6 +502,10 @@ pub const EXAMPLE_VARIABLES: [(&str, &str); 19] = [
         "accessToken of POST /agent/enroll or POST /agent/token",
     ),
     ("SCAN_ID", "scanId of POST /tenant/scans"),
+    (
+        "QUEUED_SCAN_ID",
+        "scanId of a POST /tenant/scans no agent has claimed yet",
+    ),
     (
         "SHARE_LINK_ID",
         "id of POST /tenant/scans/{scan_id}/share-links",

@@ -174,6 +174,14 @@ async fn variables(base: &str) -> BTreeMap<&'static str, String> {
     )
     .await;
     vars.insert("SCAN_ID", s(&queued, "scanId"));
+    // Newer, so the claim example takes the one above: the cancel example's.
+    let to_cancel = post(
+        "/tenant/scans",
+        json!({"fleetId": fleet_id, "scenario": "inventory"}),
+        202,
+    )
+    .await;
+    vars.insert("QUEUED_SCAN_ID", s(&to_cancel, "scanId"));
     let schedule = post(
         "/tenant/schedules",
         json!({"fleetId": fleet_id, "scenario": "inventory",

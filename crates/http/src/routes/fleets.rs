@@ -316,6 +316,7 @@ pub async fn list_agents(
 /// Body of `PATCH /tenant/discovery/agents/{agent_id}`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"labels": {"role": "db", "site": "fra1"}}))]
 pub struct PatchAgentBody {
     /// The agent's labels, replacing the ones it has (at most 32; `{}` clears them).
     #[schema(example = json!({"role": "db", "site": "fra1"}))]
