@@ -31,6 +31,7 @@ fn scan(max_assets: Option<MaxAssets>) -> Scan {
         },
         status: ScanStatus::Running,
         requested_at: at,
+        target: fleetpass_domain::scan::Target::Any,
         claimed_by: None,
         claimed_at: Some(at),
         finished_at: None,

@@ -57,7 +57,7 @@ pre code{background:none;color:inherit;padding:0}
 "#;
 
 /// The guides, in reading order: anchor, title, markdown.
-const GUIDES: [(&str, &str, &str); 7] = [
+const GUIDES: [(&str, &str, &str); 8] = [
     (
         "authentication",
         "Authentication",
@@ -83,6 +83,11 @@ const GUIDES: [(&str, &str, &str); 7] = [
         "enrollment",
         "The enrollment flow",
         include_str!("guides/enrollment.md"),
+    ),
+    (
+        "fleet-scans",
+        "Scan a whole fleet",
+        include_str!("guides/fleet-scans.md"),
     ),
     (
         "share-links",
