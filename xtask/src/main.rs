@@ -63,6 +63,11 @@ enum BenchKind {
         /// (SIGTERM, then started again on its port) and report the reconnect storm.
         #[arg(long)]
         storm: bool,
+        /// One fleet of every agent and one `target: all` scan of it at the start of
+        /// the steady state (every agent answers its part): request → all claimed, the
+        /// merge, memory. --scans-per-second and --per-fleet are ignored.
+        #[arg(long)]
+        fan_out: bool,
     },
 }
 
@@ -343,6 +348,7 @@ fn main() -> anyhow::Result<()> {
                     per_process,
                     renew_before,
                     storm,
+                    fan_out,
                 }),
             ..
         } => bench::fleet::run(
@@ -357,6 +363,7 @@ fn main() -> anyhow::Result<()> {
                 per_process,
                 renew_before,
                 storm,
+                fan_out,
             },
             server_dir.as_deref(),
         ),

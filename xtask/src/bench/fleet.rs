@@ -59,6 +59,10 @@ pub struct FleetOptions {
     pub renew_before: u64,
     /// After the steady state, restart one replica under the full load.
     pub storm: bool,
+    /// Instead of scans at a rate: one fleet of every agent, and one `target: all` scan
+    /// of it queued at the start of the steady state, which every agent claims and
+    /// answers with results (request → all claimed, the merge, memory).
+    pub fan_out: bool,
 }
 
 /// How late PostgreSQL's idle backends may report their transactions
@@ -207,6 +211,8 @@ struct ChildSeen {
     replica_of: Vec<usize>,
     replicas: usize,
     claimed: Mutex<Vec<(String, u64)>>,
+    /// The slowest results answer, in ms (the last part's answer carries the merge).
+    results_max_ms: AtomicU64,
 }
 
 impl ChildSeen {
@@ -320,6 +326,7 @@ async fn child_run(
         replica_of: replica_of.clone(),
         replicas,
         claimed: Mutex::new(Vec::new()),
+        results_max_ms: AtomicU64::new(0),
     });
 
     // Enrollment, 32 at a time.
@@ -429,7 +436,8 @@ async fn child_run(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    emit(&json!({"t": "done", "claimed": claimed, "counts": counts_to_json(&counts)}));
+    emit(&json!({"t": "done", "claimed": claimed, "counts": counts_to_json(&counts),
+                 "resultsMaxMs": seen.results_max_ms.load(Ordering::Relaxed)}));
     Ok(())
 }
 
@@ -556,6 +564,10 @@ async fn run_agent(
                                 .lock()
                                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                                 .push((id.to_owned(), unix_ms()));
+                            // A part of a fan-out scan is answered, as an agent would.
+                            if body["target"] != "any" {
+                                submit(&client, &base, &agent, id, &seen).await;
+                            }
                         }
                         None
                     }
@@ -582,6 +594,26 @@ async fn run_agent(
     }
 }
 
+/// Sends a small result set for `scan`, counting the answer and its time.
+async fn submit(client: &reqwest::Client, base: &str, agent: &Agent, scan: &str, seen: &ChildSeen) {
+    let body = json!({"assets": [{"hostname": format!("sim-{}", agent.id), "ip": "10.0.0.5",
+                                  "os": "Debian 12", "openPorts": [22, 443],
+                                  "software": [{"name": "openssl", "version": "3.0.11"}]}],
+                      "findings": [{"severity": "medium", "title": "TLS 1.0 enabled"}]});
+    let sent = Instant::now();
+    let answer = client
+        .post(format!("{base}/agent/scans/{scan}/results"))
+        .bearer_auth(&agent.token)
+        .json(&body)
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await;
+    let status = answer.as_ref().map_or(0, |r| r.status().as_u16());
+    seen.count(agent.replica, "/agent/scans/{scan_id}/results", status);
+    let ms = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
+    seen.results_max_ms.fetch_max(ms, Ordering::Relaxed);
+}
+
 // ---------------------------------------------------------------------------------
 // The parent: servers, setup, children, the operator, the report.
 // ---------------------------------------------------------------------------------
@@ -596,6 +628,7 @@ struct ChildState {
     held: Vec<u64>,
     counts: Counts,
     claimed: Option<Vec<(String, u64)>>,
+    results_max_ms: u64,
 }
 
 /// The simulator processes.
@@ -673,6 +706,7 @@ impl Children {
                         }
                         Some("done") => {
                             s.counts = counts_from_json(&v["counts"]);
+                            s.results_max_ms = v["resultsMaxMs"].as_u64().unwrap_or(0);
                             s.claimed = Some(
                                 v["claimed"]
                                     .as_array()
@@ -735,8 +769,9 @@ impl Children {
         all
     }
 
-    /// Stops every child and collects what their agents claimed (scan id → unix ms).
-    fn finish(&mut self) -> HashMap<String, u64> {
+    /// Stops every child and collects what their agents claimed (scan id → unix ms of
+    /// each claim, in no order).
+    fn finish(&mut self) -> HashMap<String, Vec<u64>> {
         self.send("stop");
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30)
@@ -744,10 +779,10 @@ impl Children {
         {
             std::thread::sleep(Duration::from_millis(100));
         }
-        let mut claimed = HashMap::new();
+        let mut claimed: HashMap<String, Vec<u64>> = HashMap::new();
         for list in self.each(|s| s.claimed.clone()).into_iter().flatten() {
             for (id, at) in list {
-                claimed.entry(id).or_insert(at);
+                claimed.entry(id).or_default().push(at);
             }
         }
         claimed
@@ -913,6 +948,53 @@ async fn operator(
     (queued, refused)
 }
 
+/// What the fan-out operator saw of its one scan.
+struct FanOutSeen {
+    id: Option<String>,
+    sent_ms: u64,
+    ended_ms: Option<u64>,
+    status: String,
+    progress: Value,
+}
+
+/// The operator of a fan-out run: queues one `target: all` scan of `fleet`, then reads
+/// it every 250 ms until it ends (or `stop`).
+async fn fan_out_operator(api: Api, token: String, fleet: String, stop: Arc<AtomicBool>) -> FanOutSeen {
+    let sent_ms = unix_ms();
+    let body = json!({"fleetId": fleet, "scenario": "inventory", "target": "all"});
+    let id = match api
+        .call(reqwest::Method::POST, "/tenant/scans", Some(&token), Some(&body))
+        .await
+    {
+        Ok((202, scan)) => scan["scanId"].as_str().map(str::to_owned),
+        _ => None,
+    };
+    let mut seen = FanOutSeen {
+        id: id.clone(),
+        sent_ms,
+        ended_ms: None,
+        status: "was refused".to_owned(),
+        progress: Value::Null,
+    };
+    let Some(id) = id else { return seen };
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Ok((200, scan)) = api
+            .call(reqwest::Method::GET, &format!("/tenant/scans/{id}"), Some(&token), None)
+            .await
+        {
+            seen.status = format!("was {}", scan["status"].as_str().unwrap_or("?"));
+            seen.progress = scan["progress"].clone();
+            if !matches!(scan["status"].as_str(), Some("queued" | "running")) {
+                seen.ended_ms = Some(unix_ms());
+                seen.status = format!("ended {}", scan["status"].as_str().unwrap_or("?"));
+                break;
+            }
+        }
+    }
+    seen
+}
+
 fn status_text(counts: &Counts, secs: f64) -> Vec<String> {
     let mut by_route: BTreeMap<(String, u16), u64> = BTreeMap::new();
     for ((_, route, status), n) in counts {
@@ -957,7 +1039,13 @@ fn drive(
 ) -> anyhow::Result<String> {
     let replicas = servers.len();
     let api = Api::new(&servers[0].base);
-    let per_fleet = opts.per_fleet.clamp(1, 1000);
+    // A fan-out run enrolls every agent into one fleet, with a token per 1 000 (the
+    // most uses a token has).
+    let per_fleet = if opts.fan_out {
+        1000
+    } else {
+        opts.per_fleet.clamp(1, 1000)
+    };
     let fleets_n = opts.agents.div_ceil(per_fleet);
     let (operator_token, fleets, tokens) = rt.block_on(async {
         let admin = api.tenant(ADMIN_KEY, "fleet-bench").await?;
@@ -965,14 +1053,19 @@ fn drive(
         let mut fleets = Vec::new();
         let mut tokens = Vec::new();
         for i in 0..fleets_n {
-            let fleet = api.fleet(&operator, &format!("site-{i}")).await?;
+            let fleet = match fleets.first() {
+                Some(only) if opts.fan_out => String::clone(only),
+                _ => api.fleet(&operator, &format!("site-{i}")).await?,
+            };
             let per = u32::try_from(per_fleet).unwrap_or(1000);
             tokens.push(
                 api.enrollment_tokens(std::slice::from_ref(&operator), &fleet, 1, per)
                     .await?
                     .remove(0),
             );
-            fleets.push(fleet);
+            if !fleets.contains(&fleet) {
+                fleets.push(fleet);
+            }
         }
         anyhow::Ok((operator, fleets, tokens))
     })?;
@@ -1040,13 +1133,25 @@ fn drive(
 
     let stop_operator = Arc::new(AtomicBool::new(false));
     let every = Duration::from_secs_f64(1.0 / opts.scans_per_second.max(0.01));
-    let op = rt.spawn(operator(
-        api.clone(),
-        operator_token.clone(),
-        fleets.clone(),
-        every,
-        stop_operator.clone(),
-    ));
+    let (op, fan) = if opts.fan_out {
+        let fan = rt.spawn(fan_out_operator(
+            api.clone(),
+            operator_token.clone(),
+            fleets[0].clone(),
+            stop_operator.clone(),
+        ));
+        (None, Some(fan))
+    } else {
+        let op = rt.spawn(operator(
+            api.clone(),
+            operator_token.clone(),
+            fleets.clone(),
+            every,
+            stop_operator.clone(),
+        ));
+        (Some(op), None)
+    };
+    let mut rss_peak: Vec<Option<u64>> = rss_held.clone();
     // PostgreSQL's idle backends report their transactions up to 10 s late, so the
     // count starts STATS_LAG into the steady state (the setup's are all in by then)
     // and ends at its end: both ends lag alike under the same load.
@@ -1059,6 +1164,9 @@ fn drive(
         }
         for (r, n) in children.held().0.iter().enumerate() {
             held_min[r] = held_min[r].min(*n);
+        }
+        for (peak, server) in rss_peak.iter_mut().zip(servers.iter()) {
+            *peak = (*peak).max(server.rss_kib());
         }
     }
     let steady_secs = steady.elapsed().as_secs_f64();
@@ -1154,8 +1262,35 @@ fn drive(
         None
     };
     stop_operator.store(true, Ordering::Relaxed);
-    let (queued, refused) = rt.block_on(op)?;
+    let (queued, refused) = match op {
+        Some(op) => rt.block_on(op)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    let fan = fan.map(|f| rt.block_on(f)).transpose()?;
     let claimed = children.finish();
+    let results_max_ms = children.each(|s| s.results_max_ms).into_iter().max().unwrap_or(0);
+    let fan_row = fan.map(|f| {
+        let claims = f.id.as_ref().and_then(|id| claimed.get(id)).cloned().unwrap_or_default();
+        let last = claims.iter().max().copied();
+        let since = |at: Option<u64>| {
+            at.map_or_else(
+                || "never".to_owned(),
+                |at| ms(Duration::from_millis(at.saturating_sub(f.sent_ms))),
+            )
+        };
+        format!(
+            "| fan-out: one `target: all` scan of the fleet's {agents} agents | {n} parts claimed, the last {claimed} after the request; the scan {status} {ended} after it ({progress}); slowest results answer {results} (the last part's merges the bundle); server RSS peak {peak} MiB (all held: {held} MiB) |\n",
+            agents = enroll_ok,
+            n = claims.len(),
+            claimed = since(last),
+            status = f.status,
+            ended = since(f.ended_ms),
+            progress = f.progress,
+            results = ms(Duration::from_millis(results_max_ms)),
+            peak = rss_peak.iter().map(|k| k.unwrap_or(0)).sum::<u64>() / 1024,
+            held = rss_held.iter().map(|k| k.unwrap_or(0)).sum::<u64>() / 1024,
+        )
+    });
     let counts_all = children.counts();
     drop(children);
 
@@ -1169,6 +1304,7 @@ fn drive(
         .filter_map(|(id, sent)| {
             claimed
                 .get(id)
+                .and_then(|at| at.iter().min())
                 .map(|at| Duration::from_millis(at.saturating_sub(*sent)))
         })
         .collect();
@@ -1295,7 +1431,7 @@ fn drive(
         s99 = ms(percentile(&stale, 99.0)),
         smax = ms(stale.last().copied().unwrap_or_default()),
         per_k = cpu_total / (enroll_ok as f64 / 1000.0).max(0.001),
-        storm = storm.unwrap_or_default(),
+        storm = format!("{}{}", fan_row.unwrap_or_default(), storm.unwrap_or_default()),
         by_route = status_text(&counts_steady, steady_secs).join("\n"),
     ))
 }
@@ -1345,6 +1481,7 @@ mod tests {
                 // renewal path runs.
                 renew_before: 3600,
                 storm: false,
+                fan_out: false,
             },
         )
         .expect("the simulation runs");
@@ -1375,5 +1512,44 @@ mod tests {
             counts.get(2),
             "every queued scan was claimed: {line}"
         );
+    }
+
+    #[test]
+    fn a_fan_out_scan_of_the_whole_small_fleet_is_claimed_and_merged() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-q", "-p", "fleetpass"])
+            .current_dir(crate::root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "the server builds");
+        let target = super::super::servers::target_dir();
+        let work = target.join("bench-work-test-fan-out");
+        std::fs::create_dir_all(&work).expect("scratch directory");
+        let report = simulate(
+            &target.join("debug"),
+            &work,
+            &FleetOptions {
+                agents: 40,
+                per_fleet: 1,
+                seconds: 4,
+                scans_per_second: 1.0,
+                wait: 30,
+                postgres: false,
+                replicas: 1,
+                per_process: 20,
+                renew_before: 120,
+                storm: false,
+                fan_out: true,
+            },
+        )
+        .expect("the simulation runs");
+        println!("{report}");
+        let line = report
+            .lines()
+            .find(|l| l.starts_with("| fan-out:"))
+            .expect("the fan-out line");
+        assert!(line.contains("40 parts claimed"), "{line}");
+        assert!(line.contains("ended completed"), "{line}");
     }
 }
