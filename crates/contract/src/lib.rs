@@ -102,6 +102,7 @@ macro_rules! __contract_cases {
             scan_list_filters_before_paging
             fan_out_parts_follow_the_target
             fan_out_parts_are_claimed_by_their_agents_and_the_scan_ends_with_them
+            a_batch_claims_exactly_its_agents_queued_parts
             cancel_ends_a_scan_and_its_open_parts
             overdue_parts_fail
             scan_cross_tenant_is_not_found

@@ -33,9 +33,12 @@ impl LabelKey {
         let ok = (1..=63).contains(&raw.len())
             && raw.starts_with(inner)
             && raw.ends_with(inner)
-            && raw.chars().all(|c| inner(c) || matches!(c, '.' | '_' | '-' | '/'));
-        ok.then(|| Self(raw.to_owned()))
-            .ok_or(ValueError::Format { expected: KEY_SHAPE })
+            && raw
+                .chars()
+                .all(|c| inner(c) || matches!(c, '.' | '_' | '-' | '/'));
+        ok.then(|| Self(raw.to_owned())).ok_or(ValueError::Format {
+            expected: KEY_SHAPE,
+        })
     }
 
     /// The key.
@@ -54,10 +57,9 @@ impl LabelValue {
             && raw
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        ok.then(|| Self(raw.to_owned()))
-            .ok_or(ValueError::Format {
-                expected: VALUE_SHAPE,
-            })
+        ok.then(|| Self(raw.to_owned())).ok_or(ValueError::Format {
+            expected: VALUE_SHAPE,
+        })
     }
 
     /// The value.
@@ -110,7 +112,10 @@ impl Labels {
                 key: Some(k.to_owned()),
                 error,
             };
-            map.insert(LabelKey::new(k).map_err(at)?, LabelValue::new(v).map_err(at)?);
+            map.insert(
+                LabelKey::new(k).map_err(at)?,
+                LabelValue::new(v).map_err(at)?,
+            );
         }
         if map.len() > MAX_LABELS {
             return Err(LabelError {

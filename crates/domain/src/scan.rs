@@ -221,7 +221,9 @@ impl Scan {
             (PartStatus::Running, Some(claimed)) if now >= claimed + run => {
                 Some(PartFailure::NoResults)
             }
-            (PartStatus::Queued, _) if now >= self.claim_deadline() => Some(PartFailure::NotClaimed),
+            (PartStatus::Queued, _) if now >= self.claim_deadline() => {
+                Some(PartFailure::NotClaimed)
+            }
             _ => None,
         }
     }

@@ -6,6 +6,7 @@
 //! ports as trait objects in [`Deps`], so the HTTP layer, the CLI and tests share one
 //! wiring and tests pin the clock, ids and secrets.
 
+pub mod claims;
 pub mod conflict;
 pub mod idempotency;
 pub mod keys;
@@ -58,6 +59,8 @@ pub struct Deps {
     pub secrets: Arc<dyn SecretGen>,
     /// What wakes held check-ins.
     pub wakeups: Arc<dyn wakeups::Wakeups>,
+    /// Where woken check-ins claim their fan-out parts together.
+    pub part_claims: Arc<claims::PartClaims>,
 }
 
 impl Deps {
@@ -71,6 +74,7 @@ impl Deps {
             ids: Arc::new(system::UuidV7),
             secrets: Arc::new(system::RingSecrets::default()),
             wakeups: Arc::new(wakeups::LocalWakeups::new(wakeups::DEFAULT_MAX_HELD)),
+            part_claims: Arc::default(),
         }
     }
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use fleetpass_domain::ids::{AgentId, FleetId};
+use fleetpass_domain::ids::{AgentId, FleetId, ScanId};
 use tokio::sync::broadcast;
 
 /// What a waiter is told.
@@ -32,8 +32,9 @@ pub enum Wakeup {
     /// waiter of its fleet per process.
     Scan,
     /// A fan-out scan's parts became claimable, one for each of these agents (sorted):
-    /// those agents' waiters claim, every other waiter of the fleet waits on.
-    Parts(Arc<[AgentId]>),
+    /// those agents' waiters claim (together: see `claims::PartClaims`), every other
+    /// waiter of the fleet waits on.
+    Parts(ScanId, Arc<[AgentId]>),
     /// This agent of the fleet was revoked: its check-in ends (401).
     AgentGone(AgentId),
     /// The fleet was deleted, with its agents: every check-in of it ends (401).
@@ -389,9 +390,10 @@ mod tests {
         let mut one = w.subscribe(f).unwrap();
         let mut two = w.subscribe(f).unwrap();
         let agents: Arc<[AgentId]> = vec![AgentId::from_uuid(uuid::Uuid::now_v7())].into();
-        w.publish(f, Wakeup::Parts(Arc::clone(&agents)), Duration::ZERO);
-        assert_eq!(one.next().await, Wakeup::Parts(Arc::clone(&agents)));
-        assert_eq!(two.next().await, Wakeup::Parts(agents));
+        let scan = ScanId::from_uuid(uuid::Uuid::now_v7());
+        w.publish(f, Wakeup::Parts(scan, Arc::clone(&agents)), Duration::ZERO);
+        assert_eq!(one.next().await, Wakeup::Parts(scan, Arc::clone(&agents)));
+        assert_eq!(two.next().await, Wakeup::Parts(scan, agents));
     }
 
     #[tokio::test]

@@ -50,6 +50,7 @@ impl World {
             ids: Arc::new(SequentialIds::default()),
             secrets: Arc::new(SequentialSecrets::default()),
             wakeups: Arc::new(fleetpass_ports::wakeups::LocalWakeups::new(1_000)),
+            part_claims: Arc::default(),
         };
         let keys = KeyRing::load(
             deps.store.clone(),
@@ -489,4 +490,90 @@ async fn a_wrong_master_key_is_refused_before_anything_is_written() {
         .await
         .expect("a new master key starts over once every old key is retired");
     assert_eq!(store.list_signing_keys().await.expect("listed").len(), 3);
+}
+
+/// A fan-out scan over more agents than one merge page: every part but a revoked
+/// agent's reports, the sweeper's `finish_ready` ends it (the revocation left no part
+/// open), and the merged bundle, report and passport cover exactly the reports, each
+/// asset naming its agent.
+#[tokio::test]
+async fn a_fan_out_scan_merges_every_reported_part_across_pages() {
+    let w = World::new().await;
+    let fleet = w.fleet().await;
+    let issued = fleets::issue_enrollment_token(
+        &w.deps,
+        &w.admin,
+        fleet.fleet.id,
+        EnrollmentTtlHours::new(2).expect("a ttl"),
+        MaxUses::new(1000).expect("a use count"),
+        fleetpass_domain::label::Labels::none(),
+    )
+    .await
+    .expect("a token");
+    let mut agents = Vec::new();
+    for _ in 0..250 {
+        agents.push(
+            w.enroll(issued.secret.expose())
+                .await
+                .expect("enrolls")
+                .agent,
+        );
+    }
+    let scan = scans::request_scan(
+        &w.deps,
+        &w.admin,
+        fleet.fleet.id,
+        Scenario::Inventory,
+        ScanConstraints::default(),
+        fleetpass_domain::scan::ScanTarget::All,
+    )
+    .await
+    .expect("a fan-out scan");
+    let (revoked, reporting) = agents.split_first().expect("agents");
+    for agent in reporting {
+        let claimed = scans::claim(&w.deps, agent)
+            .await
+            .expect("a claim")
+            .expect("its part");
+        assert_eq!(claimed.id, scan.id);
+        let running = scans::running_scan_of(&w.deps, agent, scan.id)
+            .await
+            .expect("its part runs");
+        let results: ScanResults = serde_json::from_value(serde_json::json!({
+            "assets": [{"hostname": agent.hostname.as_str(), "ip": "10.0.0.5", "os": "Debian 12", "openPorts": [22]}],
+            "findings": [{"severity": "low", "title": "banner"}]
+        }))
+        .expect("results");
+        let after = scans::submit_results(&w.deps, &w.keys, agent, running, results)
+            .await
+            .expect("results are accepted");
+        assert_eq!(after.status, ScanStatus::Running, "one part is still open");
+    }
+    fleets::revoke_agent(&w.deps, &w.admin, revoked.id)
+        .await
+        .expect("revoked");
+    assert_eq!(
+        scans::finish_ready(&w.deps, &w.keys).await.expect("finish"),
+        1
+    );
+    let (done, artifacts) = scans::get_artifacts(&w.deps, &w.admin, scan.id)
+        .await
+        .expect("artifacts");
+    assert_eq!(done.status, ScanStatus::Completed);
+    assert_eq!(artifacts.report.counts.assets, 249);
+    assert_eq!(artifacts.report.counts.findings, 249);
+    let bundle: serde_json::Value = serde_json::from_str(&artifacts.bundle_json).expect("a bundle");
+    let named: std::collections::HashSet<&str> = bundle["assets"]
+        .as_array()
+        .expect("assets")
+        .iter()
+        .filter_map(|a| a["agentId"].as_str())
+        .collect();
+    assert_eq!(named.len(), 249, "each asset names its own agent");
+    assert!(!named.contains(revoked.id.to_string().as_str()));
+    assert_eq!(
+        scans::finish_ready(&w.deps, &w.keys).await.expect("finish"),
+        0,
+        "a scan ends once"
+    );
 }

@@ -546,7 +546,9 @@ fn spawn_sweeper(deps: Deps, keys: Arc<KeyRing>) {
             match fleetpass_ports::service::scans::finish_ready(&deps, &keys).await {
                 Ok(0) => {}
                 Ok(ended) => tracing::info!(ended, "ended fan-out scans"),
-                Err(e) => tracing::warn!(error = %e, "ending fan-out scans failed; retrying next tick"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "ending fan-out scans failed; retrying next tick")
+                }
             }
             match fleetpass_ports::service::schedules::run_due(&deps).await {
                 Ok(0) => {}

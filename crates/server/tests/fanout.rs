@@ -21,7 +21,10 @@ async fn fleet(bases: &[String], admin: &str, n: usize) -> (String, Vec<(String,
     assert_eq!(status, 201, "{fleet}");
     let id = fleet["fleetId"].as_str().expect("id").to_owned();
     let (status, token) = post_json(
-        &format!("{}/tenant/discovery/fleets/{id}/enrollment-tokens", bases[0]),
+        &format!(
+            "{}/tenant/discovery/fleets/{id}/enrollment-tokens",
+            bases[0]
+        ),
         Some(admin),
         json!({"maxUses": n, "labels": {"site": "fra1"}}),
     )
@@ -39,8 +42,12 @@ async fn fleet(bases: &[String], admin: &str, n: usize) -> (String, Vec<(String,
         };
         let body = json!({"enrollmentToken": secret, "hostname": format!("node-{i}"),
                           "platform": "linux", "labels": labels});
-        let (status, enrolled) =
-            post_json(&format!("{}/agent/enroll", bases[i % bases.len()]), None, body).await;
+        let (status, enrolled) = post_json(
+            &format!("{}/agent/enroll", bases[i % bases.len()]),
+            None,
+            body,
+        )
+        .await;
         assert_eq!(status, 201, "{enrolled}");
         agents.push((
             enrolled["agentId"].as_str().expect("id").to_owned(),
@@ -70,12 +77,19 @@ async fn a_fan_out_scan_wakes_every_agent_on_both_replicas_and_merges_their_resu
     let (fleet_id, agents) = fleet(&bases, &admin, 4).await;
 
     let (status, listed) = get(
-        &format!("{}/tenant/discovery/fleets/{fleet_id}/agents?labels=role:db,site:fra1", a.base),
+        &format!(
+            "{}/tenant/discovery/fleets/{fleet_id}/agents?labels=role:db,site:fra1",
+            a.base
+        ),
         &admin,
     )
     .await;
     assert_eq!(status, 200, "{listed}");
-    assert_eq!(listed["items"].as_array().map(Vec::len), Some(2), "{listed}");
+    assert_eq!(
+        listed["items"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
 
     // Every agent holds a check-in on its replica before the scan exists.
     let client = reqwest::Client::new();
@@ -88,7 +102,10 @@ async fn a_fan_out_scan_wakes_every_agent_on_both_replicas_and_merges_their_resu
                 .bearer_auth(jwt);
             tokio::spawn(async move {
                 let res = req.send().await.expect("answers");
-                (res.status().as_u16(), res.json::<Value>().await.unwrap_or(Value::Null))
+                (
+                    res.status().as_u16(),
+                    res.json::<Value>().await.unwrap_or(Value::Null),
+                )
             })
         })
         .collect();
@@ -105,7 +122,10 @@ async fn a_fan_out_scan_wakes_every_agent_on_both_replicas_and_merges_their_resu
     let scan_id = scan["scanId"].as_str().expect("id").to_owned();
     for poll in polls {
         let (status, claimed) = poll.await.expect("joined");
-        assert_eq!(status, 200, "every agent is woken for its own part: {claimed}");
+        assert_eq!(
+            status, 200,
+            "every agent is woken for its own part: {claimed}"
+        );
         assert_eq!(claimed["scanId"], scan_id.as_str());
     }
     for (i, (_, jwt)) in agents.iter().enumerate() {
@@ -121,15 +141,27 @@ async fn a_fan_out_scan_wakes_every_agent_on_both_replicas_and_merges_their_resu
     assert_eq!(scan["status"], "completed", "{scan}");
     assert_eq!(scan["progress"]["completed"], 4, "{scan}");
     let (_, bundle) = get(&format!("{}/tenant/scans/{scan_id}/bundle", a.base), &admin).await;
-    let assets = bundle["bundle"]["assets"].as_array().expect("assets").clone();
-    let mut reporters: Vec<&str> = assets.iter().filter_map(|x| x["agentId"].as_str()).collect();
+    let assets = bundle["bundle"]["assets"]
+        .as_array()
+        .expect("assets")
+        .clone();
+    let mut reporters: Vec<&str> = assets
+        .iter()
+        .filter_map(|x| x["agentId"].as_str())
+        .collect();
     reporters.sort_unstable();
     let mut ids: Vec<&str> = agents.iter().map(|(id, _)| id.as_str()).collect();
     ids.sort_unstable();
-    assert_eq!(reporters, ids, "each asset names the agent that reported it");
+    assert_eq!(
+        reporters, ids,
+        "each asset names the agent that reported it"
+    );
     let (_, report) = get(&format!("{}/tenant/scans/{scan_id}/report", a.base), &admin).await;
     assert_eq!(report["report"]["counts"]["assets"], 4, "{report}");
-    assert_eq!(report["report"]["counts"]["findingsBySeverity"]["high"], 4, "{report}");
+    assert_eq!(
+        report["report"]["counts"]["findingsBySeverity"]["high"], 4,
+        "{report}"
+    );
 
     // A selector: the two agents that said role=db.
     let (status, by_label) = post_json(
@@ -155,14 +187,26 @@ async fn a_fan_out_scan_wakes_every_agent_on_both_replicas_and_merges_their_resu
         json!({"fleetId": fleet_id, "scenario": "inventory", "target": {"agents": []}}),
     )
     .await;
-    assert_eq!((status, refused["field"].as_str()), (422, Some("target.agents")), "{refused}");
+    assert_eq!(
+        (status, refused["field"].as_str()),
+        (422, Some("target.agents")),
+        "{refused}"
+    );
 
     // Cancel: the agent holding a part hears it at its next exchange.
     let by_label_id = by_label["scanId"].as_str().expect("id");
     let db_agent = &agents[0].1;
-    let (status, claimed) =
-        post_json(&format!("{}/agent/jobs/claim", a.base), Some(db_agent), json!({})).await;
-    assert_eq!((status, claimed["scanId"].as_str()), (200, Some(by_label_id)), "{claimed}");
+    let (status, claimed) = post_json(
+        &format!("{}/agent/jobs/claim", a.base),
+        Some(db_agent),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        (status, claimed["scanId"].as_str()),
+        (200, Some(by_label_id)),
+        "{claimed}"
+    );
     let (status, cancelled) = post_json(
         &format!("{}/tenant/scans/{by_label_id}/cancel", b.base),
         Some(&admin),
@@ -179,7 +223,13 @@ async fn a_fan_out_scan_wakes_every_agent_on_both_replicas_and_merges_their_resu
     )
     .await;
     assert_eq!(status, 409, "{late}");
-    assert!(late["message"].as_str().unwrap_or_default().contains("cancelled"), "{late}");
+    assert!(
+        late["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cancelled"),
+        "{late}"
+    );
     let (status, again) = post_json(
         &format!("{}/tenant/scans/{by_label_id}/cancel", a.base),
         Some(&admin),
@@ -187,10 +237,17 @@ async fn a_fan_out_scan_wakes_every_agent_on_both_replicas_and_merges_their_resu
     )
     .await;
     assert_eq!(status, 409, "{again}");
-    let (status, _) = get(&format!("{}/tenant/scans/{by_label_id}/report", a.base), &admin).await;
+    let (status, _) = get(
+        &format!("{}/tenant/scans/{by_label_id}/report", a.base),
+        &admin,
+    )
+    .await;
     assert_eq!(status, 409, "a cancelled scan has no artifacts");
     let (status, parts) = get(
-        &format!("{}/tenant/scans/{by_label_id}/parts?status=cancelled", a.base),
+        &format!(
+            "{}/tenant/scans/{by_label_id}/parts?status=cancelled",
+            a.base
+        ),
         &admin,
     )
     .await;
@@ -231,11 +288,19 @@ async fn an_operator_relabels_an_agent_and_memory_mode_fans_out_too() {
     .await;
     assert_eq!(status, 202, "{scan}");
     assert_eq!(scan["target"], "agents");
-    let (status, none) =
-        post_json(&format!("{}/agent/jobs/claim", server.base), Some(&agents[0].1), json!({})).await;
+    let (status, none) = post_json(
+        &format!("{}/agent/jobs/claim", server.base),
+        Some(&agents[0].1),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 204, "another agent's part is not claimable: {none}");
-    let (status, claimed) =
-        post_json(&format!("{}/agent/jobs/claim", server.base), Some(&agents[1].1), json!({})).await;
+    let (status, claimed) = post_json(
+        &format!("{}/agent/jobs/claim", server.base),
+        Some(&agents[1].1),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, 200, "{claimed}");
     let id = claimed["scanId"].as_str().expect("id");
     let (status, done) = post_json(
@@ -245,7 +310,14 @@ async fn an_operator_relabels_an_agent_and_memory_mode_fans_out_too() {
     )
     .await;
     assert_eq!(status, 200, "{done}");
-    assert_eq!(done["status"], "completed", "the only part completes the scan: {done}");
-    let (_, passport) = get(&format!("{}/tenant/scans/{id}/passport", server.base), &admin).await;
+    assert_eq!(
+        done["status"], "completed",
+        "the only part completes the scan: {done}"
+    );
+    let (_, passport) = get(
+        &format!("{}/tenant/scans/{id}/passport", server.base),
+        &admin,
+    )
+    .await;
     assert!(passport["passport"].as_str().is_some(), "{passport}");
 }

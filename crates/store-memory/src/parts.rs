@@ -4,18 +4,26 @@
 //!
 //! [`ScanStore`]: fleetpass_ports::store::ScanStore
 
-
 use std::ops::Bound;
 
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::fleet::Agent;
 use fleetpass_domain::ids::{AgentId, ScanId, TenantId};
 use fleetpass_domain::page::{Page, PageRequest};
-use fleetpass_domain::scan::{PartFailure, PartStatus, Progress, Scan, ScanPart, ScanStatus, ScanTarget};
+use fleetpass_domain::scan::{
+    PartFailure, PartStatus, Progress, Scan, ScanPart, ScanStatus, ScanTarget,
+};
 use fleetpass_ports::store::{RepoError, constraint};
 use uuid::Uuid;
 
 use crate::State;
+
+/// Whether `scan`'s queued parts can be claimed at `now` (its window is open).
+fn parts_claimable(scan: &Scan, now: Timestamp) -> bool {
+    (scan.status == ScanStatus::Queued || scan.status == ScanStatus::Running)
+        && scan.constraints.not_before.is_none_or(|nb| nb <= now)
+        && now < scan.claim_deadline()
+}
 
 /// A part and, once it completed, its agent's results (JSON).
 #[derive(Debug, Clone)]
@@ -102,7 +110,11 @@ impl State {
         progress
     }
 
-    pub(crate) fn scan_progress(&self, tenant: TenantId, ids: &[ScanId]) -> Vec<(ScanId, Progress)> {
+    pub(crate) fn scan_progress(
+        &self,
+        tenant: TenantId,
+        ids: &[ScanId],
+    ) -> Vec<(ScanId, Progress)> {
         ids.iter()
             .filter(|id| {
                 self.scans
@@ -134,7 +146,9 @@ impl State {
             .take(page.limit.get() as usize + 1)
             .cloned()
             .collect();
-        Ok(Page::from_overfetch(rows, page.limit, |p| p.agent_id.as_uuid()))
+        Ok(Page::from_overfetch(rows, page.limit, |p| {
+            p.agent_id.as_uuid()
+        }))
     }
 
     pub(crate) fn get_part(&self, agent: &Agent, id: ScanId) -> Option<ScanPart> {
@@ -150,14 +164,49 @@ impl State {
     pub(crate) fn claimable_part(&self, agent: &Agent, now: Timestamp) -> Option<&Scan> {
         self.parts
             .iter()
-            .filter(|((_, a), row)| *a == agent.id.as_uuid() && row.part.status == PartStatus::Queued)
-            .filter_map(|((scan, _), _)| self.scans.get(scan))
-            .find(|scan| {
-                scan.tenant_id == agent.tenant_id
-                    && (scan.status == ScanStatus::Queued || scan.status == ScanStatus::Running)
-                    && scan.constraints.not_before.is_none_or(|nb| nb <= now)
-                    && now < scan.claim_deadline()
+            .filter(|((_, a), row)| {
+                *a == agent.id.as_uuid() && row.part.status == PartStatus::Queued
             })
+            .filter_map(|((scan, _), _)| self.scans.get(scan))
+            .find(|scan| scan.tenant_id == agent.tenant_id && parts_claimable(scan, now))
+    }
+
+    pub(crate) fn claim_parts(
+        &mut self,
+        tenant: TenantId,
+        id: ScanId,
+        agents: &[AgentId],
+        now: Timestamp,
+    ) -> Option<(Scan, Vec<AgentId>)> {
+        let scan = self
+            .scans
+            .get(&id.as_uuid())
+            .filter(|s| s.tenant_id == tenant && parts_claimable(s, now))?
+            .clone();
+        let mut claimed = Vec::new();
+        for agent in agents {
+            if let Some(row) = self.parts.get_mut(&(id.as_uuid(), agent.as_uuid()))
+                && row.part.status == PartStatus::Queued
+            {
+                row.part.status = PartStatus::Running;
+                row.part.claimed_at = Some(now);
+                claimed.push(*agent);
+            }
+        }
+        if claimed.is_empty() {
+            return None;
+        }
+        let running = if scan.status == ScanStatus::Queued {
+            Scan {
+                status: ScanStatus::Running,
+                claimed_at: Some(now),
+                ..scan
+            }
+        } else {
+            scan
+        };
+        self.scans.insert(id.as_uuid(), running.clone());
+        Some((running, claimed))
     }
 
     /// Claims `agent`'s part of `scan` at `now`; the scan runs from its first claim.
@@ -281,4 +330,3 @@ impl State {
             .retain(|(scan, _), _| !gone.contains(&ScanId::from_uuid(*scan)));
     }
 }
-

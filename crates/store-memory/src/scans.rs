@@ -99,21 +99,13 @@ impl State {
         }
         self.ensure_new_audit([audit])?;
 
-        let ended = Scan {
-            status: if artifacts.is_some() {
-                ScanStatus::Completed
-            } else {
-                ScanStatus::Failed
-            },
-            finished_at: Some(at),
-            ..scan.clone()
+        let status = if artifacts.is_some() {
+            ScanStatus::Completed
+        } else {
+            ScanStatus::Failed
         };
-        self.scans.insert(id.as_uuid(), ended.clone());
-        if let Some(artifacts) = artifacts {
-            self.scan_artifacts.insert(id.as_uuid(), artifacts.clone());
-        }
-        self.record(audit);
-        Ok(Some(ended))
+        let scan = scan.clone();
+        Ok(Some(self.end_scan(&scan, status, at, artifacts, audit)))
     }
 
     pub(crate) fn cancel_scan(
@@ -131,15 +123,8 @@ impl State {
         }
         self.ensure_new_audit([audit])?;
 
-        let cancelled = Scan {
-            status: ScanStatus::Cancelled,
-            finished_at: Some(at),
-            ..scan.clone()
-        };
-        self.scans.insert(id.as_uuid(), cancelled.clone());
-        self.end_open_parts(Some(id), None, PartStatus::Cancelled, None, at);
-        self.record(audit);
-        Ok(cancelled)
+        let scan = scan.clone();
+        Ok(self.end_scan(&scan, ScanStatus::Cancelled, at, None, audit))
     }
 
     pub(crate) fn get_scan(&self, tenant: TenantId, id: ScanId) -> Result<Scan, RepoError> {
@@ -218,15 +203,35 @@ impl State {
         }
         self.ensure_new_audit([audit])?;
 
-        let completed = Scan {
-            status: ScanStatus::Completed,
+        let scan = scan.clone();
+        Ok(self.end_scan(&scan, ScanStatus::Completed, at, Some(artifacts), audit))
+    }
+
+    /// Ends `scan` as `status` at `at`, with its artifacts if it has any, and records
+    /// `audit`: the one write of every end (checked beforehand by the caller).
+    fn end_scan(
+        &mut self,
+        scan: &Scan,
+        status: ScanStatus,
+        at: Timestamp,
+        artifacts: Option<&ScanArtifacts>,
+        audit: &AuditEvent,
+    ) -> Scan {
+        let ended = Scan {
+            status,
             finished_at: Some(at),
             ..scan.clone()
         };
-        self.scans.insert(id.as_uuid(), completed.clone());
-        self.scan_artifacts.insert(id.as_uuid(), artifacts.clone());
+        self.scans.insert(scan.id.as_uuid(), ended.clone());
+        if let Some(artifacts) = artifacts {
+            self.scan_artifacts
+                .insert(scan.id.as_uuid(), artifacts.clone());
+        }
+        if status == ScanStatus::Cancelled {
+            self.end_open_parts(Some(scan.id), None, PartStatus::Cancelled, None, at);
+        }
         self.record(audit);
-        Ok(completed)
+        ended
     }
 
     pub(crate) fn get_scan_artifacts(
@@ -423,6 +428,16 @@ impl ScanStore for MemoryStore {
         self.read(|s| s.list_parts(tenant, scan, status, page))
     }
 
+    async fn claim_parts(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+        agents: &[AgentId],
+        now: Timestamp,
+    ) -> Result<Option<(Scan, Vec<AgentId>)>, RepoError> {
+        self.with(|s| Ok(s.claim_parts(tenant, id, agents, now)))
+    }
+
     async fn get_part(&self, agent: &Agent, id: ScanId) -> Result<Option<ScanPart>, RepoError> {
         self.read(|s| Ok(s.get_part(agent, id)))
     }
@@ -433,8 +448,11 @@ impl ScanStore for MemoryStore {
         id: ScanId,
         at: Timestamp,
         results_json: &str,
-    ) -> Result<(), RepoError> {
-        self.with(|s| s.submit_part(agent, id, at, results_json))
+    ) -> Result<bool, RepoError> {
+        self.with(|s| {
+            s.submit_part(agent, id, at, results_json)?;
+            Ok(s.progress_of(id).open() > 0)
+        })
     }
 
     async fn part_results(

@@ -273,7 +273,9 @@ async fn a_listener_that_starts_late_arms_the_timers_of_future_scans() {
         constraints,
     );
     let event = fx.audit(tenant.tenant.id, actions::SCAN_REQUESTED, None);
-    a.create_scan(&scan, &fleetpass_domain::scan::ScanTarget::Any, &event).await.expect("create_scan");
+    a.create_scan(&scan, &fleetpass_domain::scan::ScanTarget::Any, &event)
+        .await
+        .expect("create_scan");
 
     // Only now does replica b listen: it never heard the scan's notification.
     let b = PgStore::connect(db.url(), 1).expect("pool b");

@@ -340,7 +340,10 @@ impl ScanFleet {
             actions::SCAN_REQUESTED,
             Some(scan.id.as_uuid()),
         );
-        store.create_scan(&scan, &fleetpass_domain::scan::ScanTarget::Any, &audit).await.expect("create_scan");
+        store
+            .create_scan(&scan, &fleetpass_domain::scan::ScanTarget::Any, &audit)
+            .await
+            .expect("create_scan");
         scan
     }
 }

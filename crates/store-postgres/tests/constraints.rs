@@ -294,7 +294,14 @@ async fn scans_and_share_links_are_held_to_the_domain() {
         ..fx.plain_scan(&fleet)
     };
     let requested = fx.audit(t, actions::SCAN_REQUESTED, Some(misfiled.id.as_uuid()));
-    let outcome = db.create_scan(&misfiled, &fleetpass_domain::scan::ScanTarget::Any, &requested).await.map(drop);
+    let outcome = db
+        .create_scan(
+            &misfiled,
+            &fleetpass_domain::scan::ScanTarget::Any,
+            &requested,
+        )
+        .await
+        .map(drop);
     refused_whole(
         &*db,
         outcome,
@@ -310,7 +317,14 @@ async fn scans_and_share_links_are_held_to_the_domain() {
         ..fx.plain_scan(&fleet)
     };
     let requested = fx.audit(t, actions::SCAN_REQUESTED, Some(unclaimed.id.as_uuid()));
-    let outcome = db.create_scan(&unclaimed, &fleetpass_domain::scan::ScanTarget::Any, &requested).await.map(drop);
+    let outcome = db
+        .create_scan(
+            &unclaimed,
+            &fleetpass_domain::scan::ScanTarget::Any,
+            &requested,
+        )
+        .await
+        .map(drop);
     refused_whole(&*db, outcome, &unclaimed, "a running scan nobody claimed").await;
 
     // A digest that is not lowercase hex: `Sha256Hex` cannot hold one, so no completion
@@ -323,9 +337,13 @@ async fn scans_and_share_links_are_held_to_the_domain() {
         ..fx.plain_scan(&fleet)
     };
     let requested = fx.audit(t, actions::SCAN_REQUESTED, Some(running.id.as_uuid()));
-    db.create_scan(&running, &fleetpass_domain::scan::ScanTarget::Any, &requested)
-        .await
-        .expect("a claimed scan has a valid shape");
+    db.create_scan(
+        &running,
+        &fleetpass_domain::scan::ScanTarget::Any,
+        &requested,
+    )
+    .await
+    .expect("a claimed scan has a valid shape");
     let completed = fx.audit(t, actions::SCAN_COMPLETED, Some(running.id.as_uuid()));
     db.complete_scan(agent_id, running.id, fx.now(), &fx.artifacts(), &completed)
         .await

@@ -436,8 +436,10 @@ async fn child_run(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    emit(&json!({"t": "done", "claimed": claimed, "counts": counts_to_json(&counts),
-                 "resultsMaxMs": seen.results_max_ms.load(Ordering::Relaxed)}));
+    emit(
+        &json!({"t": "done", "claimed": claimed, "counts": counts_to_json(&counts),
+                 "resultsMaxMs": seen.results_max_ms.load(Ordering::Relaxed)}),
+    );
     Ok(())
 }
 
@@ -601,15 +603,34 @@ async fn submit(client: &reqwest::Client, base: &str, agent: &Agent, scan: &str,
                                   "software": [{"name": "openssl", "version": "3.0.11"}]}],
                       "findings": [{"severity": "medium", "title": "TLS 1.0 enabled"}]});
     let sent = Instant::now();
-    let answer = client
-        .post(format!("{base}/agent/scans/{scan}/results"))
-        .bearer_auth(&agent.token)
-        .json(&body)
-        .timeout(Duration::from_secs(120))
-        .send()
-        .await;
-    let status = answer.as_ref().map_or(0, |r| r.status().as_u16());
-    seen.count(agent.replica, "/agent/scans/{scan_id}/results", status);
+    // Overload (503 with Retry-After) is retried as the reference agent retries it.
+    let mut backoff = Backoff(0);
+    for _ in 0..8 {
+        let answer = client
+            .post(format!("{base}/agent/scans/{scan}/results"))
+            .bearer_auth(&agent.token)
+            .json(&body)
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await;
+        let status = answer.as_ref().map_or(0, |r| r.status().as_u16());
+        seen.count(agent.replica, "/agent/scans/{scan_id}/results", status);
+        if status != 0 && status != 429 && status < 500 {
+            break;
+        }
+        let retry_after = answer
+            .ok()
+            .and_then(|r| {
+                r.headers()
+                    .get("retry-after")?
+                    .to_str()
+                    .ok()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map(Duration::from_secs);
+        tokio::time::sleep(backoff.next(retry_after)).await;
+    }
     let ms = u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
     seen.results_max_ms.fetch_max(ms, Ordering::Relaxed);
 }
@@ -959,11 +980,21 @@ struct FanOutSeen {
 
 /// The operator of a fan-out run: queues one `target: all` scan of `fleet`, then reads
 /// it every 250 ms until it ends (or `stop`).
-async fn fan_out_operator(api: Api, token: String, fleet: String, stop: Arc<AtomicBool>) -> FanOutSeen {
+async fn fan_out_operator(
+    api: Api,
+    token: String,
+    fleet: String,
+    stop: Arc<AtomicBool>,
+) -> FanOutSeen {
     let sent_ms = unix_ms();
     let body = json!({"fleetId": fleet, "scenario": "inventory", "target": "all"});
     let id = match api
-        .call(reqwest::Method::POST, "/tenant/scans", Some(&token), Some(&body))
+        .call(
+            reqwest::Method::POST,
+            "/tenant/scans",
+            Some(&token),
+            Some(&body),
+        )
         .await
     {
         Ok((202, scan)) => scan["scanId"].as_str().map(str::to_owned),
@@ -980,7 +1011,12 @@ async fn fan_out_operator(api: Api, token: String, fleet: String, stop: Arc<Atom
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(250)).await;
         if let Ok((200, scan)) = api
-            .call(reqwest::Method::GET, &format!("/tenant/scans/{id}"), Some(&token), None)
+            .call(
+                reqwest::Method::GET,
+                &format!("/tenant/scans/{id}"),
+                Some(&token),
+                None,
+            )
             .await
         {
             seen.status = format!("was {}", scan["status"].as_str().unwrap_or("?"));
@@ -1268,7 +1304,11 @@ fn drive(
     };
     let fan = fan.map(|f| rt.block_on(f)).transpose()?;
     let claimed = children.finish();
-    let results_max_ms = children.each(|s| s.results_max_ms).into_iter().max().unwrap_or(0);
+    let results_max_ms = children
+        .each(|s| s.results_max_ms)
+        .into_iter()
+        .max()
+        .unwrap_or(0);
     let fan_row = fan.map(|f| {
         let claims = f.id.as_ref().and_then(|id| claimed.get(id)).cloned().unwrap_or_default();
         let last = claims.iter().max().copied();
@@ -1431,7 +1471,11 @@ fn drive(
         s99 = ms(percentile(&stale, 99.0)),
         smax = ms(stale.last().copied().unwrap_or_default()),
         per_k = cpu_total / (enroll_ok as f64 / 1000.0).max(0.001),
-        storm = format!("{}{}", fan_row.unwrap_or_default(), storm.unwrap_or_default()),
+        storm = format!(
+            "{}{}",
+            fan_row.unwrap_or_default(),
+            storm.unwrap_or_default()
+        ),
         by_route = status_text(&counts_steady, steady_secs).join("\n"),
     ))
 }
@@ -1453,8 +1497,8 @@ mod tests {
     /// The simulator end to end at a small scale, against this checkout's debug build
     /// (built first, into the same target directory): every queued scan is claimed by
     /// a held check-in, and every agent was seen.
-    #[test]
-    fn the_simulator_runs_a_small_fleet_in_memory() {
+    /// Builds the debug server; the target directory.
+    fn built() -> std::path::PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let status = std::process::Command::new(cargo)
             .args(["build", "-q", "-p", "fleetpass"])
@@ -1462,7 +1506,12 @@ mod tests {
             .status()
             .expect("cargo runs");
         assert!(status.success(), "the server builds");
-        let target = super::super::servers::target_dir();
+        super::super::servers::target_dir()
+    }
+
+    #[test]
+    fn the_simulator_runs_a_small_fleet_in_memory() {
+        let target = built();
         let work = target.join("bench-work-test");
         std::fs::create_dir_all(&work).expect("scratch directory");
         let report = simulate(
@@ -1516,14 +1565,7 @@ mod tests {
 
     #[test]
     fn a_fan_out_scan_of_the_whole_small_fleet_is_claimed_and_merged() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-q", "-p", "fleetpass"])
-            .current_dir(crate::root())
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "the server builds");
-        let target = super::super::servers::target_dir();
+        let target = built();
         let work = target.join("bench-work-test-fan-out");
         std::fs::create_dir_all(&work).expect("scratch directory");
         let report = simulate(

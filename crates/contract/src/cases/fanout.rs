@@ -50,7 +50,11 @@ async fn fan_out(
     agents
 }
 
-fn fan_out_scan(fx: &Fixtures, fleet: &fleetpass_domain::fleet::Fleet, target: &ScanTarget) -> Scan {
+fn fan_out_scan(
+    fx: &Fixtures,
+    fleet: &fleetpass_domain::fleet::Fleet,
+    target: &ScanTarget,
+) -> Scan {
     Scan {
         target: target.kind(),
         ..fx.plain_scan(fleet)
@@ -86,21 +90,38 @@ pub async fn fan_out_parts_follow_the_target(store: &dyn Store) {
         assert_eq!(agent.labels, db, "relabel_agent returns the new labels");
     }
     assert_eq!(
-        store.get_agent(a.id(), agents[0].id).await.must("get_agent").labels,
+        store
+            .get_agent(a.id(), agents[0].id)
+            .await
+            .must("get_agent")
+            .labels,
         db,
         "labels are kept"
     );
     let listed = store
-        .list_agents(a.id(), fleet.id, Some(&selector(&[("role", "db")])), fx_page())
+        .list_agents(
+            a.id(),
+            fleet.id,
+            Some(&selector(&[("role", "db")])),
+            fx_page(),
+        )
         .await
         .must("list_agents by label");
     let mut ids: Vec<_> = listed.items.iter().map(|g| g.id).collect();
     ids.sort();
     let mut want: Vec<_> = agents[..2].iter().map(|g| g.id).collect();
     want.sort();
-    assert_eq!(ids, want, "list_agents keeps the agents that carry every pair");
+    assert_eq!(
+        ids, want,
+        "list_agents keeps the agents that carry every pair"
+    );
     let none = store
-        .list_agents(a.id(), fleet.id, Some(&selector(&[("role", "db"), ("site", "ams1")])), fx_page())
+        .list_agents(
+            a.id(),
+            fleet.id,
+            Some(&selector(&[("role", "db"), ("site", "ams1")])),
+            fx_page(),
+        )
         .await
         .must("list_agents by label");
     assert!(none.items.is_empty(), "every pair must match");
@@ -109,7 +130,10 @@ pub async fn fan_out_parts_follow_the_target(store: &dyn Store) {
     all_ids.sort();
     for (target, want) in [
         (ScanTarget::All, all_ids.clone()),
-        (ScanTarget::Labels(selector(&[("role", "db")])), want.clone()),
+        (
+            ScanTarget::Labels(selector(&[("role", "db")])),
+            want.clone(),
+        ),
         (ScanTarget::Agents(vec![agents[2].id]), vec![agents[2].id]),
     ] {
         let scan = fan_out_scan(&fx, &fleet, &target);
@@ -124,7 +148,11 @@ pub async fn fan_out_parts_follow_the_target(store: &dyn Store) {
             "every part starts queued"
         );
         let stored = store.get_scan(a.id(), scan.id).await.must("get_scan");
-        assert_eq!(stored.target, target.kind(), "the scan keeps its target's kind");
+        assert_eq!(
+            stored.target,
+            target.kind(),
+            "the scan keeps its target's kind"
+        );
     }
     for (target, refusal, what) in [
         (
@@ -181,17 +209,38 @@ pub async fn fan_out_parts_are_claimed_by_their_agents_and_the_scan_ends_with_th
         (ScanStatus::Running, None, Some(now)),
         "a fan-out scan runs from its first part's claim and names no claimer"
     );
-    assert_eq!(claims.claim(store, &one, now).await, None, "one part per agent");
+    assert_eq!(
+        claims.claim(store, &one, now).await,
+        None,
+        "one part per agent"
+    );
     let later = now + time::Duration::seconds(5);
-    let second = claims.claim(store, &two, later).await.expect("its own part");
-    assert_eq!(second.claimed_at, Some(now), "the scan keeps its first claim time");
-    let part = store.get_part(&two, scan.id).await.must("get_part").expect("a part");
-    assert_eq!((part.status, part.claimed_at), (PartStatus::Running, Some(later)));
-
-    store
-        .submit_part(one.id, scan.id, later, r#"{"assets":[],"findings":[]}"#)
+    let second = claims
+        .claim(store, &two, later)
         .await
-        .must("submit_part");
+        .expect("its own part");
+    assert_eq!(
+        second.claimed_at,
+        Some(now),
+        "the scan keeps its first claim time"
+    );
+    let part = store
+        .get_part(&two, scan.id)
+        .await
+        .must("get_part")
+        .expect("a part");
+    assert_eq!(
+        (part.status, part.claimed_at),
+        (PartStatus::Running, Some(later))
+    );
+
+    assert!(
+        store
+            .submit_part(one.id, scan.id, later, r#"{"assets":[],"findings":[]}"#)
+            .await
+            .must("submit_part"),
+        "the other agent's part is still open"
+    );
     store
         .submit_part(one.id, scan.id, later, "{}")
         .await
@@ -210,7 +259,12 @@ pub async fn fan_out_parts_are_claimed_by_their_agents_and_the_scan_ends_with_th
         "not while a part is open"
     );
     assert!(
-        !store.fan_outs_to_finish(100).await.must("fan_outs_to_finish").iter().any(|s| s.id == scan.id),
+        !store
+            .fan_outs_to_finish(100)
+            .await
+            .must("fan_outs_to_finish")
+            .iter()
+            .any(|s| s.id == scan.id),
         "not ready while a part is open"
     );
 
@@ -220,7 +274,11 @@ pub async fn fan_out_parts_are_claimed_by_their_agents_and_the_scan_ends_with_th
         .await
         .must("revoke_agent");
     a.logged(&revoked);
-    let failed = store.get_part(&two, scan.id).await.must("get_part").expect("a part");
+    let failed = store
+        .get_part(&two, scan.id)
+        .await
+        .must("get_part")
+        .expect("a part");
     assert_eq!(
         (failed.status, failed.failure),
         (PartStatus::Failed, Some(PartFailure::AgentRevoked)),
@@ -235,7 +293,12 @@ pub async fn fan_out_parts_are_claimed_by_their_agents_and_the_scan_ends_with_th
         }
     );
     assert!(
-        store.fan_outs_to_finish(1000).await.must("fan_outs_to_finish").iter().any(|s| s.id == scan.id),
+        store
+            .fan_outs_to_finish(1000)
+            .await
+            .must("fan_outs_to_finish")
+            .iter()
+            .any(|s| s.id == scan.id),
         "ready once no part is open"
     );
     let results = store
@@ -248,7 +311,10 @@ pub async fn fan_out_parts_are_claimed_by_their_agents_and_the_scan_ends_with_th
         .list_parts(a.id(), scan.id, Some(PartStatus::Failed), fx_page())
         .await
         .must("list_parts");
-    assert_eq!(page.items.iter().map(|p| p.agent_id).collect::<Vec<_>>(), vec![two.id]);
+    assert_eq!(
+        page.items.iter().map(|p| p.agent_id).collect::<Vec<_>>(),
+        vec![two.id]
+    );
 
     let ended = a.audit(actions::SCAN_COMPLETED, scan.id.as_uuid());
     let done = store
@@ -257,9 +323,16 @@ pub async fn fan_out_parts_are_claimed_by_their_agents_and_the_scan_ends_with_th
         .must("finish_fan_out")
         .expect("the scan ends");
     a.logged(&ended);
-    assert_eq!((done.status, done.finished_at), (ScanStatus::Completed, Some(later)));
+    assert_eq!(
+        (done.status, done.finished_at),
+        (ScanStatus::Completed, Some(later))
+    );
     assert!(
-        store.get_scan_artifacts(a.id(), scan.id).await.must("artifacts").is_some(),
+        store
+            .get_scan_artifacts(a.id(), scan.id)
+            .await
+            .must("artifacts")
+            .is_some(),
         "its artifacts are kept"
     );
     let again = a.audit(actions::SCAN_COMPLETED, scan.id.as_uuid());
@@ -272,6 +345,70 @@ pub async fn fan_out_parts_are_claimed_by_their_agents_and_the_scan_ends_with_th
         "a scan ends once"
     );
     a.check_log("after a fan-out scan").await;
+}
+
+/// `claim_parts` claims, in one call, the queued parts of the agents it is given and
+/// no others: a part claimed already, an agent without a part, another tenant's call
+/// claim nothing; the scan runs from the first claim.
+pub async fn a_batch_claims_exactly_its_agents_queued_parts(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut a = Setup::tenant(store, &fx).await;
+    let b = Setup::tenant(store, &fx).await;
+    let (fleet, _, _) = a.fleet().await;
+    let (other, _, _) = a.fleet().await;
+    let agents = [
+        a.agent(&fleet).await,
+        a.agent(&fleet).await,
+        a.agent(&fleet).await,
+    ];
+    let stranger = a.agent(&other).await;
+    let claims = Auditor::claims(&fx);
+    let scan = fan_out_scan(&fx, &fleet, &ScanTarget::All);
+    fan_out(store, &mut a, &scan, &ScanTarget::All).await;
+    let now = fx.now();
+    claims
+        .claim(store, &agents[0], now)
+        .await
+        .expect("its own part");
+    let mut asked = vec![agents[0].id, agents[1].id, stranger.id];
+    asked.sort();
+    assert_eq!(
+        store
+            .claim_parts(b.id(), scan.id, &asked, now)
+            .await
+            .must("claim_parts"),
+        None,
+        "another tenant claims nothing"
+    );
+    let (running, claimed) = store
+        .claim_parts(a.id(), scan.id, &asked, now)
+        .await
+        .must("claim_parts")
+        .expect("a part is claimed");
+    assert_eq!(
+        claimed,
+        vec![agents[1].id],
+        "only the agent with a queued part"
+    );
+    assert_eq!((running.id, running.status), (scan.id, ScanStatus::Running));
+    assert_eq!(
+        store
+            .claim_parts(a.id(), scan.id, &asked, now)
+            .await
+            .must("claim_parts"),
+        None,
+        "nothing twice"
+    );
+    assert_eq!(
+        progress(store, &a, &scan).await,
+        Progress {
+            queued: 1,
+            running: 2,
+            ..Progress::default()
+        }
+    );
+    a.check_log("after a batch claim").await;
+    b.check_log("of the other tenant").await;
 }
 
 /// Cancelling ends a queued or running scan (a fan-out scan's open parts with it) and
@@ -298,7 +435,11 @@ pub async fn cancel_ends_a_scan_and_its_open_parts(store: &dyn Store) {
             .must("cancel_scan");
         a.logged(&audit);
         assert_eq!(
-            (cancelled.status, cancelled.finished_at, cancelled.claimed_by),
+            (
+                cancelled.status,
+                cancelled.finished_at,
+                cancelled.claimed_by
+            ),
             (ScanStatus::Cancelled, Some(now), target.claimed_by),
             "cancelled now, keeping who claimed it"
         );
@@ -316,7 +457,11 @@ pub async fn cancel_ends_a_scan_and_its_open_parts(store: &dyn Store) {
         },
         "the open part is cancelled with its scan"
     );
-    assert_eq!(claims.claim(store, &agent, now).await, None, "nothing left to claim");
+    assert_eq!(
+        claims.claim(store, &agent, now).await,
+        None,
+        "nothing left to claim"
+    );
     let done = a.audit(actions::SCAN_COMPLETED, running.id.as_uuid());
     store
         .complete_scan(agent.id, running.id, now, &fx.artifacts(), &done)
@@ -346,20 +491,40 @@ pub async fn overdue_parts_fail(store: &dyn Store) {
     };
     fan_out(store, &mut a, &scan, &ScanTarget::All).await;
     let start = fx.now();
-    claims.claim(store, &one, start + time::Duration::minutes(2)).await.expect("a part");
-    assert_eq!(sweeps.sweep(store, start + time::Duration::minutes(9)).await, 0, "not yet");
+    claims
+        .claim(store, &one, start + time::Duration::minutes(2))
+        .await
+        .expect("a part");
     assert_eq!(
-        sweeps.sweep(store, start + time::Duration::minutes(10)).await,
+        sweeps
+            .sweep(store, start + time::Duration::minutes(9))
+            .await,
+        0,
+        "not yet"
+    );
+    assert_eq!(
+        sweeps
+            .sweep(store, start + time::Duration::minutes(10))
+            .await,
         1,
         "the unclaimed part, at the request plus maxDurationMinutes"
     );
     assert_eq!(
-        sweeps.sweep(store, start + time::Duration::minutes(12)).await,
+        sweeps
+            .sweep(store, start + time::Duration::minutes(12))
+            .await,
         1,
         "the claimed part, at its claim plus maxDurationMinutes"
     );
-    for (agent, why) in [(&one, PartFailure::NoResults), (&two, PartFailure::NotClaimed)] {
-        let part = store.get_part(agent, scan.id).await.must("get_part").expect("a part");
+    for (agent, why) in [
+        (&one, PartFailure::NoResults),
+        (&two, PartFailure::NotClaimed),
+    ] {
+        let part = store
+            .get_part(agent, scan.id)
+            .await
+            .must("get_part")
+            .expect("a part");
         assert_eq!((part.status, part.failure), (PartStatus::Failed, Some(why)));
     }
     a.check_log("after the sweeps").await;

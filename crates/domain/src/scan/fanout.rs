@@ -80,39 +80,51 @@ impl ScanTarget {
                 if items.len() > MAX_TARGET_AGENTS {
                     return Err(err(
                         "target.agents",
-                        format!("lists {} agents; at most {MAX_TARGET_AGENTS} are allowed", items.len()),
+                        format!(
+                            "lists {} agents; at most {MAX_TARGET_AGENTS} are allowed",
+                            items.len()
+                        ),
                     ));
                 }
                 let mut ids = BTreeSet::new();
                 for (i, item) in items.iter().enumerate() {
-                    let id = item
-                        .as_str()
-                        .and_then(AgentId::parse)
-                        .ok_or_else(|| err(&format!("target.agents[{i}]"), "must be an agent id".into()))?;
+                    let id = item.as_str().and_then(AgentId::parse).ok_or_else(|| {
+                        err(&format!("target.agents[{i}]"), "must be an agent id".into())
+                    })?;
                     ids.insert(id);
                 }
                 Ok(Self::Agents(ids.into_iter().collect()))
             }
             Value::Object(map) if map.len() == 1 && map.contains_key("labels") => {
                 let Value::Object(pairs) = &map["labels"] else {
-                    return Err(err("target.labels", "must be an object of label values".into()));
+                    return Err(err(
+                        "target.labels",
+                        "must be an object of label values".into(),
+                    ));
                 };
                 let mut raw = Vec::with_capacity(pairs.len());
                 for (k, v) in pairs {
                     let Some(v) = v.as_str() else {
-                        return Err(err(&format!("target.labels.{k}"), "must be a string".into()));
+                        return Err(err(
+                            &format!("target.labels.{k}"),
+                            "must be a string".into(),
+                        ));
                     };
                     raw.push((k.as_str(), v));
                 }
                 let labels = Labels::parse(raw).map_err(|e| label_error("target.labels", &e))?;
                 let selector = LabelSelector::new(labels).map_err(|_| {
-                    err("target.labels", "selects nothing; give at least one label".into())
+                    err(
+                        "target.labels",
+                        "selects nothing; give at least one label".into(),
+                    )
                 })?;
                 Ok(Self::Labels(selector))
             }
             _ => Err(err(
                 "target",
-                "must be \"any\", \"all\", {\"agents\": [ids]} or {\"labels\": {key: value}}".into(),
+                "must be \"any\", \"all\", {\"agents\": [ids]} or {\"labels\": {key: value}}"
+                    .into(),
             )),
         }
     }
@@ -186,7 +198,9 @@ impl Target {
                     .cloned()
                     .and_then(|v| serde_json::from_value(v).ok())
                     .ok_or(refused.clone())?;
-                LabelSelector::new(labels).map(Self::Labels).map_err(|_| refused)
+                LabelSelector::new(labels)
+                    .map(Self::Labels)
+                    .map_err(|_| refused)
             }
             _ => Err(refused),
         }
@@ -436,8 +450,7 @@ impl Merge {
 
     /// The bundle, its digest and the report.
     pub fn finish(self) -> Merged {
-        let mut bundle_json =
-            String::with_capacity(self.assets.len() + self.findings.len() + 26);
+        let mut bundle_json = String::with_capacity(self.assets.len() + self.findings.len() + 26);
         bundle_json.push_str("{\"assets\":[");
         bundle_json.push_str(&self.assets);
         bundle_json.push_str("],\"findings\":[");
@@ -496,7 +509,10 @@ mod tests {
         merge.add(agent(2), &b);
         let merged = merge.finish();
         let tag = |r: &ScanResults, id: AgentId, key: &str| -> Vec<serde_json::Value> {
-            let mut items = serde_json::to_value(r).unwrap()[key].as_array().unwrap().clone();
+            let mut items = serde_json::to_value(r).unwrap()[key]
+                .as_array()
+                .unwrap()
+                .clone();
             for item in &mut items {
                 item["agentId"] = json!(id.to_string());
             }
@@ -510,9 +526,15 @@ mod tests {
         assert_eq!(merged.bundle_json, whole);
         assert_eq!(merged.bundle_sha256, Sha256Hex::of(whole.as_bytes()));
         let counts = &merged.report.counts;
-        assert_eq!((counts.assets, counts.open_ports, counts.findings), (2, 2, 2));
+        assert_eq!(
+            (counts.assets, counts.open_ports, counts.findings),
+            (2, 2, 2)
+        );
         assert_eq!(counts.findings_by_severity[&Severity::Critical], 1);
-        assert_eq!(merged.report.top_findings[0].title.as_str(), "web-1 finding");
+        assert_eq!(
+            merged.report.top_findings[0].title.as_str(),
+            "web-1 finding"
+        );
     }
 
     #[test]
@@ -528,11 +550,17 @@ mod tests {
         assert_eq!(path(json!("some")), "target");
         assert_eq!(path(json!({"agents": ["x"]})), "target.agents[0]");
         assert_eq!(path(json!({"labels": {}})), "target.labels");
-        assert_eq!(path(json!({"labels": {"Role": "db"}})), "target.labels.Role");
+        assert_eq!(
+            path(json!({"labels": {"Role": "db"}})),
+            "target.labels.Role"
+        );
         assert_eq!(path(json!({"labels": {"role": 1}})), "target.labels.role");
         assert_eq!(path(json!({"agents": [], "labels": {}})), "target");
         let selector = ScanTarget::parse(&json!({"labels": {"role": "db"}})).unwrap();
-        assert_eq!(Target::from_json(&selector.kind().to_json()), Ok(selector.kind()));
+        assert_eq!(
+            Target::from_json(&selector.kind().to_json()),
+            Ok(selector.kind())
+        );
         let list = ScanTarget::Agents(vec![agent(1)]).kind();
         assert_eq!(Target::from_json(&json!("agents")), Ok(list));
         assert!(!ScanTarget::Any.fans_out() && ScanTarget::All.fans_out());

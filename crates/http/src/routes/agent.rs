@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use fleetpass_domain::label::Labels;
 use actix_web::{HttpRequest, HttpResponse, web};
 use fleetpass_domain::fleet::{AgentVersion, Hostname, Platform};
 use fleetpass_domain::ids::{AgentId, ScanId};
+use fleetpass_domain::label::Labels;
 use fleetpass_domain::scan::ScanResults;
 use fleetpass_ports::service::agents::{self as svc, Enrollment};
 use fleetpass_ports::service::scans;

@@ -308,8 +308,7 @@ pub async fn list_agents(
         .as_deref()
         .map(|raw| super::label_selector("labels", raw))
         .transpose()?;
-    let page =
-        svc::list_agents(&state.deps, &caller.actor, fleet, selector.as_ref(), page).await?;
+    let page = svc::list_agents(&state.deps, &caller.actor, fleet, selector.as_ref(), page).await?;
     Ok(HttpResponse::Ok().json(List::from_page(page, AgentView::from)))
 }
 

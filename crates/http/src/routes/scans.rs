@@ -5,7 +5,9 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::ids::{FleetId, ScanId, ShareLinkId};
-use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, PartStatus, ScanConstraints, ScanStatus};
+use fleetpass_domain::scan::{
+    MaxAssets, MaxDurationMinutes, PartStatus, ScanConstraints, ScanStatus,
+};
 use fleetpass_domain::share::{Artifact, MaxAccesses, ShareLabel, ShareTtlHours};
 use fleetpass_domain::value::parse_timestamp;
 use fleetpass_ports::service::PathTarget;
@@ -207,7 +209,8 @@ async fn scan_view(
     caller: &Caller<impl Needs>,
     scan: fleetpass_domain::scan::Scan,
 ) -> Result<ScanView, ApiError> {
-    let progress = svc::progress_of(&state.deps, &caller.actor, std::slice::from_ref(&scan)).await?;
+    let progress =
+        svc::progress_of(&state.deps, &caller.actor, std::slice::from_ref(&scan)).await?;
     let p = progress.get(&scan.id);
     Ok(ScanView::from(scan).with_progress(p))
 }

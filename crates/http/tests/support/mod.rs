@@ -68,6 +68,7 @@ pub async fn fixture_on(
         ids: Arc::new(UuidV7),
         secrets: Arc::new(RingSecrets::default()),
         wakeups: Arc::new(fleetpass_ports::wakeups::LocalWakeups::new(1_000)),
+        part_claims: Arc::default(),
     };
     let master = MasterKey::from_bytes(deps.secrets.random_32());
     let keys = KeyRing::load(

@@ -97,8 +97,11 @@ pub async fn request_scan(
     }?;
     let delay = claimable_in(&scan, now);
     if scan.target.fans_out() {
-        deps.wakeups
-            .publish(scan.fleet_id, Wakeup::Parts(targeted.into()), delay);
+        deps.wakeups.publish(
+            scan.fleet_id,
+            Wakeup::Parts(scan.id, targeted.into()),
+            delay,
+        );
     } else {
         deps.wakeups.publish(scan.fleet_id, Wakeup::Scan, delay);
     }
@@ -358,11 +361,17 @@ pub async fn check_in(
                         woken_for_a_scan = false;
                         break;
                     }
-                    Wakeup::Parts(agents) if agents.binary_search(&agent.id).is_ok() => {
+                    Wakeup::Parts(scan, agents) if agents.binary_search(&agent.id).is_ok() => {
+                        // Claimed with the other agents woken here, in one store call.
+                        if let Some(claimed) = deps.part_claims.claim(deps, agent, scan).await {
+                            return Ok(Some(claimed));
+                        }
+                        // Not claimed in the batch (taken meanwhile, or the batch
+                        // failed): one claim of its own decides.
                         woken_for_a_scan = false;
                         break;
                     }
-                    Wakeup::Parts(_) => {}
+                    Wakeup::Parts(..) => {}
                     Wakeup::AgentGone(id) if id == agent.id => {
                         return Err(ServiceError::Unauthorized {
                             message: "the agent was revoked".to_owned(),
@@ -440,8 +449,11 @@ pub async fn submit_results(
     let at = deps.now();
     if scan.target.fans_out() {
         let json = serde_json::to_string(&results).map_err(|e| internal(Box::new(e)))?;
-        deps.store.submit_part(agent.id, id, at, &json).await?;
+        let open = deps.store.submit_part(agent.id, id, at, &json).await?;
         drop(results);
+        if open {
+            return Ok(scan);
+        }
         return Ok(finish_fan_out(deps, keys, &scan).await?.unwrap_or(scan));
     }
     let mut merge = Merge::default();
@@ -543,8 +555,14 @@ pub async fn finish_fan_out(
     let at = deps.now();
     let parts = json!({"completed": progress.completed, "failed": progress.failed});
     let audit = |action, details| {
-        deps.audit(tenant, AuditActor::System, action, Some(scan.id.as_uuid()), details)
-            .in_environment(scan.environment_id)
+        deps.audit(
+            tenant,
+            AuditActor::System,
+            action,
+            Some(scan.id.as_uuid()),
+            details,
+        )
+        .in_environment(scan.environment_id)
     };
     if Scan::ends_as(&progress) == ScanStatus::Failed {
         let event = audit(

@@ -55,11 +55,27 @@ pub trait ScanStore: Send + Sync + 'static {
         page: PageRequest,
     ) -> Result<Page<ScanPart>, RepoError>;
 
+    /// Claims, at `now`, the queued parts of scan `id` of `tenant` that belong to
+    /// `agents` (sorted) and are claimable (as in `claim_scan`), in one transaction:
+    /// each becomes running, and the scan too the first time. Returns the scan and the
+    /// agents whose parts were claimed (sorted), or `None` when none was. Parts another
+    /// claim holds are skipped (`SKIP LOCKED`). No audit event, as for every part.
+    async fn claim_parts(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+        agents: &[AgentId],
+        now: Timestamp,
+    ) -> Result<Option<(Scan, Vec<AgentId>)>, RepoError>;
+
     /// The part of scan `id` that `agent` runs, if it has one.
     async fn get_part(&self, agent: &Agent, id: ScanId) -> Result<Option<ScanPart>, RepoError>;
 
     /// Stores `agent`'s results (the JSON of validated `ScanResults`) for its running
-    /// part of fan-out scan `id`: the part completes at `at`.
+    /// part of fan-out scan `id`: the part completes at `at`. Returns whether the scan
+    /// still has an open part then (when not, it is ready to end), answered from an
+    /// index, not by counting the parts: ten thousand results must not cost ten
+    /// thousand counts of ten thousand parts.
     ///
     /// # Errors
     /// `NotFound` when the agent has no part in the scan; `Conflict { constraint:
@@ -71,7 +87,7 @@ pub trait ScanStore: Send + Sync + 'static {
         id: ScanId,
         at: Timestamp,
         results_json: &str,
-    ) -> Result<(), RepoError>;
+    ) -> Result<bool, RepoError>;
 
     /// The stored results of the completed parts of scan `id`, by agent id ascending,
     /// at most `limit` after `after`: how a merge pages through them.

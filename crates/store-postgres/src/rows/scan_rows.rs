@@ -4,8 +4,9 @@
 use diesel::prelude::*;
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::ids::{AgentId, EnvironmentId, FleetId, ScanId, TenantId};
-use fleetpass_domain::scan::{Target, 
+use fleetpass_domain::scan::{
     Jws, MaxAssets, MaxDurationMinutes, Scan, ScanConstraints, ScanStatus, Scenario, Sha256Hex,
+    Target,
 };
 use fleetpass_ports::RepoError;
 use fleetpass_ports::store::ScanArtifacts;

@@ -2,7 +2,9 @@
 //! their enrollment tokens and the agents enrolled with them.
 
 use async_trait::async_trait;
-use diesel::{ExpressionMethods, OptionalExtension, PgJsonbExpressionMethods, QueryDsl, SelectableHelper};
+use diesel::{
+    ExpressionMethods, OptionalExtension, PgJsonbExpressionMethods, QueryDsl, SelectableHelper,
+};
 use diesel_async::RunQueryDsl;
 use diesel_async::scoped_futures::ScopedFutureExt;
 use fleetpass_domain::Timestamp;
@@ -26,8 +28,8 @@ use super::{
 use crate::cached::CachedExt as _;
 use crate::error::{CorruptRow, InconsistentWrite};
 use crate::rows::{
-    labels_column,
     AgentRow, EnrollmentTokenRow, FleetRow, NewAgentRow, NewEnrollmentTokenRow, convert_all,
+    labels_column,
 };
 use crate::schema::{agents, enrollment_tokens, fleets};
 

@@ -8,10 +8,14 @@
 //!   then fails the new part; the batched presence flush updates agents in id order too.
 //! - A part is locked `FOR UPDATE` by its claim (`SKIP LOCKED`: the agent's own second
 //!   poll moves on), its results (waiting), the sweeper (`SKIP LOCKED`, in key order) and
-//!   a revocation (by one statement). The scan row is locked only to end or cancel the
-//!   scan (`FOR NO KEY UPDATE`), and by a claim's one-time `queued → running` update.
+//!   a revocation (by one statement). The scan row is locked to end or cancel the scan
+//!   (`FOR NO KEY UPDATE`, then its open parts in key order), and by a claim's one-time
+//!   `queued → running` update, which skips the row when it is held (a claim holds its
+//!   part, so waiting for the scan row could close a cycle with a cancellation).
 
-use diesel::sql_types::{Array, BigInt, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Array, BigInt, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid,
+};
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, QueryableByName};
 use diesel_async::scoped_futures::ScopedFutureExt;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -92,7 +96,10 @@ pub(super) async fn insert_parts(
     if rows.is_empty() {
         return Err(conflict(constraint::TARGET_EMPTY));
     }
-    let mut agents: Vec<AgentId> = rows.into_iter().map(|r| AgentId::from_uuid(r.agent_id)).collect();
+    let mut agents: Vec<AgentId> = rows
+        .into_iter()
+        .map(|r| AgentId::from_uuid(r.agent_id))
+        .collect();
     agents.sort_unstable();
     Ok(agents)
 }
@@ -129,6 +136,53 @@ pub(super) async fn claimable_part(
     Ok(row.map(|r| r.scan_id))
 }
 
+/// `claim_parts`: one statement claims every claimable queued part of the batch's
+/// agents, in key order, skipping parts another claim holds.
+pub(super) async fn claim_many(
+    store: &PgStore,
+    tenant: TenantId,
+    id: ScanId,
+    agents: &[AgentId],
+    now: Timestamp,
+) -> Result<Option<(Scan, Vec<AgentId>)>, RepoError> {
+    let ids: Vec<Uuid> = agents.iter().map(|a| a.as_uuid()).collect();
+    store
+        .transaction(|c| {
+            async move {
+                let rows: Vec<AgentIdRow> = diesel::sql_query(
+                    "WITH picked AS (SELECT p.scan_id, p.agent_id FROM scan_parts p \
+                       JOIN scans s ON s.id = p.scan_id \
+                       WHERE p.scan_id = $1 AND s.tenant_id = $2 AND p.agent_id = ANY($3) \
+                         AND p.status = 'queued' AND s.status IN ('queued', 'running') \
+                         AND (s.not_before IS NULL OR s.not_before <= $4) \
+                         AND $4 < COALESCE(s.not_after, \
+                               s.requested_at + make_interval(mins => COALESCE(s.max_duration_minutes, $5))) \
+                       ORDER BY p.agent_id FOR UPDATE OF p SKIP LOCKED) \
+                     UPDATE scan_parts p SET status = 'running', claimed_at = $4 FROM picked \
+                     WHERE p.scan_id = picked.scan_id AND p.agent_id = picked.agent_id \
+                     RETURNING p.agent_id",
+                )
+                .bind::<SqlUuid, _>(id.as_uuid())
+                .bind::<SqlUuid, _>(tenant.as_uuid())
+                .bind::<Array<SqlUuid>, _>(&ids)
+                .bind::<Timestamptz, _>(now)
+                .bind::<Integer, _>(default_minutes())
+                .load(c)
+                .await?;
+                if rows.is_empty() {
+                    return Ok(None);
+                }
+                let scan = mark_running(c, id.as_uuid(), now).await?;
+                let mut claimed: Vec<AgentId> =
+                    rows.into_iter().map(|r| AgentId::from_uuid(r.agent_id)).collect();
+                claimed.sort_unstable();
+                Ok(Some((scan, claimed)))
+            }
+            .scope_boxed()
+        })
+        .await
+}
+
 /// Claims `agent`'s locked part of `scan` at `now`; the scan runs from its first claim.
 pub(super) async fn claim_part(
     c: &mut AsyncPgConnection,
@@ -147,16 +201,25 @@ pub(super) async fn claim_part(
     ))
     .execute(c)
     .await?;
-    // Matches (and locks) the scan row only the first time.
-    diesel::update(
-        scans::table
-            .filter(scans::id.eq(scan))
-            .filter(scans::status.eq(ScanStatus::Queued.as_str())),
+    mark_running(c, scan, now).await
+}
+
+/// Marks `scan` running from `now` if it is still queued, and reads it.
+async fn mark_running(
+    c: &mut AsyncPgConnection,
+    scan: Uuid,
+    now: Timestamp,
+) -> Result<Scan, DbError> {
+    // The scan runs from its first claim. Its row is taken only if free (`SKIP
+    // LOCKED`): a cancellation or a finisher holding it locks parts after it, so
+    // waiting here (holding this part) could deadlock with them; a concurrent first
+    // claim that holds it is marking it running anyway.
+    diesel::sql_query(
+        "UPDATE scans SET status = 'running', claimed_at = $2 WHERE id = \
+           (SELECT id FROM scans WHERE id = $1 AND status = 'queued' FOR NO KEY UPDATE SKIP LOCKED)",
     )
-    .set((
-        scans::status.eq(ScanStatus::Running.as_str()),
-        scans::claimed_at.eq(now),
-    ))
+    .bind::<SqlUuid, _>(scan)
+    .bind::<Timestamptz, _>(now)
     .execute(c)
     .await?;
     let row = scans::table
@@ -166,7 +229,6 @@ pub(super) async fn claim_part(
         .await?;
     Ok(Scan::try_from(row)?)
 }
-
 
 fn part_of(
     (agent, status, claimed_at, finished_at, failure): (
@@ -190,7 +252,6 @@ fn part_of(
             .map_err(|e| corrupt(&e))?,
     })
 }
-
 
 /// Checks that scan `id` is one of `tenant`'s.
 async fn of_tenant(c: &mut AsyncPgConnection, tenant: TenantId, id: ScanId) -> Result<(), DbError> {
@@ -292,7 +353,9 @@ pub(super) async fn list(
                     .into_iter()
                     .map(part_of)
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(Page::from_overfetch(parts, page.limit, |p| p.agent_id.as_uuid()))
+                Ok(Page::from_overfetch(parts, page.limit, |p| {
+                    p.agent_id.as_uuid()
+                }))
             }
             .scope_boxed()
         })
@@ -337,7 +400,7 @@ pub(super) async fn submit(
     id: ScanId,
     at: Timestamp,
     results_json: &str,
-) -> Result<(), RepoError> {
+) -> Result<bool, RepoError> {
     store
         .transaction(|c| {
             async move {
@@ -367,7 +430,7 @@ pub(super) async fn submit(
                 ))
                 .execute(c)
                 .await?;
-                Ok(())
+                has_open_parts(c, id.as_uuid()).await
             }
             .scope_boxed()
         })
@@ -407,14 +470,24 @@ pub(super) async fn results(
         .await
 }
 
+#[derive(QueryableByName)]
+struct Open {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    open: bool,
+}
+
+/// Whether scan `id` has a queued or running part. The statuses are literals, not
+/// bound, so that every plan can use the partial index on open parts (see
+/// `status_is` in `scans.rs`): one index probe, however many parts have ended.
 async fn has_open_parts(c: &mut AsyncPgConnection, id: Uuid) -> Result<bool, DbError> {
-    Ok(diesel::select(diesel::dsl::exists(
-        scan_parts::table
-            .filter(scan_parts::scan_id.eq(id))
-            .filter(scan_parts::status.eq_any([PartStatus::Queued.as_str(), PartStatus::Running.as_str()])),
-    ))
-    .get_result::<bool>(c)
-    .await?)
+    Ok(diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM scan_parts \
+           WHERE scan_id = $1 AND status IN ('queued', 'running')) AS open",
+    )
+    .bind::<SqlUuid, _>(id)
+    .get_result::<Open>(c)
+    .await?
+    .open)
 }
 
 async fn lock_scan(
@@ -492,9 +565,15 @@ pub(super) async fn ready(store: &PgStore, limit: u32) -> Result<Vec<Scan>, Repo
             async move {
                 let open = scan_parts::table
                     .filter(scan_parts::scan_id.eq(scans::id))
-                    .filter(scan_parts::status.eq_any([PartStatus::Queued.as_str(), PartStatus::Running.as_str()]));
+                    .filter(
+                        scan_parts::status
+                            .eq_any([PartStatus::Queued.as_str(), PartStatus::Running.as_str()]),
+                    );
                 let rows: Vec<ScanRow> = scans::table
-                    .filter(scans::status.eq_any([ScanStatus::Queued.as_str(), ScanStatus::Running.as_str()]))
+                    .filter(
+                        scans::status
+                            .eq_any([ScanStatus::Queued.as_str(), ScanStatus::Running.as_str()]),
+                    )
                     .filter(scans::target.ne(serde_json::json!("any")))
                     .filter(diesel::dsl::not(diesel::dsl::exists(open)))
                     .select(<ScanRow as diesel::SelectableHelper<diesel::pg::Pg>>::as_select())

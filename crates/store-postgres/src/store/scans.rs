@@ -33,7 +33,9 @@ use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::fleet::Agent;
 use fleetpass_domain::ids::{AgentId, FleetId, ScanId, ShareLinkId, TenantId};
 use fleetpass_domain::page::{Page, PageRequest};
-use fleetpass_domain::scan::{MaxDurationMinutes, PartStatus, Progress, Scan, ScanPart, ScanStatus, ScanTarget};
+use fleetpass_domain::scan::{
+    MaxDurationMinutes, PartStatus, Progress, Scan, ScanPart, ScanStatus, ScanTarget,
+};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_ports::RepoError;
@@ -508,6 +510,16 @@ impl ScanStore for PgStore {
         parts::list(self, tenant, scan, status, page).await
     }
 
+    async fn claim_parts(
+        &self,
+        tenant: TenantId,
+        id: ScanId,
+        agents: &[AgentId],
+        now: Timestamp,
+    ) -> Result<Option<(Scan, Vec<AgentId>)>, RepoError> {
+        parts::claim_many(self, tenant, id, agents, now).await
+    }
+
     async fn get_part(&self, agent: &Agent, id: ScanId) -> Result<Option<ScanPart>, RepoError> {
         parts::get(self, agent, id).await
     }
@@ -518,7 +530,7 @@ impl ScanStore for PgStore {
         id: ScanId,
         at: Timestamp,
         results_json: &str,
-    ) -> Result<(), RepoError> {
+    ) -> Result<bool, RepoError> {
         parts::submit(self, agent, id, at, results_json).await
     }
 

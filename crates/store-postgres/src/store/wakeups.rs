@@ -114,7 +114,7 @@ impl Relay {
                             .filter_map(|r| AgentId::parse(r.get::<_, &str>(0)))
                             .collect();
                         self.wakeups
-                            .deliver(fleet, Wakeup::Parts(agents.into()), delay);
+                            .deliver(fleet, Wakeup::Parts(scan, agents.into()), delay);
                     }
                     // Its agents find the parts at their next check-in's first claim.
                     Err(e) => tracing::warn!(error = %e, "could not read a fan-out scan's parts"),
@@ -217,7 +217,11 @@ mod tests {
         );
         assert_eq!(
             relay.parse(&format!("gone {fleet} {agent}")),
-            Some(Heard::Event(fleet, Wakeup::AgentGone(agent), Duration::ZERO))
+            Some(Heard::Event(
+                fleet,
+                Wakeup::AgentGone(agent),
+                Duration::ZERO
+            ))
         );
         assert_eq!(
             relay.parse(&format!("scan {fleet} -")),
