@@ -897,6 +897,12 @@ pub fn simulate(bin: &Path, work: &Path, opts: &FleetOptions) -> anyhow::Result<
     let mut env = super::common_env();
     // Room for every agent of a replica, and more.
     env.push(("FLEETPASS_MAX_HELD_POLLS", (per_replica + 1000).to_string()));
+    // Warnings, and the merge of a fan-out scan (its time is in the report).
+    env.retain(|(k, _)| *k != "FLEETPASS_LOG");
+    env.push((
+        "FLEETPASS_LOG",
+        "warn,fleetpass_ports::service::scans=info".to_owned(),
+    ));
     if let Some(db) = &db {
         let master = Command::new(bin.join("fleetpass"))
             .args(["keys", "new-master-key"])
@@ -1318,8 +1324,28 @@ fn drive(
                 |at| ms(Duration::from_millis(at.saturating_sub(f.sent_ms))),
             )
         };
+        // The server logs each merge: `merged a fan-out scan … merge_ms=…`.
+        let merges: Vec<String> = servers
+            .iter()
+            .flat_map(|s| {
+                s.log_text()
+                    .lines()
+                    .filter(|l| l.contains("merged a fan-out scan"))
+                    .filter_map(|l| {
+                        let at = l.find("merge_ms")? + "merge_ms".len();
+                        let digits: String = l[at..]
+                            .chars()
+                            .skip_while(|c| !c.is_ascii_digit())
+                            .take_while(char::is_ascii_digit)
+                            .collect();
+                        (!digits.is_empty()).then(|| format!("{digits} ms"))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
         format!(
-            "| fan-out: one `target: all` scan of the fleet's {agents} agents | {n} parts claimed, the last {claimed} after the request; the scan {status} {ended} after it ({progress}); slowest results answer {results} (the last part's merges the bundle); server RSS peak {peak} MiB (all held: {held} MiB) |\n",
+            "| fan-out: one `target: all` scan of the fleet's {agents} agents | {n} parts claimed, the last {claimed} after the request; the scan {status} {ended} after it ({progress}); the merge (read every part, bundle, sign) took {merge} in the server; slowest results answer {results}; server RSS peak {peak} MiB (all held: {held} MiB) |\n",
+            merge = if merges.is_empty() { "? (not in the log)".to_owned() } else { merges.join(", ") },
             agents = enroll_ok,
             n = claims.len(),
             claimed = since(last),

@@ -574,6 +574,7 @@ pub async fn finish_fan_out(
             .finish_fan_out(tenant, scan.id, at, None, &event)
             .await?);
     }
+    let started = std::time::Instant::now();
     let mut merge = Merge::default();
     let mut after = None;
     loop {
@@ -593,6 +594,13 @@ pub async fn finish_fan_out(
         }
     }
     let artifacts = seal(deps, keys, scan, merge.finish(), at).await?;
+    tracing::info!(
+        scan = %scan.id,
+        parts = progress.completed,
+        bundle_bytes = artifacts.bundle_json.len(),
+        merge_ms = started.elapsed().as_millis() as u64,
+        "merged a fan-out scan"
+    );
     let counts = &artifacts.report.counts;
     let event = audit(
         actions::SCAN_COMPLETED,
