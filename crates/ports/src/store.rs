@@ -197,6 +197,8 @@ pub struct ScanArtifacts {
 pub type ScheduleRun<'a> = &'a (dyn Fn(&Schedule) -> (Scan, AuditEvent) + Send + Sync);
 
 /// The outcome of opening a share link.
+// One lives for the span of a request; boxing the scan would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShareAccess {
     /// Counted: the link as changed, and its scan.

@@ -1433,6 +1433,7 @@ fn drive(
         cpu = cpu_total,
         ans = short_counts(&counts_steady, None),
     ));
+    let extra_rows = fan_row.unwrap_or_default() + &storm.unwrap_or_default();
     let tx = match (tx_before, tx_after, tx_secs) {
         (Some((b, _)), Some(a), Some(secs)) if secs > 0.0 => format!(
             "{:.0}/s ({:.3} per agent-minute), over the last {secs:.0} s of the steady state",
@@ -1497,11 +1498,7 @@ fn drive(
         s99 = ms(percentile(&stale, 99.0)),
         smax = ms(stale.last().copied().unwrap_or_default()),
         per_k = cpu_total / (enroll_ok as f64 / 1000.0).max(0.001),
-        storm = format!(
-            "{}{}",
-            fan_row.unwrap_or_default(),
-            storm.unwrap_or_default()
-        ),
+        storm = extra_rows,
         by_route = status_text(&counts_steady, steady_secs).join("\n"),
     ))
 }

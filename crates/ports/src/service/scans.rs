@@ -84,14 +84,14 @@ pub async fn request_scan(
         }) => Err(ServiceError::invalid(
             Field::Target,
             "selects no live agent of the fleet",
-            "Enroll agents first, or target agents that carry the labels (GET /tenant/discovery/fleets/{fleet_id}/agents?label=key:value lists them).".to_owned(),
+            "Enroll agents first, or target labels that the fleet's agents carry (the fleet's agent list filters by label).".to_owned(),
         )),
         Err(RepoError::Conflict {
             constraint: Conflict::TargetNotInFleet,
         }) => Err(ServiceError::invalid(
             Field::Target,
             "lists an agent that is not a live (unrevoked) agent of the fleet",
-            "List the fleet's agents with GET /tenant/discovery/fleets/{fleet_id}/agents.".to_owned(),
+            "List only live agents of this fleet (the fleet's agent list names them).".to_owned(),
         )),
         other => other.map_err(ServiceError::from),
     }?;
