@@ -382,6 +382,11 @@ fn refine(doc: &mut Value) {
             }
         }
     }
+    // A scan's target is a union the derives cannot state: the request's form in the
+    // request body, the reported form wherever a scan is shown (lists inline it).
+    for (name, schema) in schemas.as_object_mut().into_iter().flatten() {
+        set_target_schema(schema, name == "RequestScanBody");
+    }
     // Every JSON response has an example: the tables' where they give one, otherwise
     // one built from the schema (`rules::synthesized_example`).
     add_response_examples(doc);
@@ -424,6 +429,23 @@ fn refine(doc: &mut Value) {
     ]);
     // At most one owner.
     token["not"] = json!({"required": ["ownerUserId", "ownerServiceAccountId"]});
+}
+
+/// Replaces the schema of every `target` property under `schema` with
+/// [`rules::target_schema`], keeping its description.
+fn set_target_schema(schema: &mut Value, request: bool) {
+    match schema {
+        Value::Object(map) => {
+            if let Some(target) = map.get_mut("properties").and_then(|p| p.get_mut("target")) {
+                let mut replaced = rules::target_schema(request);
+                replaced["description"] = target["description"].take();
+                *target = replaced;
+            }
+            map.values_mut().for_each(|v| set_target_schema(v, request));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| set_target_schema(v, request)),
+        _ => {}
+    }
 }
 
 fn collect_refs(value: &Value, out: &mut Vec<String>) {

@@ -3,6 +3,8 @@
 //! of request and response bodies, and the links from each create to the calls its id
 //! feeds. Tables only; `openapi.rs` applies them.
 
+use fleetpass_domain::label::MAX_LABELS;
+use fleetpass_domain::scan::{MAX_TARGET_AGENTS, PartStatus, ScanStatus};
 use serde_json::{Value, json};
 
 /// The pattern of free text the domain's `bounded_text` accepts (with `maxLength`):
@@ -34,6 +36,46 @@ fn with_default(mut rule: Value, default: Value) -> Value {
     rule
 }
 
+/// A label's key and value, as the domain's `LabelKey` and `LabelValue` accept them
+/// (unanchored, to be composed).
+const LABEL_KEY: &str = "[a-z0-9](?:[a-z0-9._/-]{0,61}[a-z0-9])?";
+const LABEL_VALUE: &str = "[A-Za-z0-9._-]{1,63}";
+
+/// The keywords of a labels object (`{"role": "db"}`), merged into the field's own
+/// schema so its type (nullable or not) and description stay.
+fn labels() -> Value {
+    json!({
+        "maxProperties": MAX_LABELS,
+        "propertyNames": {"type": "string", "pattern": format!("^{LABEL_KEY}$")},
+        "additionalProperties": {"type": "string", "pattern": format!("^{LABEL_VALUE}$")}
+    })
+}
+
+/// The schema of a scan's `target`: as a request sends it (`{"agents": [ids]}`), or as
+/// a scan reports it (`"agents"`: the parts name them). Replaces the field's schema
+/// but for its description.
+pub(super) fn target_schema(request: bool) -> Value {
+    let mut selector = labels();
+    selector["type"] = json!("object");
+    selector["minProperties"] = json!(1);
+    let by_labels = json!({"type": "object", "additionalProperties": false,
+        "required": ["labels"], "properties": {"labels": selector}});
+    if request {
+        let mut id = uuid();
+        id["type"] = json!("string");
+        json!({"oneOf": [
+            {"type": "null"},
+            {"type": "string", "enum": ["any", "all"]},
+            {"type": "object", "additionalProperties": false, "required": ["agents"],
+                "properties": {"agents": {"type": "array", "minItems": 1,
+                    "maxItems": MAX_TARGET_AGENTS, "items": id}}},
+            by_labels
+        ], "example": "all"})
+    } else {
+        json!({"oneOf": [{"type": "string", "enum": ["any", "all", "agents"]}, by_labels]})
+    }
+}
+
 const SCENARIOS: [&str; 4] = ["inventory", "ports", "software", "compliance"];
 
 /// The rule of a request field, by schema and wire name (`*` for any schema). The
@@ -48,6 +90,7 @@ pub(super) fn field_rule(schema: &str, field: &str) -> Option<Value> {
         ("CreateUserBody" | "PatchPrincipalBody", "email") => {
             json!({"format": "email", "maxLength": 254})
         }
+        (_, "labels") => labels(),
         ("EnrollBody", "hostname") => text(1, 253),
         ("EnrollBody" | "HeartbeatBody", "platform" | "agentVersion") => text(1, 64),
         ("EnrollBody", "enrollmentToken") => json!({"pattern": "^fpe_[A-Za-z0-9_-]{49}$"}),
@@ -89,9 +132,12 @@ pub(super) fn param_rule(path: &str, name: &str) -> Option<Value> {
         "wait" => json!({"type": "integer", "minimum": 0, "maximum": MAX_WAIT_PARAM, "default": 0}),
         // A cursor is the base64url of a 16-byte id (its last character carries 2 bits).
         "cursor" => json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{21}[AQgw]$"}),
-        "status" => {
-            json!({"type": "string", "enum": ["queued", "running", "completed", "failed", "expired"]})
-        }
+        "status" if path.ends_with("/parts") => json!({"type": "string",
+            "enum": PartStatus::ALL.map(PartStatus::as_str)}),
+        "status" => json!({"type": "string", "enum": ScanStatus::ALL.map(ScanStatus::as_str)}),
+        // One to 32 `key:value` pairs, comma-separated.
+        "labels" => json!({"type": "string", "pattern": format!(
+            "^{LABEL_KEY}:{LABEL_VALUE}(?:,{LABEL_KEY}:{LABEL_VALUE}){{0,{}}}$", MAX_LABELS - 1)}),
         "scenario" => json!({"type": "string", "enum": SCENARIOS}),
         "artifact" => json!({"type": "string", "enum": ["report", "bundle", "passport"]}),
         "token" if path.starts_with("/share/") => json!({"type": "string", "pattern": "^fps_"}),
