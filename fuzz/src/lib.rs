@@ -163,6 +163,7 @@ impl Harness {
             ids: Arc::new(CountingIds::default()),
             secrets: Arc::new(SequentialSecrets::default()),
             wakeups: Arc::new(fleetpass_ports::wakeups::LocalWakeups::new(1_000)),
+            part_claims: Arc::default(),
         };
         let master = MasterKey::from_bytes(deps.secrets.random_32());
         let keys = KeyRing::load(
