@@ -100,6 +100,8 @@ impl Host {
             ip: ip.to_string().into(),
             os,
             open_ports: Vec::new(),
+            listeners: vec![],
+            os_hostname: None,
             software: Vec::new(),
         }
     }

@@ -21,8 +21,8 @@ use fleetpass_domain::ids::{
     ScheduleId, ShareLinkId, TenantId, TokenId,
 };
 use fleetpass_domain::scan::{
-    Asset, Finding, Jws, MaxAssets, MaxDurationMinutes, Scan, ScanConstraints, ScanResults,
-    ScanStatus, Scenario, Severity, Software,
+    Asset, Finding, Jws, Listener, MaxAssets, MaxDurationMinutes, Protocol, Scan, ScanConstraints,
+    ScanResults, ScanStatus, Scenario, Severity, Software,
 };
 use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
@@ -429,6 +429,29 @@ impl Fixtures {
                     name: "postgresql".into(),
                     version: "15.4".into(),
                 }],
+                // Loopback-only listeners too, so the report a store keeps carries
+                // the `loopbackOnly` marks and the counts beside the old fields.
+                listeners: vec![
+                    Listener {
+                        port: 5432,
+                        protocol: Protocol::Tcp,
+                        address: "::".into(),
+                        process: Some("postgres".into()),
+                    },
+                    Listener {
+                        port: 6379,
+                        protocol: Protocol::Tcp,
+                        address: "127.0.0.1".into(),
+                        process: Some("redis-server".into()),
+                    },
+                    Listener {
+                        port: 323,
+                        protocol: Protocol::Udp,
+                        address: "::ffff:127.0.0.1".into(),
+                        process: None,
+                    },
+                ],
+                os_hostname: Some("ip-10-0-0-5".into()),
             }],
             findings: vec![
                 Finding {

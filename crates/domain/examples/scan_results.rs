@@ -10,6 +10,8 @@ fn main() {
             ip: "10.0.0.5".into(),
             os: "Debian GNU/Linux 12 (bookworm)".into(),
             open_ports: vec![22, 5432],
+            listeners: vec![],
+            os_hostname: None,
             software: vec![
                 Software {
                     name: "openssh-server".into(),

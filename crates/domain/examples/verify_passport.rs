@@ -52,6 +52,8 @@ fn main() {
             ip: "10.0.0.7".into(),
             os: "Debian 12".into(),
             open_ports: vec![443],
+            listeners: vec![],
+            os_hostname: None,
             software: vec![],
         }],
         findings: vec![],

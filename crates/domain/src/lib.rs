@@ -40,6 +40,8 @@
 //!         ip: "10.0.0.5".into(),
 //!         os: "Debian 12".into(),
 //!         open_ports: vec![22, 5432],
+//!         listeners: vec![],
+//!         os_hostname: None,
 //!         software: vec![Software { name: "postgresql".into(), version: "15.4".into() }],
 //!     }],
 //!     findings: vec![],

@@ -364,6 +364,8 @@ mod tests {
                 ip: "10.0.0.5".into(),
                 os: "Debian 12".into(),
                 open_ports: vec![22],
+                listeners: vec![],
+                os_hostname: None,
                 software: vec![Software {
                     name: "openssl".into(),
                     version: "3.0.11".into(),

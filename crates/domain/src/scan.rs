@@ -295,22 +295,122 @@ pub struct Software {
     pub version: Text,
 }
 
+/// The transport protocol of a [`Listener`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP (a socket in LISTEN).
+    Tcp,
+    /// UDP (a bound socket with no peer).
+    Udp,
+}
+
+impl Protocol {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        }
+    }
+}
+
+/// At most this many listeners on one asset: every TCP and UDP port once, with room
+/// for a few bound to more than one address.
+pub const MAX_LISTENERS: usize = 65_536;
+
+/// One socket an asset listens on: `{port, protocol, address, process?}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// The local port, 1-65535.
+    pub port: u32,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The local address as an IP address: `0.0.0.0` or `::` for every address,
+    /// `127.0.0.1` or `::1` for loopback only.
+    pub address: Text,
+    /// The owning process's name, when the agent could see it (1-200 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<Text>,
+}
+
+impl Listener {
+    /// Whether it listens on a loopback address (`127.0.0.0/8`, `::1`, or an IPv4
+    /// loopback address mapped into IPv6), so nothing off the host can reach it. An
+    /// address that is not an IP address (refused by validation) is not loopback.
+    pub fn is_loopback(&self) -> bool {
+        match self.address.as_str().parse::<IpAddr>() {
+            Ok(IpAddr::V4(a)) => a.is_loopback(),
+            Ok(IpAddr::V6(a)) => {
+                a.is_loopback() || a.to_ipv4_mapped().is_some_and(|m| m.is_loopback())
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The distinct ports, sorted, that `listeners` open to other hosts (any listener on
+    /// the port has an address that is not loopback): what `openPorts` states.
+    pub fn reachable_ports(listeners: &[Listener]) -> Vec<u32> {
+        let ports: std::collections::BTreeSet<u32> = listeners
+            .iter()
+            .filter(|l| !l.is_loopback())
+            .map(|l| l.port)
+            .collect();
+        ports.into_iter().collect()
+    }
+}
+
 /// One asset a scan found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Asset {
-    /// Host name.
+    /// Host name: the name the agent was enrolled with, for the reference agent.
     pub hostname: Text,
     /// IP address.
     pub ip: Text,
     /// Operating system.
     pub os: Text,
-    /// Open TCP/UDP ports.
+    /// The ports other hosts can reach (a listener on a non-loopback or wildcard
+    /// address). Agents that report no [`Listener`]s send every open port here, as
+    /// before.
     #[serde(default)]
     pub open_ports: Vec<u32>,
     /// Installed software.
     #[serde(default)]
     pub software: Vec<Software>,
+    /// Every listening socket, loopback ones included (at most [`MAX_LISTENERS`]).
+    /// Absent when empty, so results without it keep their bundle bytes and digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<Listener>,
+    /// The host's own name, when it differs in meaning from `hostname` (the reference
+    /// agent states it always). Absent when unknown, for the same reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_hostname: Option<Text>,
+}
+
+impl Asset {
+    /// The `(protocol, port)`s this asset listens on only on loopback addresses, sorted,
+    /// each with the process of its first listener that names one.
+    pub fn loopback_only(&self) -> Vec<LoopbackPort> {
+        let mut by_port: BTreeMap<(Protocol, u32), (bool, Option<&Text>)> = BTreeMap::new();
+        for l in &self.listeners {
+            let entry = by_port.entry((l.protocol, l.port)).or_insert((true, None));
+            entry.0 &= l.is_loopback();
+            if entry.1.is_none() {
+                entry.1 = l.process.as_ref();
+            }
+        }
+        by_port
+            .into_iter()
+            .filter(|(_, (loopback, _))| *loopback)
+            .map(|((protocol, port), (_, process))| LoopbackPort {
+                port,
+                protocol,
+                process: process.cloned(),
+            })
+            .collect()
+    }
 }
 
 /// One finding.
@@ -367,7 +467,7 @@ impl ScanResults {
     ///
     /// let host = |ip: &str| Asset {
     ///     hostname: "web-1".into(), ip: ip.into(), os: "Debian 12".into(),
-    ///     open_ports: vec![443], software: vec![],
+    ///     open_ports: vec![443], software: vec![], listeners: vec![], os_hostname: None,
     /// };
     /// let results = ScanResults { assets: vec![host("10.0.0.7"), host("not-an-ip")], findings: vec![] };
     /// let invalid = results.validate(None).unwrap_err();
@@ -418,6 +518,33 @@ impl ScanResults {
                     "needs a name of 1-200 and a version of at most 100 characters",
                 );
             }
+            if a.os_hostname.as_ref().is_some_and(|h| !text_ok(h, 253)) {
+                return bad(
+                    format!("assets[{i}].osHostname"),
+                    "must be 1-253 characters",
+                );
+            }
+            if a.listeners.len() > MAX_LISTENERS {
+                return bad(
+                    format!("assets[{i}].listeners"),
+                    &format!(
+                        "has {} entries; at most {MAX_LISTENERS} are allowed",
+                        a.listeners.len()
+                    ),
+                );
+            }
+            for (j, l) in a.listeners.iter().enumerate() {
+                let at = |field: &str| format!("assets[{i}].listeners[{j}].{field}");
+                if !(1..=65_535).contains(&l.port) {
+                    return bad(at("port"), "must be a port from 1 to 65535");
+                }
+                if l.address.as_str().parse::<IpAddr>().is_err() {
+                    return bad(at("address"), "must be an IPv4 or IPv6 address");
+                }
+                if l.process.as_ref().is_some_and(|p| !text_ok(p, 200)) {
+                    return bad(at("process"), "must be 1-200 characters");
+                }
+            }
         }
         for (i, f) in self.findings.iter().enumerate() {
             if !text_ok(&f.title, 500) {
@@ -459,18 +586,72 @@ impl ScanResults {
             software: self.assets.iter().map(|a| a.software.len()).sum(),
             findings: self.findings.len(),
             findings_by_severity: by_severity,
+            listeners: self.assets.iter().map(|a| a.listeners.len()).sum(),
+            loopback_only_ports: self.assets.iter().map(|a| a.loopback_only().len()).sum(),
         }
     }
 
-    /// The report: counts and the ten most severe findings.
+    /// The report: counts, the ten most severe findings and the assets with
+    /// loopback-only listeners.
     pub fn report(&self) -> Report {
         let mut top: Vec<Finding> = self.findings.clone();
         // Stable sort: among equals, the agent's order stands.
         top.sort_by_key(|f| std::cmp::Reverse(f.severity));
         top.truncate(10);
+        let mut loopback_only = Vec::new();
+        LoopbackOnly::collect(&mut loopback_only, &self.assets);
         Report {
             counts: self.counts(),
             top_findings: top,
+            loopback_only,
+        }
+    }
+}
+
+/// At most this many assets in a report's `loopbackOnly` (the first ones, in bundle
+/// order): a report stays small however large the fleet; the counts give the total.
+pub const MAX_REPORTED_LOOPBACK_ASSETS: usize = 100;
+
+/// A port an asset listens on only on loopback, as a report marks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoopbackPort {
+    /// The port.
+    pub port: u32,
+    /// TCP or UDP.
+    pub protocol: Protocol,
+    /// The owning process, when the agent saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<Text>,
+}
+
+/// An asset of a report with the ports it listens on only on loopback: reachable from
+/// the host itself, not from the network, so an auditor reads them apart from
+/// `openPorts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoopbackOnly {
+    /// The asset's host name.
+    pub hostname: Text,
+    /// Its loopback-only ports (`loopbackOnly: true` for each of them).
+    pub ports: Vec<LoopbackPort>,
+}
+
+impl LoopbackOnly {
+    /// Appends the assets of `assets` with loopback-only ports to `out`, up to
+    /// [`MAX_REPORTED_LOOPBACK_ASSETS`] in all.
+    pub(crate) fn collect(out: &mut Vec<LoopbackOnly>, assets: &[Asset]) {
+        for a in assets {
+            if out.len() >= MAX_REPORTED_LOOPBACK_ASSETS {
+                return;
+            }
+            let ports = a.loopback_only();
+            if !ports.is_empty() {
+                out.push(LoopbackOnly {
+                    hostname: a.hostname.clone(),
+                    ports,
+                });
+            }
         }
     }
 }
@@ -529,6 +710,18 @@ pub struct Counts {
     /// keys in name order, as passports signed before it was typed had them.
     #[serde(serialize_with = "by_name")]
     pub findings_by_severity: BTreeMap<Severity, usize>,
+    /// Listening sockets, over all assets. Absent when zero, so the counts of results
+    /// without listeners (and the passports that state them) read as before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub listeners: usize,
+    /// `(protocol, port)`s listened on only on loopback, over all assets; absent when
+    /// zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub loopback_only_ports: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Serializes a severity map with its keys in name order (`critical`, `high`, `info`,
@@ -550,6 +743,10 @@ pub struct Report {
     pub counts: Counts,
     /// The most severe findings, at most ten.
     pub top_findings: Vec<Finding>,
+    /// The assets with ports listened on only on loopback (at most
+    /// [`MAX_REPORTED_LOOPBACK_ASSETS`]); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loopback_only: Vec<LoopbackOnly>,
 }
 
 /// The claims of a scan passport: a JWS an auditor verifies offline with the JWKS.
@@ -861,6 +1058,153 @@ mod tests {
                 .unwrap_err()
                 .path,
             "assets"
+        );
+    }
+
+    /// Results as the reference agent sends them: listeners on every address, on
+    /// loopback only (IPv4, IPv6 and v4-mapped), and a port open on one protocol and
+    /// loopback-only on the other.
+    fn with_listeners() -> ScanResults {
+        serde_json::from_value(serde_json::json!({
+            "assets": [{"hostname": "scanner-01", "osHostname": "ip-10-0-0-5", "ip": "10.0.0.5",
+                        "os": "Debian 12", "openPorts": [22, 53],
+                        "listeners": [
+                            {"port": 22, "protocol": "tcp", "address": "0.0.0.0", "process": "sshd"},
+                            {"port": 22, "protocol": "tcp", "address": "::", "process": "sshd"},
+                            {"port": 5432, "protocol": "tcp", "address": "127.0.0.1", "process": "postgres"},
+                            {"port": 5432, "protocol": "tcp", "address": "::1", "process": "postgres"},
+                            {"port": 53, "protocol": "udp", "address": "10.0.0.5"},
+                            {"port": 53, "protocol": "tcp", "address": "127.0.0.53", "process": "systemd-resolve"},
+                            {"port": 631, "protocol": "tcp", "address": "::ffff:127.0.0.1"}
+                        ]}],
+            "findings": []
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn loopback_only_listeners_are_marked_and_counted() {
+        let results = with_listeners();
+        assert_eq!(results.validate(None), Ok(()));
+        let asset = &results.assets[0];
+        assert_eq!(Listener::reachable_ports(&asset.listeners), [22, 53]);
+        let report = results.report();
+        assert_eq!(
+            (report.counts.listeners, report.counts.loopback_only_ports),
+            (7, 3)
+        );
+        assert_eq!(
+            serde_json::to_value(&report.loopback_only).unwrap(),
+            serde_json::json!([{"hostname": "scanner-01", "ports": [
+                {"port": 53, "protocol": "tcp", "process": "systemd-resolve"},
+                {"port": 631, "protocol": "tcp"},
+                {"port": 5432, "protocol": "tcp", "process": "postgres"}
+            ]}])
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["counts"]["loopbackOnlyPorts"], 3);
+        assert_eq!(json["counts"]["openPorts"], 2);
+        // The bundle keeps what the agent sent, new fields included.
+        let (bundle, _) = results.bundle().unwrap();
+        assert!(bundle.contains(r#""osHostname":"ip-10-0-0-5""#), "{bundle}");
+        assert_eq!(
+            serde_json::from_str::<ScanResults>(&bundle).unwrap(),
+            results
+        );
+    }
+
+    #[test]
+    fn results_without_listeners_serialize_as_before() {
+        // The bundle of results an old agent sent, byte for byte: no new key appears,
+        // so digests in passports already signed still name these bytes.
+        let (json, sha) = results().bundle().unwrap();
+        assert_eq!(
+            json,
+            r#"{"assets":[{"hostname":"db-1","ip":"10.0.0.5","openPorts":[22,5432],"os":"Debian 12","software":[{"name":"postgresql","version":"15.4"}]}],"findings":[{"severity":"low","title":"banner"},{"assetHostname":"db-1","severity":"critical","title":"weak password"},{"severity":"high","title":"old TLS"}]}"#
+        );
+        assert_eq!(sha, Sha256Hex::of(json.as_bytes()));
+        let report = serde_json::to_value(results().report()).unwrap();
+        let keys: Vec<&String> = report["counts"].as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "assets",
+                "findings",
+                "findingsBySeverity",
+                "openPorts",
+                "software"
+            ]
+        );
+        assert!(report.get("loopbackOnly").is_none(), "{report}");
+        // A report stored before the marks existed still reads.
+        let old: Report = serde_json::from_value(serde_json::json!({
+            "counts": {"assets": 1, "openPorts": 2, "software": 1, "findings": 0,
+                       "findingsBySeverity": {"critical": 0, "high": 0, "info": 0, "low": 0, "medium": 0}},
+            "topFindings": []
+        }))
+        .unwrap();
+        assert!(old.loopback_only.is_empty());
+        assert_eq!(old.counts.listeners, 0);
+    }
+
+    #[test]
+    fn listeners_are_validated_naming_the_field() {
+        let path = |edit: &dyn Fn(&mut Asset)| {
+            let mut r = with_listeners();
+            edit(&mut r.assets[0]);
+            r.validate(None).map_err(|e| (e.path, e.message))
+        };
+        assert_eq!(
+            path(&|a| a.listeners[3].address = "localhost".into()),
+            Err((
+                "assets[0].listeners[3].address".into(),
+                "must be an IPv4 or IPv6 address".into()
+            ))
+        );
+        assert_eq!(
+            path(&|a| a.listeners[1].port = 0).unwrap_err().0,
+            "assets[0].listeners[1].port"
+        );
+        assert_eq!(
+            path(&|a| a.listeners[0].process = Some(" ".into()))
+                .unwrap_err()
+                .0,
+            "assets[0].listeners[0].process"
+        );
+        assert_eq!(
+            path(&|a| a.os_hostname = Some("x".repeat(254).into()))
+                .unwrap_err()
+                .0,
+            "assets[0].osHostname"
+        );
+        assert_eq!(
+            path(&|a| a.listeners = vec![a.listeners[0].clone(); MAX_LISTENERS + 1])
+                .unwrap_err()
+                .0,
+            "assets[0].listeners"
+        );
+        let unknown = serde_json::from_value::<ScanResults>(serde_json::json!({"assets": [
+            {"hostname": "h", "ip": "10.0.0.1", "os": "", "listeners": [
+                {"port": 22, "protocol": "sctp", "address": "::"}]}]}));
+        assert!(unknown.is_err());
+        let extra = serde_json::from_value::<ScanResults>(serde_json::json!({"assets": [
+            {"hostname": "h", "ip": "10.0.0.1", "os": "", "listeners": [
+                {"port": 22, "protocol": "tcp", "address": "::", "loopbackOnly": true}]}]}));
+        assert!(extra.is_err());
+    }
+
+    #[test]
+    fn a_report_lists_at_most_so_many_loopback_assets() {
+        let one = with_listeners().assets.remove(0);
+        let many = ScanResults {
+            assets: vec![one; MAX_REPORTED_LOOPBACK_ASSETS + 5],
+            findings: vec![],
+        };
+        let report = many.report();
+        assert_eq!(report.loopback_only.len(), MAX_REPORTED_LOOPBACK_ASSETS);
+        assert_eq!(
+            report.counts.loopback_only_ports,
+            3 * (MAX_REPORTED_LOOPBACK_ASSETS + 5)
         );
     }
 }

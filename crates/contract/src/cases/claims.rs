@@ -301,6 +301,8 @@ pub async fn complete_scan_keeps_any_text_the_domain_allows(store: &dyn Store) {
             ip: "10.0.0.1".into(),
             os: Text::from(controls.as_str()),
             open_ports: vec![22],
+            listeners: vec![],
+            os_hostname: None,
             software: vec![Software {
                 name: "\u{2028}\u{2029}\u{feff}".into(),
                 version: "🦀".into(),

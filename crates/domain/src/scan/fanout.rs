@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Asset, Counts, Finding, Report, ScanResults, Sha256Hex};
+use super::{Asset, Counts, Finding, LoopbackOnly, Report, ScanResults, Sha256Hex};
 use crate::Timestamp;
 use crate::ids::AgentId;
 use crate::label::{LabelError, LabelSelector, Labels};
@@ -406,6 +406,7 @@ pub struct Merge {
     findings: String,
     counts: Option<Counts>,
     top: Vec<Finding>,
+    loopback_only: Vec<LoopbackOnly>,
 }
 
 /// What a [`Merge`] ends with.
@@ -446,6 +447,7 @@ impl Merge {
         self.top.extend(results.findings.iter().cloned());
         self.top.sort_by_key(|f| std::cmp::Reverse(f.severity));
         self.top.truncate(10);
+        LoopbackOnly::collect(&mut self.loopback_only, &results.assets);
     }
 
     /// The bundle, its digest and the report.
@@ -465,6 +467,7 @@ impl Merge {
                     .counts
                     .unwrap_or_else(|| ScanResults::default().counts()),
                 top_findings: self.top,
+                loopback_only: self.loopback_only,
             },
         }
     }
@@ -477,6 +480,8 @@ impl Counts {
         self.open_ports += other.open_ports;
         self.software += other.software;
         self.findings += other.findings;
+        self.listeners += other.listeners;
+        self.loopback_only_ports += other.loopback_only_ports;
         for (severity, n) in &other.findings_by_severity {
             *self.findings_by_severity.entry(*severity).or_default() += n;
         }
