@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use fleetpass_domain::label::Labels;
 use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, ScanResults, Scenario};
 use fleetpass_domain::secret::PlainSecret;
 use reqwest::{Method, StatusCode};
@@ -400,13 +401,21 @@ impl Client {
         token: &PlainSecret,
         hostname: &str,
         platform: &str,
+        labels: &Labels,
     ) -> Result<Enrolled, CallError> {
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "enrollmentToken": token.expose(),
             "hostname": hostname,
             "platform": platform,
             "agentVersion": AGENT_VERSION,
         });
+        if !labels.is_empty() {
+            body["labels"] = labels
+                .iter()
+                .map(|(k, v)| (k.to_owned(), serde_json::Value::from(v)))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+        }
         let body = serde_json::to_vec(&body).unwrap_or_default();
         // Someone is at the terminal: an address where nothing answers is reported at
         // once (an overloaded or restarting server is still waited for).

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use fleetpass_domain::label::{LabelKey, LabelValue, Labels, MAX_LABELS};
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
 
 use crate::client::{CallError, ClaimedScan, Client, Pace};
@@ -27,6 +28,7 @@ use crate::state::State;
 const AFTER_HELP: &str = "\
 Examples:
   fleetpass-agent enroll --server https://fleetpass.example.com --token fpe_…   # once, with the fleet's enrollmentToken
+  fleetpass-agent enroll --server … --token fpe_… --label role=db --label site=fra1   # with labels scans can target
   fleetpass-agent run                                                          # until SIGTERM / Ctrl-C
   FLEETPASS_AGENT_LOG=debug fleetpass-agent run --poll-seconds 5               # more detail, quicker claims
   fleetpass-agent --state /var/lib/fleetpass-agent/state.json run              # a state file of its own
@@ -64,6 +66,7 @@ enum Command {
     #[command(after_help = "Examples:\n  \
                             fleetpass-agent enroll --server https://fleetpass.example.com --token fpe_…\n  \
                             FLEETPASS_SERVER=http://127.0.0.1:8080 FLEETPASS_ENROLLMENT_TOKEN=fpe_… fleetpass-agent enroll --hostname scanner-01\n  \
+                            fleetpass-agent enroll --server … --token fpe_… --label role=db --label site=fra1\n  \
                             fleetpass-agent enroll --force --server … --token fpe_…   # re-enroll (a revoked agent)")]
     Enroll {
         /// The server's base URL, e.g. https://fleetpass.example.com.
@@ -72,9 +75,15 @@ enum Command {
         /// The fleet's enrollment token (fpe_…).
         #[arg(long, env = "FLEETPASS_ENROLLMENT_TOKEN", hide_env_values = true)]
         token: String,
-        /// The host name to enroll as (default: this host's).
+        /// The host name to enroll as (default: this host's). Results name the asset by
+        /// it, with the host's own name beside it as `osHostname`.
         #[arg(long)]
         hostname: Option<String>,
+        /// A label for the agent, KEY=VALUE (repeatable, at most 32): keys 1-63 of
+        /// a-z 0-9 . _ - / (starting and ending with a letter or digit), values 1-63 of
+        /// A-Z a-z 0-9 . _ -. The enrollment token's labels win on the same key.
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
         /// Replace an existing state file (its agent keeps existing on the server).
         #[arg(long)]
         force: bool,
@@ -120,8 +129,9 @@ fn main() -> ExitCode {
                 server,
                 token,
                 hostname,
+                labels,
                 force,
-            } => enroll(&path, &server, &token, hostname, force).await,
+            } => enroll(&path, &server, &token, hostname, &labels, force).await,
             Command::Run {
                 poll_seconds,
                 heartbeat_seconds,
@@ -162,16 +172,44 @@ async fn shutdown_signal() -> anyhow::Result<&'static str> {
     }
 }
 
+/// One `--label KEY=VALUE`, checked by the server's own rules so that a typo is a
+/// usage error before anything is sent.
+fn parse_label(raw: &str) -> Result<(String, String), String> {
+    let (key, value) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("`{raw}` is not KEY=VALUE (e.g. role=db)"))?;
+    LabelKey::new(key).map_err(|e| format!("the key `{key}` {e}"))?;
+    LabelValue::new(value).map_err(|e| format!("the value `{value}` {e}"))?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// The `--label`s as one set: each key once, at most [`MAX_LABELS`].
+fn labels_of(raw: &[(String, String)]) -> anyhow::Result<Labels> {
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some((key, _)) = raw.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+        anyhow::bail!("--label {key}=… is given twice; give each key once");
+    }
+    if raw.len() > MAX_LABELS {
+        anyhow::bail!(
+            "{} --label flags; at most {MAX_LABELS} are allowed",
+            raw.len()
+        );
+    }
+    Labels::parse(raw.iter().map(|(k, v)| (k, v))).map_err(|e| anyhow::anyhow!("--label: {e}"))
+}
+
 async fn enroll(
     path: &Path,
     server: &str,
     token: &str,
     hostname: Option<String>,
+    labels: &[(String, String)],
     force: bool,
 ) -> anyhow::Result<()> {
     if !(server.starts_with("https://") || server.starts_with("http://")) {
         anyhow::bail!("--server must be an http(s) URL, e.g. https://fleetpass.example.com");
     }
+    let labels = labels_of(labels)?;
     // A typo is caught here, by the checksum, before the token goes anywhere.
     let token = PlainSecret::parse_kind(token.trim(), SecretKind::Enrollment)
         .map_err(|e| anyhow::anyhow!("{}", e.refusal(SecretKind::Enrollment)))?;
@@ -181,10 +219,13 @@ async fn enroll(
             path.display()
         );
     }
-    let hostname = hostname.unwrap_or_else(|| Host::default().hostname());
+    // Trimmed as the server keeps it, so the asset name matches the agent's.
+    let hostname = hostname
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|| Host::default().hostname());
     let platform = format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH);
     let client = Client::new(server)?;
-    let enrolled = client.enroll(&token, &hostname, &platform).await?;
+    let enrolled = client.enroll(&token, &hostname, &platform, &labels).await?;
     let secret = PlainSecret::parse_kind(&enrolled.agent_secret, SecretKind::Agent)
         .map_err(|e| anyhow::anyhow!("the server's agent secret {e}"))?;
     let state = State {
@@ -192,6 +233,7 @@ async fn enroll(
         agent_id: enrolled.agent_id,
         fleet_id: enrolled.fleet_id,
         secret,
+        hostname: Some(hostname.clone()),
     };
     state.save(path)?;
     println!(
@@ -211,6 +253,11 @@ async fn enroll(
 async fn run(state: State, (wait, heartbeat_every): (Duration, Duration)) -> anyhow::Result<()> {
     let mut client = Client::new(&state.server)?;
     let host = Host::default();
+    let name = state.hostname.clone().unwrap_or_else(|| {
+        let own = host.hostname();
+        tracing::info!(hostname = %own, "the state file names no enrolled host name (enrolled by an older agent); reporting the host's own");
+        own
+    });
     tracing::info!(agent = %state.agent_id, fleet = %state.fleet_id, server = %state.server, "agent running");
     let mut next_heartbeat = Instant::now();
     let mut pace = Pace::default();
@@ -233,7 +280,7 @@ async fn run(state: State, (wait, heartbeat_every): (Duration, Duration)) -> any
             .await
         {
             Ok(Some(scan)) => {
-                if let Err(e) = work(&mut client, &state, &host, scan).await {
+                if let Err(e) = work(&mut client, &state, (&host, &name), scan).await {
                     fatal_or_warn(e, "could not complete the scan")?;
                 }
                 // There may be more queued: check in again at once.
@@ -264,7 +311,7 @@ fn fatal_or_warn(e: CallError, what: &str) -> anyhow::Result<()> {
 async fn work(
     client: &mut Client,
     state: &State,
-    host: &Host,
+    (host, name): (&Host, &str),
     scan: ClaimedScan,
 ) -> Result<(), CallError> {
     let limit = Duration::from_secs(u64::from(scan.max_duration().get()) * 60);
@@ -275,8 +322,9 @@ async fn work(
         max_assets: scan.max_assets(),
     };
     tracing::info!(scan = %scan.scan_id, scenario = scan.scenario.as_str(), "claimed a scan");
-    let (scenario, collector) = (scan.scenario, host.clone());
-    let task = tokio::task::spawn_blocking(move || scenarios::run(scenario, &collector, budget));
+    let (scenario, collector, name) = (scan.scenario, host.clone(), name.to_owned());
+    let task =
+        tokio::task::spawn_blocking(move || scenarios::run(scenario, &collector, &name, budget));
     // The collectors watch the budget themselves; this bounds one that blocks in a
     // read (a hung rpm, a stuck filesystem): past the limit, sending is pointless.
     let Ok(joined) = tokio::time::timeout(limit, task).await else {

@@ -5,13 +5,14 @@
 //! Results are built as `fleetpass_domain::scan::ScanResults`, the type the server
 //! decodes them into, and validated with the server's own rules before they are sent.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Instant;
 
 use fleetpass_domain::scan::{
-    Asset, Finding, MaxAssets, ScanResults, Scenario, Severity, Software,
+    Asset, Finding, Listener, MAX_LISTENERS, MaxAssets, Protocol, ScanResults, Scenario, Severity,
+    Software,
 };
 use fleetpass_domain::value::Text;
 
@@ -88,7 +89,9 @@ impl Host {
         out
     }
 
-    fn asset(&self) -> Asset {
+    /// The asset this host is: named as the agent was enrolled (`enrolled_as`), with
+    /// the host's own name beside it.
+    fn asset(&self, enrolled_as: &str) -> Asset {
         let ip = self
             .addresses()
             .first()
@@ -96,20 +99,20 @@ impl Host {
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
         let os = self.os().chars().take(200).collect();
         Asset {
-            hostname: self.hostname().chars().take(253).collect(),
+            hostname: enrolled_as.trim().chars().take(253).collect(),
             ip: ip.to_string().into(),
             os,
             open_ports: Vec::new(),
-            listeners: vec![],
-            os_hostname: None,
+            listeners: Vec::new(),
+            os_hostname: Some(self.hostname().chars().take(253).collect()),
             software: Vec::new(),
         }
     }
 }
 
-/// Runs `scenario` on `host` within `budget`.
-pub fn run(scenario: Scenario, host: &Host, budget: Budget) -> ScanResults {
-    let mut asset = host.asset();
+/// Runs `scenario` on `host` within `budget`, reporting the host as `enrolled_as`.
+pub fn run(scenario: Scenario, host: &Host, enrolled_as: &str, budget: Budget) -> ScanResults {
+    let mut asset = host.asset(enrolled_as);
     let mut findings = Vec::new();
     match scenario {
         Scenario::Inventory => {
@@ -133,7 +136,10 @@ pub fn run(scenario: Scenario, host: &Host, budget: Budget) -> ScanResults {
             });
         }
         Scenario::Ports => {
-            let ports = listening_ports(host);
+            let listeners = listeners(host);
+            // Only what other hosts can reach is a finding: telnet on loopback is not
+            // a clear-text password on the network.
+            let ports = Listener::reachable_ports(&listeners);
             for port in &ports {
                 if let Some((severity, why)) = risky_port(*port) {
                     findings.push(Finding {
@@ -144,7 +150,8 @@ pub fn run(scenario: Scenario, host: &Host, budget: Budget) -> ScanResults {
                     });
                 }
             }
-            asset.open_ports = ports.into_iter().collect();
+            asset.open_ports = ports;
+            asset.listeners = listeners;
         }
         Scenario::Software => {
             asset.software = installed_software(host, budget);
@@ -222,38 +229,145 @@ pub fn local_ipv6(if_inet6: &str) -> Vec<Ipv6Addr> {
         .collect()
 }
 
-/// The local ports this host listens on: TCP sockets in state LISTEN (`0A`) and UDP
-/// sockets bound with no peer (`07`), from `/proc/net/{tcp,tcp6,udp,udp6}`.
-pub fn listening_ports(host: &Host) -> BTreeSet<u32> {
-    let mut ports = BTreeSet::new();
-    for (file, state) in [
-        ("/proc/net/tcp", "0A"),
-        ("/proc/net/tcp6", "0A"),
-        ("/proc/net/udp", "07"),
-        ("/proc/net/udp6", "07"),
-    ] {
-        if let Some(text) = host.read(file) {
-            ports.extend(proc_net_ports(&text, state));
+/// The tables of listening sockets: TCP in state LISTEN (`0A`), UDP bound with no peer
+/// (`07`).
+const SOCKET_TABLES: [(&str, Protocol, &str); 4] = [
+    ("/proc/net/tcp", Protocol::Tcp, "0A"),
+    ("/proc/net/tcp6", Protocol::Tcp, "0A"),
+    ("/proc/net/udp", Protocol::Udp, "07"),
+    ("/proc/net/udp6", Protocol::Udp, "07"),
+];
+
+/// Every socket this host listens on, from `/proc/net/{tcp,tcp6,udp,udp6}`, with the
+/// owning process where this user may see it; sorted by protocol, port and address,
+/// each `(protocol, port, address)` once (`SO_REUSEPORT` sockets repeat them).
+pub fn listeners(host: &Host) -> Vec<Listener> {
+    let owners = socket_owners(host);
+    let mut seen: BTreeMap<(Protocol, u32, IpAddr), Option<&String>> = BTreeMap::new();
+    for (file, protocol, state) in SOCKET_TABLES {
+        let Some(text) = host.read(file) else {
+            continue;
+        };
+        for socket in proc_net_sockets(&text, state) {
+            let process = owners.get(&socket.inode);
+            let entry = seen
+                .entry((protocol, socket.port, socket.address))
+                .or_insert(process);
+            if entry.is_none() {
+                *entry = process;
+            }
         }
     }
-    ports
+    seen.into_iter()
+        .take(MAX_LISTENERS)
+        .map(|((protocol, port, address), process)| Listener {
+            port,
+            protocol,
+            address: address.to_string().into(),
+            // The server's bound: 1-200 characters.
+            process: process
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| p.chars().take(200).collect()),
+        })
+        .collect()
 }
 
-/// The local ports of the sockets in `state` in one `/proc/net/*` table.
-pub fn proc_net_ports(table: &str, state: &str) -> Vec<u32> {
+/// One socket of a `/proc/net/*` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Socket {
+    /// The local port.
+    pub port: u32,
+    /// The local address.
+    pub address: IpAddr,
+    /// The socket's inode, which `/proc/<pid>/fd/*` links name as `socket:[inode]`.
+    pub inode: u64,
+}
+
+/// The sockets in `state` of one `/proc/net/{tcp,tcp6,udp,udp6}` table, skipping lines
+/// that do not parse and port 0 (a UDP socket not yet bound).
+pub fn proc_net_sockets(table: &str, state: &str) -> Vec<Socket> {
     table
         .lines()
         .skip(1)
         .filter_map(|line| {
             let cols: Vec<&str> = line.split_whitespace().collect();
-            let (local, st) = (cols.get(1)?, cols.get(3)?);
+            let (local, st, inode) = (cols.get(1)?, cols.get(3)?, cols.get(9)?);
             if !st.eq_ignore_ascii_case(state) {
                 return None;
             }
-            let port = u32::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
-            (1..=65_535).contains(&port).then_some(port)
+            let (address, port) = local.rsplit_once(':')?;
+            let port = u32::from_str_radix(port, 16).ok()?;
+            (1..=65_535).contains(&port).then_some(())?;
+            Some(Socket {
+                port,
+                address: proc_net_address(address)?,
+                inode: inode.parse().ok()?,
+            })
         })
         .collect()
+}
+
+/// An address as the kernel prints it in `/proc/net/*`: the bytes in network order
+/// read as native 32-bit words, each printed as `%08X`. On the little-endian machines
+/// this agent runs on that is one little-endian word for IPv4 (`0100007F` is
+/// 127.0.0.1) and four for IPv6.
+pub fn proc_net_address(hex: &str) -> Option<IpAddr> {
+    let word = |w: &str| u32::from_str_radix(w, 16).ok().map(u32::to_le_bytes);
+    match hex.len() {
+        8 => Some(IpAddr::V4(Ipv4Addr::from(word(hex)?))),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for (i, chunk) in bytes.chunks_exact_mut(4).enumerate() {
+                chunk.copy_from_slice(&word(hex.get(i * 8..i * 8 + 8)?)?);
+            }
+            Some(IpAddr::V6(Ipv6Addr::from(bytes)))
+        }
+        _ => None,
+    }
+}
+
+/// The inode of a `/proc/<pid>/fd/*` link's target, when it is a socket
+/// (`socket:[12345]`).
+pub fn socket_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// Socket inode → the name (`comm`) of a process holding it, over every process whose
+/// descriptors this user may read; the others (another user's, without root) are
+/// skipped: an owner is reported where it is allowed, never guessed.
+pub fn socket_owners(host: &Host) -> HashMap<u64, String> {
+    let mut owners = HashMap::new();
+    let Ok(procs) = std::fs::read_dir(host.path("/proc")) else {
+        return owners;
+    };
+    for entry in procs.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(host.path(&format!("/proc/{pid}/fd"))) else {
+            continue;
+        };
+        let Some(comm) = host.read(&format!("/proc/{pid}/comm")) else {
+            continue;
+        };
+        let comm = comm.trim().to_owned();
+        for fd in fds.flatten() {
+            if let Some(inode) = std::fs::read_link(fd.path())
+                .ok()
+                .and_then(|target| socket_inode(&target.to_string_lossy()))
+            {
+                owners.entry(inode).or_insert_with(|| comm.clone());
+            }
+        }
+    }
+    owners
 }
 
 fn risky_port(port: u32) -> Option<(Severity, &'static str)> {
@@ -471,16 +585,161 @@ mod tests {
         assert_eq!(os_release_name("ID=x\n"), None);
     }
 
+    /// Lines as the kernel writes them (columns up to `inode`), one state per table.
+    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 101 1 0000000000000000 100 0 0 10 0\n\
+   1: 0100007F:1538 00000000:0000 0A 00000000:00000000 00:00000000 00000000   105        0 102 1 0000000000000000 100 0 0 10 0\n\
+   2: 0500000A:D2A4 0500000A:0016 01 00000000:00000000 00:00000000 00000000  1000        0 103 1 0000000000000000 20 4 30 10 -1\n\
+   3: 3500007F:0035 00000000:0000 0A 00000000:00000000 00:00000000 00000000   101        0 104 1 0000000000000000 100 0 0 10 5\n";
+    const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 201 1 0000000000000000 100 0 0 10 0\n\
+   1: 00000000000000000000000001000000:1538 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000   105        0 202 1 0000000000000000 100 0 0 10 0\n\
+   2: 0000000000000000FFFF00000100007F:0277 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 203 1 0000000000000000 100 0 0 10 0\n\
+   3: B80D0120000000000000000005000000:01BB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 204 1 0000000000000000 100 0 0 10 0\n";
+    const UDP: &str = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+  100: 0500000A:0202 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 301 2 0000000000000000 0\n\
+  101: 00000000:0000 00000000:0000 07 00000000:00000000 00:00000000 00000000  1000        0 302 2 0000000000000000 0\n\
+  102: 0500000A:D431 0800080A:0035 01 00000000:00000000 00:00000000 00000000  1000        0 303 2 0000000000000000 0\n";
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn kernel_addresses_are_little_endian_words() {
+        assert_eq!(proc_net_address("0100007F"), Some(ip("127.0.0.1")));
+        assert_eq!(proc_net_address("00000000"), Some(ip("0.0.0.0")));
+        assert_eq!(proc_net_address("0500000A"), Some(ip("10.0.0.5")));
+        assert_eq!(
+            proc_net_address("00000000000000000000000000000000"),
+            Some(ip("::"))
+        );
+        assert_eq!(
+            proc_net_address("00000000000000000000000001000000"),
+            Some(ip("::1"))
+        );
+        assert_eq!(
+            proc_net_address("0000000000000000FFFF00000100007F"),
+            Some(ip("::ffff:127.0.0.1"))
+        );
+        assert_eq!(
+            proc_net_address("B80D0120000000000000000005000000"),
+            Some(ip("2001:db8::5"))
+        );
+        assert_eq!(proc_net_address("0100007"), None);
+        assert_eq!(proc_net_address("zz00007F"), None);
+    }
+
     #[test]
     fn listening_sockets_from_proc_net() {
-        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n\
-   1: 0100007F:1538 00000000:0000 0A 00000000:00000000 00:00000000 00000000   105        0 2 1\n\
-   2: 0500000A:D2A4 0500000A:0016 01 00000000:00000000 00:00000000 00000000  1000        0 3 1\n";
-        assert_eq!(proc_net_ports(tcp, "0A"), [22, 5432]);
-        let udp6 = "  sl  local_address                         remote_address                        st\n\
-   0: 00000000000000000000000000000000:0202 00000000000000000000000000000000:0000 07 0\n";
-        assert_eq!(proc_net_ports(udp6, "07"), [514]);
+        let sockets = proc_net_sockets(TCP, "0A");
+        assert_eq!(
+            sockets,
+            [
+                Socket {
+                    port: 22,
+                    address: ip("0.0.0.0"),
+                    inode: 101
+                },
+                Socket {
+                    port: 5432,
+                    address: ip("127.0.0.1"),
+                    inode: 102
+                },
+                Socket {
+                    port: 53,
+                    address: ip("127.0.0.53"),
+                    inode: 104
+                },
+            ]
+        );
+        let v6: Vec<_> = proc_net_sockets(TCP6, "0A")
+            .into_iter()
+            .map(|s| (s.port, s.address.to_string()))
+            .collect();
+        assert_eq!(
+            v6,
+            [
+                (22, "::".to_owned()),
+                (5432, "::1".into()),
+                (631, "::ffff:127.0.0.1".into()),
+                (443, "2001:db8::5".into())
+            ]
+        );
+        // Connected UDP sockets and an unbound one (port 0) are not listeners.
+        let udp = proc_net_sockets(UDP, "07");
+        assert_eq!(
+            udp,
+            [Socket {
+                port: 514,
+                address: ip("10.0.0.5"),
+                inode: 301
+            }]
+        );
+    }
+
+    #[test]
+    fn listeners_of_a_fixture_host_with_their_processes() {
+        let root =
+            std::env::temp_dir().join(format!("fleetpass-agent-listeners-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("proc/net")).unwrap();
+        std::fs::write(root.join("proc/net/tcp"), TCP).unwrap();
+        std::fs::write(root.join("proc/net/tcp6"), TCP6).unwrap();
+        std::fs::write(root.join("proc/net/udp"), UDP).unwrap();
+        // Process 7 holds sshd's IPv4 socket and postgres's; 8's descriptors cannot
+        // be listed (another user's), so its socket has no process.
+        std::fs::create_dir_all(root.join("proc/7/fd")).unwrap();
+        std::fs::write(root.join("proc/7/comm"), "sshd\n").unwrap();
+        std::os::unix::fs::symlink("socket:[101]", root.join("proc/7/fd/3")).unwrap();
+        std::os::unix::fs::symlink("/dev/null", root.join("proc/7/fd/0")).unwrap();
+        std::fs::create_dir_all(root.join("proc/9/fd")).unwrap();
+        std::fs::write(root.join("proc/9/comm"), "postgres\n").unwrap();
+        std::os::unix::fs::symlink("socket:[102]", root.join("proc/9/fd/5")).unwrap();
+        std::fs::create_dir_all(root.join("proc/8")).unwrap();
+        std::fs::write(root.join("proc/8/comm"), "secret\n").unwrap();
+        let host = Host { root: root.clone() };
+        let found: Vec<_> = listeners(&host)
+            .into_iter()
+            .map(|l| {
+                (
+                    l.protocol.as_str(),
+                    l.port,
+                    l.address.to_string(),
+                    l.process.map(|p| p.to_string()),
+                )
+            })
+            .collect();
+        let tcp = |port, address: &str, process: Option<&str>| {
+            ("tcp", port, address.to_owned(), process.map(str::to_owned))
+        };
+        assert_eq!(
+            found,
+            [
+                tcp(22, "0.0.0.0", Some("sshd")),
+                tcp(22, "::", None),
+                tcp(53, "127.0.0.53", None),
+                tcp(443, "2001:db8::5", None),
+                tcp(631, "::ffff:127.0.0.1", None),
+                tcp(5432, "127.0.0.1", Some("postgres")),
+                tcp(5432, "::1", None),
+                ("udp", 514, "10.0.0.5".to_owned(), None),
+            ]
+        );
+        let results = run(Scenario::Ports, &host, "scanner-01", budget());
+        let asset = &results.assets[0];
+        assert_eq!(asset.open_ports, [22, 443, 514]);
+        assert_eq!(asset.hostname.as_str(), "scanner-01");
+        assert_eq!(results.validate(None), Ok(()));
+        assert_eq!(results.report().counts.loopback_only_ports, 3);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn socket_links_name_their_inode() {
+        assert_eq!(socket_inode("socket:[40213]"), Some(40_213));
+        assert_eq!(socket_inode("pipe:[40213]"), None);
+        assert_eq!(socket_inode("/dev/null"), None);
     }
 
     #[test]
@@ -548,7 +807,7 @@ mod tests {
         )
         .unwrap();
         let host = Host { root: root.clone() };
-        let results = run(Scenario::Compliance, &host, budget());
+        let results = run(Scenario::Compliance, &host, "h", budget());
         let titles: Vec<_> = results
             .findings
             .iter()
@@ -576,7 +835,7 @@ mod tests {
             Scenario::Software,
             Scenario::Compliance,
         ] {
-            let results = run(scenario, &Host::default(), budget());
+            let results = run(scenario, &Host::default(), "enrolled-name", budget());
             assert_eq!(
                 results.validate(MaxAssets::new(1).ok()),
                 Ok(()),
@@ -592,7 +851,7 @@ mod tests {
             deadline: Instant::now(),
             max_assets: None,
         };
-        let results = run(Scenario::Compliance, &Host::default(), spent);
+        let results = run(Scenario::Compliance, &Host::default(), "h", spent);
         assert!(
             results
                 .findings

@@ -21,6 +21,10 @@ pub struct State {
     pub fleet_id: String,
     /// The long-lived secret it exchanges for access tokens. `Debug` redacts it.
     pub secret: PlainSecret,
+    /// The host name it enrolled as, which its results name the asset by. `None` in
+    /// state files written before it was kept (those agents enrolled as the host's own
+    /// name unless `--hostname` said otherwise).
+    pub hostname: Option<String>,
 }
 
 /// The file's JSON. Only this type ever holds the secret as a plain `String`, and only
@@ -32,6 +36,8 @@ struct OnDisk {
     agent_id: String,
     fleet_id: String,
     agent_secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hostname: Option<String>,
 }
 
 /// Where the state lives when `--state` is not given: `$XDG_STATE_HOME/fleetpass-agent/
@@ -72,6 +78,7 @@ impl State {
             agent_id: disk.agent_id,
             fleet_id: disk.fleet_id,
             secret,
+            hostname: disk.hostname,
         })
     }
 
@@ -91,6 +98,7 @@ impl State {
             agent_id: self.agent_id.clone(),
             fleet_id: self.fleet_id.clone(),
             agent_secret: self.secret.expose().to_owned(),
+            hostname: self.hostname.clone(),
         };
         let text = serde_json::to_string_pretty(&disk)?;
         let tmp = path.with_extension("json.tmp");
@@ -128,6 +136,7 @@ mod tests {
             agent_id: "a".into(),
             fleet_id: "f".into(),
             secret: PlainSecret::from_random(SecretKind::Agent, [7; 32]),
+            hostname: Some("scanner-01".into()),
         }
     }
 
@@ -140,8 +149,23 @@ mod tests {
         assert_eq!(mode, 0o600);
         let loaded = State::load(&path).unwrap();
         assert_eq!(loaded.secret, state().secret);
+        assert_eq!(loaded.hostname.as_deref(), Some("scanner-01"));
         // Debug never shows the secret.
         assert!(!format!("{loaded:?}").contains(state().secret.expose()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_state_file_from_before_the_hostname_was_kept_still_loads() {
+        let dir = temp_dir("old");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        let old = serde_json::json!({"server": "http://127.0.0.1:8080", "agentId": "a",
+            "fleetId": "f", "agentSecret": state().secret.expose()});
+        std::fs::write(&path, old.to_string()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let loaded = State::load(&path).unwrap();
+        assert_eq!((loaded.agent_id.as_str(), loaded.hostname), ("a", None));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

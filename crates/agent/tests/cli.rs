@@ -67,4 +67,48 @@ fn help_shows_examples_and_the_environment() {
         let text = help(&[sub, "--help"]);
         assert!(text.contains("Examples:"), "{sub}: {text}");
     }
+    let enroll = help(&["enroll", "--help"]);
+    assert!(enroll.contains("--label <KEY=VALUE>"), "{enroll}");
+}
+
+/// A malformed `--label` is a usage error naming what is wrong, before any request:
+/// the server address here has nothing listening, so a request would say so instead.
+#[test]
+fn a_malformed_label_is_refused_before_any_request() {
+    let token = PlainSecret::from_random(SecretKind::Enrollment, [3; 32]);
+    let state = std::env::temp_dir().join(format!(
+        "fleetpass-agent-cli-label-{}.json",
+        std::process::id()
+    ));
+    let enroll = |labels: &[&str]| {
+        let mut cmd = agent();
+        cmd.args(["--state", state.to_str().expect("utf-8")])
+            .args(["enroll", "--server", "http://127.0.0.1:9", "--token"])
+            .arg(token.expose());
+        for label in labels {
+            cmd.args(["--label", label]);
+        }
+        let out = cmd.output().expect("runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = enroll(&["role"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("`role` is not KEY=VALUE"), "{stderr}");
+    let (code, stderr) = enroll(&["Role=db"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the key `Role` must be 1-63 characters"),
+        "{stderr}"
+    );
+    let (code, stderr) = enroll(&["role=db ok"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("the value `db ok`"), "{stderr}");
+    let (code, stderr) = enroll(&["role=db", "role=web"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("--label role=… is given twice"), "{stderr}");
+    assert!(!stderr.contains("cannot connect"), "{stderr}");
+    assert!(!state.exists());
 }
