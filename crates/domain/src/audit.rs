@@ -5,6 +5,8 @@ use crate::identity::EnvScope;
 use crate::ids::{AuditEventId, EnvironmentId, TenantId};
 use uuid::Uuid;
 
+pub mod chain;
+
 /// Who caused an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditActor {
@@ -89,6 +91,12 @@ impl AuditEvent {
     pub fn within(mut self, scope: EnvScope) -> Self {
         self.scope = scope;
         self
+    }
+
+    /// Whether a caller scoped to `reader` may read this event: the one rule of the
+    /// listing (which the stores apply in their queries) and of the export's redaction.
+    pub fn visible_to(&self, reader: &EnvScope) -> bool {
+        reader.covers(&self.scope)
     }
 }
 

@@ -143,6 +143,42 @@ pub fn verify_passport(
     bundle: Option<&[u8]>,
 ) -> Result<VerifiedPassport, PassportError> {
     let jws = compact_jws(passport)?;
+    let (kid, payload_b64) = verify_eddsa_jws(jws, jwks)?;
+
+    let claims: PassportClaims = decode_part(payload_b64, "claims")?;
+    if claims.typ != PassportClaims::TYPE {
+        return Err(PassportError::malformed(
+            Input::Passport,
+            format!(
+                "typ is {:?}, not a scan passport ({})",
+                claims.typ,
+                PassportClaims::TYPE
+            ),
+        ));
+    }
+    if let Some(bundle) = bundle {
+        let actual = bundle_sha256_as(bundle, claims.bundle_form())?;
+        if actual != claims.bundle_sha256 {
+            return Err(PassportError::BundleMismatch {
+                expected: claims.bundle_sha256,
+                actual,
+            });
+        }
+    }
+    Ok(VerifiedPassport {
+        claims,
+        kid,
+        bundle_checked: bundle.is_some(),
+    })
+}
+
+/// Checks a compact JWS's EdDSA signature with the key of `jwks` its `kid` names, and
+/// hands back that `kid` and the (still encoded) payload. Passports and audit
+/// checkpoints share it, so both refuse the same things.
+pub(crate) fn verify_eddsa_jws<'a>(
+    jws: &'a str,
+    jwks: &str,
+) -> Result<(String, &'a str), PassportError> {
     let parts: Vec<&str> = jws.split('.').collect();
     let [header_b64, payload_b64, signature_b64] = parts[..] else {
         return Err(PassportError::malformed(
@@ -197,32 +233,7 @@ pub fn verify_passport(
     if !valid {
         return Err(PassportError::BadSignature);
     }
-
-    let claims: PassportClaims = decode_part(payload_b64, "claims")?;
-    if claims.typ != PassportClaims::TYPE {
-        return Err(PassportError::malformed(
-            Input::Passport,
-            format!(
-                "typ is {:?}, not a scan passport ({})",
-                claims.typ,
-                PassportClaims::TYPE
-            ),
-        ));
-    }
-    if let Some(bundle) = bundle {
-        let actual = bundle_sha256_as(bundle, claims.bundle_form())?;
-        if actual != claims.bundle_sha256 {
-            return Err(PassportError::BundleMismatch {
-                expected: claims.bundle_sha256,
-                actual,
-            });
-        }
-    }
-    Ok(VerifiedPassport {
-        claims,
-        kid,
-        bundle_checked: bundle.is_some(),
-    })
+    Ok((kid, payload_b64))
 }
 
 /// The SHA-256 (lowercase hex) a passport attests for `bundle`: that of its canonical
@@ -296,7 +307,10 @@ fn compact_jws(passport: &str) -> Result<&str, PassportError> {
     }
 }
 
-fn decode_part<T: serde::de::DeserializeOwned>(part: &str, what: &str) -> Result<T, PassportError> {
+pub(crate) fn decode_part<T: serde::de::DeserializeOwned>(
+    part: &str,
+    what: &str,
+) -> Result<T, PassportError> {
     let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| {
         PassportError::malformed(Input::Passport, format!("the {what} is not base64url"))
     })?;
