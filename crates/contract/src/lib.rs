@@ -77,6 +77,7 @@ macro_rules! __contract_cases {
             lists_paginate_newest_first
             audit_filters
             audit_is_tenant_isolated
+            audit_chain_is_one_order_under_concurrent_writers
             fleet_create_then_read
             fleet_create_refuses_foreign_environment
             fleet_list_filters_by_environment

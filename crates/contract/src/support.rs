@@ -11,6 +11,7 @@ use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 
 use fleetpass_domain::Timestamp;
+use fleetpass_domain::audit::chain::{ChainHead, ChainLink};
 use fleetpass_domain::audit::{AuditAction, AuditActor, AuditEvent, actions};
 use fleetpass_domain::fleet::{Agent, EnrollmentRefusal, EnrollmentToken, Fleet};
 use fleetpass_domain::identity::{EnvScope, Environment, Principal, Role};
@@ -21,7 +22,8 @@ use fleetpass_domain::secret::{PlainSecret, SecretDigest};
 use fleetpass_domain::share::{Artifact, ShareLink};
 use fleetpass_domain::token::ApiToken;
 use fleetpass_ports::store::{
-    AuditFilter, EnrollBuilder, NewTenant, RepoError, ScanArtifacts, ShareAccess,
+    AuditFilter, ChainRange, ChainedEvent, EnrollBuilder, NewTenant, RepoError, ScanArtifacts,
+    ShareAccess,
 };
 use fleetpass_ports::{Conflict, Store};
 use uuid::Uuid;
@@ -207,6 +209,11 @@ impl<'a> Setup<'a> {
         self.fx.audit(self.id(), action, Some(target))
     }
 
+    /// How many events the log is expected to hold.
+    pub(crate) fn logged_count(&self) -> usize {
+        self.expected_log.len()
+    }
+
     /// Expects `event` in the log: the write that carried it succeeded.
     pub(crate) fn logged(&mut self, event: &AuditEvent) {
         self.expected_log.push(event.clone());
@@ -288,7 +295,54 @@ impl<'a> Setup<'a> {
                 actions(&got)
             );
         }
+        let chain = audit_chain(self.store, self.id()).await;
+        let mut chained: Vec<Uuid> = chain.iter().map(|c| c.event.id.as_uuid()).collect();
+        let mut listed: Vec<Uuid> = got.iter().map(|e| e.id.as_uuid()).collect();
+        chained.sort();
+        listed.sort();
+        assert_eq!(
+            chained, listed,
+            "audit chain {when}: every event of the log is chained, once"
+        );
     }
+}
+
+/// The whole audit chain of `tenant`, checked link by link: seqs 1..=N with no gap,
+/// each `prev` the digest before it, each digest that of its event, the last one the
+/// head's.
+pub(crate) async fn audit_chain(store: &dyn Store, tenant: TenantId) -> Vec<ChainedEvent> {
+    let head = store.audit_head(tenant).await.must("audit_head");
+    let mut chain = Vec::new();
+    loop {
+        let page = store
+            .list_audit_chain(
+                tenant,
+                ChainRange {
+                    after_seq: chain.last().map_or(0, |c: &ChainedEvent| c.link.seq),
+                    upto_seq: head.seq,
+                    since: None,
+                    limit: 7,
+                },
+            )
+            .await
+            .must("list_audit_chain");
+        if page.is_empty() {
+            break;
+        }
+        chain.extend(page);
+    }
+    let mut before = ChainHead::EMPTY;
+    for c in &chain {
+        assert_eq!(
+            c.link,
+            ChainLink::after(&before, &c.event),
+            "the chain's links follow one another from the genesis (seq {})",
+            before.seq + 1
+        );
+        before = c.link.head();
+    }
+    assert_eq!(before, head, "the chain ends at the tenant's head");
+    chain
 }
 
 /// What one call of [`AgentMaker::build`] made.

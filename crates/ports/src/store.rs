@@ -223,7 +223,7 @@ mod schedules;
 mod stats;
 mod tokens;
 
-pub use audit::AuditStore;
+pub use audit::{AuditStore, ChainRange, ChainedEvent};
 pub use directory::TenantStore;
 pub use fleet_agents::FleetStore;
 pub use keys::KeyStore;

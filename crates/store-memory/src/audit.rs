@@ -3,9 +3,10 @@
 
 use async_trait::async_trait;
 use fleetpass_domain::audit::AuditEvent;
+use fleetpass_domain::audit::chain::ChainHead;
 use fleetpass_domain::ids::TenantId;
 use fleetpass_domain::page::{Page, PageRequest};
-use fleetpass_ports::store::{AuditFilter, AuditStore, RepoError};
+use fleetpass_ports::store::{AuditFilter, AuditStore, ChainRange, ChainedEvent, RepoError};
 
 use crate::{MemoryStore, page_of, within};
 
@@ -38,5 +39,36 @@ impl AuditStore for MemoryStore {
                     .is_none_or(|envs| within(&e.scope, envs))
         };
         self.read(|s| Ok(page_of(&s.audit, page, passes)))
+    }
+
+    async fn audit_head(&self, tenant: TenantId) -> Result<ChainHead, RepoError> {
+        self.read(|s| {
+            Ok(s.chains
+                .get(&tenant.as_uuid())
+                .and_then(|c| c.last())
+                .map_or(ChainHead::EMPTY, |c| c.link.head()))
+        })
+    }
+
+    async fn list_audit_chain(
+        &self,
+        tenant: TenantId,
+        range: ChainRange,
+    ) -> Result<Vec<ChainedEvent>, RepoError> {
+        self.read(|s| {
+            let chain = s
+                .chains
+                .get(&tenant.as_uuid())
+                .map_or(&[][..], Vec::as_slice);
+            let from = usize::try_from(range.after_seq).unwrap_or(usize::MAX);
+            Ok(chain
+                .iter()
+                .skip(from)
+                .take_while(|c| c.link.seq <= range.upto_seq)
+                .filter(|c| range.since.is_none_or(|since| c.event.at >= since))
+                .take(range.limit as usize)
+                .cloned()
+                .collect())
+        })
     }
 }

@@ -42,6 +42,7 @@ use std::sync::{PoisonError, RwLock, RwLockWriteGuard};
 
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::AuditEvent;
+use fleetpass_domain::audit::chain::{ChainHead, ChainLink};
 use fleetpass_domain::fleet::{Agent, EnrollmentToken, Fleet};
 use fleetpass_domain::identity::{
     EnvScope, Environment, EnvironmentName, Principal, PrincipalKind, Tenant,
@@ -55,7 +56,9 @@ use fleetpass_domain::schedule::Schedule;
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::ShareLink;
 use fleetpass_domain::token::ApiToken;
-use fleetpass_ports::store::{RepoError, ScanArtifacts, StoredSigningKey, constraint};
+use fleetpass_ports::store::{
+    ChainedEvent, RepoError, ScanArtifacts, StoredSigningKey, constraint,
+};
 use uuid::Uuid;
 
 /// The in-memory store. Cheap to create; share it behind an `Arc`.
@@ -125,6 +128,9 @@ struct State {
     share_secrets: HashMap<[u8; 32], ShareLinkId>,
     schedules: BTreeMap<Uuid, Schedule>,
     audit: BTreeMap<Uuid, AuditEvent>,
+    /// Each tenant's audit chain, in seq order (seq n at index n - 1); the state's
+    /// write lock makes it one total order, as the head row's lock does in PostgreSQL.
+    chains: HashMap<Uuid, Vec<ChainedEvent>>,
 }
 
 /// What a database would report as a primary-key violation: the caller reused an id,
@@ -322,6 +328,12 @@ impl State {
 
     fn record(&mut self, event: &AuditEvent) {
         self.audit.insert(event.id.as_uuid(), event.clone());
+        let chain = self.chains.entry(event.tenant_id.as_uuid()).or_default();
+        let head = chain.last().map_or(ChainHead::EMPTY, |c| c.link.head());
+        chain.push(ChainedEvent {
+            link: ChainLink::after(&head, event),
+            event: event.clone(),
+        });
     }
 
     fn insert_token(&mut self, token: &ApiToken, digest: &SecretDigest) {

@@ -11,6 +11,7 @@
 
 use diesel::prelude::*;
 use fleetpass_domain::Timestamp;
+use fleetpass_domain::audit::chain::{ChainDigest, ChainLink};
 use fleetpass_domain::audit::{AuditAction, AuditActor, AuditEvent};
 use fleetpass_domain::fleet::{
     Agent, AgentVersion, EnrollmentToken, Fleet, FleetName, Hostname, MaxUses, Platform,
@@ -301,6 +302,37 @@ pub(crate) struct AuditRow {
     pub at: Timestamp,
     pub details: serde_json::Value,
     pub environment_ids: Option<Vec<Uuid>>,
+    pub seq: Option<i64>,
+    pub prev_digest: Option<Vec<u8>>,
+    pub digest: Option<Vec<u8>>,
+}
+
+impl AuditRow {
+    /// The row of `e` at `link` of its tenant's chain.
+    pub(crate) fn chained(e: &AuditEvent, link: &ChainLink) -> Result<Self, RepoError> {
+        let seq = i64::try_from(link.seq)
+            .map_err(|_| RepoError::Other("audit chain seq beyond i64".into()))?;
+        Ok(Self {
+            seq: Some(seq),
+            prev_digest: Some(link.prev.as_bytes().to_vec()),
+            digest: Some(link.digest.as_bytes().to_vec()),
+            ..Self::from(e)
+        })
+    }
+
+    /// The row's link, `None` for an event from before the chain.
+    pub(crate) fn link(&self) -> Result<Option<ChainLink>, RepoError> {
+        let corrupt = || CorruptRow::repo("audit_events", self.id, "chain columns".to_owned());
+        match (self.seq, &self.prev_digest, &self.digest) {
+            (None, None, None) => Ok(None),
+            (Some(seq), Some(prev), Some(digest)) => Ok(Some(ChainLink {
+                seq: u64::try_from(seq).map_err(|_| corrupt())?,
+                prev: ChainDigest::from_slice(prev).ok_or_else(corrupt)?,
+                digest: ChainDigest::from_slice(digest).ok_or_else(corrupt)?,
+            })),
+            _ => Err(corrupt()),
+        }
+    }
 }
 
 impl From<&AuditEvent> for AuditRow {
@@ -318,6 +350,9 @@ impl From<&AuditEvent> for AuditRow {
                 EnvScope::All => None,
                 EnvScope::Only(ids) => Some(ids.iter().map(|id| id.as_uuid()).collect()),
             },
+            seq: None,
+            prev_digest: None,
+            digest: None,
         }
     }
 }

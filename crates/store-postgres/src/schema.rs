@@ -117,6 +117,24 @@ diesel::table! {
         details -> Jsonb,
         /// The environments the event concerns; `NULL` for a tenant-wide event.
         environment_ids -> Nullable<Array<Uuid>>,
+        /// Its place in the tenant's hash chain; `NULL` for events from before it.
+        seq -> Nullable<Int8>,
+        /// The digest of the event before it in the chain.
+        prev_digest -> Nullable<Bytea>,
+        /// SHA-256(prev_digest ‖ canonical body).
+        digest -> Nullable<Bytea>,
+    }
+}
+
+diesel::table! {
+    /// The head of each tenant's audit chain, locked by every writer.
+    audit_heads (tenant_id) {
+        /// Owning tenant.
+        tenant_id -> Uuid,
+        /// The head's seq (0: empty).
+        seq -> Int8,
+        /// The head's digest.
+        digest -> Bytea,
     }
 }
 
@@ -347,6 +365,7 @@ diesel::joinable!(principals -> tenants (tenant_id));
 diesel::joinable!(api_tokens -> tenants (tenant_id));
 diesel::joinable!(api_token_secrets -> api_tokens (token_id));
 diesel::joinable!(audit_events -> tenants (tenant_id));
+diesel::joinable!(audit_heads -> tenants (tenant_id));
 diesel::joinable!(fleets -> tenants (tenant_id));
 diesel::joinable!(fleets -> environments (environment_id));
 diesel::joinable!(enrollment_tokens -> fleets (fleet_id));
@@ -364,6 +383,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     api_token_secrets,
     audit_events,
+    audit_heads,
     fleets,
     enrollment_tokens,
     agents,

@@ -29,6 +29,7 @@ use diesel_async::scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::AuditEvent;
+use fleetpass_domain::audit::chain::{ChainDigest, ChainHead, ChainLink};
 use fleetpass_domain::fleet::{Agent, EnrollmentToken};
 use fleetpass_domain::identity::{EnvScope, Role};
 use fleetpass_domain::ids::{
@@ -47,8 +48,8 @@ use crate::error::{DbError, pool_error_at, server_of};
 use crate::pool::{Manager, Pool, is_lost};
 use crate::rows::{AgentRow, AuditRow, EnrollmentTokenRow, SecretRow, TokenRow};
 use crate::schema::{
-    agents, api_token_secrets, api_tokens, audit_events, enrollment_tokens, environments, fleets,
-    principals,
+    agents, api_token_secrets, api_tokens, audit_events, audit_heads, enrollment_tokens,
+    environments, fleets, principals,
 };
 
 mod audit;
@@ -275,26 +276,100 @@ fn keep_unless_lost<R>(
     outcome
 }
 
-/// Appends audit events (inside the caller's transaction).
+/// Appends audit events (inside the caller's transaction), chained to their tenants'
+/// heads.
+///
+/// Lock order: every caller does this after its other writes, so the head row is the
+/// last lock of its transaction, held only until the commit that follows, and no cycle
+/// can form with the rows the caller locked before. A batch of several tenants (the
+/// sweeper) takes their heads in tenant-id order, so two batches cannot deadlock either.
 async fn insert_audit(conn: &mut AsyncPgConnection, events: &[AuditEvent]) -> Result<(), DbError> {
     if events.is_empty() {
         return Ok(());
     }
+    let mut tenants: Vec<TenantId> = events.iter().map(|e| e.tenant_id).collect();
+    tenants.sort_by_key(|t| t.as_uuid());
+    tenants.dedup();
+    let mut rows = Vec::with_capacity(events.len());
+    for tenant in tenants {
+        let mut head = lock_audit_head(conn, tenant).await?;
+        for event in events.iter().filter(|e| e.tenant_id == tenant) {
+            let link = ChainLink::after(&head, event);
+            rows.push(AuditRow::chained(event, &link).map_err(DbError::Repo)?);
+            head = link.head();
+        }
+        let seq = i64::try_from(head.seq)
+            .map_err(|_| DbError::Repo(RepoError::Other("audit chain seq beyond i64".into())))?;
+        diesel::update(audit_heads::table.find(tenant.as_uuid()))
+            .set((
+                audit_heads::seq.eq(seq),
+                audit_heads::digest.eq(head.digest.as_bytes().to_vec()),
+            ))
+            .execute(conn)
+            .await?;
+    }
     // One event (the usual case) as a single-row insert: its SQL is the same every
     // time, so it is prepared once per connection; a batch's SQL depends on its length.
-    if let [event] = events {
+    if let [row] = &rows[..] {
         diesel::insert_into(audit_events::table)
-            .values(AuditRow::from(event))
+            .values(row.clone())
             .execute(conn)
             .await?;
         return Ok(());
     }
-    let rows: Vec<AuditRow> = events.iter().map(AuditRow::from).collect();
     diesel::insert_into(audit_events::table)
         .values(rows)
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Locks `tenant`'s chain head (`FOR UPDATE`, until the caller's transaction ends) and
+/// reads it, making the row at the tenant's first chained event.
+async fn lock_audit_head(
+    conn: &mut AsyncPgConnection,
+    tenant: TenantId,
+) -> Result<ChainHead, DbError> {
+    let locked = || {
+        audit_heads::table
+            .find(tenant.as_uuid())
+            .select((audit_heads::seq, audit_heads::digest))
+            .for_update()
+    };
+    let mut row: Option<(i64, Vec<u8>)> = locked().first(conn).await.optional()?;
+    if row.is_none() {
+        // Two first writers both insert; the second waits for the first to commit,
+        // does nothing, and then locks the committed row like any later writer.
+        diesel::insert_into(audit_heads::table)
+            .values((
+                audit_heads::tenant_id.eq(tenant.as_uuid()),
+                audit_heads::seq.eq(0_i64),
+                audit_heads::digest.eq(ChainDigest::GENESIS.as_bytes().to_vec()),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        row = Some(locked().first(conn).await?);
+    }
+    head_of(row)
+}
+
+/// A head row as the domain's [`ChainHead`].
+fn head_of(row: Option<(i64, Vec<u8>)>) -> Result<ChainHead, DbError> {
+    let Some((seq, digest)) = row else {
+        return Ok(ChainHead::EMPTY);
+    };
+    let corrupt = || {
+        DbError::Repo(crate::error::CorruptRow::repo(
+            "audit_heads",
+            seq,
+            "seq or digest out of range",
+        ))
+    };
+    Ok(ChainHead {
+        seq: u64::try_from(seq).map_err(|_| corrupt())?,
+        digest: ChainDigest::from_slice(&digest).ok_or_else(corrupt)?,
+    })
 }
 
 /// Stores a token and its current secret (inside the caller's transaction).

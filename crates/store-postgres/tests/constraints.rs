@@ -69,6 +69,12 @@ async fn unique_indexes_are_the_adapters_map() {
         // an attack) and (tenant_id, id) pairs that tenant-consistent foreign keys
         // point at (implied by the primary keys, so they cannot clash at all).
         ("agents".to_owned(), "agents_secret_digest_key".to_owned()),
+        // The audit chain's seq per tenant: only a bug (a writer that skipped the head
+        // row's lock) can clash with it.
+        (
+            "audit_events".to_owned(),
+            "audit_events_tenant_seq_key".to_owned(),
+        ),
         (
             "enrollment_tokens".to_owned(),
             "enrollment_tokens_digest_key".to_owned(),

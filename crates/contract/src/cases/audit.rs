@@ -1,14 +1,20 @@
 //! The contract cases of the audit log, and of paging through the directory lists.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use fleetpass_domain::audit::chain::{CheckpointClaims, ExportLine, verify_chain};
 use fleetpass_domain::audit::{AuditActor, AuditEvent, actions};
 use fleetpass_domain::identity::{Environment, Principal, Role};
 use fleetpass_domain::token::ApiToken;
 use fleetpass_ports::Store;
 use fleetpass_ports::store::{AuditFilter, PrincipalFilter};
+use futures_util::future::join_all;
 use time::Duration;
 
 use crate::fixtures::Fixtures;
-use crate::support::{Must, Setup, audit_events, expect_pages_of_five, first_page, pages};
+use crate::support::{
+    Must, Setup, audit_chain, audit_events, expect_pages_of_five, first_page, pages,
+};
 
 /// Five items of each listing come back two at a time as pages of 2, 2 and 1: newest
 /// first, nothing repeated, nothing skipped, no cursor after the last page.
@@ -293,4 +299,64 @@ pub async fn audit_is_tenant_isolated(store: &dyn Store) {
         leaked.is_empty(),
         "tenant B must not see tenant A's event, got {leaked:?}"
     );
+}
+
+/// How many audited writes [`audit_chain_is_one_order_under_concurrent_writers`] races.
+const CONCURRENT_AUDITED_WRITES: usize = 50;
+
+/// Audited writes that all run at once still chain as one order: seqs 1..=N with no
+/// gap and no fork, each `prev` the digest before it, and an export built from the
+/// chain verifies offline.
+pub async fn audit_chain_is_one_order_under_concurrent_writers(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let writes: Vec<(Environment, AuditEvent)> = (0..CONCURRENT_AUDITED_WRITES)
+        .map(|_| {
+            let env = fx.environment(t);
+            let audit = setup.audit(actions::ENVIRONMENT_CREATED, env.id.as_uuid());
+            (env, audit)
+        })
+        .collect();
+    // All calls borrow one store and run at once: on a pooled backend each holds its
+    // own connection, so they race for the tenant's chain head.
+    let outcomes = join_all(
+        writes
+            .iter()
+            .map(|(env, audit)| store.create_environment(env, audit)),
+    )
+    .await;
+    for ((_, audit), outcome) in writes.iter().zip(outcomes) {
+        outcome.must("create_environment");
+        setup.logged(audit);
+    }
+    setup.check_log("after concurrent writes").await;
+
+    let chain = audit_chain(store, t).await;
+    let head = store.audit_head(t).await.must("audit_head");
+    assert_eq!(
+        (chain.len(), head.seq),
+        (setup.logged_count(), setup.logged_count() as u64),
+        "every audited write has its own seq"
+    );
+    let mut export: Vec<String> = chain
+        .iter()
+        .map(|c| {
+            let line = ExportLine::of(c.link, &c.event, c.link.seq % 2 == 0);
+            serde_json::to_string(&line).unwrap_or_else(|e| panic!("an export line: {e}"))
+        })
+        .collect();
+    let claims = CheckpointClaims::new(t, &head, fx.now());
+    let payload = URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&claims).unwrap_or_else(|e| panic!("claims: {e}")));
+    export.push(
+        serde_json::to_string(&ExportLine::Checkpoint {
+            jws: format!("e30.{payload}.c2ln"),
+        })
+        .unwrap_or_else(|e| panic!("the checkpoint line: {e}")),
+    );
+    let verified = verify_chain(&export.join("\n"), None)
+        .unwrap_or_else(|e| panic!("the store's chain does not verify: {e}"));
+    assert_eq!(verified.checkpoint.seq, head.seq);
+    assert_eq!(verified.first_seq, Some(1));
 }

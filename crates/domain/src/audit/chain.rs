@@ -108,15 +108,39 @@ pub struct ChainLink {
 }
 
 impl ChainLink {
-    /// The link `event` gets when it follows `head` (`None`: the tenant's first event).
-    pub fn after(head: Option<&ChainLink>, event: &AuditEvent) -> Self {
-        let (seq, prev) = head.map_or((1, ChainDigest::GENESIS), |h| (h.seq + 1, h.digest));
+    /// The link `event` gets when it follows `head`.
+    pub fn after(head: &ChainHead, event: &AuditEvent) -> Self {
         Self {
-            seq,
-            digest: ChainDigest::next(&prev, &crate::jcs::canonicalize(&event_body(event))),
-            prev,
+            seq: head.seq + 1,
+            digest: ChainDigest::next(&head.digest, &crate::jcs::canonicalize(&event_body(event))),
+            prev: head.digest,
         }
     }
+
+    /// The head of a chain that ends with this link.
+    pub const fn head(&self) -> ChainHead {
+        ChainHead {
+            seq: self.seq,
+            digest: self.digest,
+        }
+    }
+}
+
+/// Where a tenant's chain ends: what the next event chains to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    /// The number of events (the last seq; 0 for an empty chain).
+    pub seq: u64,
+    /// The last digest ([`ChainDigest::GENESIS`] for an empty chain).
+    pub digest: ChainDigest,
+}
+
+impl ChainHead {
+    /// The head of a chain with no events.
+    pub const EMPTY: Self = Self {
+        seq: 0,
+        digest: ChainDigest::GENESIS,
+    };
 }
 
 /// The fields of `event` its digest covers, as the export shows them: `id`, `tenantId`,
@@ -183,17 +207,13 @@ impl CheckpointClaims {
     /// passport, an access token) passes as one.
     pub const TYPE: &'static str = "fleetpass-audit-checkpoint";
 
-    /// The claims for `tenant`'s chain ending in `head` (`None`: empty) at `at`.
-    pub fn new(
-        tenant: crate::ids::TenantId,
-        head: Option<&ChainLink>,
-        at: crate::Timestamp,
-    ) -> Self {
+    /// The claims for `tenant`'s chain ending in `head` at `at`.
+    pub fn new(tenant: crate::ids::TenantId, head: &ChainHead, at: crate::Timestamp) -> Self {
         Self {
             typ: Self::TYPE.to_owned(),
             tenant_id: tenant.as_uuid().to_string(),
-            seq: head.map_or(0, |h| h.seq),
-            head: head.map_or(ChainDigest::GENESIS, |h| h.digest),
+            seq: head.seq,
+            head: head.digest,
             at: rfc3339_micros(at),
         }
     }
@@ -591,19 +611,19 @@ mod tests {
     }
 
     /// An export of `n` events (every third redacted), its lines without the checkpoint.
-    fn lines(n: u128) -> (Vec<String>, Option<ChainLink>) {
-        let mut head = None;
+    fn lines(n: u128) -> (Vec<String>, ChainHead) {
+        let mut head = ChainHead::EMPTY;
         let mut out = Vec::new();
         for i in 1..=n {
             let e = event(i);
-            let link = ChainLink::after(head.as_ref(), &e);
+            let link = ChainLink::after(&head, &e);
             out.push(serde_json::to_string(&ExportLine::of(link, &e, i % 3 != 0)).unwrap());
-            head = Some(link);
+            head = link.head();
         }
         (out, head)
     }
 
-    fn with_checkpoint(lines: &[String], head: Option<&ChainLink>, seed: u8) -> String {
+    fn with_checkpoint(lines: &[String], head: &ChainHead, seed: u8) -> String {
         let claims = CheckpointClaims::new(
             tenant(),
             head,
@@ -617,32 +637,32 @@ mod tests {
         text
     }
 
-    fn verify(lines: &[String], head: Option<&ChainLink>) -> Result<VerifiedChain, ChainError> {
+    fn verify(lines: &[String], head: &ChainHead) -> Result<VerifiedChain, ChainError> {
         verify_chain(&with_checkpoint(lines, head, 1), Some(&jwks(1, "k1")))
     }
 
     #[test]
     fn a_genuine_export_verifies_with_its_redacted_lines() {
         let (lines, head) = lines(7);
-        let v = verify(&lines, head.as_ref()).unwrap();
+        let v = verify(&lines, &head).unwrap();
         assert_eq!((v.first_seq, v.events, v.redacted), (Some(1), 5, 2));
         assert_eq!(v.anchor, ChainDigest::GENESIS);
         assert_eq!(v.checkpoint.seq, 7);
         assert_eq!(v.kid.as_deref(), Some("k1"));
         // A resumed export (from seq 4) is anchored on the digest of seq 3.
-        let v = verify(&lines[3..], head.as_ref()).unwrap();
+        let v = verify(&lines[3..], &head).unwrap();
         assert_eq!(v.first_seq, Some(4));
     }
 
     #[test]
     fn an_empty_chain_verifies_against_an_empty_checkpoint() {
-        assert_eq!(verify(&[], None).unwrap().events, 0);
+        assert_eq!(verify(&[], &ChainHead::EMPTY).unwrap().events, 0);
     }
 
     #[test]
     fn each_tampering_has_its_own_error() {
         let (lines, head) = lines(6);
-        let head = head.as_ref();
+        let head = &head;
 
         let mut changed = lines.clone();
         changed[1] = changed[1].replace("fleet 2", "fleet 9");
@@ -709,25 +729,25 @@ mod tests {
         let (lines, head) = lines(3);
         // Re-hash the whole chain after changing seq 1: each link is consistent, the
         // head is not the checkpoint's.
-        let mut head2 = None;
+        let mut head2 = ChainHead::EMPTY;
         let mut rewritten = Vec::new();
         for i in 1..=3 {
             let mut e = event(i);
             if i == 1 {
                 e.details = json!({"name": "rewritten"});
             }
-            let link = ChainLink::after(head2.as_ref(), &e);
+            let link = ChainLink::after(&head2, &e);
             rewritten.push(serde_json::to_string(&ExportLine::of(link, &e, true)).unwrap());
-            head2 = Some(link);
+            head2 = link.head();
         }
         assert!(matches!(
-            verify(&rewritten, head.as_ref()),
+            verify(&rewritten, &head),
             Err(ChainError::HeadMismatch {
                 checkpoint_seq: 3,
                 ..
             })
         ));
-        assert!(verify(&lines, head.as_ref()).is_ok());
+        assert!(verify(&lines, &head).is_ok());
     }
 
     #[test]

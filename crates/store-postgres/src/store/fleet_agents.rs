@@ -446,7 +446,6 @@ impl FleetStore for PgStore {
                 .optional()?;
                 match revoked {
                     Some(row) => {
-                        insert_audit(c, std::slice::from_ref(audit)).await?;
                         let agent = Agent::try_from(row)?;
                         // It never holds a fan-out scan open.
                         super::parts::end_open(
@@ -458,6 +457,8 @@ impl FleetStore for PgStore {
                             at,
                         )
                         .await?;
+                        // After the parts' locks: the chain head is the last lock.
+                        insert_audit(c, std::slice::from_ref(audit)).await?;
                         // Its held check-ins, on every replica, end when this commits.
                         wakeups::announce(c, &wakeups::agent_gone(&agent)).await?;
                         Ok(agent)
