@@ -13,7 +13,9 @@ use std::sync::OnceLock;
 use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
-use crate::routes::{agent, directory, fleets, platform, scans, schedules, share, system, tokens};
+use crate::routes::{
+    agent, audit, directory, fleets, platform, scans, schedules, share, system, tokens,
+};
 
 mod rules;
 
@@ -63,6 +65,8 @@ use rules::{
         directory::update_service_account,
         directory::delete_service_account,
         directory::list_audit_events,
+        audit::export_audit_events,
+        audit::audit_checkpoint,
         fleets::create_fleet,
         fleets::list_fleets,
         fleets::get_fleet,

@@ -1,6 +1,7 @@
 //! `fleetpass`: the server binary. Reads configuration, wires a store to the HTTP
 //! adapter and runs; also applies migrations and creates tenants from the command line.
 
+mod audit;
 mod config;
 mod passport;
 
@@ -106,6 +107,12 @@ enum Command {
         #[command(subcommand)]
         command: passport::PassportCommand,
     },
+    /// Verify audit-log exports offline (an auditor's command; reads no server
+    /// configuration).
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +172,7 @@ fn main() -> ExitCode {
         // setting meant for the server nor a typo in one keeps them from running.
         // An auditor's command:
         Some(Command::Passport { command }) => return passport::run(command),
+        Some(Command::Audit { command }) => return audit::run(command),
         // The key the others need, printed before any of them is set:
         Some(Command::Keys {
             command: KeysCommand::NewMasterKey,
@@ -218,7 +226,8 @@ fn main() -> ExitCode {
                 command: TenantCommand::Create { name },
             } => create_tenant(&config, &name).await,
             Command::Keys { command } => keys(&config, command).await,
-            Command::Passport { .. } => Ok(()), // run above, before the configuration
+            // Run above, before the configuration.
+            Command::Passport { .. } | Command::Audit { .. } => Ok(()),
         }
     });
     match result {

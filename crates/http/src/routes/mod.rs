@@ -5,6 +5,7 @@
 //! path a 404 (both rendered as the error contract by the middleware).
 
 pub mod agent;
+pub mod audit;
 pub mod directory;
 pub mod fleets;
 pub mod platform;
@@ -37,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     platform::configure(cfg);
     tokens::configure(cfg);
     directory::configure(cfg);
+    audit::configure(cfg);
     fleets::configure(cfg);
     agent::configure(cfg);
     scans::configure(cfg);

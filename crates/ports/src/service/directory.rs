@@ -330,6 +330,8 @@ pub async fn list_audit_events(
     page: PageRequest,
 ) -> ServiceResult<Page<AuditEvent>> {
     require(actor, Action::Administer, None)?;
+    // The stores apply `AuditEvent::visible_to` in their queries: an env-scoped
+    // reader sees only events within its environments (the export redacts the rest).
     let filter = AuditFilter {
         environments: (!actor.scope.is_all()).then(|| actor.scope.ids()),
         ..filter.clone()

@@ -6,6 +6,7 @@
 //! variant to exactly one row of the spec's error table.
 
 pub mod agents;
+pub mod audit;
 pub mod auth;
 pub mod directory;
 pub mod fleets;
