@@ -20,7 +20,7 @@ mod rules;
 pub use rules::TEXT_PATTERN;
 use rules::{
     add_links, body_example, field_rule, param_rule, response_example, results_schema,
-    synthesized_example, uuid,
+    synthesized_example, uuid_string,
 };
 
 /// The document.
@@ -418,8 +418,7 @@ fn refine(doc: &mut Value) {
     // `allEnvironments: false` needs a non-empty `environmentIds`; `true` an absent or
     // empty one.
     let token = &mut schemas["CreateTokenBody"];
-    token["properties"]["environmentIds"]["items"] = uuid();
-    token["properties"]["environmentIds"]["items"]["type"] = json!("string");
+    token["properties"]["environmentIds"]["items"] = uuid_string();
     token["properties"]["role"]["example"] = json!("operator");
     token["oneOf"] = json!([
         {"properties": {"allEnvironments": {"const": true},

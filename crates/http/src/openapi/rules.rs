@@ -31,6 +31,11 @@ pub(super) fn uuid() -> Value {
     json!({"format": "uuid", "pattern": UUID_PATTERN})
 }
 
+/// [`uuid`] as a whole schema (for parameters and array items, which need the type).
+pub(super) fn uuid_string() -> Value {
+    json!({"type": "string", "format": "uuid", "pattern": UUID_PATTERN})
+}
+
 fn with_default(mut rule: Value, default: Value) -> Value {
     rule["default"] = default;
     rule
@@ -61,14 +66,12 @@ pub(super) fn target_schema(request: bool) -> Value {
     let by_labels = json!({"type": "object", "additionalProperties": false,
         "required": ["labels"], "properties": {"labels": selector}});
     if request {
-        let mut id = uuid();
-        id["type"] = json!("string");
         json!({"oneOf": [
             {"type": "null"},
             {"type": "string", "enum": ["any", "all"]},
             {"type": "object", "additionalProperties": false, "required": ["agents"],
                 "properties": {"agents": {"type": "array", "minItems": 1,
-                    "maxItems": MAX_TARGET_AGENTS, "items": id}}},
+                    "maxItems": MAX_TARGET_AGENTS, "items": uuid_string()}}},
             by_labels
         ], "example": "all"})
     } else {
@@ -142,16 +145,8 @@ pub(super) fn param_rule(path: &str, name: &str) -> Option<Value> {
         "artifact" => json!({"type": "string", "enum": ["report", "bundle", "passport"]}),
         "token" if path.starts_with("/share/") => json!({"type": "string", "pattern": "^fps_"}),
         "since" => json!({"type": "string", "format": "date-time"}),
-        "fleetId" | "actorId" | "targetId" | "id" => {
-            let mut rule = uuid();
-            rule["type"] = json!("string");
-            rule
-        }
-        n if n.ends_with("_id") => {
-            let mut rule = uuid();
-            rule["type"] = json!("string");
-            rule
-        }
+        "fleetId" | "actorId" | "targetId" | "id" => uuid_string(),
+        n if n.ends_with("_id") => uuid_string(),
         _ => return None,
     })
 }
