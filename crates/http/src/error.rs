@@ -99,6 +99,27 @@ pub struct ErrorBody {
     /// Seconds to wait before retrying (429, 503).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after_seconds: Option<u64>,
+    /// The problem type (RFC 9457), where a standard defines one: a 429 from a rate
+    /// limit carries [`ProblemType::QuotaExceeded`] as an extension member beside `code`.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schema(example = "https://iana.org/assignments/http-problem-types#quota-exceeded")]
+    pub problem_type: Option<&'static str>,
+}
+
+/// A problem type (RFC 9457) that a standard defines, sent as `type` beside `code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemType {
+    /// draft-ietf-httpapi-ratelimit-headers-11: the request went beyond a quota policy.
+    QuotaExceeded,
+}
+
+impl ProblemType {
+    /// The type's URI.
+    pub const fn uri(self) -> &'static str {
+        match self {
+            Self::QuotaExceeded => "https://iana.org/assignments/http-problem-types#quota-exceeded",
+        }
+    }
 }
 
 /// A failure on its way to the client.
@@ -111,6 +132,8 @@ pub struct ApiError {
     hint: Option<String>,
     details: Vec<FieldProblem>,
     retry_after: Option<u64>,
+    // An enum, not the URI: `ApiError` travels in every `Result` and stays small.
+    problem_type: Option<ProblemType>,
 }
 
 impl ApiError {
@@ -124,6 +147,7 @@ impl ApiError {
             hint: None,
             details: Vec::new(),
             retry_after: None,
+            problem_type: None,
         }
     }
 
@@ -148,6 +172,12 @@ impl ApiError {
     /// Sets `Retry-After`.
     pub fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Names the standard problem type of this error (see [`ErrorBody::problem_type`]).
+    pub fn problem_type(mut self, problem: ProblemType) -> Self {
+        self.problem_type = Some(problem);
         self
     }
 
@@ -253,6 +283,7 @@ impl ApiError {
             request_id: request_id.to_owned(),
             details: self.details,
             retry_after_seconds: self.retry_after,
+            problem_type: self.problem_type.map(ProblemType::uri),
         })
     }
 

@@ -56,11 +56,12 @@ use fleetpass_ports::keys::MasterKey;
 use fleetpass_ports::ratelimit::{Decision, Limit, RateLimiter};
 use fleetpass_ports::service::{ServiceError, agents, auth};
 use futures_util::StreamExt as _;
+use sfv::{BareItem, Item, ListSerializer, Parser, StringRef, key_ref};
 
 pub use ip::{TrustedProxies, client_ip, limit_key};
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode, ProblemType};
 use crate::extract::{
     AgentCaller, Authenticated, BODY_LIMIT, BodyLimit, RequestId, ResolvedAgent, ResolvedCaller,
     bearer_token, check_admin, presented_token,
@@ -86,6 +87,34 @@ pub struct GuardConfig {
     pub auth_failures_per_minute: u32,
     /// Proxies whose `X-Forwarded-For` is believed (`FLEETPASS_TRUSTED_PROXIES`).
     pub trusted_proxies: TrustedProxies,
+    /// Which rate-limit fields responses carry (`FLEETPASS_RATE_LIMIT_HEADERS`).
+    pub rate_limit_fields: RateLimitFields,
+}
+
+/// Which generation of rate-limit fields responses carry.
+///
+/// draft-ietf-httpapi-ratelimit-headers-11 replaced the `RateLimit-Limit`,
+/// `-Remaining` and `-Reset` trio of its drafts up to -06 with two list fields,
+/// `RateLimit-Policy` and `RateLimit`. Clients written against the old drafts read the
+/// trio, so for one release both are sent; `current` drops the trio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RateLimitFields {
+    /// The draft -11 fields and the old trio (the default for this release).
+    #[default]
+    Both,
+    /// Only the draft -11 fields.
+    Current,
+}
+
+impl RateLimitFields {
+    /// Parses a `FLEETPASS_RATE_LIMIT_HEADERS` value: `both` or `current`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "both" => Some(Self::Both),
+            "current" => Some(Self::Current),
+            _ => None,
+        }
+    }
 }
 
 impl Default for GuardConfig {
@@ -94,6 +123,7 @@ impl Default for GuardConfig {
             public_per_minute: 60,
             auth_failures_per_minute: 20,
             trusted_proxies: TrustedProxies::default(),
+            rate_limit_fields: RateLimitFields::default(),
         }
     }
 }
@@ -169,26 +199,46 @@ where
     actix_web::middleware::from_fn(move |req, next: Next<BoxBody>| guard(class, req, next))
 }
 
-/// The key's problems, if any: 1-255 printable ASCII characters.
+/// The key an `Idempotency-Key` value names: 1-255 printable ASCII characters, sent
+/// either as a Structured Fields string (`"8e03978e-…"`, the form of
+/// draft-ietf-httpapi-idempotency-key-header) or bare (`8e03978e-…`, the form clients
+/// sent before it). Both spellings are one key, so a client that starts quoting keeps
+/// its retries safe across the change. Every problem is a 400 naming the header.
 fn check_key(raw: &HeaderValue) -> Result<String, ApiError> {
     let bytes = raw.as_bytes();
-    let problem = if bytes.is_empty() {
-        Some("must not be empty")
-    } else if bytes.len() > 255 {
-        Some("must be at most 255 characters long")
-    } else if !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
-        Some("must consist of printable ASCII characters")
-    } else {
-        None
-    };
-    match problem {
-        Some(problem) => Err(ApiError::new(
-            ErrorCode::ValidationError,
+    let refuse = |problem: &str| {
+        ApiError::bad_request(
             format!("Idempotency-Key {problem}"),
+            "Send 1-255 printable ASCII characters, such as a UUID, one per operation, \
+             bare or as a Structured Fields string (in double quotes).",
         )
         .field("Idempotency-Key")
-        .hint("Send 1-255 printable ASCII characters, such as a UUID, one per operation.")),
-        None => Ok(String::from_utf8_lossy(bytes).into_owned()),
+    };
+    let key = if bytes.first() == Some(&b'"') {
+        // No parameters: the draft defines none, and refusing them keeps the accepted
+        // values exactly the ones the OpenAPI pattern describes.
+        match Parser::new(bytes).parse_item::<Item>() {
+            Ok(Item {
+                bare_item: BareItem::String(text),
+                params,
+            }) if params.is_empty() => text.into(),
+            _ => {
+                return Err(refuse(
+                    "is not a Structured Fields string (a quoted key without parameters)",
+                ));
+            }
+        }
+    } else if bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
+        String::from_utf8_lossy(bytes).into_owned()
+    } else {
+        return Err(refuse("must consist of printable ASCII characters"));
+    };
+    if key.is_empty() {
+        Err(refuse("must not be empty"))
+    } else if key.len() > 255 {
+        Err(refuse("must be at most 255 characters long"))
+    } else {
+        Ok(key)
     }
 }
 
@@ -216,21 +266,72 @@ fn purpose(scope: &str, key: &str) -> String {
     format!("fleetpass/idempotency/{}/{scope}/{key}", scope.len())
 }
 
-/// Sets the `RateLimit-*` headers of `decision`.
-fn rate_limit_headers(headers: &mut HeaderMap, limit: Limit, decision: Decision) {
-    // Numbers straight into header values (no `String` per header: this runs on every
-    // limited response, and the profile showed it).
-    if let Ok(policy) =
-        HeaderValue::from_str(&format!("{};w={}", decision.limit, limit.window_secs))
-    {
-        headers.insert(HeaderName::from_static("ratelimit-policy"), policy);
+/// A quota policy, named in the `RateLimit-Policy` and `RateLimit` fields. The names
+/// say which budget applied and nothing more (no token id, no address): the draft
+/// warns that a policy name or partition key must not leak anything sensitive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    /// The API token's `rateLimitPerMinute`.
+    Token,
+    /// The per-address budget of public routes.
+    Address,
+}
+
+impl Policy {
+    const fn name(self) -> &'static StringRef {
+        match self {
+            Self::Token => StringRef::constant("token"),
+            Self::Address => StringRef::constant("address"),
+        }
     }
+}
+
+/// A limit that applied to a request, and its outcome.
+#[derive(Debug, Clone, Copy)]
+struct Limited {
+    policy: Policy,
+    limit: Limit,
+    decision: Decision,
+}
+
+/// Sets the rate-limit fields of `limited`: draft -11's
+/// `RateLimit-Policy: "token";q=300;w=60` and `RateLimit: "token";r=299;t=21`, and the
+/// old trio unless `fields` says otherwise.
+fn rate_limit_headers(headers: &mut HeaderMap, fields: RateLimitFields, limited: &Limited) {
+    let Limited {
+        policy,
+        limit,
+        decision,
+    } = *limited;
+    // The draft's integers are seconds and counts well inside Structured Fields' range.
+    let reset = u32::try_from(decision.reset_after_secs).unwrap_or(u32::MAX);
+    let mut quota = ListSerializer::new();
+    quota
+        .bare_item(policy.name())
+        .parameter(key_ref("q"), decision.limit)
+        .parameter(key_ref("w"), limit.window_secs.get());
+    let mut current = ListSerializer::new();
+    current
+        .bare_item(policy.name())
+        .parameter(key_ref("r"), decision.remaining)
+        .parameter(key_ref("t"), reset);
     for (name, value) in [
-        ("ratelimit-limit", u64::from(decision.limit)),
-        ("ratelimit-remaining", u64::from(decision.remaining)),
-        ("ratelimit-reset", decision.reset_after_secs),
+        ("ratelimit-policy", quota.finish()),
+        ("ratelimit", current.finish()),
     ] {
-        headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+        if let Some(value) = value.and_then(|v| HeaderValue::try_from(v).ok()) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    if fields == RateLimitFields::Both {
+        // Numbers straight into header values: no `String` per header.
+        for (name, value) in [
+            ("ratelimit-limit", u64::from(decision.limit)),
+            ("ratelimit-remaining", u64::from(decision.remaining)),
+            ("ratelimit-reset", decision.reset_after_secs),
+        ] {
+            headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+        }
     }
 }
 
@@ -243,7 +344,7 @@ fn finished(mut res: HttpResponse) -> HttpResponse {
 /// What the guard decided about a request before it runs.
 struct Verdict {
     /// The limit the request counted against, and the outcome.
-    limited: Option<(Limit, Decision)>,
+    limited: Option<Limited>,
     /// The idempotency scope: the authenticated credential (or the client address on
     /// public routes). `None` when nobody was authenticated: no key is honoured then.
     scope: Option<String>,
@@ -252,7 +353,7 @@ struct Verdict {
 /// The guard's own refusal, rendered at once.
 struct Refusal {
     error: ApiError,
-    limited: Option<(Limit, Decision)>,
+    limited: Option<Limited>,
 }
 
 impl From<ApiError> for Refusal {
@@ -278,6 +379,7 @@ fn too_many(kind: LimitKind, message: &str, decision: Decision) -> ApiError {
     ApiError::new(ErrorCode::RateLimited, message)
         .hint("Wait Retry-After seconds before retrying.")
         .retry_after(decision.reset_after_secs)
+        .problem_type(ProblemType::QuotaExceeded)
 }
 
 /// The answer to a failing authentication from an address that used up its failures.
@@ -323,11 +425,19 @@ async fn admit(
                         "rate limit for this address exceeded",
                         d,
                     ),
-                    limited: Some((limit, d)),
+                    limited: Some(Limited {
+                        policy: Policy::Address,
+                        limit,
+                        decision: d,
+                    }),
                 });
             }
             Ok(Verdict {
-                limited: decision.map(|d| (limit, d)),
+                limited: decision.map(|decision| Limited {
+                    policy: Policy::Address,
+                    limit,
+                    decision,
+                }),
                 scope: Some(format!(
                     "ip:{}",
                     client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
@@ -393,11 +503,19 @@ async fn admit(
             if let Some(d) = decision.filter(|d| !d.allowed) {
                 return Err(Refusal {
                     error: too_many(LimitKind::Token, "rate limit of this API token exceeded", d),
-                    limited: Some((limit, d)),
+                    limited: Some(Limited {
+                        policy: Policy::Token,
+                        limit,
+                        decision: d,
+                    }),
                 });
             }
             Ok(Verdict {
-                limited: decision.map(|d| (limit, d)),
+                limited: decision.map(|decision| Limited {
+                    policy: Policy::Token,
+                    limit,
+                    decision,
+                }),
                 scope: Some(scope),
             })
         }
@@ -432,10 +550,11 @@ async fn guard(
         tracing::Span::current().record("client", tracing::field::display(ip));
     }
     let now = state.deps.now();
+    let fields = state.guards.config.rate_limit_fields;
     let refuse = |req: ServiceRequest, refusal: Refusal| {
         let mut res = finished(refusal.error.into_response(&request_id));
-        if let Some((limit, decision)) = refusal.limited {
-            rate_limit_headers(res.headers_mut(), limit, decision);
+        if let Some(limited) = &refusal.limited {
+            rate_limit_headers(res.headers_mut(), fields, limited);
         }
         Ok(respond(req, res))
     };
@@ -522,8 +641,8 @@ async fn guard(
             res = ServiceResponse::new(res.into_parts().0, blocked_res);
         }
     }
-    if let Some((limit, decision)) = verdict.limited {
-        rate_limit_headers(res.headers_mut(), limit, decision);
+    if let Some(limited) = &verdict.limited {
+        rate_limit_headers(res.headers_mut(), fields, limited);
     }
     Ok(res)
 }
@@ -681,18 +800,112 @@ async fn settle(
 mod tests {
     use super::*;
 
+    fn key(raw: &[u8]) -> Result<String, ApiError> {
+        check_key(&HeaderValue::from_bytes(raw).unwrap())
+    }
+
     #[test]
     fn keys_are_one_to_255_printable_ascii() {
-        let ok = |s: &str| check_key(&HeaderValue::from_str(s).unwrap()).is_ok();
-        assert!(ok("a"));
-        assert!(ok(&"k".repeat(255)));
-        assert!(ok("550e8400-e29b-41d4-a716-446655440000 with spaces"));
-        assert!(!ok(""));
-        assert!(!ok(&"k".repeat(256)));
-        assert!(!ok("tab\there"));
-        let latin1 = HeaderValue::from_bytes(b"caf\xe9").unwrap();
-        let e = check_key(&latin1).unwrap_err();
+        assert!(key(b"a").is_ok());
+        assert!(key("k".repeat(255).as_bytes()).is_ok());
+        assert!(key(b"550e8400-e29b-41d4-a716-446655440000 with spaces").is_ok());
+        assert!(key(b"").is_err());
+        assert!(key("k".repeat(256).as_bytes()).is_err());
+        assert!(key(b"tab\there").is_err());
+        let e = key(b"caf\xe9").unwrap_err();
         assert_eq!(e.field_name(), Some("Idempotency-Key"));
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_structured_fields_string_is_the_same_key_as_the_bare_form() {
+        let bare = "8e03978e-40d5-43e8-bc93-6894a57f9324";
+        assert_eq!(key(bare.as_bytes()).unwrap(), bare);
+        assert_eq!(key(format!("\"{bare}\"").as_bytes()).unwrap(), bare);
+        // Escapes are undone; parameters are refused.
+        assert_eq!(key(br#""a\"b""#).unwrap(), "a\"b");
+        assert!(key(br#""k";v=1"#).is_err());
+        // The length bound is on the key, not on its quoted spelling.
+        assert!(key(format!("\"{}\"", "k".repeat(255)).as_bytes()).is_ok());
+        for malformed in [
+            &b"\"unterminated"[..],
+            b"\"\"",
+            b"\"a\" trailing",
+            b"\"bad\\q\"",
+        ] {
+            let e = key(malformed).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{malformed:?}");
+            assert_eq!(e.field_name(), Some("Idempotency-Key"));
+        }
+    }
+
+    #[test]
+    fn the_openapi_pattern_accepts_exactly_the_keys_the_guard_accepts() {
+        let pattern = regex::Regex::new(crate::openapi::IDEMPOTENCY_KEY_PATTERN).unwrap();
+        let long = "k".repeat(255);
+        let samples = [
+            "a".to_owned(),
+            long.clone(),
+            format!("{long}k"),
+            format!("\"{long}\""),
+            format!("\"{long}k\""),
+            "\"\"".to_owned(),
+            "\"".to_owned(),
+            "\"a".to_owned(),
+            "\"a\"b".to_owned(),
+            "a\"b".to_owned(),
+            r#""a\"b""#.to_owned(),
+            r#""a\\b""#.to_owned(),
+            r#""a\qb""#.to_owned(),
+            r#""k";v=1"#.to_owned(),
+            "with spaces".to_owned(),
+            "~!@#$%^&*()".to_owned(),
+        ];
+        for sample in samples {
+            assert_eq!(
+                key(sample.as_bytes()).is_ok(),
+                pattern.is_match(&sample),
+                "{sample:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rate_limit_fields_follow_draft_11_and_keep_the_trio_on_request() {
+        let limited = Limited {
+            policy: Policy::Token,
+            limit: Limit::per_minute(300),
+            decision: Decision {
+                allowed: true,
+                limit: 300,
+                remaining: 299,
+                reset_after_secs: 21,
+            },
+        };
+        let header =
+            |h: &HeaderMap, name: &str| h.get(name).map(|v| v.to_str().unwrap().to_owned());
+        let mut both = HeaderMap::new();
+        rate_limit_headers(&mut both, RateLimitFields::Both, &limited);
+        assert_eq!(
+            header(&both, "ratelimit-policy").unwrap(),
+            r#""token";q=300;w=60"#
+        );
+        assert_eq!(header(&both, "ratelimit").unwrap(), r#""token";r=299;t=21"#);
+        assert_eq!(header(&both, "ratelimit-limit").unwrap(), "300");
+        assert_eq!(header(&both, "ratelimit-remaining").unwrap(), "299");
+        assert_eq!(header(&both, "ratelimit-reset").unwrap(), "21");
+        let mut current = HeaderMap::new();
+        rate_limit_headers(&mut current, RateLimitFields::Current, &limited);
+        assert_eq!(
+            header(&current, "ratelimit").unwrap(),
+            r#""token";r=299;t=21"#
+        );
+        assert_eq!(header(&current, "ratelimit-limit"), None);
+        assert_eq!(
+            RateLimitFields::parse("current"),
+            Some(RateLimitFields::Current)
+        );
+        assert_eq!(RateLimitFields::parse("trio"), None);
     }
 
     #[test]

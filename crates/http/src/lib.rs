@@ -24,7 +24,7 @@ use fleetpass_ports::Deps;
 use fleetpass_ports::keys::KeyRing;
 
 pub use extract::AdminKey;
-pub use guard::{Class, GuardConfig, Guards, TrustedProxies};
+pub use guard::{Class, GuardConfig, Guards, RateLimitFields, TrustedProxies};
 
 /// How long a check-in is held at most unless configured otherwise: Elastic Fleet's
 /// default, long enough that a held poll costs a fleet little, short enough that

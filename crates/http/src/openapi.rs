@@ -28,7 +28,7 @@ use rules::{
 #[openapi(
     info(
         title = "Fleetpass API",
-        description = "Multi-tenant control plane for discovery fleets. Errors always have the `ErrorBody` shape; every response carries `X-Request-Id`.\n\n**Idempotency.** Every POST honours an `Idempotency-Key` header (1-255 printable ASCII characters, else 422 naming `Idempotency-Key`), scoped to the credential that sent it (the API token, agent or platform key; the client address on public endpoints) and kept 24 h. The same request again replays the first response byte for byte with `Idempotent-Replayed: true`; the key with a different request (method, path, body) is 422 `IDEMPOTENCY_KEY_REUSED`; while the first is still running, 409 `CONFLICT` with `Retry-After`. Only 2xx responses are kept: after a 4xx or 5xx a retry runs again.\n\n**Rate limits.** Per API token (`rateLimitPerMinute`, default 300), per client address on public endpoints (default 60 a minute), and on failed authentication per address (default 20 a minute). Limited responses carry `RateLimit-Policy` (e.g. `300;w=60`), `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; over the limit the answer is 429 `RATE_LIMITED` with `Retry-After` and `retryAfterSeconds`. Windows are whole minutes.\n\n**Input.** Request bodies refuse fields they do not name (`additionalProperties: false`, 422 naming the field). Integer fields take `5` and `5.0` alike, as JSON Schema's `integer` does; a fraction is 422. Free text refuses control characters (422 \"must be text without control characters\"), is trimmed, and counts its length as sent."
+        description = "Multi-tenant control plane for discovery fleets. Errors always have the `ErrorBody` shape; every response carries `X-Request-Id`.\n\n**Idempotency.** Every POST honours an `Idempotency-Key` header (1-255 printable ASCII characters, bare or as a Structured Fields string — one key either way — else 400 naming `Idempotency-Key`), scoped to the credential that sent it (the API token, agent or platform key; the client address on public endpoints) and kept 24 h. The same request again replays the first response byte for byte with `Idempotent-Replayed: true`; the key with a different request (method, path, body) is 422 `IDEMPOTENCY_KEY_REUSED`; while the first is still running, 409 `CONFLICT` with `Retry-After`. Only 2xx responses are kept: after a 4xx or 5xx a retry runs again.\n\n**Rate limits.** Per API token (`rateLimitPerMinute`, default 300), per client address on public endpoints (default 60 a minute), and on failed authentication per address (default 20 a minute). Limited responses carry the RateLimit fields of draft-ietf-httpapi-ratelimit-headers-11 with one named policy per limit (`RateLimit-Policy: \"token\";q=300;w=60`, `RateLimit: \"token\";r=299;t=21`) and, for one release, the older `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; over the limit the answer is 429 `RATE_LIMITED` with `Retry-After`, `retryAfterSeconds` and the draft's problem `type` (`…#quota-exceeded`). Windows are whole minutes.\n\n**Input.** Request bodies refuse fields they do not name (`additionalProperties: false`, 422 naming the field). Integer fields take `5` and `5.0` alike, as JSON Schema's `integer` does; a fraction is 422. Free text refuses control characters (422 \"must be text without control characters\"), is trimmed, and counts its length as sent."
     ),
     paths(
         system::healthz,
@@ -483,6 +483,11 @@ fn required_role(method: &str, path: &str) -> &'static str {
     }
 }
 
+/// Exactly the `Idempotency-Key` values the guard accepts: 1-255 printable ASCII
+/// characters not opening with a quote, or a Structured Fields string of 1-255
+/// characters (`\"` and `\\` escaped) without parameters.
+pub(crate) const IDEMPOTENCY_KEY_PATTERN: &str = r#"^(?:[\u0020\u0021\u0023-\u007E][\u0020-\u007E]{0,254}|"(?:[\u0020\u0021\u0023-\u005B\u005D-\u007E]|\\["\\]){1,255}")$"#;
+
 /// Completes one operation; returns the schema name of its request body.
 fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> {
     let guard = guard_of(path, op);
@@ -506,14 +511,14 @@ fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> 
         Guard::Open => {}
     }
     if guard != Guard::Open && method == "post" {
-        // Idempotency-Key: malformed or reused → 422, still in flight → 409.
-        statuses.extend([409, 422]);
+        // Idempotency-Key: malformed → 400, reused → 422, still in flight → 409.
+        statuses.extend([400, 409, 422]);
         let params = op.get_mut("parameters").and_then(Value::as_array_mut);
         let mut params = params.map(std::mem::take).unwrap_or_default();
         params.push(json!({
             "name": "Idempotency-Key", "in": "header", "required": false,
-            "description": "1-255 printable ASCII characters, one per operation: the same request again replays the first response (24 h).",
-            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\u0020-\\u007E]+$"}
+            "description": "The key of one operation: 1-255 printable ASCII characters, bare (`8e03978e-…`) or as a Structured Fields string (`\"8e03978e-…\"`, draft-ietf-httpapi-idempotency-key-header); both spellings are one key. Kept 24 hours: within them the same request with the same key replays the first response. Malformed → 400 naming `Idempotency-Key`.",
+            "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN}
         }));
         op["parameters"] = Value::Array(params);
     }
@@ -576,12 +581,21 @@ fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> 
                 } else {
                     ""
                 };
+                let key = if guard != Guard::Open && method == "post" {
+                    "; a malformed `Idempotency-Key`"
+                } else {
+                    ""
+                };
                 entry["description"] = json!(format!(
-                    "VALIDATION_ERROR: a query parameter this operation does not declare (`field` and `details` name each; `api_key` is always accepted), or a repeated or unreadable one{body}"
+                    "VALIDATION_ERROR: a query parameter this operation does not declare (`field` and `details` name each; `api_key` is always accepted), or a repeated or unreadable one{body}{key}"
                 ));
             }
             if status == 429 {
-                entry["headers"] = json!({"Retry-After": {"description": "Seconds until the window ends.", "schema": {"type": "integer"}}});
+                entry["headers"] = json!({
+                    "Retry-After": {"description": "Seconds until the window ends; it takes precedence over `RateLimit`'s `t`.", "schema": {"type": "integer"}},
+                    "RateLimit-Policy": {"description": "The quota policy that was exceeded, per draft-ietf-httpapi-ratelimit-headers-11: `\"token\";q=300;w=60` (`\"address\"` on public endpoints). Absent on the failed-authentication block.", "schema": {"type": "string"}},
+                    "RateLimit": {"description": "What is left of it: `\"token\";r=0;t=21`.", "schema": {"type": "string"}}
+                });
             }
             if status == 401 {
                 entry["headers"] = json!({"WWW-Authenticate": {"description": "Always `Bearer`.", "schema": {"type": "string"}}});

@@ -240,6 +240,36 @@ async fn keys_belong_to_their_tenant() {
 }
 
 #[actix_web::test]
+async fn a_quoted_key_is_the_same_key_as_the_bare_one() {
+    let f = fixture(config()).await;
+    let (_, admin) = tenant(&f, "acme").await;
+    let app = app!(f);
+    let create = |key: &str| {
+        with_key(
+            post(
+                "/api/admin/tokens",
+                &admin,
+                token_body(json!({"name": "quoted"})),
+            ),
+            key,
+        )
+    };
+    let key = "8e03978e-40d5-43e8-bc93-6894a57f9324";
+    let bare = send_raw(&app, create(key)).await;
+    assert_eq!(bare.status, 201);
+    // The draft's Structured Fields form of the same key replays the first response.
+    let quoted = send_raw(&app, create(&format!("\"{key}\""))).await;
+    assert_eq!(quoted.header("idempotent-replayed"), Some("true"));
+    assert_eq!(quoted.body, bare.body);
+    let names = token_names(&app, &admin).await;
+    assert_eq!(names.iter().filter(|n| *n == "quoted").count(), 1);
+    // A value that opens a string and never closes it is malformed, not a new key.
+    let broken = send(&app, create("\"8e03978e")).await;
+    let body = broken.error(400, "VALIDATION_ERROR");
+    assert_eq!(body["field"], "Idempotency-Key");
+}
+
+#[actix_web::test]
 async fn bad_keys_are_refused_naming_the_header() {
     let f = fixture(config()).await;
     let (_, admin) = tenant(&f, "acme").await;
@@ -258,7 +288,7 @@ async fn bad_keys_are_refused_naming_the_header() {
         )
         .insert_header(("Idempotency-Key", key));
         let res = send(&app, req).await;
-        let body = res.error(422, "VALIDATION_ERROR");
+        let body = res.error(400, "VALIDATION_ERROR");
         assert_eq!(body["field"], "Idempotency-Key", "{body}");
     }
     assert!(
@@ -554,7 +584,11 @@ async fn a_token_limited_to_5_a_minute_gets_exactly_5_and_a_retry_after_to_the_s
     for n in 1..=5 {
         let ok = send(&app, me()).await;
         assert_eq!(ok.status, 200, "request {n}");
-        assert_eq!(ok.header("ratelimit-policy"), Some("5;w=60"));
+        assert_eq!(ok.header("ratelimit-policy"), Some(r#""token";q=5;w=60"#));
+        assert_eq!(
+            ok.header("ratelimit"),
+            Some(format!(r#""token";r={};t=40"#, 5 - n).as_str())
+        );
         assert_eq!(ok.header("ratelimit-limit"), Some("5"));
         assert_eq!(
             ok.header("ratelimit-remaining"),
@@ -566,6 +600,11 @@ async fn a_token_limited_to_5_a_minute_gets_exactly_5_and_a_retry_after_to_the_s
     let body = refused.error(429, "RATE_LIMITED");
     assert_eq!(body["retryAfterSeconds"], 40);
     assert_eq!(refused.header("retry-after"), Some("40"));
+    assert_eq!(refused.header("ratelimit"), Some(r#""token";r=0;t=40"#));
+    assert_eq!(
+        body["type"],
+        "https://iana.org/assignments/http-problem-types#quota-exceeded"
+    );
     assert_eq!(refused.header("ratelimit-remaining"), Some("0"));
     f.clock.set(datetime!(2026-11-22 10:05:45 UTC));
     let still = send(&app, me()).await;
@@ -574,7 +613,10 @@ async fn a_token_limited_to_5_a_minute_gets_exactly_5_and_a_retry_after_to_the_s
     // Other tokens have their own budget (the default 300).
     let other = send(&app, authed(TestRequest::get().uri("/api/me"), &admin)).await;
     assert_eq!(other.status, 200);
-    assert_eq!(other.header("ratelimit-policy"), Some("300;w=60"));
+    assert_eq!(
+        other.header("ratelimit-policy"),
+        Some(r#""token";q=300;w=60"#)
+    );
     // The window recovers at the minute.
     f.clock.set(datetime!(2026-11-22 10:06 UTC));
     let recovered = send(&app, me()).await;
@@ -584,6 +626,7 @@ async fn a_token_limited_to_5_a_minute_gets_exactly_5_and_a_retry_after_to_the_s
     // Open routes are not limited and carry no limit headers.
     let health = send(&app, TestRequest::get().uri("/healthz")).await;
     assert_eq!(health.header("ratelimit-limit"), None);
+    assert_eq!(health.header("ratelimit"), None);
 }
 
 fn revoke(addr: &str) -> TestRequest {
@@ -606,7 +649,10 @@ async fn public_endpoints_are_limited_per_client_address() {
     for _ in 0..3 {
         let res = send(&app, revoke("198.51.100.7:1000")).await;
         assert_eq!(res.status, 422, "{}", res.body);
-        assert_eq!(res.header("ratelimit-policy"), Some("3;w=60"));
+        assert_eq!(
+            res.header("ratelimit-policy"),
+            Some(r#""address";q=3;w=60"#)
+        );
     }
     // A forged X-Forwarded-For from an untrusted peer changes nothing.
     let forged = revoke("198.51.100.7:1001").insert_header(("X-Forwarded-For", "192.0.2.1"));

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use fleetpass_http::{AdminKey, GuardConfig, HttpConfig, TrustedProxies};
+use fleetpass_http::{AdminKey, GuardConfig, HttpConfig, RateLimitFields, TrustedProxies};
 use fleetpass_ports::keys::MasterKey;
 
 /// Log output format.
@@ -51,7 +51,8 @@ pub struct Config {
     /// `FLEETPASS_METRICS_TOKEN`).
     pub http: HttpConfig,
     /// Rate limits and trusted proxies (`FLEETPASS_PUBLIC_RATE_LIMIT`,
-    /// `FLEETPASS_AUTH_FAILURE_LIMIT`, `FLEETPASS_TRUSTED_PROXIES`).
+    /// `FLEETPASS_AUTH_FAILURE_LIMIT`, `FLEETPASS_TRUSTED_PROXIES`,
+    /// `FLEETPASS_RATE_LIMIT_HEADERS`).
     pub guard: GuardConfig,
     /// `FLEETPASS_RATE_LIMIT_BACKEND`.
     pub rate_limit_backend: RateLimitBackend,
@@ -92,6 +93,7 @@ const KNOWN: &[&str] = &[
     "FLEETPASS_AUTH_FAILURE_LIMIT",
     "FLEETPASS_TRUSTED_PROXIES",
     "FLEETPASS_RATE_LIMIT_BACKEND",
+    "FLEETPASS_RATE_LIMIT_HEADERS",
     "FLEETPASS_METRICS_TOKEN",
     "FLEETPASS_MAX_POLL_WAIT",
     "FLEETPASS_MAX_HELD_POLLS",
@@ -270,6 +272,15 @@ impl Config {
                 get("FLEETPASS_TRUSTED_PROXIES").map_or("", String::as_str),
             )
             .map_err(|e| err("FLEETPASS_TRUSTED_PROXIES", e))?,
+            rate_limit_fields: match get("FLEETPASS_RATE_LIMIT_HEADERS") {
+                None => RateLimitFields::default(),
+                Some(raw) => RateLimitFields::parse(raw).ok_or_else(|| {
+                    err(
+                        "FLEETPASS_RATE_LIMIT_HEADERS",
+                        format!("must be `both` or `current`, not `{raw}`"),
+                    )
+                })?,
+            },
         };
         let rate_limit_backend = match get("FLEETPASS_RATE_LIMIT_BACKEND").map(String::as_str) {
             None if database_url.is_some() => RateLimitBackend::Postgres,
@@ -377,6 +388,7 @@ mod tests {
             ("FLEETPASS_AUTH_FAILURE_LIMIT", "many"),
             ("FLEETPASS_TRUSTED_PROXIES", "10.0.0.0/40"),
             ("FLEETPASS_RATE_LIMIT_BACKEND", "postgres"),
+            ("FLEETPASS_RATE_LIMIT_HEADERS", "trio"),
             ("FLEETPASS_MAX_POLL_WAIT", "0"),
             ("FLEETPASS_MAX_POLL_WAIT", "3601"),
             ("FLEETPASS_MAX_HELD_POLLS", "lots"),
@@ -422,9 +434,11 @@ mod tests {
             ("FLEETPASS_PUBLIC_RATE_LIMIT", "120"),
             ("FLEETPASS_AUTH_FAILURE_LIMIT", "5"),
             ("FLEETPASS_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1"),
+            ("FLEETPASS_RATE_LIMIT_HEADERS", "current"),
         ]))
         .unwrap();
         assert_eq!(c.rate_limit_backend, RateLimitBackend::Memory);
+        assert_eq!(c.guard.rate_limit_fields, RateLimitFields::Current);
         assert_eq!(
             (c.guard.public_per_minute, c.guard.auth_failures_per_minute),
             (120, 5)
