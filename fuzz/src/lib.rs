@@ -170,6 +170,7 @@ impl Harness {
             deps.store.clone(),
             deps.secrets.as_ref(),
             master.clone(),
+            "http://127.0.0.1:8080",
             clock.now(),
         )
         .await

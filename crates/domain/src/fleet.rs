@@ -222,15 +222,22 @@ impl Agent {
     }
 }
 
-/// The claims of an agent access token (a JWT signed by the server's keys).
+/// The claims of an agent access token: a JWT access token of RFC 9068 (`typ: at+jwt`
+/// in its header, see [`crate::jose`]) signed by the server's keys, for the server
+/// itself: `iss` and `aud` are both the server's public URL, `sub` and `client_id` the
+/// agent.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AgentClaims {
-    /// Issuer: always [`AgentClaims::ISSUER`].
+    /// Issuer: the server's public URL ([`AgentClaims::LEGACY_ISSUER`] before typing).
     pub iss: String,
-    /// Audience: always [`AgentClaims::AUDIENCE`], so no other token of ours passes.
+    /// Audience: the server's public URL, so a token for another server does not pass
+    /// ([`AgentClaims::LEGACY_AUDIENCE`] before typing).
     pub aud: String,
     /// The agent id.
     pub sub: String,
+    /// The OAuth client: the agent, as `sub` (absent before typing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     /// The tenant id.
     pub tid: String,
     /// The fleet id.
@@ -241,6 +248,9 @@ pub struct AgentClaims {
     pub nbf: i64,
     /// Expires at (Unix seconds).
     pub exp: i64,
+    /// This token's own id (absent before typing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 /// Why a well-signed access token is not accepted now.
@@ -252,30 +262,32 @@ pub enum ClaimsRejected {
     /// Before `nbf`.
     #[error("the access token is not valid yet")]
     NotYetValid,
-    /// Wrong issuer, audience or subject.
-    #[error("the access token is not an agent access token")]
+    /// Wrong issuer, audience, subject or client.
+    #[error("the access token is not an agent access token of this server")]
     WrongKind,
 }
 
 impl AgentClaims {
-    /// The issuer of every token this server signs.
-    pub const ISSUER: &'static str = "fleetpass";
-    /// The audience of agent access tokens.
-    pub const AUDIENCE: &'static str = "fleetpass-agent";
+    /// The issuer of the untyped tokens signed before RFC 9068 typing.
+    pub const LEGACY_ISSUER: &'static str = "fleetpass";
+    /// The audience of those tokens.
+    pub const LEGACY_AUDIENCE: &'static str = "fleetpass-agent";
 
-    /// The claims of an access token for `agent`, issued at `now`, valid for
-    /// [`ACCESS_TOKEN_TTL`].
-    pub fn new(agent: &Agent, now: Timestamp) -> Self {
+    /// The claims of an access token for `agent` from the server at `issuer` (its
+    /// public URL), with id `jti`, issued at `now`, valid for [`ACCESS_TOKEN_TTL`].
+    pub fn new(agent: &Agent, issuer: &str, jti: uuid::Uuid, now: Timestamp) -> Self {
         let iat = now.unix_timestamp();
         Self {
-            iss: Self::ISSUER.to_owned(),
-            aud: Self::AUDIENCE.to_owned(),
+            iss: issuer.to_owned(),
+            aud: issuer.to_owned(),
             sub: agent.id.to_string(),
+            client_id: Some(agent.id.to_string()),
             tid: agent.tenant_id.to_string(),
             fid: agent.fleet_id.to_string(),
             iat,
             nbf: iat,
             exp: (now + ACCESS_TOKEN_TTL).unix_timestamp(),
+            jti: Some(jti.to_string()),
         }
     }
 
@@ -284,12 +296,32 @@ impl AgentClaims {
         Timestamp::from_unix_timestamp(self.exp).unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
-    /// Checks issuer, audience and the time window at `now`, and returns the agent id.
+    /// Checks issuer, audience, subject and the time window at `now` for the server
+    /// at `issuer`, and returns the agent id. A token whose header was typed `at+jwt`
+    /// must carry this server's claims in full; an untyped one (`typing` legacy, signed
+    /// before typing, at most [`ACCESS_TOKEN_TTL`] ago) the fixed claims of then, so a
+    /// rolling upgrade logs no agent out.
     ///
     /// # Errors
     /// Why the claims are not acceptable now.
-    pub fn check(&self, now: Timestamp) -> Result<AgentId, ClaimsRejected> {
-        if self.iss != Self::ISSUER || self.aud != Self::AUDIENCE {
+    pub fn check(
+        &self,
+        typing: crate::jose::Typing,
+        issuer: &str,
+        now: Timestamp,
+    ) -> Result<AgentId, ClaimsRejected> {
+        let ours = match typing {
+            crate::jose::Typing::Explicit => {
+                self.iss == issuer
+                    && self.aud == issuer
+                    && self.client_id.as_deref() == Some(self.sub.as_str())
+                    && self.jti.is_some()
+            }
+            crate::jose::Typing::Legacy => {
+                self.iss == Self::LEGACY_ISSUER && self.aud == Self::LEGACY_AUDIENCE
+            }
+        };
+        if !ours {
             return Err(ClaimsRejected::WrongKind);
         }
         let agent = AgentId::parse(&self.sub).ok_or(ClaimsRejected::WrongKind)?;
@@ -307,6 +339,7 @@ impl AgentClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jose::Typing;
     use time::macros::datetime;
     use uuid::Uuid;
 
@@ -369,22 +402,41 @@ mod tests {
             last_seen_at: None,
             revoked_at: None,
         };
-        let claims = AgentClaims::new(&agent, NOW);
+        let issuer = "https://fleet.example";
+        let claims = AgentClaims::new(&agent, issuer, Uuid::from_u128(9), NOW);
+        let check = |c: &AgentClaims, at| c.check(Typing::Explicit, issuer, at);
         assert_eq!(
-            claims.check(NOW + time::Duration::seconds(899)),
+            check(&claims, NOW + time::Duration::seconds(899)),
             Ok(agent.id)
         );
         assert_eq!(
-            claims.check(NOW + ACCESS_TOKEN_TTL),
+            check(&claims, NOW + ACCESS_TOKEN_TTL),
             Err(ClaimsRejected::Expired)
         );
         assert_eq!(
-            claims.check(NOW - time::Duration::seconds(1)),
+            check(&claims, NOW - time::Duration::seconds(1)),
             Err(ClaimsRejected::NotYetValid)
         );
         let mut other = claims.clone();
-        other.aud = "somebody-else".into();
-        assert_eq!(other.check(NOW), Err(ClaimsRejected::WrongKind));
+        other.aud = "https://elsewhere.example".into();
+        assert_eq!(check(&other, NOW), Err(ClaimsRejected::WrongKind));
+        let mut no_client = claims.clone();
+        no_client.client_id = None;
+        assert_eq!(check(&no_client, NOW), Err(ClaimsRejected::WrongKind));
+        // Typed claims are not the legacy ones, nor the other way round.
+        assert_eq!(
+            claims.check(Typing::Legacy, issuer, NOW),
+            Err(ClaimsRejected::WrongKind)
+        );
+        let legacy = AgentClaims {
+            iss: AgentClaims::LEGACY_ISSUER.into(),
+            aud: AgentClaims::LEGACY_AUDIENCE.into(),
+            client_id: None,
+            jti: None,
+            ..claims.clone()
+        };
+        assert_eq!(legacy.check(Typing::Legacy, issuer, NOW), Ok(agent.id));
+        assert_eq!(check(&legacy, NOW), Err(ClaimsRejected::WrongKind));
     }
 
     #[test]

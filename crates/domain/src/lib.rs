@@ -71,6 +71,7 @@ pub mod fleet;
 pub mod identity;
 pub mod ids;
 pub mod jcs;
+pub mod jose;
 pub mod label;
 pub mod page;
 pub mod passport;

@@ -14,10 +14,8 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
+use crate::jose::{HeaderRejected, JoseHeader, TokenType};
 use crate::scan::{BundleCanonicalization, PassportClaims};
-
-/// The only algorithm a passport is signed with.
-const PASSPORT_ALGORITHM: &str = "EdDSA";
 
 /// Which input of [`verify_passport`] could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +57,13 @@ pub enum PassportError {
     #[error("wrong algorithm: {found} (passports are signed with EdDSA over Ed25519)")]
     WrongAlgorithm {
         /// The algorithm or key type found.
+        found: String,
+    },
+    /// The JWS header types it as another kind of token (an agent access token is
+    /// `at+jwt`): the signature may be the server's, but it is no passport.
+    #[error("wrong type: the token is typed {found:?}, not a passport ({})", TokenType::Passport.typ())]
+    WrongType {
+        /// The header's `typ`.
         found: String,
     },
     /// No key of the JWKS has the header's `kid` (another server, or a retired key).
@@ -104,12 +109,6 @@ pub struct VerifiedPassport {
     pub bundle_checked: bool,
 }
 
-#[derive(Deserialize)]
-struct Header {
-    alg: String,
-    kid: Option<String>,
-}
-
 /// Verifies a scan passport offline.
 ///
 /// - `passport`: the compact JWS (`header.payload.signature`), or the JSON document
@@ -120,13 +119,16 @@ struct Header {
 ///   canonical JSON (keys sorted, no whitespace) must hash to the passport's
 ///   `bundleSha256`, so a pretty-printed copy verifies and any change of content fails.
 ///
-/// Only EdDSA over Ed25519 passes, with the key the header's `kid` names; the claims
-/// must be a scan passport's (`typ` `fleetpass-scan-passport`). No clock is read.
+/// Only EdDSA over Ed25519 passes, with the key the header's `kid` names; the header
+/// must be typed `fleetpass-passport+jwt` (or be untyped, as passports signed before
+/// explicit typing are) and mark no `crit` extension; the claims must be a scan
+/// passport's (`typ` `fleetpass-scan-passport`). An agent access token (`at+jwt`),
+/// though signed by the same keys, is refused. No clock is read.
 ///
 /// # Errors
 /// [`PassportError`] naming the first check that failed, in this order: malformed
-/// input, wrong algorithm, unknown `kid`, bad signature, malformed claims, bundle
-/// digest mismatch.
+/// input, wrong algorithm, wrong type, unknown `kid`, bad signature, malformed claims,
+/// bundle digest mismatch.
 ///
 /// # Examples
 /// ```
@@ -150,10 +152,19 @@ pub fn verify_passport(
             "a compact JWS has three dot-separated parts",
         ));
     };
-    let header: Header = decode_part(header_b64, "header")?;
-    if header.alg != PASSPORT_ALGORITHM {
-        return Err(PassportError::WrongAlgorithm { found: header.alg });
-    }
+    let header = JoseHeader::of(header_b64).map_err(|_| {
+        PassportError::malformed(
+            Input::Passport,
+            "the header is not base64url JSON with an alg",
+        )
+    })?;
+    // Typed passports are `fleetpass-passport+jwt`; untyped ones (signed before typing)
+    // pass on their claims' `typ`, checked below for every passport.
+    header.check(TokenType::Passport).map_err(|e| match e {
+        HeaderRejected::WrongAlgorithm(found) => PassportError::WrongAlgorithm { found },
+        HeaderRejected::WrongType { found, .. } => PassportError::WrongType { found },
+        other => PassportError::malformed(Input::Passport, other.to_string()),
+    })?;
     let kid = header.kid.ok_or_else(|| {
         PassportError::malformed(Input::Passport, "the JWS header names no key (kid)")
     })?;
@@ -355,6 +366,55 @@ mod tests {
             header.kid = Some(self.kid.to_owned());
             jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(&self.pkcs8)).unwrap()
         }
+
+        /// Signs with a header of the test's own making (fields jsonwebtoken cannot set).
+        fn sign_with_header<T: serde::Serialize>(
+            &self,
+            header: serde_json::Value,
+            claims: &T,
+        ) -> String {
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap())
+            );
+            let pair =
+                ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&self.pkcs8).unwrap();
+            let signature = URL_SAFE_NO_PAD.encode(pair.sign(input.as_bytes()).as_ref());
+            format!("{input}.{signature}")
+        }
+    }
+
+    #[test]
+    fn a_passport_is_typed_and_nothing_else_typed_passes() {
+        let k = key(7, "k1");
+        let set = serde_json::json!({"keys": [k.jwk()]}).to_string();
+        let typed = |typ: &str| {
+            k.sign_with_header(
+                serde_json::json!({"alg": "EdDSA", "kid": "k1", "typ": typ}),
+                &claims(),
+            )
+        };
+        let ok = verify_passport(&typed("fleetpass-passport+jwt"), &set, None).unwrap();
+        assert_eq!(ok.claims, claims());
+        // Untyped passports, signed before typing, keep verifying: they never expire.
+        assert!(verify_passport(&k.sign(&claims()), &set, None).is_ok());
+        // The same keys sign agent access tokens: their type refuses them here.
+        let err = verify_passport(&typed("at+jwt"), &set, None).unwrap_err();
+        assert_eq!(
+            err,
+            PassportError::WrongType {
+                found: "at+jwt".into()
+            }
+        );
+        let crit = k.sign_with_header(
+            serde_json::json!({"alg": "EdDSA", "kid": "k1", "typ": "fleetpass-passport+jwt",
+                               "crit": ["x-fleetpass"], "x-fleetpass": true}),
+            &claims(),
+        );
+        let err = verify_passport(&crit, &set, None).unwrap_err();
+        assert!(matches!(err, PassportError::Malformed { .. }), "{err}");
+        assert!(err.to_string().contains("critical"), "{err}");
     }
 
     fn results() -> ScanResults {

@@ -545,6 +545,12 @@ async fn access_tokens_verify_with_the_jwks_alone_and_forgeries_fail() {
     let access = enrolled.body["accessToken"].as_str().unwrap().to_owned();
     let (header, claims) = jwt_parts(&access);
     assert_eq!(header["alg"], "EdDSA");
+    // An RFC 9068 access token for this server.
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(claims["iss"], "http://127.0.0.1:8080");
+    assert_eq!(claims["aud"], "http://127.0.0.1:8080");
+    assert_eq!(claims["client_id"], enrolled.body["agentId"]);
+    assert!(claims["jti"].is_string());
     assert_eq!(claims["sub"], enrolled.body["agentId"]);
     assert_eq!(claims["tid"], tenant_id.as_str());
     assert_eq!(
@@ -561,7 +567,7 @@ async fn access_tokens_verify_with_the_jwks_alone_and_forgeries_fail() {
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
     validation.validate_exp = false; // the pinned clock is in 2026; the outsider's is not
-    validation.set_audience(&["fleetpass-agent"]);
+    validation.set_audience(&["http://127.0.0.1:8080"]);
     let verified = jsonwebtoken::decode::<Value>(&access, &key, &validation).unwrap();
     assert_eq!(verified.claims["sub"], enrolled.body["agentId"]);
 

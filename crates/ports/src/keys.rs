@@ -15,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::fleet::{AgentClaims, ClaimsRejected};
 use fleetpass_domain::ids::AgentId;
+use fleetpass_domain::jose::{HeaderRejected, JoseHeader, TokenType, Typing};
 use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm,
     OctetKeyPairParameters, OctetKeyPairType, PublicKeyUse,
@@ -144,6 +145,9 @@ pub enum TokenRejected {
     /// Not a JWT, or not signed with EdDSA (`alg: none`, HS256, …).
     #[error("the access token is malformed or uses an algorithm this server does not issue")]
     Malformed,
+    /// Explicitly typed as another kind of token (a passport is no access token).
+    #[error("the token is not an agent access token (its typ says otherwise)")]
+    WrongType,
     /// Signed by no key this server trusts (unknown or retired `kid`, or bad signature).
     #[error("the access token's signature does not verify")]
     BadSignature,
@@ -234,10 +238,12 @@ struct Loaded {
     at: Instant,
 }
 
-/// The signing keys in use, loaded from the store.
+/// The signing keys in use, loaded from the store, and who signs with them.
 pub struct KeyRing {
     store: Arc<dyn Store>,
     master: MasterKey,
+    /// The server's public URL: `iss` and `aud` of the access tokens it signs.
+    issuer: String,
     loaded: RwLock<Loaded>,
 }
 
@@ -276,6 +282,7 @@ impl KeyRing {
         store: Arc<dyn Store>,
         secrets: &dyn SecretGen,
         master: MasterKey,
+        issuer: &str,
         now: Timestamp,
     ) -> Result<Self, KeyError> {
         let mut keys = open_all(&master, store.list_signing_keys().await?)?;
@@ -286,6 +293,7 @@ impl KeyRing {
         Ok(Self {
             store,
             master,
+            issuer: issuer.to_owned(),
             loaded: RwLock::new(Loaded {
                 keys,
                 at: Instant::now(),
@@ -319,16 +327,27 @@ impl KeyRing {
         }
     }
 
-    /// Signs `claims` with the newest key, `kid` in the header.
+    /// The server's public URL, as its access tokens name it (`iss`, `aud`).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Signs `claims` as a token of kind `kind` with the newest key: `kid` and the
+    /// kind's explicit `typ` in the header.
     ///
     /// # Errors
     /// `Sign` when signing fails.
-    pub async fn sign<T: serde::Serialize + Sync>(&self, claims: &T) -> Result<String, KeyError> {
+    pub async fn sign<T: serde::Serialize + Sync>(
+        &self,
+        claims: &T,
+        kind: TokenType,
+    ) -> Result<String, KeyError> {
         self.reload_if_older(RELOAD_EVERY).await;
         let loaded = self.loaded.read().unwrap_or_else(|e| e.into_inner());
         let key = loaded.keys.last().ok_or(KeyError::Corrupt)?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(key.kid.clone());
+        header.typ = Some(kind.typ().to_owned());
         jsonwebtoken::encode(&header, claims, &key.encoding)
             .map_err(|e| KeyError::Sign(e.to_string()))
     }
@@ -354,29 +373,34 @@ impl KeyRing {
         )
     }
 
-    /// Verifies a JWT's signature and algorithm and returns its claims. Only EdDSA with a
-    /// known, unretired `kid` passes: `alg: none`, HS256 (even keyed with our public
-    /// key) and anything else are refused before any key is tried.
+    /// Verifies a JWT of kind `kind` and returns its claims and how its header was
+    /// typed. Only EdDSA with a known, unretired `kid` passes, typed as `kind` or
+    /// untyped (the claims decide then): `alg: none`, HS256 (even keyed with our public
+    /// key), any `crit` extension and a token typed as another kind are refused before
+    /// any key is tried.
     ///
     /// # Errors
     /// Why the token was refused.
     pub async fn verify<T: serde::de::DeserializeOwned>(
         &self,
         token: &str,
-    ) -> Result<T, TokenRejected> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejected::Malformed)?;
-        if header.alg != Algorithm::EdDSA {
-            return Err(TokenRejected::Malformed);
-        }
+        kind: TokenType,
+    ) -> Result<(T, Typing), TokenRejected> {
+        let header = JoseHeader::of(token).map_err(|_| TokenRejected::Malformed)?;
+        let typing = header.check(kind).map_err(|e| match e {
+            HeaderRejected::WrongType { .. } => TokenRejected::WrongType,
+            _ => TokenRejected::Malformed,
+        })?;
         let kid = header.kid.ok_or(TokenRejected::BadSignature)?;
         if let Some(result) = self.decode_with(token, &kid) {
-            return result;
+            return result.map(|claims| (claims, typing));
         }
         // Perhaps another replica rotated: look once more after a reload (at most every
         // few seconds, so made-up kids cannot turn every request into a store read).
         self.reload_if_older(UNKNOWN_KID_RELOAD).await;
         self.decode_with(token, &kid)
             .unwrap_or(Err(TokenRejected::BadSignature))
+            .map(|claims| (claims, typing))
     }
 
     /// Verifies an agent access token at `now` and returns the agent it names.
@@ -388,8 +412,8 @@ impl KeyRing {
         token: &str,
         now: Timestamp,
     ) -> Result<AgentId, TokenRejected> {
-        let claims: AgentClaims = self.verify(token).await?;
-        Ok(claims.check(now)?)
+        let (claims, typing): (AgentClaims, _) = self.verify(token, TokenType::AgentAccess).await?;
+        Ok(claims.check(typing, &self.issuer, now)?)
     }
 
     /// When an agent access token this ring signed expires (its signature checked;
@@ -398,7 +422,7 @@ impl KeyRing {
     /// # Errors
     /// Why the token is not one of ours.
     pub async fn agent_token_expires_at(&self, token: &str) -> Result<Timestamp, TokenRejected> {
-        let claims: AgentClaims = self.verify(token).await?;
+        let (claims, _): (AgentClaims, _) = self.verify(token, TokenType::AgentAccess).await?;
         Ok(claims.expires_at())
     }
 

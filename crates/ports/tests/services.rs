@@ -29,6 +29,7 @@ use time::macros::datetime;
 
 /// When every test starts.
 const T0: Timestamp = datetime!(2026-11-29 12:00 UTC);
+const ISSUER: &str = "http://127.0.0.1:8080";
 
 /// Services over a fresh in-memory store, the clock pinned at [`T0`].
 struct World {
@@ -56,6 +57,7 @@ impl World {
             deps.store.clone(),
             deps.secrets.as_ref(),
             MasterKey::from_bytes([9; 32]),
+            ISSUER,
             T0,
         )
         .await
@@ -461,6 +463,7 @@ async fn a_wrong_master_key_is_refused_before_anything_is_written() {
         w.deps.store.clone(),
         w.deps.secrets.as_ref(),
         wrong.clone(),
+        ISSUER,
         T0,
     )
     .await;
@@ -486,9 +489,15 @@ async fn a_wrong_master_key_is_refused_before_anything_is_written() {
             .await
             .expect("retired");
     }
-    KeyRing::load(w.deps.store.clone(), w.deps.secrets.as_ref(), wrong, T0)
-        .await
-        .expect("a new master key starts over once every old key is retired");
+    KeyRing::load(
+        w.deps.store.clone(),
+        w.deps.secrets.as_ref(),
+        wrong,
+        ISSUER,
+        T0,
+    )
+    .await
+    .expect("a new master key starts over once every old key is retired");
     assert_eq!(store.list_signing_keys().await.expect("listed").len(), 3);
 }
 
@@ -575,5 +584,111 @@ async fn a_fan_out_scan_merges_every_reported_part_across_pages() {
         scans::finish_ready(&w.deps, &w.keys).await.expect("finish"),
         0,
         "a scan ends once"
+    );
+}
+
+/// Issue 21: access tokens are `at+jwt` (RFC 9068) for this server; a passport, though
+/// signed by the same keys, is no access token; and an untyped token of the kind signed
+/// before typing still works until it expires, so a rolling upgrade logs no agent out.
+#[tokio::test]
+async fn access_tokens_are_typed_and_tokens_from_before_typing_still_pass() {
+    use fleetpass_domain::fleet::AgentClaims;
+    use fleetpass_domain::jose::TokenType;
+    use fleetpass_ports::keys::TokenRejected;
+    let w = World::new().await;
+    let fleet = w.fleet().await;
+    let enrolled = w
+        .enroll(fleet.enrollment.secret.expose())
+        .await
+        .expect("an enrollment");
+    let token = enrolled.access.token.clone();
+    let part = |i: usize| -> serde_json::Value {
+        use base64::Engine as _;
+        let raw = token.split('.').nth(i).expect("a JWT part");
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(raw)
+                .expect("base64url"),
+        )
+        .expect("JSON")
+    };
+    let (header, claims) = (part(0), part(1));
+    assert_eq!(header["typ"], "at+jwt");
+    assert_eq!(claims["iss"], ISSUER);
+    assert_eq!(claims["aud"], ISSUER);
+    assert_eq!(claims["client_id"], claims["sub"]);
+    assert!(claims["jti"].is_string());
+    assert_eq!(
+        w.keys.verify_agent_token(&token, T0).await,
+        Ok(enrolled.agent.id)
+    );
+
+    // Signed the way tokens were before typing: generic header, fixed claims.
+    let stored = w.deps.store.list_signing_keys().await.expect("listed");
+    let pkcs8 = MasterKey::from_bytes([9; 32])
+        .open(
+            &format!("fleetpass/signing-key/{}", stored[0].kid),
+            &stored[0].sealed_private_key,
+        )
+        .expect("the test's master key opens its key");
+    let mut old_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    old_header.kid = Some(stored[0].kid.clone());
+    let sign = |claims: &AgentClaims| {
+        jsonwebtoken::encode(
+            &old_header,
+            claims,
+            &jsonwebtoken::EncodingKey::from_ed_der(&pkcs8),
+        )
+        .expect("signed")
+    };
+    let typed: AgentClaims = serde_json::from_value(claims).expect("claims");
+    let legacy = AgentClaims {
+        iss: AgentClaims::LEGACY_ISSUER.into(),
+        aud: AgentClaims::LEGACY_AUDIENCE.into(),
+        client_id: None,
+        jti: None,
+        ..typed.clone()
+    };
+    assert_eq!(
+        w.keys.verify_agent_token(&sign(&legacy), T0).await,
+        Ok(enrolled.agent.id),
+        "a token from before typing works until it expires"
+    );
+    assert!(matches!(
+        w.keys
+            .verify_agent_token(&sign(&legacy), T0 + Duration::minutes(15))
+            .await,
+        Err(TokenRejected::Claims(_))
+    ));
+    // Untyped with the new claims is neither kind: refused.
+    assert!(w.keys.verify_agent_token(&sign(&typed), T0).await.is_err());
+    // Well signed and typed, but relying on an extension nobody here implements.
+    let crit = {
+        use base64::Engine as _;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let header = serde_json::json!({"alg": "EdDSA", "kid": stored[0].kid, "typ": "at+jwt",
+                                        "crit": ["x-bind"], "x-bind": "tls"});
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(&serde_json::to_vec(&typed).expect("json"))
+        );
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&pkcs8)
+            .expect("the stored key");
+        format!("{input}.{}", b64(pair.sign(input.as_bytes()).as_ref()))
+    };
+    assert_eq!(
+        w.keys.verify_agent_token(&crit, T0).await,
+        Err(TokenRejected::Malformed)
+    );
+    // A token of another kind, well signed, is refused by its type.
+    let passport_typed = w
+        .keys
+        .sign(&typed, TokenType::Passport)
+        .await
+        .expect("signed");
+    assert_eq!(
+        w.keys.verify_agent_token(&passport_typed, T0).await,
+        Err(TokenRejected::WrongType)
     );
 }

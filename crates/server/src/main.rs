@@ -580,6 +580,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         deps.store.clone(),
         deps.secrets.as_ref(),
         master.clone(),
+        &config.http.public_url,
         deps.now(),
     )
     .await

@@ -1431,3 +1431,68 @@ async fn logs_and_metrics_tell_an_operator_who_what_and_how_much() {
         );
     }
 }
+
+/// Issue 21: the server's keys sign two kinds of JWT, and each validator takes only its
+/// own. A real passport presented as an agent's access token is refused, and a real
+/// access token handed to `fleetpass passport verify` with the server's JWKS is
+/// refused by its type, though both signatures are the server's.
+#[test]
+fn a_passport_is_no_access_token_and_an_access_token_no_passport() {
+    let (server, admin) = server(&[]);
+    let b = &server.base;
+    let (agent, scan_id) = claimed_scan(b, &admin);
+    let results = json!({"assets": [{"hostname": "db-1", "ip": "10.0.0.5", "os": "Debian 12",
+        "openPorts": [22], "software": []}], "findings": []});
+    let done = call(
+        b,
+        "POST",
+        &format!("/agent/scans/{scan_id}/results"),
+        &agent,
+        None,
+        &results,
+    );
+    assert!(done.status < 300, "{}", done.text);
+    let passport = call(
+        b,
+        "GET",
+        &format!("/tenant/scans/{scan_id}/passport"),
+        &admin,
+        None,
+        &Value::Null,
+    );
+    assert_eq!(passport.status, 200, "{}", passport.text);
+    let jws = passport.body["passport"]
+        .as_str()
+        .expect("passport")
+        .to_owned();
+    let beat = |token: &str| call(b, "POST", "/agent/heartbeat", token, None, &json!({})).status;
+    assert_eq!(beat(&agent), 200, "the genuine access token works");
+    assert_eq!(beat(&jws), 401, "a passport is no access token");
+
+    let dir = std::env::temp_dir().join(format!("fleetpass-typed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let jwks = raw(b, "GET", "/.well-known/jwks.json", &[], "");
+    std::fs::write(dir.join("jwks.json"), &jwks.text).expect("written");
+    let verify = |token: &str| {
+        std::fs::write(dir.join("token"), token).expect("written");
+        let out = std::process::Command::new(binary())
+            .args(["passport", "verify", "--passport"])
+            .arg(dir.join("token"))
+            .arg("--jwks")
+            .arg(dir.join("jwks.json"))
+            .output()
+            .expect("fleetpass runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(verify(&jws).0, Some(0), "the passport verifies");
+    let (code, stderr) = verify(&agent);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("wrong type") && stderr.contains("at+jwt"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

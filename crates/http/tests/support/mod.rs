@@ -75,6 +75,7 @@ pub async fn fixture_on(
         deps.store.clone(),
         deps.secrets.as_ref(),
         master.clone(),
+        &config.public_url,
         clock.now(),
     )
     .await

@@ -5,6 +5,7 @@ use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::{AuditActor, actions};
 use fleetpass_domain::fleet::{Agent, AgentClaims, AgentVersion, Hostname, Platform};
 use fleetpass_domain::ids::AgentId;
+use fleetpass_domain::jose::TokenType;
 use fleetpass_domain::label::Labels;
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
 use serde_json::json;
@@ -51,8 +52,11 @@ fn internal(e: crate::keys::KeyError) -> ServiceError {
 }
 
 async fn mint(deps: &Deps, keys: &KeyRing, agent: &Agent) -> ServiceResult<AccessToken> {
-    let claims = AgentClaims::new(agent, deps.now());
-    let token = keys.sign(&claims).await.map_err(internal)?;
+    let claims = AgentClaims::new(agent, keys.issuer(), deps.ids.new_id(), deps.now());
+    let token = keys
+        .sign(&claims, TokenType::AgentAccess)
+        .await
+        .map_err(internal)?;
     Ok(AccessToken {
         token,
         expires_at: claims.expires_at(),

@@ -511,7 +511,7 @@ async fn seal(
     )
     .map_err(|e| internal(Box::new(e)))?;
     let signed = keys
-        .sign(&claims)
+        .sign(&claims, fleetpass_domain::jose::TokenType::Passport)
         .await
         .map_err(|e| internal(Box::new(e)))?;
     let passport = Jws::parse(&signed).map_err(|e| internal(Box::new(e)))?;
