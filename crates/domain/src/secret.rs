@@ -380,7 +380,11 @@ mod tests {
 
     #[test]
     fn the_documented_pattern_and_checksum_describe_every_secret() {
-        assert_eq!(documented_crc32(b"123456789"), 0xCBF4_3926, "the check value");
+        assert_eq!(
+            documented_crc32(b"123456789"),
+            0xCBF4_3926,
+            "the check value"
+        );
         let pattern = regex::Regex::new(&format!("^{SECRET_PATTERN}$")).unwrap();
         // Bodies that reach every value of the last body character, and then some.
         let mut state = 0x9E37_79B9_7F4A_7C15_u64;
@@ -400,7 +404,10 @@ mod tests {
                 let secret = PlainSecret::from_random(kind, *body);
                 let text = secret.expose();
                 assert!(pattern.is_match(text), "{text}");
-                assert_eq!(&text[SECRET_LEN - CHECKSUM_LEN..], documented_checksum(text));
+                assert_eq!(
+                    &text[SECRET_LEN - CHECKSUM_LEN..],
+                    documented_checksum(text)
+                );
             }
         }
         // Not shorter, not longer, not another prefix.
@@ -418,7 +425,10 @@ mod tests {
         assert!(pattern.is_match(DOCUMENTED_TEST_TOKEN));
         let docs = include_str!("../../../docs/SECURITY.md");
         assert!(docs.contains(DOCUMENTED_TEST_TOKEN), "SECURITY.md names it");
-        assert!(docs.contains(SECRET_PATTERN), "SECURITY.md gives the pattern");
+        assert!(
+            docs.contains(SECRET_PATTERN),
+            "SECURITY.md gives the pattern"
+        );
     }
 
     #[test]

@@ -200,7 +200,7 @@ pub const ERRORS: [ErrorRow; 10] = [
     ErrorRow {
         status: 401,
         meaning: "Unauthorized",
-        cause: "UNAUTHORIZED: no credential, or a malformed, unknown, expired or revoked one (`WWW-Authenticate: Bearer` is set); on the secret-scanning partner endpoint, a missing, unknown-key or wrong signature.",
+        cause: "UNAUTHORIZED: no credential, or a malformed, unknown, expired or revoked one (`WWW-Authenticate: Bearer` is set).",
         fix: "Send `Authorization: Bearer <token>`, `x-api-key: <token>` or `?api_key=` with a valid token.",
     },
     ErrorRow {
@@ -212,7 +212,7 @@ pub const ERRORS: [ErrorRow; 10] = [
     ErrorRow {
         status: 404,
         meaning: "Not found",
-        cause: "NOT_FOUND: the id does not exist, belongs to another tenant, or the share link expired, was revoked or used up; the secret-scanning partner endpoint when no partner key set is configured.",
+        cause: "NOT_FOUND: the id does not exist, belongs to another tenant, or the share link expired, was revoked or used up.",
         fix: "Check the id and the tenant; ids are the UUIDs the API returned.",
     },
     ErrorRow {
@@ -586,7 +586,9 @@ fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> 
                 entry["description"] = json!(format!("{}: {}", row.meaning, row.cause));
             }
             if status == 400 {
-                let body = if op_has_body {
+                let body = if path == secret_scanning::PATH {
+                    "; the body is not JSON, not an array or of the wrong content type"
+                } else if op_has_body {
                     "; the body is not JSON, not an object or of the wrong content type"
                 } else {
                     ""

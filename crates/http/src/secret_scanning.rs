@@ -155,9 +155,8 @@ mod tests {
     fn key_pair(id: &str) -> (EcdsaKeyPair, String) {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-                .unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         let pem = VerifyingKey::from_sec1_bytes(pair.public_key().as_ref())
             .unwrap()
             .to_public_key_pem(p256::pkcs8::LineEnding::LF)
@@ -244,13 +243,17 @@ mod tests {
             PartnerKeys::parse(r#"{"public_keys":[]}"#).unwrap_err(),
             KeySetError::Empty
         );
-        let twice = serde_json::json!({"public_keys": [one["public_keys"][0], one["public_keys"][0]]});
+        let twice =
+            serde_json::json!({"public_keys": [one["public_keys"][0], one["public_keys"][0]]});
         assert_eq!(
             PartnerKeys::parse(&twice.to_string()).unwrap_err(),
             KeySetError::Duplicate("a".to_owned())
         );
         let bad = r#"{"public_keys":[{"key_identifier":"x","key":"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"}]}"#;
         let e = PartnerKeys::parse(bad).unwrap_err();
-        assert!(matches!(&e, KeySetError::Key { id, .. } if id == "x"), "{e}");
+        assert!(
+            matches!(&e, KeySetError::Key { id, .. } if id == "x"),
+            "{e}"
+        );
     }
 }

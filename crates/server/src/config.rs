@@ -408,8 +408,14 @@ mod tests {
             ("FLEETPASS_MAX_POLL_WAIT", "3601"),
             ("FLEETPASS_MAX_HELD_POLLS", "lots"),
             ("FLEETPASS_SECRET_SCANNING_KEYS", "{\"public_keys\": 1}"),
-            ("FLEETPASS_SECRET_SCANNING_KEYS", r#"{"public_keys":[{"key_identifier":"k","key":"not a PEM"}]}"#),
-            ("FLEETPASS_SECRET_SCANNING_KEYS_FILE", "/nonexistent/keys.json"),
+            (
+                "FLEETPASS_SECRET_SCANNING_KEYS",
+                r#"{"public_keys":[{"key_identifier":"k","key":"not a PEM"}]}"#,
+            ),
+            (
+                "FLEETPASS_SECRET_SCANNING_KEYS_FILE",
+                "/nonexistent/keys.json",
+            ),
         ];
         for (var, value) in cases {
             let e = Config::from_vars(vars(&[(var, value)])).unwrap_err();

@@ -25,9 +25,8 @@ impl Partner {
     fn new(id: &str) -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
-                .unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         Self {
             pair,
             id: id.to_owned(),
@@ -43,7 +42,10 @@ impl Partner {
     }
 
     fn sign(&self, body: &str) -> String {
-        let signature = self.pair.sign(&SystemRandom::new(), body.as_bytes()).unwrap();
+        let signature = self
+            .pair
+            .sign(&SystemRandom::new(), body.as_bytes())
+            .unwrap();
         STANDARD.encode(signature.as_ref())
     }
 }
@@ -125,14 +127,9 @@ async fn api_token(base: &str, admin: &str, name: &str) -> (String, String) {
 }
 
 async fn me(base: &str, token: &str) -> u16 {
-    call(
-        reqwest::Method::GET,
-        &format!("{base}/api/me"),
-        token,
-        None,
-    )
-    .await
-    .0
+    call(reqwest::Method::GET, &format!("{base}/api/me"), token, None)
+        .await
+        .0
 }
 
 #[tokio::test]
@@ -141,7 +138,10 @@ async fn a_signed_report_revokes_the_live_secrets_and_labels_each() {
     let older = Partner::new("github-old");
     let keys = key_file("labels", &[&github, &older]);
     let mut server = start(&[
-        ("FLEETPASS_SECRET_SCANNING_KEYS_FILE", keys.to_str().unwrap()),
+        (
+            "FLEETPASS_SECRET_SCANNING_KEYS_FILE",
+            keys.to_str().unwrap(),
+        ),
         ("FLEETPASS_ADMIN_KEY", "secret-scanning-platform-key"),
     ]);
     let admin = token_from_stdout(&mut server, "Demo tenant admin token (shown once):");
@@ -250,7 +250,10 @@ async fn unsigned_wrongly_signed_or_oversized_reports_are_refused() {
     let stranger = Partner::new("github-current");
     let keys = key_file("refusals", &[&github]);
     let mut server = start(&[
-        ("FLEETPASS_SECRET_SCANNING_KEYS_FILE", keys.to_str().unwrap()),
+        (
+            "FLEETPASS_SECRET_SCANNING_KEYS_FILE",
+            keys.to_str().unwrap(),
+        ),
         ("FLEETPASS_ADMIN_KEY", "secret-scanning-platform-key"),
     ]);
     let admin = token_from_stdout(&mut server, "Demo tenant admin token (shown once):");
@@ -271,7 +274,10 @@ async fn unsigned_wrongly_signed_or_oversized_reports_are_refused() {
         body["message"].as_str().unwrap().to_owned()
     };
     let message = unauthorized(report(&b, &body, &[]).await, "unsigned");
-    assert!(message.contains("GITHUB-PUBLIC-KEY-IDENTIFIER"), "{message}");
+    assert!(
+        message.contains("GITHUB-PUBLIC-KEY-IDENTIFIER"),
+        "{message}"
+    );
     let only_id = [("GITHUB-PUBLIC-KEY-IDENTIFIER", github.id.as_str())];
     let message = unauthorized(report(&b, &body, &only_id).await, "no signature");
     assert!(message.contains("GITHUB-PUBLIC-KEY-SIGNATURE"), "{message}");
@@ -296,11 +302,18 @@ async fn unsigned_wrongly_signed_or_oversized_reports_are_refused() {
     let (status, answer) = signed(&b, &github, &matches(&many)).await;
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["field"], "body", "{answer}");
-    assert!(answer["message"].as_str().unwrap().contains("1000"), "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("1000"),
+        "{answer}"
+    );
     let (status, answer) = signed(&b, &github, "[]").await;
     assert_eq!(status, 422, "{answer}");
     let (status, answer) = signed(&b, &github, r#"[{"type":"x"}]"#).await;
-    assert_eq!((status, &answer["field"]), (422, &json!("[0].token")), "{answer}");
+    assert_eq!(
+        (status, &answer["field"]),
+        (422, &json!("[0].token")),
+        "{answer}"
+    );
     let (status, answer) = signed(&b, &github, r#"{"token":"x"}"#).await;
     assert_eq!(status, 400, "{answer}");
     // 1000 is fine.

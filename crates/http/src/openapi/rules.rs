@@ -215,7 +215,6 @@ pub(super) fn secret_scanning_report() -> Value {
     })
 }
 
-
 /// Request examples, by schema (the seeds' among them).
 pub(super) fn body_example(schema: &str) -> Option<Value> {
     Some(match schema {

@@ -134,7 +134,7 @@ fn refused(refusal: SignatureRefusal) -> ApiError {
             example = json!([
                 {"token_hash": "1f0a6f1d4f8c1b0a4b7c6e1f8f6f1d5b3c2a1e0f9d8c7b6a5f4e3d2c1b0a9f8e",
                  "token_type": "fleetpass_api_token", "label": "true_positive"},
-                {"token_hash": "9b74c9897bac770ffc029102a200c5de9b74c9897bac770ffc029102a200c5de",
+                {"token_hash": "f9164b551efad2fd94d51279813f4294ac1d6b6b794a7b4925814940a8debe63",
                  "token_type": "fleetpass_api_token", "label": "false_positive"}
             ])),
         (status = 400, description = "VALIDATION_ERROR: the body is not JSON, not an array or not sent as `application/json`", body = ErrorBody),

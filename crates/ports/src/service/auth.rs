@@ -3,8 +3,8 @@
 use fleetpass_domain::access::Actor;
 use fleetpass_domain::audit::{AuditActor, actions};
 use fleetpass_domain::fleet::EnrollmentStatus;
-use fleetpass_domain::share::ShareStatus;
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
+use fleetpass_domain::share::ShareStatus;
 use fleetpass_domain::token::{ApiToken, authenticate as decide};
 use serde_json::json;
 
@@ -120,8 +120,8 @@ async fn revoke_secret(deps: &Deps, secret: &PlainSecret) -> ServiceResult<LeakO
                     .retire_token_secret(&secret.digest(), now, &audit)
                     .await?;
             } else {
-                let audit = reported(t.tenant_id, actions::TOKEN_REVOKED, t.id.as_uuid())
-                    .within(t.scope);
+                let audit =
+                    reported(t.tenant_id, actions::TOKEN_REVOKED, t.id.as_uuid()).within(t.scope);
                 deps.store
                     .revoke_token(t.tenant_id, t.id, now, &audit)
                     .await?;
