@@ -70,6 +70,20 @@ const CHECKSUM_LEN: usize = 6; // 4 bytes, base64 without padding
 /// The length of every Fleetpass secret.
 pub const SECRET_LEN: usize = PREFIX_LEN + BODY_LEN + CHECKSUM_LEN;
 
+/// The regular expression that matches every Fleetpass secret and nothing shorter,
+/// for secret scanners (docs/SECURITY.md, "Secret scanning partners"): a prefix, 42
+/// base64url characters and a 43rd that carries only the last 4 bits of the 32 random
+/// bytes (so its low 2 bits are zero), then 5 checksum characters and a 6th that
+/// carries only the last 2 bits of the CRC-32 (its low 4 bits are zero).
+pub const SECRET_PATTERN: &str =
+    "fp[keas]_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048][A-Za-z0-9_-]{5}[AQgw]";
+
+/// The documented test token: a well-formed API token whose body was chosen, not drawn
+/// (it says what it is), so no Fleetpass server ever issues it and every report of it
+/// is a `false_positive`. Scanner vendors use it to try their pattern and their
+/// integration end to end.
+pub const DOCUMENTED_TEST_TOKEN: &str = "fpk_FLEETPASS_TEST_TOKEN_NEVER_ISSUED_000000000C-Bysw";
+
 /// A secret in plain text. Exists only between generation and the one response that
 /// shows it, or between a request header and hashing. `Debug` and `Display` redact it.
 #[derive(Clone, PartialEq, Eq)]
@@ -337,6 +351,84 @@ mod tests {
         assert!(!format!("{s:?}").contains(body));
         assert!(!format!("{s}").contains(body));
         assert_eq!(s.hint(), format!("fpa_…{}", &s.expose()[SECRET_LEN - 4..]));
+    }
+
+    /// CRC-32 as docs/SECURITY.md states it (IEEE 802.3: reflected polynomial
+    /// 0xEDB88320, initial value and final XOR 0xFFFFFFFF), bit by bit and apart from
+    /// the crate the code uses, so the documented recipe is what the code does.
+    fn documented_crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFF_u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// The documented recipe: the checksum is the last 6 characters, the URL-safe
+    /// base64 (no padding) of the big-endian CRC-32 of the 47 characters before them.
+    fn documented_checksum(secret: &str) -> String {
+        let head = &secret[..SECRET_LEN - CHECKSUM_LEN];
+        URL_SAFE_NO_PAD.encode(documented_crc32(head.as_bytes()).to_be_bytes())
+    }
+
+    #[test]
+    fn the_documented_pattern_and_checksum_describe_every_secret() {
+        assert_eq!(
+            documented_crc32(b"123456789"),
+            0xCBF4_3926,
+            "the check value"
+        );
+        let pattern = regex::Regex::new(&format!("^{SECRET_PATTERN}$")).unwrap();
+        // Bodies that reach every value of the last body character, and then some.
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut bodies: Vec<[u8; 32]> = vec![[0; 32], [0xFF; 32]];
+        for _ in 0..512 {
+            let mut body = [0u8; 32];
+            for b in &mut body {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *b = state.to_le_bytes()[3];
+            }
+            bodies.push(body);
+        }
+        for kind in SecretKind::ALL {
+            for body in &bodies {
+                let secret = PlainSecret::from_random(kind, *body);
+                let text = secret.expose();
+                assert!(pattern.is_match(text), "{text}");
+                assert_eq!(
+                    &text[SECRET_LEN - CHECKSUM_LEN..],
+                    documented_checksum(text)
+                );
+            }
+        }
+        // Not shorter, not longer, not another prefix.
+        let one = PlainSecret::from_random(SecretKind::Share, [3; 32]);
+        assert!(!pattern.is_match(&one.expose()[1..]));
+        assert!(!pattern.is_match(&format!("{}A", one.expose())));
+        assert!(!pattern.is_match(&one.expose().replacen("fps_", "fpx_", 1)));
+    }
+
+    #[test]
+    fn the_documented_test_token_is_a_well_formed_api_token() {
+        let parsed = PlainSecret::parse(DOCUMENTED_TEST_TOKEN).unwrap();
+        assert_eq!(parsed.kind(), SecretKind::ApiToken);
+        let pattern = regex::Regex::new(&format!("^{SECRET_PATTERN}$")).unwrap();
+        assert!(pattern.is_match(DOCUMENTED_TEST_TOKEN));
+        let docs = include_str!("../../../docs/SECURITY.md");
+        assert!(docs.contains(DOCUMENTED_TEST_TOKEN), "SECURITY.md names it");
+        assert!(
+            docs.contains(SECRET_PATTERN),
+            "SECURITY.md gives the pattern"
+        );
     }
 
     #[test]

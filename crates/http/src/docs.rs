@@ -449,6 +449,18 @@ fn curl(doc: &Value, o: &Op<'_>) -> String {
         }
         openapi::Guard::Public | openapi::Guard::Open => {}
     }
+    if o.path == crate::routes::secret_scanning::PATH {
+        // The partner signs the exact bytes that follow (the here-document's text and
+        // its final newline).
+        lines.push(format!(
+            "  -H \"{}: $PARTNER_KEY_ID\"",
+            crate::secret_scanning::KEY_ID_HEADER
+        ));
+        lines.push(format!(
+            "  -H \"{}: $PARTNER_SIGNATURE\"",
+            crate::secret_scanning::SIGNATURE_HEADER
+        ));
+    }
     let body = example_body(doc, o.op);
     if body.is_some() {
         lines.push("  -H \"Content-Type: application/json\"".to_owned());
@@ -466,7 +478,7 @@ fn curl(doc: &Value, o: &Op<'_>) -> String {
 
 /// The shell variables the examples use and where each comes from, in the order a
 /// reader meets them (the page lists them; the docs test sets them the same way).
-pub const EXAMPLE_VARIABLES: [(&str, &str); 20] = [
+pub const EXAMPLE_VARIABLES: [(&str, &str); 22] = [
     (
         "FLEETPASS_URL",
         "the server's base URL, e.g. http://127.0.0.1:8080",
@@ -520,6 +532,14 @@ pub const EXAMPLE_VARIABLES: [(&str, &str); 20] = [
         "token of POST /tenant/scans/{scan_id}/share-links",
     ),
     ("SCHEDULE_ID", "scheduleId of POST /tenant/schedules"),
+    (
+        "PARTNER_KEY_ID",
+        "the key_identifier of a key in the server's secret-scanning key set (FLEETPASS_SECRET_SCANNING_KEYS_FILE)",
+    ),
+    (
+        "PARTNER_SIGNATURE",
+        "base64 of that key's DER ECDSA P-256 / SHA-256 signature of the exact body sent (GitHub makes it)",
+    ),
 ];
 
 /// The first 2xx status of an operation: what its example answers.

@@ -86,13 +86,19 @@ impl<T: DeserializeOwned + 'static> FromRequest for Body<T> {
 /// something before the body is read (an agent's results go to a scan it claimed).
 pub async fn read_json<T: DeserializeOwned>(
     req: &HttpRequest,
-    mut payload: Payload,
+    payload: Payload,
 ) -> Result<T, ApiError> {
-    let is_json = req
-        .mime_type()
-        .ok()
-        .flatten()
-        .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
+    let bytes = read_bytes(req, payload).await?;
+    if bytes.is_empty() {
+        return decode(serde_json::Value::Object(serde_json::Map::new()));
+    }
+    require_json(req)?;
+    decode_bytes(&bytes)
+}
+
+/// Reads the raw body, up to the route's [`BodyLimit`] (413 past it), for a handler
+/// that must see the bytes as sent (a signature over them) before decoding them.
+pub async fn read_bytes(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes, ApiError> {
     let limit = req.app_data::<BodyLimit>().map_or(BODY_LIMIT, |l| l.0);
     let unreadable =
         || ApiError::bad_request("the request body could not be read", "Send the body again.");
@@ -108,16 +114,53 @@ pub async fn read_json<T: DeserializeOwned>(
         }
         bytes.extend_from_slice(&chunk);
     }
-    if bytes.is_empty() {
-        return decode(serde_json::Value::Object(serde_json::Map::new()));
-    }
-    if !is_json {
-        return Err(ApiError::bad_request(
+    Ok(bytes.freeze())
+}
+
+/// 400 unless the request says its body is JSON.
+fn require_json(req: &HttpRequest) -> Result<(), ApiError> {
+    let is_json = req
+        .mime_type()
+        .ok()
+        .flatten()
+        .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
             "the request body must be JSON",
             "Send `Content-Type: application/json`.",
+        ))
+    }
+}
+
+/// Decodes a body that is a JSON array (a partner's batch) by [`Body`]'s rules: not
+/// JSON, or not an array → 400; an item of the wrong shape → 422 naming it (`[3].token`).
+///
+/// # Errors
+/// The 400 or 422.
+pub fn decode_array<T: DeserializeOwned>(
+    req: &HttpRequest,
+    bytes: &[u8],
+) -> Result<Vec<T>, ApiError> {
+    require_json(req)?;
+    let not_json = |e: &serde_json::Error| {
+        ApiError::bad_request(
+            format!("the request body is not valid JSON: {e}"),
+            "Send a JSON array.",
+        )
+    };
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        return Err(not_json(&e));
+    }
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON array",
+            "Send a JSON array.",
         ));
     }
-    decode_bytes(&bytes)
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize::<_, Vec<T>>(&mut de).map_err(field_error)
 }
 
 /// The body length a request declares (`Content-Length`), if it declares one.

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
+pub mod secret_scanning;
 pub mod views;
 
 use actix_web::body::BoxBody;
@@ -45,6 +46,10 @@ pub struct HttpConfig {
     /// The longest a check-in (`POST /agent/jobs/claim?wait=…`) is held
     /// (`FLEETPASS_MAX_POLL_WAIT`); a longer `wait` is shortened to it.
     pub max_poll_wait: std::time::Duration,
+    /// The keys secret-scanning partner reports are signed with
+    /// (`FLEETPASS_SECRET_SCANNING_KEYS_FILE` or `FLEETPASS_SECRET_SCANNING_KEYS`);
+    /// `None` turns `POST /api/public/secret-scanning/github` off (404).
+    pub secret_scanning: Option<secret_scanning::PartnerKeys>,
 }
 
 impl Default for HttpConfig {
@@ -55,6 +60,7 @@ impl Default for HttpConfig {
             public_url: "http://127.0.0.1:8080".to_owned(),
             metrics_token: None,
             max_poll_wait: DEFAULT_MAX_POLL_WAIT,
+            secret_scanning: None,
         }
     }
 }

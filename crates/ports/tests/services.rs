@@ -692,3 +692,77 @@ async fn access_tokens_are_typed_and_tokens_from_before_typing_still_pass() {
         Err(TokenRejected::WrongType)
     );
 }
+
+/// A reported secret is `Revoked` exactly when it would have been accepted at that
+/// instant, decided under the pinned clock: expiry, a rotation's grace and a used-up
+/// enrollment token count, and the same secret twice is `Revoked` once.
+#[tokio::test]
+async fn a_reported_secret_is_live_exactly_when_it_would_be_accepted() {
+    use auth::LeakOutcome::{NotLive, Revoked};
+    let w = World::new().await;
+    let (_, expiring) = w.token(Role::Viewer, EnvScope::All, 1).await;
+    let (operator, old) = w.token(Role::Operator, EnvScope::All, 30).await;
+    let rotated = tokens::rotate_token(
+        &w.deps,
+        &w.admin,
+        operator.token_id,
+        GraceHours::new(48).expect("a grace period"),
+    )
+    .await
+    .expect("rotated");
+    let (operator2, old2) = w.token(Role::Operator, EnvScope::All, 30).await;
+    tokens::rotate_token(
+        &w.deps,
+        &w.admin,
+        operator2.token_id,
+        GraceHours::new(1).expect("a grace period"),
+    )
+    .await
+    .expect("rotated");
+    // The fleet's first enrollment token is one-time: used up once an agent enrolls.
+    let used = w.fleet().await;
+    w.enroll(used.enrollment.secret.expose())
+        .await
+        .expect("enrolls");
+    let fresh = w.fleet().await;
+    w.at(T0 + Duration::days(1));
+    let reported = [
+        expiring.as_str(),                // expired at this instant
+        old.as_str(),                     // rotated out, within its grace
+        old2.as_str(),                    // rotated out, past its grace
+        used.enrollment.secret.expose(),  // used up
+        fresh.enrollment.secret.expose(), // live
+        fresh.enrollment.secret.expose(), // the same again
+        "not a secret",                   // not ours
+    ];
+    let outcomes = auth::revoke_reported(&w.deps, reported)
+        .await
+        .expect("reported");
+    assert_eq!(
+        outcomes,
+        [
+            NotLive, Revoked, NotLive, NotLive, Revoked, NotLive, NotLive
+        ]
+    );
+    is_unauthorized(
+        auth::authenticate(&w.deps, &old).await,
+        "the reported secret",
+    );
+    auth::authenticate(&w.deps, rotated.secret.expose())
+        .await
+        .expect("its replacement, which did not leak, still works");
+    // The single endpoint's path is the same one, with the same verdict.
+    assert_eq!(
+        auth::revoke_leaked(&w.deps, &w.admin_secret)
+            .await
+            .expect("revoked"),
+        Revoked
+    );
+    assert_eq!(
+        auth::revoke_leaked(&w.deps, &w.admin_secret)
+            .await
+            .expect("revoked"),
+        NotLive
+    );
+    assert!(auth::revoke_leaked(&w.deps, "not a secret").await.is_err());
+}

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use fleetpass_http::secret_scanning::PartnerKeys;
 use fleetpass_http::{AdminKey, GuardConfig, HttpConfig, RateLimitFields, TrustedProxies};
 use fleetpass_ports::keys::MasterKey;
 
@@ -48,7 +49,8 @@ pub struct Config {
     /// signing keys at rest. Required in Postgres mode; ephemeral in memory mode.
     pub master_key: Option<MasterKey>,
     /// HTTP settings (`FLEETPASS_PUBLIC_URL`, `FLEETPASS_ADMIN_KEY`, `FLEETPASS_QUERY_TOKENS`,
-    /// `FLEETPASS_METRICS_TOKEN`).
+    /// `FLEETPASS_METRICS_TOKEN`, and the secret-scanning partner key set from
+    /// `FLEETPASS_SECRET_SCANNING_KEYS_FILE` or `FLEETPASS_SECRET_SCANNING_KEYS`).
     pub http: HttpConfig,
     /// Rate limits and trusted proxies (`FLEETPASS_PUBLIC_RATE_LIMIT`,
     /// `FLEETPASS_AUTH_FAILURE_LIMIT`, `FLEETPASS_TRUSTED_PROXIES`,
@@ -97,6 +99,8 @@ const KNOWN: &[&str] = &[
     "FLEETPASS_METRICS_TOKEN",
     "FLEETPASS_MAX_POLL_WAIT",
     "FLEETPASS_MAX_HELD_POLLS",
+    "FLEETPASS_SECRET_SCANNING_KEYS",
+    "FLEETPASS_SECRET_SCANNING_KEYS_FILE",
 ];
 
 /// `FLEETPASS_*` names the product documents for others than the server, which a
@@ -250,6 +254,28 @@ impl Config {
             }
             (None, None) => None,
         };
+        let secret_scanning = match (
+            get("FLEETPASS_SECRET_SCANNING_KEYS"),
+            get("FLEETPASS_SECRET_SCANNING_KEYS_FILE"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "FLEETPASS_SECRET_SCANNING_KEYS_FILE",
+                    "set either FLEETPASS_SECRET_SCANNING_KEYS or FLEETPASS_SECRET_SCANNING_KEYS_FILE, not both",
+                ));
+            }
+            (Some(json), None) => Some(
+                PartnerKeys::parse(json)
+                    .map_err(|e| err("FLEETPASS_SECRET_SCANNING_KEYS", e.to_string()))?,
+            ),
+            (None, Some(path)) => {
+                let var = "FLEETPASS_SECRET_SCANNING_KEYS_FILE";
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| err(var, format!("cannot read {path}: {e}")))?;
+                Some(PartnerKeys::parse(&text).map_err(|e| err(var, format!("{path}: {e}")))?)
+            }
+            (None, None) => None,
+        };
         let per_minute = |var: &str, default: u32| -> Result<u32, ConfigError> {
             match get(var) {
                 None => Ok(default),
@@ -344,6 +370,7 @@ impl Config {
                     .filter(|t| !t.is_empty())
                     .map(|t| AdminKey::new(t)),
                 max_poll_wait: std::time::Duration::from_secs(max_poll_wait),
+                secret_scanning,
             },
         })
     }
@@ -392,6 +419,15 @@ mod tests {
             ("FLEETPASS_MAX_POLL_WAIT", "0"),
             ("FLEETPASS_MAX_POLL_WAIT", "3601"),
             ("FLEETPASS_MAX_HELD_POLLS", "lots"),
+            ("FLEETPASS_SECRET_SCANNING_KEYS", "{\"public_keys\": 1}"),
+            (
+                "FLEETPASS_SECRET_SCANNING_KEYS",
+                r#"{"public_keys":[{"key_identifier":"k","key":"not a PEM"}]}"#,
+            ),
+            (
+                "FLEETPASS_SECRET_SCANNING_KEYS_FILE",
+                "/nonexistent/keys.json",
+            ),
         ];
         for (var, value) in cases {
             let e = Config::from_vars(vars(&[(var, value)])).unwrap_err();
@@ -484,6 +520,29 @@ mod tests {
         .unwrap();
         assert_eq!(c.http.max_poll_wait, std::time::Duration::from_secs(20));
         assert_eq!(c.max_held_polls, 3);
+    }
+
+    #[test]
+    fn secret_scanning_keys_from_the_environment_or_a_file() {
+        // A P-256 public key made for this test (`openssl ecparam -name prime256v1`).
+        let set = r#"{"public_keys":[{"key_identifier":"test-key-1","key":"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEpXLfFTZyDO9BAM2HZgOUCo36uVd1\nvLbI4pqXZLXvr03DPI/g+rVBTmTAv/MhX4hsn97tDf43TXNuJ26xVF7Snw==\n-----END PUBLIC KEY-----\n","is_current":true}]}"#;
+        let c = Config::from_vars(vars(&[])).unwrap();
+        assert!(c.http.secret_scanning.is_none());
+        let c = Config::from_vars(vars(&[("FLEETPASS_SECRET_SCANNING_KEYS", set)])).unwrap();
+        let keys = c.http.secret_scanning.unwrap();
+        assert_eq!(keys.identifiers().count(), 1);
+        let path =
+            std::env::temp_dir().join(format!("fleetpass-scanning-{}.json", std::process::id()));
+        std::fs::write(&path, set).unwrap();
+        let file = path.to_str().unwrap();
+        let c = Config::from_vars(vars(&[("FLEETPASS_SECRET_SCANNING_KEYS_FILE", file)]));
+        let both = Config::from_vars(vars(&[
+            ("FLEETPASS_SECRET_SCANNING_KEYS", set),
+            ("FLEETPASS_SECRET_SCANNING_KEYS_FILE", file),
+        ]));
+        std::fs::remove_file(&path).unwrap();
+        assert!(c.unwrap().http.secret_scanning.is_some());
+        assert_eq!(both.unwrap_err().var, "FLEETPASS_SECRET_SCANNING_KEYS_FILE");
     }
 
     #[test]

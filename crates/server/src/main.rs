@@ -605,6 +605,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .write_all(welcome.as_bytes())
             .and_then(|()| stdout.flush());
     }
+    if let Some(keys) = &config.http.secret_scanning {
+        let keys: Vec<&str> = keys.identifiers().collect();
+        tracing::info!(?keys, "secret-scanning partner endpoint on");
+    }
     let state = actix_web::web::Data::new(AppState {
         deps,
         keys: Arc::new(keys),

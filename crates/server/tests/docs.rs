@@ -218,12 +218,55 @@ fn run(command: &str, vars: &BTreeMap<&'static str, String>) -> String {
     status
 }
 
+/// A secret-scanning partner's signing key, as GitHub holds its own.
+struct Partner(ring::signature::EcdsaKeyPair);
+
+impl Partner {
+    const ID: &str = "docs-partner-key";
+
+    fn new() -> Self {
+        use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+            .expect("a key pair");
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .expect("the key pair loads");
+        Self(pair)
+    }
+
+    /// The key set naming this key, in GitHub's JSON.
+    fn key_set(&self) -> String {
+        use p256::pkcs8::EncodePublicKey as _;
+        use ring::signature::KeyPair as _;
+        let pem = p256::ecdsa::VerifyingKey::from_sec1_bytes(self.0.public_key().as_ref())
+            .expect("a P-256 point")
+            .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+            .expect("PEM");
+        serde_json::json!({"public_keys": [
+            {"key_identifier": Self::ID, "key": pem, "is_current": true}
+        ]})
+        .to_string()
+    }
+
+    fn sign(&self, body: &str) -> String {
+        use base64::Engine as _;
+        let signature = self
+            .0
+            .sign(&ring::rand::SystemRandom::new(), body.as_bytes())
+            .expect("signs");
+        base64::engine::general_purpose::STANDARD.encode(signature.as_ref())
+    }
+}
+
 #[tokio::test]
 async fn every_curl_example_on_the_page_answers_as_documented() {
     let db = TestDatabase::fresh().await;
+    let partner = Partner::new();
+    let key_set = partner.key_set();
     let server = start(&[
         ("DATABASE_URL", db.url()),
         ("FLEETPASS_ADMIN_KEY", ADMIN_KEY),
+        ("FLEETPASS_SECRET_SCANNING_KEYS", key_set.as_str()),
     ]);
     let res = reqwest::get(format!("{}/docs", server.base))
         .await
@@ -251,7 +294,21 @@ async fn every_curl_example_on_the_page_answers_as_documented() {
         .map(|item| item.as_object().expect("methods").len())
         .sum::<usize>();
     assert_eq!(all.len(), operations, "one example per operation");
-    let vars = variables(&server.base).await;
+    let mut vars = variables(&server.base).await;
+    // The partner's report is signed over the exact bytes curl sends: the
+    // here-document's text and its final newline.
+    let report = all
+        .iter()
+        .find(|e| e.op == "github")
+        .expect("the partner endpoint's example");
+    let sent = report
+        .command
+        .split_once("<<EOF\n")
+        .and_then(|(_, rest)| rest.rsplit_once("\nEOF"))
+        .map(|(body, _)| format!("{body}\n"))
+        .expect("a here-document body");
+    vars.insert("PARTNER_KEY_ID", Partner::ID.to_owned());
+    vars.insert("PARTNER_SIGNATURE", partner.sign(&sent));
     // The variables the test sets are exactly the ones the page tells the reader of.
     let listed: Vec<&str> = fleetpass_http::docs::EXAMPLE_VARIABLES
         .iter()

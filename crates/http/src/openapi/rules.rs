@@ -196,6 +196,25 @@ pub(super) fn results_schema() -> Value {
     })
 }
 
+/// The body of `POST /api/public/secret-scanning/github`: GitHub's array of matches,
+/// bounded as the handler bounds it.
+pub(super) fn secret_scanning_report() -> Value {
+    use crate::routes::secret_scanning::MAX_REPORTED;
+    json!({
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_REPORTED,
+        "items": {"$ref": "#/components/schemas/ReportedSecret"},
+        "description": "GitHub's secret-scanning report: one entry per match. Fields of an entry that are not listed are ignored (GitHub's format may grow).",
+        "example": [{
+            "token": fleetpass_domain::secret::DOCUMENTED_TEST_TOKEN,
+            "type": "fleetpass_api_token",
+            "url": "https://github.com/octocat/Hello-World/blob/12345600b9cbe38a219f39a9941c9319b600c002/foo/bar.txt",
+            "source": "content"
+        }]
+    })
+}
+
 /// Request examples, by schema (the seeds' among them).
 pub(super) fn body_example(schema: &str) -> Option<Value> {
     Some(match schema {

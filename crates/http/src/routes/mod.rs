@@ -10,6 +10,7 @@ pub mod fleets;
 pub mod platform;
 pub mod scans;
 pub mod schedules;
+pub mod secret_scanning;
 pub mod share;
 pub mod system;
 pub mod tokens;
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     system::configure(cfg);
     platform::configure(cfg);
     tokens::configure(cfg);
+    secret_scanning::configure(cfg);
     directory::configure(cfg);
     fleets::configure(cfg);
     agent::configure(cfg);
