@@ -4,6 +4,7 @@
 //! fresh id). Ids come from UUID v7 like in production, so "newest first" in a listing
 //! is the order in which a case built its values.
 
+use fleetpass_domain::network::AllowedCidrs;
 use std::collections::BTreeSet;
 
 use fleetpass_domain::Timestamp;
@@ -244,6 +245,7 @@ impl Fixtures {
             last_used_at: None,
             revoked_at: None,
             hint: secret.hint(),
+            allowed_cidrs: AllowedCidrs::anywhere(),
         };
         (token, secret)
     }
@@ -311,6 +313,7 @@ impl Fixtures {
             revoked_at: None,
             hint: secret.hint(),
             labels: fleetpass_domain::label::Labels::none(),
+            allowed_cidrs: AllowedCidrs::anywhere(),
         };
         (token, secret)
     }

@@ -74,6 +74,7 @@ macro_rules! __contract_cases {
             rotate_token_caps_old_secrets
             touch_token_sets_last_used
             token_cross_tenant_is_not_found
+            allowed_cidrs_round_trip_and_refusals_are_recorded
             lists_paginate_newest_first
             audit_filters
             audit_is_tenant_isolated

@@ -156,6 +156,8 @@ audit_actions! {
     /// A token's rotated-out secret was reported as leaked and ended; the token and
     /// its current secret were left alone.
     TokenSecretRetired => "token.secret_retired",
+    /// An API token was presented from outside its `allowedCidrs` and refused.
+    TokenNetworkRefused => "token.network_refused",
     /// A fleet was created (with its first enrollment token).
     FleetCreated => "fleet.created",
     /// A fleet was renamed.
@@ -166,6 +168,8 @@ audit_actions! {
     EnrollmentTokenIssued => "enrollment_token.issued",
     /// An enrollment token was revoked.
     EnrollmentTokenRevoked => "enrollment_token.revoked",
+    /// An enrollment token was presented from outside its `allowedCidrs` and refused.
+    EnrollmentTokenNetworkRefused => "enrollment_token.network_refused",
     /// An agent enrolled.
     AgentEnrolled => "agent.enrolled",
     /// An agent was revoked.
@@ -245,6 +249,11 @@ pub mod actions {
     pub const TOKEN_ROTATED: AuditAction = AuditAction::TokenRotated;
     /// See [`AuditAction::TokenSecretRetired`].
     pub const TOKEN_SECRET_RETIRED: AuditAction = AuditAction::TokenSecretRetired;
+    /// See [`AuditAction::TokenNetworkRefused`].
+    pub const TOKEN_NETWORK_REFUSED: AuditAction = AuditAction::TokenNetworkRefused;
+    /// See [`AuditAction::EnrollmentTokenNetworkRefused`].
+    pub const ENROLLMENT_TOKEN_NETWORK_REFUSED: AuditAction =
+        AuditAction::EnrollmentTokenNetworkRefused;
     /// See [`AuditAction::FleetCreated`].
     pub const FLEET_CREATED: AuditAction = AuditAction::FleetCreated;
     /// See [`AuditAction::FleetUpdated`].

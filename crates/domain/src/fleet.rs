@@ -3,6 +3,7 @@
 use crate::Timestamp;
 use crate::ids::{AgentId, EnrollmentTokenId, EnvironmentId, FleetId, TenantId};
 use crate::label::Labels;
+use crate::network::AllowedCidrs;
 use crate::value::{int_newtype, text_newtype};
 
 text_newtype!(
@@ -105,6 +106,8 @@ pub struct EnrollmentToken {
     pub hint: String,
     /// The labels every agent it enrolls carries (over the agent's own).
     pub labels: Labels,
+    /// The networks agents may enroll from with it; empty: anywhere.
+    pub allowed_cidrs: AllowedCidrs,
 }
 
 /// An enrollment token's status at a moment.
@@ -357,6 +360,7 @@ mod tests {
             created_at: NOW,
             revoked_at: None,
             hint: "fpe_…abcd".into(),
+            allowed_cidrs: AllowedCidrs::anywhere(),
         }
     }
 

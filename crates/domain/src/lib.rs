@@ -73,6 +73,7 @@ pub mod ids;
 pub mod jcs;
 pub mod jose;
 pub mod label;
+pub mod network;
 pub mod page;
 pub mod passport;
 pub mod scan;

@@ -5,6 +5,7 @@ use crate::Timestamp;
 use crate::access::Actor;
 use crate::identity::{EnvScope, Role};
 use crate::ids::{PrincipalId, TenantId, TokenId};
+use crate::network::AllowedCidrs;
 use crate::value::{int_newtype, text_newtype};
 
 text_newtype!(
@@ -83,6 +84,8 @@ pub struct ApiToken {
     pub revoked_at: Option<Timestamp>,
     /// The non-secret hint of its current secret (`fpk_…x7Qa`).
     pub hint: String,
+    /// The networks it may be used from; empty: anywhere.
+    pub allowed_cidrs: AllowedCidrs,
 }
 
 /// A token's status at a moment.
@@ -218,6 +221,7 @@ mod tests {
             last_used_at: None,
             revoked_at: None,
             hint: "fpk_…abcd".into(),
+            allowed_cidrs: AllowedCidrs::anywhere(),
         }
     }
 

@@ -122,6 +122,11 @@ impl ProblemType {
     }
 }
 
+/// Marks a response that refused a credential; the guard counts it against the
+/// address's failed-authentication budget.
+#[derive(Debug, Clone, Copy)]
+pub struct FailedAuthentication;
+
 /// A failure on its way to the client.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -134,6 +139,7 @@ pub struct ApiError {
     retry_after: Option<u64>,
     // An enum, not the URI: `ApiError` travels in every `Result` and stays small.
     problem_type: Option<ProblemType>,
+    failed_authentication: bool,
 }
 
 impl ApiError {
@@ -148,6 +154,7 @@ impl ApiError {
             details: Vec::new(),
             retry_after: None,
             problem_type: None,
+            failed_authentication: code == ErrorCode::Unauthorized,
         }
     }
 
@@ -178,6 +185,18 @@ impl ApiError {
     /// Names the standard problem type of this error (see [`ErrorBody::problem_type`]).
     pub fn problem_type(mut self, problem: ProblemType) -> Self {
         self.problem_type = Some(problem);
+        self
+    }
+
+    /// Whether the guard counts this refusal as a failed authentication.
+    pub fn is_failed_authentication(&self) -> bool {
+        self.failed_authentication
+    }
+
+    /// Counts this refusal as a failed authentication (the guard throttles those per
+    /// address), as every 401 is.
+    pub fn counts_as_failed_authentication(mut self) -> Self {
+        self.failed_authentication = true;
         self
     }
 
@@ -268,6 +287,9 @@ impl ApiError {
     /// Renders the error for the request `request_id`.
     pub fn into_response(self, request_id: &str) -> HttpResponse {
         let mut res = HttpResponse::build(self.status);
+        if self.failed_authentication {
+            res.extensions_mut().insert(FailedAuthentication);
+        }
         if self.code == ErrorCode::Unauthorized {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
@@ -480,6 +502,18 @@ impl From<ServiceError> for ApiError {
                 "the resource or requested scope is outside the token's environments",
             )
             .hint("Use a token whose environments include it."),
+            ServiceError::OutsideNetwork { credential, client } => {
+                let from =
+                    client.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string());
+                Self::new(
+                    ErrorCode::ForbiddenScope,
+                    format!("this {} may not be used from this address", credential.name()),
+                )
+                .hint(format!(
+                    "Its allowedCidrs do not include {from}. Call from one of its networks, or have an admin change the token's allowedCidrs."
+                ))
+                .counts_as_failed_authentication()
+            }
             ServiceError::NotFound => Self::not_found(),
             ServiceError::Conflict { constraint } => {
                 let (message, hint) = conflict_words(constraint);

@@ -43,6 +43,25 @@ fn state(req: &HttpRequest) -> Result<&AppState, ApiError> {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// The client's address as the guard judged it (the socket peer, or what trusted
+/// proxies say). `None` when it is unknown; a route the guard does not run on has none,
+/// and a network-restricted credential is then refused rather than let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl FromRequest for ClientAddr {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(req
+            .extensions()
+            .get::<Self>()
+            .copied()
+            .unwrap_or(Self(None))))
+    }
+}
+
 /// A JSON body decoded into `T`, under the spec's rules: wrong content type, unparseable
 /// JSON or a non-object → 400; a body of the right shape with a missing, unknown or
 /// mistyped field → 422 naming the field; too large → 413. An empty body reads as `{}`

@@ -61,10 +61,10 @@ use sfv::{BareItem, Item, ListSerializer, Parser, StringRef, key_ref};
 pub use ip::{TrustedProxies, client_ip, limit_key};
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorCode, ProblemType};
+use crate::error::{ApiError, ErrorCode, FailedAuthentication, ProblemType};
 use crate::extract::{
-    AgentCaller, Authenticated, BODY_LIMIT, BodyLimit, RequestId, ResolvedAgent, ResolvedCaller,
-    bearer_token, check_admin, presented_token,
+    AgentCaller, Authenticated, BODY_LIMIT, BodyLimit, ClientAddr, RequestId, ResolvedAgent,
+    ResolvedCaller, bearer_token, check_admin, presented_token,
 };
 use crate::metrics::{LimitKind, Metrics};
 use crate::middleware::{Rendered, render_errors};
@@ -391,6 +391,21 @@ fn too_many_failures(decision: Decision) -> ApiError {
     )
 }
 
+/// Counts a failed authentication from `client`; the decision that blocks it when
+/// the address has now used up its budget.
+async fn count_failure(
+    state: &AppState,
+    class: Class,
+    client: Option<IpAddr>,
+    now: Timestamp,
+) -> Option<Decision> {
+    if let Some(metrics) = Metrics::global() {
+        metrics.auth_failed(class);
+    }
+    let (fail_key, fail_limit) = failures(state, client);
+    fail_open(state.guards.limiter.hit(&fail_key, fail_limit, now).await).filter(|d| !d.allowed)
+}
+
 /// The failed-authentication budget of an address.
 fn failures(state: &AppState, client: Option<IpAddr>) -> (String, Limit) {
     (
@@ -498,24 +513,29 @@ async fn admit(
             // One string for both: the token's limit key is its idempotency scope.
             let scope = format!("token:{}", token.id);
             let decision = fail_open(limiter.hit(&scope, limit, now).await);
-            req.extensions_mut()
-                .insert(ResolvedCaller(Ok(Authenticated { actor, token })));
+            let limited = decision.map(|decision| Limited {
+                policy: Policy::Token,
+                limit,
+                decision,
+            });
             if let Some(d) = decision.filter(|d| !d.allowed) {
                 return Err(Refusal {
                     error: too_many(LimitKind::Token, "rate limit of this API token exceeded", d),
-                    limited: Some(Limited {
-                        policy: Policy::Token,
-                        limit,
-                        decision: d,
-                    }),
+                    limited,
                 });
             }
+            // After the token's own limit counted the request: a refusal writes an
+            // audit event, and the limit bounds how many a minute.
+            if let Err(e) = auth::check_network(&state.deps, &token, client).await {
+                return Err(Refusal {
+                    error: e.into(),
+                    limited,
+                });
+            }
+            req.extensions_mut()
+                .insert(ResolvedCaller(Ok(Authenticated { actor, token })));
             Ok(Verdict {
-                limited: decision.map(|decision| Limited {
-                    policy: Policy::Token,
-                    limit,
-                    decision,
-                }),
+                limited,
                 scope: Some(scope),
             })
         }
@@ -566,8 +586,17 @@ async fn guard(
             return refuse(req, too_many_failures(d).into());
         }
     }
+    req.extensions_mut().insert(ClientAddr(client));
     let verdict = match admit(&req, &state, class, client, now).await {
         Ok(verdict) => verdict,
+        Err(refusal) if refusal.error.is_failed_authentication() => {
+            let blocked = count_failure(&state, class, client, now).await;
+            // A failing attempt from a blocked address learns nothing but the block.
+            return refuse(
+                req,
+                blocked.map_or(refusal, |d| too_many_failures(d).into()),
+            );
+        }
         Err(refusal) => return refuse(req, refusal),
     };
     // Before anything reads the body: the idempotency claim below reads it whole.
@@ -627,19 +656,16 @@ async fn guard(
         }
     };
     let failed = res.status() == StatusCode::UNAUTHORIZED
+        || res
+            .response()
+            .extensions()
+            .contains::<FailedAuthentication>()
         || (class == Class::Platform && res.status() == StatusCode::FORBIDDEN);
-    if failed {
-        if let Some(metrics) = Metrics::global() {
-            metrics.auth_failed(class);
-        }
-        // Counted only when it failed, so valid credentials cost no look at the count.
-        let (fail_key, fail_limit) = failures(&state, client);
-        let counted = fail_open(state.guards.limiter.hit(&fail_key, fail_limit, now).await);
-        if let Some(d) = counted.filter(|d| !d.allowed) {
-            // A failing attempt from a blocked address learns nothing but the block.
-            let blocked_res = finished(too_many_failures(d).into_response(&request_id));
-            res = ServiceResponse::new(res.into_parts().0, blocked_res);
-        }
+    // Counted only when it failed, so valid credentials cost no look at the count.
+    if failed && let Some(d) = count_failure(&state, class, client, now).await {
+        // A failing attempt from a blocked address learns nothing but the block.
+        let blocked_res = finished(too_many_failures(d).into_response(&request_id));
+        res = ServiceResponse::new(res.into_parts().0, blocked_res);
     }
     if let Some(limited) = &verdict.limited {
         rate_limit_headers(res.headers_mut(), fields, limited);

@@ -229,6 +229,8 @@ pub struct TokenView {
     /// When it was revoked.
     #[schema(format = DateTime)]
     pub revoked_at: Option<String>,
+    /// The networks it may be used from, canonical (`192.0.2.7/32`); empty: anywhere.
+    pub allowed_cidrs: Vec<String>,
 }
 
 impl TokenView {
@@ -249,6 +251,7 @@ impl TokenView {
             last_used_at: t.last_used_at.map(ts),
             revoked_at: t.revoked_at.map(ts),
             name: t.name.to_string(),
+            allowed_cidrs: t.allowed_cidrs.to_strings(),
             token_hint: t.hint,
         }
     }
@@ -407,6 +410,8 @@ pub struct EnrollmentTokenView {
     pub revoked_at: Option<String>,
     /// The labels every agent it enrolls carries.
     pub labels: BTreeMap<String, String>,
+    /// The networks agents may enroll from with it; empty: anywhere.
+    pub allowed_cidrs: Vec<String>,
 }
 
 impl EnrollmentTokenView {
@@ -423,6 +428,7 @@ impl EnrollmentTokenView {
             created_at: ts(t.created_at),
             revoked_at: t.revoked_at.map(ts),
             labels: labels_view(&t.labels),
+            allowed_cidrs: t.allowed_cidrs.to_strings(),
             token_hint: t.hint,
         }
     }

@@ -11,6 +11,7 @@ use fleetpass_domain::access::Actor;
 use fleetpass_domain::audit::AuditActor;
 use fleetpass_domain::fleet::{EnrollmentTtlHours, Hostname, MaxUses, Platform};
 use fleetpass_domain::identity::{EnvScope, EnvironmentName, Role, TenantName};
+use fleetpass_domain::network::AllowedCidrs;
 use fleetpass_domain::page::PageRequest;
 use fleetpass_domain::scan::{ScanConstraints, ScanResults, ScanStatus, Scenario};
 use fleetpass_domain::share::{Artifact, MaxAccesses, ShareTtlHours};
@@ -103,6 +104,7 @@ impl World {
                 agent_version: None,
                 labels: fleetpass_domain::label::Labels::none(),
             },
+            None,
         )
         .await
     }
@@ -119,6 +121,7 @@ impl World {
                 scope,
                 ttl: TokenTtlDays::new(ttl_days).expect("a ttl"),
                 rate_limit: None,
+                allowed_cidrs: AllowedCidrs::anywhere(),
             },
         )
         .await
@@ -194,6 +197,7 @@ async fn an_enrollment_token_works_until_its_expiry_instant() {
         EnrollmentTtlHours::new(2).expect("a ttl"),
         MaxUses::new(5).expect("a use count"),
         fleetpass_domain::label::Labels::none(),
+        AllowedCidrs::anywhere(),
     )
     .await
     .expect("a token");
@@ -394,6 +398,7 @@ async fn roles_decide_what_a_token_may_do() {
                 scope: EnvScope::All,
                 ttl: TokenTtlDays::new(1).expect("a ttl"),
                 rate_limit: None,
+                allowed_cidrs: AllowedCidrs::anywhere(),
             },
         )
         .await,
@@ -516,6 +521,7 @@ async fn a_fan_out_scan_merges_every_reported_part_across_pages() {
         EnrollmentTtlHours::new(2).expect("a ttl"),
         MaxUses::new(1000).expect("a use count"),
         fleetpass_domain::label::Labels::none(),
+        AllowedCidrs::anywhere(),
     )
     .await
     .expect("a token");

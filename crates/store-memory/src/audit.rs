@@ -39,4 +39,12 @@ impl AuditStore for MemoryStore {
         };
         self.read(|s| Ok(page_of(&s.audit, page, passes)))
     }
+
+    async fn record_audit(&self, event: &AuditEvent) -> Result<(), RepoError> {
+        self.with(|s| {
+            s.ensure_new_audit([event])?;
+            s.record(event);
+            Ok(())
+        })
+    }
 }

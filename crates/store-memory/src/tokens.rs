@@ -92,6 +92,7 @@ impl TokenStore for MemoryStore {
             let stored = s.token_mut(token.tenant_id, token.id)?;
             stored.name = token.name.clone();
             stored.rate_limit_per_minute = token.rate_limit_per_minute;
+            stored.allowed_cidrs = token.allowed_cidrs.clone();
             s.record(audit);
             Ok(())
         })

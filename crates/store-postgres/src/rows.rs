@@ -24,6 +24,7 @@ use fleetpass_domain::ids::{
     ScheduleId, ShareLinkId, TenantId, TokenId,
 };
 use fleetpass_domain::label::Labels;
+use fleetpass_domain::network::AllowedCidrs;
 use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, Scenario};
 use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use fleetpass_domain::secret::SecretDigest;
@@ -206,6 +207,7 @@ pub(crate) struct TokenRow {
     pub last_used_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
     pub hint: String,
+    pub allowed_cidrs: Vec<String>,
 }
 
 impl From<&ApiToken> for TokenRow {
@@ -224,6 +226,7 @@ impl From<&ApiToken> for TokenRow {
             last_used_at: t.last_used_at,
             revoked_at: t.revoked_at,
             hint: t.hint.clone(),
+            allowed_cidrs: t.allowed_cidrs.to_strings(),
         }
     }
 }
@@ -262,6 +265,7 @@ impl TryFrom<TokenRow> for ApiToken {
             last_used_at: row.last_used_at,
             revoked_at: row.revoked_at,
             hint: row.hint,
+            allowed_cidrs: AllowedCidrs::parse(&row.allowed_cidrs).map_err(|e| corrupt(&e))?,
         })
     }
 }
@@ -413,6 +417,7 @@ pub(crate) struct EnrollmentTokenRow {
     pub revoked_at: Option<Timestamp>,
     pub hint: String,
     pub labels: serde_json::Value,
+    pub allowed_cidrs: Vec<String>,
 }
 
 /// An `enrollment_tokens` row as inserted: the token and the digest of its secret.
@@ -431,6 +436,7 @@ pub(crate) struct NewEnrollmentTokenRow {
     pub revoked_at: Option<Timestamp>,
     pub hint: String,
     pub labels: serde_json::Value,
+    pub allowed_cidrs: Vec<String>,
 }
 
 /// Labels as stored: a JSON object of strings.
@@ -466,6 +472,7 @@ impl NewEnrollmentTokenRow {
             revoked_at: token.revoked_at,
             hint: token.hint.clone(),
             labels: labels_column(&token.labels),
+            allowed_cidrs: token.allowed_cidrs.to_strings(),
         }
     }
 }
@@ -487,6 +494,7 @@ impl TryFrom<EnrollmentTokenRow> for EnrollmentToken {
             revoked_at: row.revoked_at,
             hint: row.hint,
             labels: labels_of(row.labels).map_err(|e| corrupt(&e))?,
+            allowed_cidrs: AllowedCidrs::parse(&row.allowed_cidrs).map_err(|e| corrupt(&e))?,
         })
     }
 }

@@ -81,6 +81,8 @@ diesel::table! {
         revoked_at -> Nullable<Timestamptz>,
         /// Non-secret hint of the current secret.
         hint -> Text,
+        /// Networks it may be used from (CIDR text); empty: anywhere.
+        allowed_cidrs -> Array<Text>,
     }
 }
 
@@ -161,6 +163,8 @@ diesel::table! {
         hint -> Text,
         /// Labels every agent it enrolls carries (a JSON object of strings).
         labels -> Jsonb,
+        /// Networks agents may enroll from with it (CIDR text); empty: anywhere.
+        allowed_cidrs -> Array<Text>,
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use fleetpass_domain::audit::actions;
 use fleetpass_domain::identity::{EnvScope, Role};
 use fleetpass_domain::ids::TokenId;
+use fleetpass_domain::network::AllowedCidrs;
 use fleetpass_domain::token::{ApiToken, TokenName};
 use fleetpass_ports::Store;
 use time::Duration;
@@ -426,4 +427,63 @@ pub async fn token_cross_tenant_is_not_found(store: &dyn Store) {
     );
     a.check_log("of the owning tenant").await;
     b.check_log("of the other tenant").await;
+}
+
+/// A token's and an enrollment token's `allowed_cidrs` are stored as written and read
+/// back by every lookup (the authentication cache included); `update_token` writes a
+/// new list; `record_audit` appends an event with no change beside it.
+pub async fn allowed_cidrs_round_trip_and_refusals_are_recorded(store: &dyn Store) {
+    let fx = Fixtures::new();
+    let mut setup = Setup::tenant(store, &fx).await;
+    let t = setup.id();
+    let office = AllowedCidrs::parse(["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (mut token, secret) = fx.token(&setup.new.admin, Role::Viewer, EnvScope::All);
+    token.allowed_cidrs = office.clone();
+    let (token, secret) = setup.add_token((token, secret)).await;
+    assert_eq!(store.get_token(t, token.id).await.must("get_token"), token);
+    assert_eq!(
+        store
+            .find_token_by_digest(&secret.digest())
+            .await
+            .must("find_token_by_digest"),
+        found(&token, false)
+    );
+    let moved = ApiToken {
+        allowed_cidrs: AllowedCidrs::parse(["198.51.100.0/24"]).unwrap_or_else(|e| panic!("{e}")),
+        ..token.clone()
+    };
+    let audit = setup.audit(actions::TOKEN_UPDATED, token.id.as_uuid());
+    store
+        .update_token(&moved, &audit)
+        .await
+        .must("update_token");
+    setup.logged(&audit);
+    assert_eq!(
+        store
+            .find_token_by_digest(&secret.digest())
+            .await
+            .must("find_token_by_digest after update_token"),
+        found(&moved, false),
+        "update_token writes allowed_cidrs, and lookups see it at once"
+    );
+
+    let (fleet, _, _) = setup.fleet().await;
+    let (mut enrollment, enrollment_secret) = fx.enrollment_token(&fleet);
+    enrollment.allowed_cidrs = office;
+    let (enrollment, _) = setup
+        .add_enrollment_token((enrollment, enrollment_secret.clone()))
+        .await;
+    assert_eq!(
+        store
+            .find_enrollment_token_by_digest(&enrollment_secret.digest())
+            .await
+            .must("find_enrollment_token_by_digest"),
+        Some(enrollment.clone())
+    );
+
+    let refused = setup.audit(actions::TOKEN_NETWORK_REFUSED, token.id.as_uuid());
+    store.record_audit(&refused).await.must("record_audit");
+    setup.logged(&refused);
+    setup.check_log("after record_audit").await;
 }

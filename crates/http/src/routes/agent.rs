@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{Checks, route};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AgentCaller, Body, BodyLimit, bearer_token, path_id, read_json};
+use crate::extract::{AgentCaller, Body, BodyLimit, ClientAddr, bearer_token, path_id, read_json};
 use crate::guard::Class;
 use crate::views::{AgentView, ScanView, ts};
 
@@ -79,6 +79,7 @@ pub struct EnrolledView {
         (status = 422, body = ErrorBody)))]
 pub async fn enroll(
     state: web::Data<AppState>,
+    client: ClientAddr,
     Body(body): Body<EnrollBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut checks = Checks::default();
@@ -99,7 +100,14 @@ pub async fn enroll(
         agent_version: version,
         labels,
     };
-    let enrolled = svc::enroll(&state.deps, &state.keys, &body.enrollment_token, report).await?;
+    let enrolled = svc::enroll(
+        &state.deps,
+        &state.keys,
+        &body.enrollment_token,
+        report,
+        client.0,
+    )
+    .await?;
     let location = format!("/tenant/discovery/agents/{}", enrolled.agent.id);
     Ok(super::created(location).json(EnrolledView {
         agent_id: enrolled.agent.id.to_string(),

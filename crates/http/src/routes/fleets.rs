@@ -196,6 +196,11 @@ pub struct IssueEnrollmentBody {
     /// on the same key).
     #[schema(example = json!({"role": "db"}))]
     pub labels: Option<BTreeMap<String, String>>,
+    /// The networks agents may enroll from with it: at most 32 IPv4 or IPv6 addresses
+    /// or CIDR networks; absent or empty: anywhere. An enrollment from elsewhere is 403
+    /// `FORBIDDEN_SCOPE` and uses nothing up.
+    #[schema(example = json!(["10.20.0.0/16"]))]
+    pub allowed_cidrs: Option<Vec<String>>,
 }
 
 /// Issue an enrollment token for a fleet (the secret is returned once).
@@ -226,10 +231,18 @@ pub async fn issue_enrollment_token(
             .as_ref()
             .map_or(Ok(Labels::none()), |l| super::labels("labels", l)),
     );
-    let (ttl, max_uses, labels) = checks.finish_with((ttl, max_uses, labels))?;
-    let issued =
-        svc::issue_enrollment_token(&state.deps, &caller.actor, fleet, ttl, max_uses, labels)
-            .await?;
+    let cidrs = checks.require_with(super::allowed_cidrs(body.allowed_cidrs.as_deref()));
+    let (ttl, max_uses, labels, cidrs) = checks.finish_with((ttl, max_uses, labels, cidrs))?;
+    let issued = svc::issue_enrollment_token(
+        &state.deps,
+        &caller.actor,
+        fleet,
+        ttl,
+        max_uses,
+        labels,
+        cidrs,
+    )
+    .await?;
     let location = format!(
         "/tenant/discovery/fleets/{}/enrollment-tokens/{}",
         issued.token.fleet_id, issued.token.id

@@ -21,6 +21,7 @@ use actix_web::{HttpMessage as _, Resource, web};
 use std::collections::BTreeMap;
 
 use fleetpass_domain::label::{LabelSelector, Labels, MAX_LABELS};
+use fleetpass_domain::network::{AllowedCidrs, MAX_ALLOWED_CIDRS};
 use fleetpass_domain::scan::{ScanTarget, Scenario};
 use fleetpass_domain::value::ValueError;
 use serde::{Deserialize, Deserializer};
@@ -279,6 +280,15 @@ pub fn labels(field: &str, raw: &BTreeMap<String, String>) -> Result<Labels, Api
         Some(key) => ApiError::invalid(&format!("{field}.{key}"), &e.error),
         None => ApiError::invalid_message(field, format!("may have at most {MAX_LABELS} labels"))
             .hint("Send at most 32 labels."),
+    })
+}
+
+/// Parses the `allowedCidrs` of a token body; absent: anywhere.
+pub fn allowed_cidrs(raw: Option<&[String]>) -> Result<AllowedCidrs, ApiError> {
+    AllowedCidrs::parse(raw.unwrap_or_default()).map_err(|e| {
+        ApiError::invalid_message("allowedCidrs", e.to_string()).hint(format!(
+            "Give at most {MAX_ALLOWED_CIDRS} IPv4 or IPv6 networks such as 10.0.0.0/8, 192.0.2.7 or 2001:db8::/32; an empty list allows every address."
+        ))
     })
 }
 

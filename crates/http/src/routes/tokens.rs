@@ -59,6 +59,11 @@ pub struct CreateTokenBody {
     /// Requests a minute, 1-100000 (default 300).
     #[schema(minimum = 1, maximum = 100000)]
     pub rate_limit_per_minute: Option<i64>,
+    /// The networks the token may be used from: at most 32 IPv4 or IPv6 addresses or
+    /// CIDR networks (`10.0.0.0/8`); absent or empty: anywhere. A request from
+    /// elsewhere is 403 `FORBIDDEN_SCOPE`.
+    #[schema(example = json!(["10.0.0.0/8", "2001:db8::/32"]))]
+    pub allowed_cidrs: Option<Vec<String>>,
 }
 
 impl CreateTokenBody {
@@ -113,8 +118,9 @@ impl CreateTokenBody {
                 ApiError::invalid_message("environmentIds", e.to_string()).hint(hint)
             },
         ));
-        let (name, role, ttl, rate_limit, owner, scope) =
-            checks.finish_with((name, role, ttl, rate_limit, owner, scope))?;
+        let cidrs = checks.require_with(super::allowed_cidrs(self.allowed_cidrs.as_deref()));
+        let (name, role, ttl, rate_limit, owner, (scope, allowed_cidrs)) =
+            checks.finish_with((name, role, ttl, rate_limit, owner, (scope, cidrs)))?;
         Ok(NewToken {
             name,
             owner,
@@ -122,6 +128,7 @@ impl CreateTokenBody {
             scope,
             ttl,
             rate_limit,
+            allowed_cidrs,
         })
     }
 }
@@ -175,7 +182,8 @@ pub async fn get_token(
     Ok(HttpResponse::Ok().json(TokenView::new(token, state.deps.now())))
 }
 
-/// Body of `PATCH /api/admin/tokens/{id}`: only `name` and `rateLimitPerMinute` change.
+/// Body of `PATCH /api/admin/tokens/{id}`: only `name`, `rateLimitPerMinute` and
+/// `allowedCidrs` change.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchTokenBody {
@@ -185,6 +193,11 @@ pub struct PatchTokenBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
     pub rate_limit_per_minute: Option<Option<i64>>,
+    /// New networks the token may be used from (replacing the old list); `[]` or
+    /// `null` lifts the restriction.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_cidrs: Option<Option<Vec<String>>>,
     /// Any other field is refused (read-only ones as READONLY_FIELD).
     #[serde(flatten)]
     #[schema(ignore)]
@@ -237,7 +250,7 @@ const TOKEN_READONLY: [(&str, &str); 12] = [
     ),
 ];
 
-/// Rename a token or change its rate limit.
+/// Rename a token or change its rate limit or networks.
 #[utoipa::path(patch, path = "/api/admin/tokens/{id}", tag = "tokens", request_body = PatchTokenBody,
     security(("bearer" = [])), params(("id" = String, Path, description = "Token id")),
     responses((status = 200, body = TokenView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -258,10 +271,16 @@ pub async fn update_token(
             l.map(RateLimitPerMinute::new).transpose(),
         )
     });
+    let cidrs = body.allowed_cidrs.map(|list| {
+        super::allowed_cidrs(list.as_deref())
+            .map_err(|e| checks.push(e))
+            .ok()
+    });
     checks.finish()?;
     let patch = TokenPatch {
         name: name.flatten(),
         rate_limit: limit.flatten(),
+        allowed_cidrs: cidrs.flatten(),
     };
     let token = svc::update_token(&state.deps, &caller.actor, id, patch).await?;
     Ok(HttpResponse::Ok().json(TokenView::new(token, state.deps.now())))

@@ -1,6 +1,8 @@
 //! The agent side: enrolling with an enrollment token, exchanging the agent secret for
 //! short-lived access tokens, authenticating those, heartbeats and job claims.
 
+use std::net::IpAddr;
+
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::{AuditActor, actions};
 use fleetpass_domain::fleet::{Agent, AgentClaims, AgentVersion, Hostname, Platform};
@@ -68,12 +70,14 @@ async fn mint(deps: &Deps, keys: &KeyRing, agent: &Agent) -> ServiceResult<Acces
 ///
 /// # Errors
 /// `Unauthorized` saying whether the token is malformed, unknown, expired, revoked or
-/// used up, with a hint; store errors.
+/// used up, with a hint; `OutsideNetwork` when `client` is outside the token's
+/// `allowedCidrs` (audited in the token's tenant); store errors.
 pub async fn enroll(
     deps: &Deps,
     keys: &KeyRing,
     presented: &str,
     report: Enrollment,
+    client: Option<IpAddr>,
 ) -> ServiceResult<Enrolled> {
     let token = PlainSecret::parse_kind(presented, SecretKind::Enrollment).map_err(|e| {
         ServiceError::Unauthorized {
@@ -81,6 +85,30 @@ pub async fn enroll(
             hint: Some(Remedy::EnrollmentTokenAsIssued),
         }
     })?;
+    // Before the use is claimed, so a refused address uses nothing up. A token's
+    // networks never change once issued, so this read cannot go stale before the claim.
+    if let Some(t) = deps
+        .store
+        .find_enrollment_token_by_digest(&token.digest())
+        .await?
+        && !t.allowed_cidrs.allows(client)
+    {
+        let audit = deps.audit(
+            t.tenant_id,
+            AuditActor::Public,
+            actions::ENROLLMENT_TOKEN_NETWORK_REFUSED,
+            Some(t.id.as_uuid()),
+            json!({"fleetId": t.fleet_id.to_string(), "client": client.map(|ip| ip.to_string()),
+                       "allowedCidrs": t.allowed_cidrs.to_strings()}),
+        );
+        if let Err(e) = deps.store.record_audit(&audit).await {
+            tracing::warn!(error = %e, "could not audit a refused network");
+        }
+        return Err(ServiceError::OutsideNetwork {
+            credential: SecretKind::Enrollment,
+            client,
+        });
+    }
     let secret = PlainSecret::from_random(SecretKind::Agent, deps.secrets.random_32());
     let agent_id = AgentId::from_uuid(deps.ids.new_id());
     let now = deps.now();

@@ -1,5 +1,7 @@
 //! Authentication of API tokens, `/api/me`, and the public leaked-secret revocation.
 
+use std::net::IpAddr;
+
 use fleetpass_domain::access::Actor;
 use fleetpass_domain::audit::{AuditActor, actions};
 use fleetpass_domain::fleet::EnrollmentStatus;
@@ -42,6 +44,40 @@ pub enum LeakOutcome {
     /// revoked, expired, used up or rotated out. Whatever existed is revoked all the
     /// same (revoking is idempotent).
     NotLive,
+}
+
+/// Refuses `token` when `client` is outside its `allowedCidrs`, and audits the attempt
+/// in the token's tenant (the address and the token, never the secret). Called after
+/// the token's own rate limit counted the request, so refusals cost at most that many
+/// audit writes a minute. A failed audit write is logged and the request refused all
+/// the same: a restriction never fails open.
+///
+/// # Errors
+/// `OutsideNetwork` when the address is not allowed.
+pub async fn check_network(
+    deps: &Deps,
+    token: &ApiToken,
+    client: Option<IpAddr>,
+) -> ServiceResult<()> {
+    if token.allowed_cidrs.allows(client) {
+        return Ok(());
+    }
+    let audit = deps
+        .audit(
+            token.tenant_id,
+            AuditActor::Token(token.id.as_uuid()),
+            actions::TOKEN_NETWORK_REFUSED,
+            Some(token.id.as_uuid()),
+            json!({"client": client.map(|ip| ip.to_string()), "allowedCidrs": token.allowed_cidrs.to_strings()}),
+        )
+        .within(token.scope.clone());
+    if let Err(e) = deps.store.record_audit(&audit).await {
+        tracing::warn!(error = %e, token_id = %token.id, "could not audit a refused network");
+    }
+    Err(ServiceError::OutsideNetwork {
+        credential: SecretKind::ApiToken,
+        client,
+    })
 }
 
 /// Revokes whatever Fleetpass secret this is, if it exists, without credentials: for

@@ -8,6 +8,7 @@ use fleetpass_domain::fleet::{
 use fleetpass_domain::identity::EnvironmentName;
 use fleetpass_domain::ids::{AgentId, EnrollmentTokenId, EnvironmentId, FleetId};
 use fleetpass_domain::label::{LabelSelector, Labels};
+use fleetpass_domain::network::AllowedCidrs;
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
 use serde_json::json;
@@ -40,6 +41,7 @@ fn new_enrollment(
     ttl: EnrollmentTtlHours,
     max_uses: MaxUses,
     labels: Labels,
+    allowed_cidrs: AllowedCidrs,
 ) -> IssuedEnrollment {
     let now = deps.now();
     let secret = PlainSecret::from_random(SecretKind::Enrollment, deps.secrets.random_32());
@@ -54,6 +56,7 @@ fn new_enrollment(
         revoked_at: None,
         hint: secret.hint(),
         labels,
+        allowed_cidrs,
     };
     IssuedEnrollment { token, secret }
 }
@@ -111,6 +114,7 @@ pub async fn create_fleet(
         EnrollmentTtlHours::default_ttl(),
         MaxUses::once(),
         Labels::none(),
+        AllowedCidrs::anywhere(),
     );
     let audit = [
         deps.audit_by(
@@ -238,15 +242,17 @@ pub async fn issue_enrollment_token(
     ttl: EnrollmentTtlHours,
     max_uses: MaxUses,
     labels: Labels,
+    allowed_cidrs: AllowedCidrs,
 ) -> ServiceResult<IssuedEnrollment> {
     let fleet = fleet_for(deps, actor, Action::Operate, fleet).await?;
-    let issued = new_enrollment(deps, &fleet, ttl, max_uses, labels);
+    let issued = new_enrollment(deps, &fleet, ttl, max_uses, labels, allowed_cidrs);
     let audit = deps
         .audit_by(
             actor,
             actions::ENROLLMENT_TOKEN_ISSUED,
             issued.token.id.as_uuid(),
-            json!({"fleetId": fleet.id.to_string(), "maxUses": max_uses.get(), "expiresHours": ttl.get(), "hint": issued.token.hint}),
+            json!({"fleetId": fleet.id.to_string(), "maxUses": max_uses.get(), "expiresHours": ttl.get(), "hint": issued.token.hint,
+                   "allowedCidrs": issued.token.allowed_cidrs.to_strings()}),
         )
         .in_environment(fleet.environment_id);
     deps.store

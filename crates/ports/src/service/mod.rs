@@ -93,6 +93,14 @@ pub enum ServiceError {
     /// Authenticated, but not allowed.
     #[error(transparent)]
     Denied(#[from] Denied),
+    /// A credential presented from outside the networks its `allowedCidrs` name.
+    #[error("{} may not be used from this address", credential.with_article())]
+    OutsideNetwork {
+        /// Which kind of credential.
+        credential: fleetpass_domain::secret::SecretKind,
+        /// The address it came from, as the server judged it.
+        client: Option<std::net::IpAddr>,
+    },
     /// No such thing in the caller's tenant.
     #[error("not found")]
     NotFound,

@@ -6,6 +6,7 @@ use fleetpass_domain::identity::{
     Tenant, TenantName,
 };
 use fleetpass_domain::ids::{EnvironmentId, PrincipalId, TenantId, TokenId};
+use fleetpass_domain::network::AllowedCidrs;
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
 use fleetpass_domain::token::{ApiToken, TokenName, TokenTtlDays};
@@ -70,6 +71,7 @@ pub async fn create_tenant(
         last_used_at: None,
         revoked_at: None,
         hint: secret.hint(),
+        allowed_cidrs: AllowedCidrs::anywhere(),
     };
     let event = |action, target: uuid::Uuid, details| {
         deps.audit(tenant.id, by, action, Some(target), details)

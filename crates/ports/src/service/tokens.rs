@@ -5,6 +5,7 @@ use fleetpass_domain::access::{Action, Actor, GrantError, check_grant};
 use fleetpass_domain::audit::actions;
 use fleetpass_domain::identity::{EnvScope, Principal, Role};
 use fleetpass_domain::ids::{PrincipalId, TokenId};
+use fleetpass_domain::network::AllowedCidrs;
 use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
 use fleetpass_domain::token::{
@@ -51,6 +52,8 @@ pub struct NewToken {
     pub ttl: TokenTtlDays,
     /// Its own rate limit, if any.
     pub rate_limit: Option<RateLimitPerMinute>,
+    /// The networks it may be used from.
+    pub allowed_cidrs: AllowedCidrs,
 }
 
 /// A token and its secret, shown this once.
@@ -69,6 +72,8 @@ pub struct TokenPatch {
     pub name: Option<TokenName>,
     /// A new limit; `Some(None)` goes back to the default.
     pub rate_limit: Option<Option<RateLimitPerMinute>>,
+    /// New network restrictions; an empty list lifts them.
+    pub allowed_cidrs: Option<AllowedCidrs>,
 }
 
 async fn resolve_owner(deps: &Deps, actor: &Actor, owner: OwnerRef) -> ServiceResult<Principal> {
@@ -155,13 +160,15 @@ pub async fn create_token(deps: &Deps, actor: &Actor, new: NewToken) -> ServiceR
         last_used_at: None,
         revoked_at: None,
         hint: secret.hint(),
+        allowed_cidrs: new.allowed_cidrs,
     };
     let audit = deps
         .audit_by(
             actor,
             actions::TOKEN_CREATED,
             token.id.as_uuid(),
-            json!({"name": token.name.as_str(), "role": token.role.as_str(), "hint": token.hint}),
+            json!({"name": token.name.as_str(), "role": token.role.as_str(), "hint": token.hint,
+                   "allowedCidrs": token.allowed_cidrs.to_strings()}),
         )
         .within(token.scope.clone());
     deps.store
@@ -223,11 +230,15 @@ pub async fn update_token(
     if let Some(limit) = patch.rate_limit {
         token.rate_limit_per_minute = limit;
     }
+    if let Some(cidrs) = patch.allowed_cidrs {
+        token.allowed_cidrs = cidrs;
+    }
     let audit = deps.audit_by(
         actor,
         actions::TOKEN_UPDATED,
         id.as_uuid(),
-        json!({"name": token.name.as_str(), "rateLimitPerMinute": token.rate_limit_per_minute.map(RateLimitPerMinute::get)}),
+        json!({"name": token.name.as_str(), "rateLimitPerMinute": token.rate_limit_per_minute.map(RateLimitPerMinute::get),
+               "allowedCidrs": token.allowed_cidrs.to_strings()}),
     )
     .within(token.scope.clone());
     deps.store.update_token(&token, &audit).await?;

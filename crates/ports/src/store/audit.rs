@@ -21,4 +21,8 @@ pub trait AuditStore: Send + Sync + 'static {
         filter: &AuditFilter,
         page: PageRequest,
     ) -> Result<Page<AuditEvent>, RepoError>;
+
+    /// Records an event that goes with no change of state: a refusal worth an
+    /// operator's attention (a credential used from outside its networks).
+    async fn record_audit(&self, event: &AuditEvent) -> Result<(), RepoError>;
 }

@@ -12,7 +12,7 @@ use fleetpass_ports::RepoError;
 use fleetpass_ports::store::{AuditFilter, AuditStore};
 use uuid::Uuid;
 
-use super::{PgStore, overfetch};
+use super::{PgStore, insert_audit, overfetch};
 use crate::rows::{AuditRow, convert_all};
 use crate::schema::audit_events;
 
@@ -58,6 +58,14 @@ impl AuditStore for PgStore {
                 Ok(Page::from_overfetch(items, page.limit, |e| e.id.as_uuid()))
             }
             .scope_boxed()
+        })
+        .await
+    }
+
+    async fn record_audit(&self, event: &AuditEvent) -> Result<(), RepoError> {
+        let event = event.clone();
+        self.run(|c| {
+            async move { insert_audit(c, std::slice::from_ref(&event)).await }.scope_boxed()
         })
         .await
     }

@@ -151,6 +151,7 @@ impl TokenStore for PgStore {
                     api_tokens::name.eq(token.name.as_str()),
                     api_tokens::rate_limit_per_minute
                         .eq(token.rate_limit_per_minute.map(rate_limit_column)),
+                    api_tokens::allowed_cidrs.eq(token.allowed_cidrs.to_strings()),
                 ))
                 .cached()
                 .execute(c)
