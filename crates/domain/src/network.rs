@@ -12,6 +12,84 @@ use ipnet::IpNet;
 /// At most this many entries per credential.
 pub const MAX_ALLOWED_CIDRS: usize = 32;
 
+/// An IPv4 octet without leading zeros.
+macro_rules! octet {
+    () => {
+        "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+    };
+}
+/// A group of an IPv6 address.
+macro_rules! group {
+    () => {
+        "[0-9A-Fa-f]{1,4}"
+    };
+}
+
+/// Every entry `allowedCidrs` accepts, as a regular expression (the OpenAPI document
+/// publishes it): an IPv4 address (dotted decimal, no leading zeros) or an IPv6 address
+/// (RFC 4291 text, `::` compression, no embedded IPv4, no zone), optionally with a
+/// prefix length (`/0`-`/32`, `/0`-`/128`, no leading zeros).
+pub const ALLOWED_CIDR_PATTERN: &str = concat!(
+    "^(?:",
+    octet!(),
+    "(?:\\.",
+    octet!(),
+    "){3}",
+    "(?:/(?:3[0-2]|[12]?[0-9]))?",
+    "|",
+    "(?:",
+    "(?:",
+    group!(),
+    ":){7}",
+    group!(),
+    "|(?:",
+    group!(),
+    ":){1,7}:",
+    "|(?:",
+    group!(),
+    ":){1,6}:",
+    group!(),
+    "|(?:",
+    group!(),
+    ":){1,5}(?::",
+    group!(),
+    "){1,2}",
+    "|(?:",
+    group!(),
+    ":){1,4}(?::",
+    group!(),
+    "){1,3}",
+    "|(?:",
+    group!(),
+    ":){1,3}(?::",
+    group!(),
+    "){1,4}",
+    "|(?:",
+    group!(),
+    ":){1,2}(?::",
+    group!(),
+    "){1,5}",
+    "|",
+    group!(),
+    ":(?::",
+    group!(),
+    "){1,6}",
+    "|:(?:(?::",
+    group!(),
+    "){1,7}|:)",
+    ")",
+    "(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?",
+    ")$"
+);
+
+fn pattern() -> &'static regex::Regex {
+    static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| {
+        regex::Regex::new(ALLOWED_CIDR_PATTERN)
+            .unwrap_or_else(|e| unreachable!("ALLOWED_CIDR_PATTERN is a valid expression: {e}"))
+    })
+}
+
 /// The networks a credential may be used from; empty means anywhere.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowedCidrs(Vec<IpNet>);
@@ -29,17 +107,6 @@ pub enum CidrError {
         index: usize,
         /// The entry as sent.
         entry: String,
-    },
-    /// A network written with host bits set: `10.1.2.3/8` is ambiguous (a typo for
-    /// `/24`, or meant as `10.0.0.0/8`?), so it is refused rather than guessed at.
-    #[error("entry {index} ({entry:?}) has host bits set; the network is {network}")]
-    HostBits {
-        /// Its position, from 0.
-        index: usize,
-        /// The entry as sent.
-        entry: String,
-        /// The network it would denote.
-        network: String,
     },
 }
 
@@ -62,7 +129,8 @@ impl AllowedCidrs {
     /// let office = AllowedCidrs::parse(["10.0.0.0/8", "2001:db8::/32"]).unwrap();
     /// assert!(office.allows(Some("10.1.2.3".parse().unwrap())));
     /// assert!(!office.allows(Some("192.0.2.1".parse().unwrap())));
-    /// assert!(AllowedCidrs::parse(["10.1.2.3/8"]).is_err()); // host bits: ambiguous
+    /// // Host bits are dropped: this is the network 10.0.0.0/8.
+    /// assert_eq!(AllowedCidrs::parse(["10.1.2.3/8"]).unwrap().to_strings(), ["10.0.0.0/8"]);
     /// ```
     pub fn parse<I, S>(entries: I) -> Result<Self, CidrError>
     where
@@ -75,25 +143,25 @@ impl AllowedCidrs {
                 return Err(CidrError::TooMany);
             }
             let entry = entry.as_ref();
-            let text = entry.trim();
-            let net =
-                match text.parse::<IpNet>() {
-                    Ok(net) => net,
-                    Err(_) => text.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
-                        CidrError::Unparsable {
-                            index,
-                            entry: entry.to_owned(),
-                        }
-                    })?,
-                };
-            if net.trunc() != net {
-                return Err(CidrError::HostBits {
-                    index,
-                    entry: entry.to_owned(),
-                    network: net.trunc().to_string(),
-                });
+            let unparsable = || CidrError::Unparsable {
+                index,
+                entry: entry.to_owned(),
+            };
+            // Exactly the text `ALLOWED_CIDR_PATTERN` describes, so the OpenAPI document
+            // and the server agree: the parsers alone take a few more spellings (`/08`,
+            // an IPv4 tail inside IPv6).
+            if !pattern().is_match(entry) {
+                return Err(unparsable());
             }
-            nets.push(net);
+            let net = match entry.parse::<IpNet>() {
+                Ok(net) => net,
+                Err(_) => entry
+                    .parse::<IpAddr>()
+                    .map(IpNet::from)
+                    .map_err(|_| unparsable())?,
+            };
+            // `10.1.2.3/8` is the network `10.0.0.0/8`; reads show it that way.
+            nets.push(net.trunc());
         }
         Ok(Self(nets))
     }
@@ -156,6 +224,52 @@ mod tests {
     }
 
     #[test]
+    fn the_pattern_is_what_the_parsers_take() {
+        for ok in [
+            "0.0.0.0/0",
+            "10.0.0.0/8",
+            "255.255.255.255",
+            "192.0.2.7/32",
+            "::",
+            "::/0",
+            "::1",
+            "1::",
+            "2001:db8::/32",
+            "2001:DB8:0:0:0:0:0:1/128",
+            "fe80::1:2",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7::",
+            "::2:3:4:5:6:7:8",
+        ] {
+            assert!(pattern().is_match(ok), "{ok}");
+            assert!(AllowedCidrs::parse([ok]).is_ok(), "{ok}");
+        }
+        for refused in [
+            "",
+            " 10.0.0.0/8",
+            "10.0.0.0/8 ",
+            "010.0.0.0",
+            "10.0.0.0/08",
+            "10.0.0.0/33",
+            "256.0.0.0",
+            "10.0.0",
+            "10.0.0.0.0",
+            "::ffff:10.0.0.1",
+            "1:2:3:4:5:6:7:8:9",
+            "1::2::3",
+            "2001:db8::/129",
+            "fe80::1%eth0",
+            "12345::",
+            "10.0.0.0/",
+            "/8",
+            "::/01",
+        ] {
+            assert!(!pattern().is_match(refused), "{refused}");
+            assert!(AllowedCidrs::parse([refused]).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
     fn bad_entries_are_named() {
         assert_eq!(
             AllowedCidrs::parse(["10.0.0.0/8", "nope"]),
@@ -166,10 +280,17 @@ mod tests {
         );
         assert!(AllowedCidrs::parse(["10.0.0.0/33"]).is_err());
         assert!(AllowedCidrs::parse([""]).is_err());
-        let host_bits = AllowedCidrs::parse(["10.1.2.3/8"]).unwrap_err();
+        let e = AllowedCidrs::parse(["10.0.0.0/8", " 10.0.0.0/8"]).unwrap_err();
         assert_eq!(
-            host_bits.to_string(),
-            "entry 0 (\"10.1.2.3/8\") has host bits set; the network is 10.0.0.0/8"
+            e.to_string(),
+            "entry 1 (\" 10.0.0.0/8\") is not an IPv4 or IPv6 address or CIDR network"
+        );
+        assert_eq!(
+            AllowedCidrs::parse(["10.1.2.3/8", "2001:db8::1/32"])
+                .unwrap()
+                .to_strings(),
+            ["10.0.0.0/8", "2001:db8::/32"],
+            "host bits are dropped"
         );
         let many: Vec<String> = (0..33).map(|i| format!("10.0.{i}.0/24")).collect();
         assert_eq!(AllowedCidrs::parse(&many), Err(CidrError::TooMany));

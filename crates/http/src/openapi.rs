@@ -206,8 +206,8 @@ pub const ERRORS: [ErrorRow; 10] = [
     ErrorRow {
         status: 403,
         meaning: "Forbidden",
-        cause: "FORBIDDEN_ROLE: the token's role is too low (a viewer writing, a non-admin on /api/admin) or the platform key is wrong; FORBIDDEN_SCOPE: the resource or requested scope is outside the token's environments.",
-        fix: "Use a token with the role and environments the RBAC matrix asks for.",
+        cause: "FORBIDDEN_ROLE: the token's role is too low (a viewer writing, a non-admin on /api/admin) or the platform key is wrong; FORBIDDEN_SCOPE: the resource or requested scope is outside the token's environments, or the token (or enrollment token) was used from an address outside its `allowedCidrs`.",
+        fix: "Use a token with the role and environments the RBAC matrix asks for, from a network its allowedCidrs name.",
     },
     ErrorRow {
         status: 404,
@@ -509,10 +509,8 @@ fn refine_operation(path: &str, method: &str, op: &mut Value) -> Option<String> 
             op["x-required-role"] = json!(required_role(method, path));
             // Three ways to present one API token, in the server's order.
             op["security"] = json!([{"bearer": []}, {"apiKeyHeader": []}, {"apiKeyQuery": []}]);
-            statuses.extend([401, 429, 500, 503]);
-            if path != "/api/me" {
-                statuses.push(403);
-            }
+            // 403 everywhere, /api/me too: a token used from outside its allowedCidrs.
+            statuses.extend([401, 403, 429, 500, 503]);
         }
         Guard::Agent => statuses.extend([401, 429, 500, 503]),
         Guard::Platform => {

@@ -771,3 +771,222 @@ fn the_defaults_are_the_specs() {
     assert_eq!((c.public_per_minute, c.auth_failures_per_minute), (60, 20));
     assert!(c.trusted_proxies.is_empty());
 }
+
+// ---------- network restrictions ----------
+
+#[actix_web::test]
+async fn a_token_works_only_from_its_networks_and_refusals_are_audited() {
+    let f = fixture(config()).await;
+    let (_, admin) = tenant(&f, "acme").await;
+    let app = app!(f);
+    let created = send(
+        &app,
+        post(
+            "/api/admin/tokens",
+            &admin,
+            token_body(
+                json!({"name": "office", "allowedCidrs": ["198.51.100.9/24", "2001:db8::/32"]}),
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(
+        created.body["allowedCidrs"],
+        json!(["198.51.100.0/24", "2001:db8::/32"]),
+        "stored and shown as networks"
+    );
+    let (id, office) = (
+        created.body["id"].as_str().unwrap().to_owned(),
+        created.body["token"].as_str().unwrap().to_owned(),
+    );
+    let me = |addr: &str| from(authed(TestRequest::get().uri("/api/me"), &office), addr);
+    assert_eq!(send(&app, me("198.51.100.7:4000")).await.status, 200);
+    assert_eq!(send(&app, me("[2001:db8::5]:4000")).await.status, 200);
+    let outside = send(&app, me("203.0.113.9:4000")).await;
+    let body = outside.error(403, "FORBIDDEN_SCOPE");
+    let hint = body["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("allowedCidrs") && hint.contains("203.0.113.9"),
+        "{hint}"
+    );
+    // No address at all is no exception: a restriction never fails open.
+    send(&app, authed(TestRequest::get().uri("/api/me"), &office))
+        .await
+        .error(403, "FORBIDDEN_SCOPE");
+    let audit = send(
+        &app,
+        authed(
+            TestRequest::get().uri("/api/admin/audit-events?action=token.network_refused"),
+            &admin,
+        ),
+    )
+    .await;
+    let events = audit.body["items"].as_array().unwrap();
+    assert_eq!(events.len(), 2, "{}", audit.body);
+    assert_eq!(events[0]["targetId"], id.as_str());
+    assert!(
+        !audit.body.to_string().contains(&office),
+        "no secret in the audit log"
+    );
+
+    // A rotation keeps the networks; a PATCH replaces or lifts them.
+    let rotated = send(
+        &app,
+        post(&format!("/api/admin/tokens/{id}/rotate"), &admin, json!({})),
+    )
+    .await;
+    assert_eq!(rotated.body["allowedCidrs"], created.body["allowedCidrs"]);
+    let fresh = rotated.body["token"].as_str().unwrap().to_owned();
+    send(
+        &app,
+        from(
+            authed(TestRequest::get().uri("/api/me"), &fresh),
+            "203.0.113.9:1",
+        ),
+    )
+    .await
+    .error(403, "FORBIDDEN_SCOPE");
+    let patch = |cidrs: Value| {
+        authed(
+            TestRequest::patch().uri(&format!("/api/admin/tokens/{id}")),
+            &admin,
+        )
+        .set_json(json!({"allowedCidrs": cidrs}))
+    };
+    let lifted = send(&app, patch(json!([]))).await;
+    assert_eq!(lifted.status, 200, "{}", lifted.body);
+    assert_eq!(lifted.body["allowedCidrs"], json!([]));
+    assert_eq!(send(&app, me("203.0.113.9:4000")).await.status, 200);
+    let moved = send(&app, patch(json!(["203.0.113.0/24"]))).await;
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(send(&app, me("203.0.113.9:4000")).await.status, 200);
+    send(&app, me("198.51.100.7:4000"))
+        .await
+        .error(403, "FORBIDDEN_SCOPE");
+
+    // Bad lists name the field and change nothing.
+    let many: Vec<String> = (0..33).map(|i| format!("10.{i}.0.0/16")).collect();
+    for bad in [json!(["10.0.0.0/33"]), json!(["office"]), json!(many)] {
+        let refused = send(
+            &app,
+            post(
+                "/api/admin/tokens",
+                &admin,
+                token_body(json!({"name": "bad", "allowedCidrs": bad})),
+            ),
+        )
+        .await;
+        assert_eq!(
+            refused.error(422, "VALIDATION_ERROR")["field"],
+            "allowedCidrs"
+        );
+        assert_eq!(
+            send(&app, patch(bad)).await.error(422, "VALIDATION_ERROR")["field"],
+            "allowedCidrs"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn network_refusals_count_as_failed_authentications() {
+    let guard = GuardConfig {
+        auth_failures_per_minute: 3,
+        ..GuardConfig::default()
+    };
+    let f = fixture_with(config(), guard).await;
+    let (_, admin) = tenant(&f, "acme").await;
+    let app = app!(f);
+    let created = send(
+        &app,
+        post(
+            "/api/admin/tokens",
+            &admin,
+            token_body(json!({"allowedCidrs": ["10.0.0.0/8"]})),
+        ),
+    )
+    .await;
+    let token = created.body["token"].as_str().unwrap().to_owned();
+    let me = |addr: &str| from(authed(TestRequest::get().uri("/api/me"), &token), addr);
+    for _ in 0..3 {
+        send(&app, me("203.0.113.9:1"))
+            .await
+            .error(403, "FORBIDDEN_SCOPE");
+    }
+    send(&app, me("203.0.113.9:1"))
+        .await
+        .error(429, "RATE_LIMITED");
+    // The allowed network is another address, with its own budget.
+    assert_eq!(send(&app, me("10.1.2.3:1")).await.status, 200);
+}
+
+#[actix_web::test]
+async fn an_enrollment_token_enrolls_only_from_its_networks_and_a_refusal_uses_nothing() {
+    let f = fixture(config()).await;
+    let (_, admin) = tenant(&f, "acme").await;
+    let app = app!(f);
+    let fleet = send(&app, post("/tenant/discovery/fleets", &admin, json!({}))).await;
+    let fleet_id = fleet.body["fleetId"].as_str().unwrap();
+    let issued = send(
+        &app,
+        post(
+            &format!("/tenant/discovery/fleets/{fleet_id}/enrollment-tokens"),
+            &admin,
+            json!({"maxUses": 1, "allowedCidrs": ["198.51.100.0/24"]}),
+        ),
+    )
+    .await;
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    let secret = issued.body["enrollmentToken"].as_str().unwrap().to_owned();
+    let enroll = |addr: &str| {
+        from(
+            TestRequest::post().uri("/agent/enroll").set_json(
+                json!({"enrollmentToken": secret, "hostname": "db-1", "platform": "linux"}),
+            ),
+            addr,
+        )
+    };
+    send(&app, enroll("203.0.113.9:1"))
+        .await
+        .error(403, "FORBIDDEN_SCOPE");
+    let inside = send(&app, enroll("198.51.100.7:1")).await;
+    assert_eq!(
+        inside.status, 201,
+        "the refusal used up nothing: {}",
+        inside.body
+    );
+    let listed = send(
+        &app,
+        authed(
+            TestRequest::get().uri(&format!(
+                "/tenant/discovery/fleets/{fleet_id}/enrollment-tokens"
+            )),
+            &admin,
+        ),
+    )
+    .await;
+    assert!(
+        listed.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["allowedCidrs"] == json!(["198.51.100.0/24"])),
+        "{}",
+        listed.body
+    );
+    let audit = send(
+        &app,
+        authed(
+            TestRequest::get()
+                .uri("/api/admin/audit-events?action=enrollment_token.network_refused"),
+            &admin,
+        ),
+    )
+    .await;
+    assert_eq!(
+        audit.body["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        audit.body
+    );
+}

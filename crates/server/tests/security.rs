@@ -1496,3 +1496,41 @@ fn a_passport_is_no_access_token_and_an_access_token_no_passport() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 21: a token's `allowedCidrs` judge the client address the guard uses for
+/// everything else — the socket peer, or what a trusted proxy says. An untrusted peer
+/// that writes an allowed address into `X-Forwarded-For` changes nothing.
+#[test]
+fn allowed_cidrs_judge_the_real_client_address_not_a_forged_header() {
+    for (trusted, forwarded, status) in [
+        (None, "10.1.1.1", 403),
+        (Some("127.0.0.1"), "10.1.1.1", 200),
+        (Some("127.0.0.1"), "203.0.113.9", 403),
+    ] {
+        let envs: Vec<(&str, &str)> = trusted
+            .map(|t| ("FLEETPASS_TRUSTED_PROXIES", t))
+            .into_iter()
+            .collect();
+        let (server, admin) = server(&envs);
+        let b = &server.base;
+        let (_, office) = token(b, &admin, json!({"allowedCidrs": ["10.0.0.0/8"]}));
+        let me = raw(
+            b,
+            "GET",
+            "/api/me",
+            &[
+                ("Authorization", &format!("Bearer {office}")),
+                ("X-Forwarded-For", forwarded),
+            ],
+            "",
+        );
+        assert_eq!(
+            me.status, status,
+            "trusted {trusted:?}, forwarded {forwarded}: {}",
+            me.text
+        );
+        if status == 403 {
+            assert_eq!(me.body["code"], "FORBIDDEN_SCOPE");
+        }
+    }
+}

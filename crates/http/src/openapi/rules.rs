@@ -4,6 +4,7 @@
 //! feeds. Tables only; `openapi.rs` applies them.
 
 use fleetpass_domain::label::MAX_LABELS;
+use fleetpass_domain::network::{ALLOWED_CIDR_PATTERN, MAX_ALLOWED_CIDRS};
 use fleetpass_domain::scan::{MAX_TARGET_AGENTS, PartStatus, ScanStatus};
 use serde_json::{Value, json};
 
@@ -94,6 +95,8 @@ pub(super) fn field_rule(schema: &str, field: &str) -> Option<Value> {
             json!({"format": "email", "maxLength": 254})
         }
         (_, "labels") => labels(),
+        (_, "allowedCidrs") => json!({"maxItems": MAX_ALLOWED_CIDRS,
+            "items": {"type": "string", "pattern": ALLOWED_CIDR_PATTERN}}),
         ("EnrollBody", "hostname") => text(1, 253),
         ("EnrollBody" | "HeartbeatBody", "platform" | "agentVersion") => text(1, 64),
         ("EnrollBody", "enrollmentToken") => json!({"pattern": "^fpe_[A-Za-z0-9_-]{49}$"}),

@@ -76,6 +76,7 @@ pub struct EnrolledView {
 #[utoipa::path(post, path = "/agent/enroll", tag = "agent", request_body = EnrollBody,
     responses((status = 201, body = EnrolledView),
         (status = 401, description = "Unknown, expired, revoked or used-up enrollment token (the message says which)", body = ErrorBody),
+        (status = 403, description = "FORBIDDEN_SCOPE: the enrollment token's allowedCidrs do not include this address (nothing is used up)", body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub async fn enroll(
     state: web::Data<AppState>,
