@@ -143,8 +143,14 @@ async fn replicas_on_one_database_behave_as_one_service() {
     let db = TestDatabase::unmigrated().await;
     let url = db.url().to_owned();
     // Two replicas start at once on an empty database: migrations must not race.
-    let a = start(&[("DATABASE_URL", &url)]);
-    let b = start(&[("DATABASE_URL", &url)]);
+    let a = start(&[
+        ("DATABASE_URL", &url),
+        ("FLEETPASS_PUBLIC_URL", SERVICE_URL),
+    ]);
+    let b = start(&[
+        ("DATABASE_URL", &url),
+        ("FLEETPASS_PUBLIC_URL", SERVICE_URL),
+    ]);
     for s in [&a, &b] {
         let ready: Value = reqwest::get(format!("{}/readyz", s.base))
             .await
@@ -425,8 +431,14 @@ async fn one_time_tokens_hold_under_races_across_two_processes() {
     let db = TestDatabase::fresh().await;
     let url = db.url().to_owned();
     let admin = cli_tenant(&url, "acme");
-    let a = start(&[("DATABASE_URL", &url)]);
-    let b = start(&[("DATABASE_URL", &url)]);
+    let a = start(&[
+        ("DATABASE_URL", &url),
+        ("FLEETPASS_PUBLIC_URL", SERVICE_URL),
+    ]);
+    let b = start(&[
+        ("DATABASE_URL", &url),
+        ("FLEETPASS_PUBLIC_URL", SERVICE_URL),
+    ]);
     let bases = [a.base.clone(), b.base.clone()];
     let (status, fleet) = post_json(
         &format!("{}/tenant/discovery/fleets", a.base),
@@ -468,7 +480,10 @@ async fn signing_keys_are_shared_persist_and_rotate() {
     let db = TestDatabase::fresh().await;
     let url = db.url().to_owned();
     let admin = cli_tenant(&url, "acme");
-    let a = start(&[("DATABASE_URL", &url)]);
+    let a = start(&[
+        ("DATABASE_URL", &url),
+        ("FLEETPASS_PUBLIC_URL", SERVICE_URL),
+    ]);
     let (_, fleet) = post_json(
         &format!("{}/tenant/discovery/fleets", a.base),
         Some(&admin),
@@ -493,7 +508,10 @@ async fn signing_keys_are_shared_persist_and_rotate() {
     };
 
     // A second process verifies what the first signed: the keys live in the database.
-    let b = start(&[("DATABASE_URL", &url)]);
+    let b = start(&[
+        ("DATABASE_URL", &url),
+        ("FLEETPASS_PUBLIC_URL", SERVICE_URL),
+    ]);
     assert_eq!(beat(b.base.clone(), before.clone()).await, 200);
 
     // Rotate from the command line; a process started after it signs with the new key.
@@ -506,7 +524,10 @@ async fn signing_keys_are_shared_persist_and_rotate() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let c = start(&[("DATABASE_URL", &url)]);
+    let c = start(&[
+        ("DATABASE_URL", &url),
+        ("FLEETPASS_PUBLIC_URL", SERVICE_URL),
+    ]);
     let exchange = json!({"agentId": enrolled["agentId"], "agentSecret": enrolled["agentSecret"]});
     let (status, fresh) = post_json(&format!("{}/agent/token", c.base), None, exchange).await;
     assert_eq!(status, 200, "{fresh}");

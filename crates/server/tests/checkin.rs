@@ -149,7 +149,11 @@ fn memory_server(envs: &[(&str, &str)]) -> (Server, String) {
 fn two_replicas(db: &TestDatabase, envs: &[(&str, &str)]) -> (Server, Server, String) {
     let admin = cli_tenant(db.url(), "acme");
     // Small pools: the machine's PostgreSQL is shared by every test and checkout.
-    let mut all = vec![("DATABASE_URL", db.url()), ("FLEETPASS_DB_POOL_SIZE", "4")];
+    let mut all = vec![
+        ("DATABASE_URL", db.url()),
+        ("FLEETPASS_DB_POOL_SIZE", "4"),
+        ("FLEETPASS_PUBLIC_URL", SERVICE_URL),
+    ];
     all.extend_from_slice(envs);
     (start(&all), start(&all), admin)
 }

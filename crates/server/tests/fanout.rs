@@ -71,8 +71,14 @@ async fn a_fan_out_scan_wakes_every_agent_on_both_replicas_and_merges_their_resu
     let db = TestDatabase::fresh().await;
     let url = db.url().to_owned();
     let admin = cli_tenant(&url, "acme");
-    let a = start(&[("DATABASE_URL", &url)]);
-    let b = start(&[("DATABASE_URL", &url)]);
+    let a = start(&[
+        ("DATABASE_URL", &url),
+        ("FLEETPASS_PUBLIC_URL", SERVICE_URL),
+    ]);
+    let b = start(&[
+        ("DATABASE_URL", &url),
+        ("FLEETPASS_PUBLIC_URL", SERVICE_URL),
+    ]);
     let bases = [a.base.clone(), b.base.clone()];
     let (fleet_id, agents) = fleet(&bases, &admin, 4).await;
 

@@ -76,6 +76,11 @@ pub const ROOMY_LIMITS: [(&str, &str); 2] = [
     ("FLEETPASS_AUTH_FAILURE_LIMIT", "100000"),
 ];
 
+/// The `FLEETPASS_PUBLIC_URL` replicas of one service share: agent access tokens are
+/// issued for it (their `aud`), so replicas with different URLs would refuse each
+/// other's tokens, as two different services should.
+pub const SERVICE_URL: &str = "http://fleetpass.test";
+
 /// Starts `fleetpass serve` on a free port and waits until it listens.
 pub fn start(envs: &[(&str, &str)]) -> Server {
     let mut server = spawn(envs);
