@@ -156,6 +156,8 @@ audit_actions! {
     /// A token's rotated-out secret was reported as leaked and ended; the token and
     /// its current secret were left alone.
     TokenSecretRetired => "token.secret_retired",
+    /// The tenant's token policy (the longest lifetimes of new tokens) was set.
+    TokenPolicyUpdated => "token_policy.updated",
     /// A fleet was created (with its first enrollment token).
     FleetCreated => "fleet.created",
     /// A fleet was renamed.
@@ -245,6 +247,8 @@ pub mod actions {
     pub const TOKEN_ROTATED: AuditAction = AuditAction::TokenRotated;
     /// See [`AuditAction::TokenSecretRetired`].
     pub const TOKEN_SECRET_RETIRED: AuditAction = AuditAction::TokenSecretRetired;
+    /// See [`AuditAction::TokenPolicyUpdated`].
+    pub const TOKEN_POLICY_UPDATED: AuditAction = AuditAction::TokenPolicyUpdated;
     /// See [`AuditAction::FleetCreated`].
     pub const FLEET_CREATED: AuditAction = AuditAction::FleetCreated;
     /// See [`AuditAction::FleetUpdated`].
