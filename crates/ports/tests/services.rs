@@ -191,7 +191,7 @@ async fn an_enrollment_token_works_until_its_expiry_instant() {
         &w.deps,
         &w.admin,
         fleet.fleet.id,
-        EnrollmentTtlHours::new(2).expect("a ttl"),
+        Some(EnrollmentTtlHours::new(2).expect("a ttl")),
         MaxUses::new(5).expect("a use count"),
         fleetpass_domain::label::Labels::none(),
     )
@@ -513,7 +513,7 @@ async fn a_fan_out_scan_merges_every_reported_part_across_pages() {
         &w.deps,
         &w.admin,
         fleet.fleet.id,
-        EnrollmentTtlHours::new(2).expect("a ttl"),
+        Some(EnrollmentTtlHours::new(2).expect("a ttl")),
         MaxUses::new(1000).expect("a use count"),
         fleetpass_domain::label::Labels::none(),
     )
