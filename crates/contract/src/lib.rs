@@ -72,6 +72,9 @@ macro_rules! __contract_cases {
             update_token_writes_only_name_and_rate_limit
             revoke_token_is_idempotent
             rotate_token_caps_old_secrets
+            rotate_token_caps_expiry_and_never_extends
+            token_policy_set_then_read
+            token_policy_is_tenant_isolated
             touch_token_sets_last_used
             token_cross_tenant_is_not_found
             allowed_cidrs_round_trip_and_refusals_are_recorded

@@ -31,7 +31,8 @@ pub enum Action {
     Operate,
     /// Anything under `/api/admin/*` except managing environments.
     Administer,
-    /// Create, rename or delete environments: needs an all-environments admin.
+    /// Create, rename or delete environments, or set the tenant's token policy: settings
+    /// that reach every environment, so they need an all-environments admin.
     ManageEnvironments,
 }
 

@@ -158,6 +158,8 @@ audit_actions! {
     TokenSecretRetired => "token.secret_retired",
     /// An API token was presented from outside its `allowedCidrs` and refused.
     TokenNetworkRefused => "token.network_refused",
+    /// The tenant's token policy (the longest lifetimes of new tokens) was set.
+    TokenPolicyUpdated => "token_policy.updated",
     /// A fleet was created (with its first enrollment token).
     FleetCreated => "fleet.created",
     /// A fleet was renamed.
@@ -254,6 +256,8 @@ pub mod actions {
     /// See [`AuditAction::EnrollmentTokenNetworkRefused`].
     pub const ENROLLMENT_TOKEN_NETWORK_REFUSED: AuditAction =
         AuditAction::EnrollmentTokenNetworkRefused;
+    /// See [`AuditAction::TokenPolicyUpdated`].
+    pub const TOKEN_POLICY_UPDATED: AuditAction = AuditAction::TokenPolicyUpdated;
     /// See [`AuditAction::FleetCreated`].
     pub const FLEET_CREATED: AuditAction = AuditAction::FleetCreated;
     /// See [`AuditAction::FleetUpdated`].

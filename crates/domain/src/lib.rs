@@ -28,8 +28,9 @@
 //!   claims or a [`PassportError`](passport::PassportError) that says exactly what failed.
 //! - **Everything else**: typed ids ([`ids`]), validated newtypes whose constructors are
 //!   the only way in ([`value`], and the names and limits beside each entity), fleets
-//!   and agents ([`fleet`]), share links ([`share`]), schedules ([`schedule`]), keyset
-//!   pages ([`page`]) and audit events ([`audit`]).
+//!   and agents ([`fleet`]), a tenant's token lifetimes ([`policy`]), share links
+//!   ([`share`]), schedules ([`schedule`]), keyset pages ([`page`]) and audit events
+//!   ([`audit`]).
 //!
 //! ```
 //! use fleetpass_domain::scan::{Asset, ScanResults, Software};
@@ -76,6 +77,7 @@ pub mod label;
 pub mod network;
 pub mod page;
 pub mod passport;
+pub mod policy;
 pub mod scan;
 pub mod schedule;
 pub mod secret;

@@ -363,6 +363,8 @@ pub(crate) const fn wire_field(field: Field) -> &'static str {
         Field::OwnerServiceAccount => "ownerServiceAccountId",
         Field::Results => "results",
         Field::Target => "target",
+        Field::TokenTtl => "expiresInDays",
+        Field::EnrollmentTtl => "expiresHours",
         Field::Constraint(Constraint::MaxDuration) => "maxDurationMinutes",
         Field::Constraint(Constraint::NotBefore) => "notBefore",
         Field::Constraint(Constraint::NotAfter) => "notAfter",

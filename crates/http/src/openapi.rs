@@ -14,7 +14,8 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use crate::routes::{
-    agent, directory, fleets, platform, scans, schedules, secret_scanning, share, system, tokens,
+    agent, directory, fleets, platform, policy, scans, schedules, secret_scanning, share, system,
+    tokens,
 };
 
 mod rules;
@@ -49,6 +50,8 @@ use rules::{
         tokens::revoke_token,
         tokens::rotate_token,
         tokens::revoke_leaked,
+        policy::get_token_policy,
+        policy::set_token_policy,
         secret_scanning::github,
         directory::create_environment,
         directory::list_environments,
@@ -484,7 +487,10 @@ fn merge(prop: &mut Value, rule: &Value) {
 fn required_role(method: &str, path: &str) -> &'static str {
     if path == "/api/me" {
         "any"
-    } else if path.starts_with("/api/admin/environments") && method != "get" {
+    } else if (path.starts_with("/api/admin/environments") || path == policy::PATH)
+        && method != "get"
+    {
+        // Tenant-wide settings (`Action::ManageEnvironments`).
         "admin with allEnvironments"
     } else if path.starts_with("/api/admin/") {
         "admin"

@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::AuditEvent;
-use fleetpass_domain::fleet::{Agent, EnrollmentToken, Fleet};
+use fleetpass_domain::fleet::{Agent, EnrollmentToken, EnrollmentTtlHours, Fleet};
 use fleetpass_domain::identity::{Environment, Principal, PrincipalKind, Tenant};
 use fleetpass_domain::label::Labels;
 use fleetpass_domain::page::Page;
+use fleetpass_domain::policy::TokenPolicy;
 use fleetpass_domain::scan::{Progress, Scan, ScanPart};
 use fleetpass_domain::share::ShareLink;
-use fleetpass_domain::token::{ApiToken, RateLimitPerMinute};
+use fleetpass_domain::token::{ApiToken, RateLimitPerMinute, TokenTtlDays};
 use fleetpass_ports::service::fleets::{CreatedFleet, IssuedEnrollment};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
@@ -278,6 +279,32 @@ pub struct MeView {
     pub tenant_name: String,
     /// The token in use.
     pub token: TokenView,
+    /// The tenant's limits on the lifetimes of new tokens.
+    pub token_policy: TokenPolicyView,
+}
+
+/// A tenant's token policy: the longest lifetimes of new tokens; `null` where there is
+/// no maximum beyond the field's own bounds.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPolicyView {
+    /// The longest `expiresInDays` of a new API token (1-365); a rotation caps a token
+    /// to now plus this.
+    #[schema(example = 90, minimum = 1, maximum = 365)]
+    pub max_expires_in_days: Option<u32>,
+    /// The longest `expiresHours` of a new enrollment token (1-720); one issued without
+    /// `expiresHours` (a new fleet's first, say) gets 72 hours or this, if shorter.
+    #[schema(example = 24, minimum = 1, maximum = 720)]
+    pub max_enrollment_expires_hours: Option<u32>,
+}
+
+impl From<TokenPolicy> for TokenPolicyView {
+    fn from(p: TokenPolicy) -> Self {
+        Self {
+            max_expires_in_days: p.max_token_days.map(TokenTtlDays::get),
+            max_enrollment_expires_hours: p.max_enrollment_hours.map(EnrollmentTtlHours::get),
+        }
+    }
 }
 
 /// One audit event.

@@ -729,6 +729,8 @@ async fn every_admin_route_refuses_viewers_and_operators() {
         ("PATCH", format!("/api/admin/environments/{id}")),
         ("DELETE", format!("/api/admin/environments/{id}")),
         ("GET", "/api/admin/audit-events".into()),
+        ("GET", "/api/admin/token-policy".into()),
+        ("PUT", "/api/admin/token-policy".into()),
     ];
     // Valid bodies, so that nothing but the role can be the reason for refusal.
     let body_for = |path: &str| match path {
@@ -736,6 +738,9 @@ async fn every_admin_route_refuses_viewers_and_operators() {
         "/api/admin/users" => json!({"email": "x@example.com", "role": "viewer"}),
         "/api/admin/service-accounts" => json!({"name": "x", "role": "viewer"}),
         "/api/admin/environments" => json!({"name": "x"}),
+        "/api/admin/token-policy" => {
+            json!({"maxExpiresInDays": null, "maxEnrollmentExpiresHours": null})
+        }
         _ => json!({}),
     };
     for token in [&viewer, &operator] {
@@ -743,7 +748,7 @@ async fn every_admin_route_refuses_viewers_and_operators() {
             let req = TestRequest::default()
                 .method(method.parse().unwrap())
                 .uri(path);
-            let req = if *method == "POST" || *method == "PATCH" {
+            let req = if matches!(*method, "POST" | "PATCH" | "PUT") {
                 req.set_json(body_for(path))
             } else {
                 req
@@ -757,7 +762,7 @@ async fn every_admin_route_refuses_viewers_and_operators() {
         let req = TestRequest::default()
             .method(method.parse().unwrap())
             .uri(path);
-        let req = if *method == "POST" || *method == "PATCH" {
+        let req = if matches!(*method, "POST" | "PATCH" | "PUT") {
             req.set_json(body_for(path))
         } else {
             req

@@ -8,6 +8,7 @@ use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::identity::{EnvScope, Environment, EnvironmentName, Principal, Tenant};
 use fleetpass_domain::ids::{EnvironmentId, PrincipalId, TenantId};
 use fleetpass_domain::page::{Page, PageRequest};
+use fleetpass_domain::policy::TokenPolicy;
 use fleetpass_ports::store::{
     NewTenant, Persistence, PrincipalFilter, RepoError, TenantStore, constraint,
 };
@@ -70,6 +71,32 @@ impl TenantStore for MemoryStore {
 
     async fn list_tenants(&self, page: PageRequest) -> Result<Page<Tenant>, RepoError> {
         self.read(|s| Ok(page_of(&s.tenants, page, |_| true)))
+    }
+
+    async fn get_token_policy(&self, tenant: TenantId) -> Result<TokenPolicy, RepoError> {
+        self.read(|s| {
+            s.ensure_tenant(tenant)?;
+            Ok(s.token_policies
+                .get(&tenant.as_uuid())
+                .copied()
+                .unwrap_or_default())
+        })
+    }
+
+    async fn set_token_policy(
+        &self,
+        tenant: TenantId,
+        policy: &TokenPolicy,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        self.with(|s| {
+            s.ensure_tenant(tenant)?;
+            s.ensure_new_audit([audit])?;
+
+            s.token_policies.insert(tenant.as_uuid(), *policy);
+            s.record(audit);
+            Ok(())
+        })
     }
 
     // ---- environments ----

@@ -50,6 +50,7 @@ use fleetpass_domain::ids::{
     AgentId, EnrollmentTokenId, EnvironmentId, FleetId, PrincipalId, ShareLinkId, TenantId, TokenId,
 };
 use fleetpass_domain::page::{Page, PageRequest};
+use fleetpass_domain::policy::TokenPolicy;
 use fleetpass_domain::scan::Scan;
 use fleetpass_domain::schedule::Schedule;
 use fleetpass_domain::secret::SecretDigest;
@@ -102,6 +103,8 @@ struct SecretRow {
 #[derive(Debug, Default)]
 struct State {
     tenants: BTreeMap<Uuid, Tenant>,
+    /// Each tenant's token policy, once one was set (absent: none).
+    token_policies: HashMap<Uuid, TokenPolicy>,
     environments: BTreeMap<Uuid, Environment>,
     principals: BTreeMap<Uuid, Principal>,
     tokens: BTreeMap<Uuid, ApiToken>,

@@ -127,6 +127,7 @@ impl TokenStore for MemoryStore {
         new_digest: &SecretDigest,
         new_hint: &str,
         old_valid_until: Timestamp,
+        expires_at_most: Option<Timestamp>,
         audit: &AuditEvent,
     ) -> Result<ApiToken, RepoError> {
         self.with(|s| {
@@ -153,6 +154,9 @@ impl TokenStore for MemoryStore {
             );
             let stored = s.token_mut(tenant, id)?;
             new_hint.clone_into(&mut stored.hint);
+            if let Some(cap) = expires_at_most {
+                stored.expires_at = stored.expires_at.min(cap);
+            }
             let rotated = stored.clone();
             s.record(audit);
             Ok(rotated)

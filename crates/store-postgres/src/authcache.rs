@@ -1,12 +1,13 @@
 //! What authentication reads, cached in process: API token lookups by secret digest
-//! (found or not), agent credentials by id, and the caller's tenant, so that a request
-//! with a known credential costs no round trip.
+//! (found or not), agent credentials by id, and the caller's tenant and its token policy,
+//! so that a request with a known credential (`GET /api/me` included) costs no round
+//! trip.
 //!
 //! Correctness rests on three things:
 //! - **This replica's writes** that can change an answer (a token revoked, rotated,
 //!   changed or its secret retired; an owner changed or deleted; an agent revoked or its
-//!   fleet deleted) call [`AuthCache::forget`] once they committed, so the next request
-//!   here sees them: as strict as without a cache.
+//!   fleet deleted; a tenant's token policy set) call [`AuthCache::forget`] once they
+//!   committed, so the next request here sees them: as strict as without a cache.
 //! - **Other replicas' writes** send `NOTIFY fleetpass_auth` in their transaction;
 //!   [`PgStore::watch_auth_changes`](crate::PgStore::watch_auth_changes) listens and
 //!   forgets on each. A lookup that started before a forget cannot store its (maybe
@@ -26,6 +27,7 @@ use fleetpass_domain::Timestamp;
 use fleetpass_domain::fleet::Agent;
 use fleetpass_domain::identity::Tenant;
 use fleetpass_domain::ids::{AgentId, TenantId, TokenId};
+use fleetpass_domain::policy::TokenPolicy;
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::token::TokenLookup;
 use quick_cache::sync::Cache;
@@ -58,6 +60,9 @@ pub(crate) struct AuthCache {
     /// Tenants by id (`GET /api/me` names the caller's). No endpoint changes one today;
     /// they expire and are forgotten like the rest, so one that later does stays right.
     tenants: Cache<TenantId, Entry<Tenant>>,
+    /// Token policies by tenant (`GET /api/me` shows the caller's; creating and
+    /// rotating tokens checks it). Setting one notifies and forgets like the rest.
+    policies: Cache<TenantId, Entry<TokenPolicy>>,
     /// When this process last wrote each token's `last_used_at`.
     touched: Mutex<std::collections::HashMap<TokenId, Timestamp>>,
     ttl: Duration,
@@ -74,6 +79,7 @@ impl AuthCache {
             tokens: Cache::new(CAPACITY),
             agents: Cache::new(CAPACITY),
             tenants: Cache::new(CAPACITY),
+            policies: Cache::new(CAPACITY),
             touched: Mutex::new(std::collections::HashMap::new()),
             ttl,
         }
@@ -90,6 +96,7 @@ impl AuthCache {
         self.tokens.clear();
         self.agents.clear();
         self.tenants.clear();
+        self.policies.clear();
     }
 
     fn fresh<T: Clone>(&self, entry: Option<Entry<T>>) -> Option<T> {
@@ -149,6 +156,14 @@ impl AuthCache {
 
     pub(crate) fn keep_tenant(&self, generation: u64, tenant: Tenant) {
         self.keep(&self.tenants, tenant.id, generation, tenant);
+    }
+
+    pub(crate) fn token_policy(&self, tenant: TenantId) -> Option<TokenPolicy> {
+        self.fresh(self.policies.get(&tenant))
+    }
+
+    pub(crate) fn keep_token_policy(&self, tenant: TenantId, generation: u64, policy: TokenPolicy) {
+        self.keep(&self.policies, tenant, generation, policy);
     }
 
     /// Whether a use of `id` at `at` needs writing: the first one a minute per token

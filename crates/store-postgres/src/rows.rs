@@ -13,7 +13,8 @@ use diesel::prelude::*;
 use fleetpass_domain::Timestamp;
 use fleetpass_domain::audit::{AuditAction, AuditActor, AuditEvent};
 use fleetpass_domain::fleet::{
-    Agent, AgentVersion, EnrollmentToken, Fleet, FleetName, Hostname, MaxUses, Platform,
+    Agent, AgentVersion, EnrollmentToken, EnrollmentTtlHours, Fleet, FleetName, Hostname, MaxUses,
+    Platform,
 };
 use fleetpass_domain::identity::{
     Email, EnvScope, Environment, EnvironmentName, PersonName, Principal, PrincipalKind, Role,
@@ -25,11 +26,12 @@ use fleetpass_domain::ids::{
 };
 use fleetpass_domain::label::Labels;
 use fleetpass_domain::network::AllowedCidrs;
+use fleetpass_domain::policy::TokenPolicy;
 use fleetpass_domain::scan::{MaxAssets, MaxDurationMinutes, Scenario};
 use fleetpass_domain::schedule::{IntervalMinutes, Schedule};
 use fleetpass_domain::secret::SecretDigest;
 use fleetpass_domain::share::{Artifact, MaxAccesses, ShareLabel, ShareLink};
-use fleetpass_domain::token::{ApiToken, RateLimitPerMinute, TokenName};
+use fleetpass_domain::token::{ApiToken, RateLimitPerMinute, TokenName, TokenTtlDays};
 use fleetpass_ports::RepoError;
 use fleetpass_ports::store::StoredSigningKey;
 use uuid::Uuid;
@@ -77,6 +79,46 @@ impl TryFrom<TenantRow> for Tenant {
             id: TenantId::from_uuid(row.id),
             name: TenantName::new(&row.name).map_err(|e| CorruptRow::repo("tenants", row.id, e))?,
             created_at: row.created_at,
+        })
+    }
+}
+
+/// A tenant's token policy: two columns of its `tenants` row, read and written on
+/// their own (the tenant's other columns never change with it).
+#[derive(Debug, Clone, Copy, Queryable, Selectable, AsChangeset)]
+#[diesel(treat_none_as_null = true)]
+#[diesel(table_name = tenants, check_for_backend(diesel::pg::Pg))]
+pub(crate) struct TokenPolicyRow {
+    pub max_token_days: Option<i32>,
+    pub max_enrollment_hours: Option<i32>,
+}
+
+impl From<&TokenPolicy> for TokenPolicyRow {
+    fn from(p: &TokenPolicy) -> Self {
+        // The domain bounds both (365, 720), far inside `i32`.
+        let column = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+        Self {
+            max_token_days: p.max_token_days.map(|d| column(d.get())),
+            max_enrollment_hours: p.max_enrollment_hours.map(|h| column(h.get())),
+        }
+    }
+}
+
+impl TokenPolicyRow {
+    /// The policy of tenant `id`, whose row this is.
+    pub(crate) fn into_policy(self, id: Uuid) -> Result<TokenPolicy, RepoError> {
+        let corrupt = |reason: &dyn std::fmt::Display| CorruptRow::repo("tenants", id, reason);
+        Ok(TokenPolicy {
+            max_token_days: self
+                .max_token_days
+                .map(|d| TokenTtlDays::new(i64::from(d)))
+                .transpose()
+                .map_err(|e| corrupt(&e))?,
+            max_enrollment_hours: self
+                .max_enrollment_hours
+                .map(|h| EnrollmentTtlHours::new(i64::from(h)))
+                .transpose()
+                .map_err(|e| corrupt(&e))?,
         })
     }
 }

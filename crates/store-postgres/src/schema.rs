@@ -13,6 +13,10 @@ diesel::table! {
         name -> Text,
         /// Creation time.
         created_at -> Timestamptz,
+        /// The token policy's longest API token lifetime, 1-365 days; NULL: none.
+        max_token_days -> Nullable<Int4>,
+        /// The token policy's longest enrollment token lifetime, 1-720 hours; NULL: none.
+        max_enrollment_hours -> Nullable<Int4>,
     }
 }
 

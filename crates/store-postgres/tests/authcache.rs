@@ -302,3 +302,116 @@ async fn a_listener_that_starts_late_arms_the_timers_of_future_scans() {
         "not before its time: {woken} < {not_before}"
     );
 }
+
+/// How long until `replica` reads `wanted` as the token policy of `tenant` (polling
+/// every 5 ms), failing past the spec's 5 s.
+async fn until_policy(
+    replica: &PgStore,
+    tenant: fleetpass_domain::ids::TenantId,
+    wanted: fleetpass_domain::policy::TokenPolicy,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let policy = replica
+            .get_token_policy(tenant)
+            .await
+            .expect("get_token_policy");
+        if policy == wanted {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not seen within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn thirty_days() -> fleetpass_domain::policy::TokenPolicy {
+    fleetpass_domain::policy::TokenPolicy {
+        max_token_days: Some(fleetpass_domain::token::TokenTtlDays::new(30).expect("30 days")),
+        max_enrollment_hours: None,
+    }
+}
+
+/// A token policy set through one replica reaches a watching replica by notification,
+/// though that replica serves the policy (what `/api/me` shows) from its cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_policy_change_reaches_a_watching_replica_by_notification() {
+    use fleetpass_domain::policy::TokenPolicy;
+
+    let db = TestDatabase::fresh().await;
+    let (a, b) = (
+        PgStore::connect(db.url(), 2).expect("pool a"),
+        PgStore::connect(db.url(), 2).expect("pool b"),
+    );
+    let watcher = b.clone();
+    let url = db.url().to_owned();
+    let watching = tokio::spawn(async move { watcher.watch_auth_changes(&url).await });
+    let fx = Fixtures::new();
+    let new = fx.new_tenant();
+    a.create_tenant(&new).await.expect("create_tenant");
+    let t = new.tenant.id;
+    for replica in [&a, &b] {
+        assert_eq!(
+            replica.get_token_policy(t).await.expect("get_token_policy"),
+            TokenPolicy::NONE,
+            "cached: no policy yet"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let audit = fx.audit(t, actions::TOKEN_POLICY_UPDATED, Some(t.as_uuid()));
+    a.set_token_policy(t, &thirty_days(), &audit)
+        .await
+        .expect("set_token_policy");
+    assert_eq!(
+        a.get_token_policy(t).await.expect("get_token_policy"),
+        thirty_days(),
+        "the replica that set it sees it at once"
+    );
+    let seen = until_policy(&b, t, thirty_days()).await;
+    assert!(
+        seen < Duration::from_secs(1),
+        "a notification, not the 2 s expiry, reached the other replica: {seen:?}"
+    );
+    watching.abort();
+}
+
+/// The policy is read from the cache, not per request: a change the cache was not told
+/// of (written behind the store's back) is not seen at once, and the cache's expiry
+/// still bounds how stale a replica is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_policy_reads_are_cached_and_expire_within_two_seconds() {
+    use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl as _};
+    use fleetpass_domain::policy::TokenPolicy;
+
+    let db = TestDatabase::fresh().await;
+    let fx = Fixtures::new();
+    let new = fx.new_tenant();
+    db.create_tenant(&new).await.expect("create_tenant");
+    let t = new.tenant.id;
+    assert_eq!(
+        db.get_token_policy(t).await.expect("get_token_policy"),
+        TokenPolicy::NONE
+    );
+    let mut conn = AsyncPgConnection::establish(db.url())
+        .await
+        .expect("connect");
+    diesel::sql_query(format!(
+        "UPDATE tenants SET max_token_days = 30 WHERE id = '{}'",
+        t.as_uuid()
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("an update the cache does not hear of");
+    assert_eq!(
+        db.get_token_policy(t).await.expect("get_token_policy"),
+        TokenPolicy::NONE,
+        "served from the cache: no query"
+    );
+    let seen = until_policy(&db, t, thirty_days()).await;
+    assert!(
+        seen <= Duration::from_millis(2100),
+        "within the 2 s expiry: {seen:?}"
+    );
+}

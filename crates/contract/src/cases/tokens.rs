@@ -196,6 +196,7 @@ pub async fn rotate_token_caps_old_secrets(store: &dyn Store) {
             &second.digest(),
             &second.hint(),
             hour(24),
+            None,
             &audit,
         )
         .await;
@@ -241,6 +242,7 @@ pub async fn rotate_token_caps_old_secrets(store: &dyn Store) {
             &third.digest(),
             &third.hint(),
             hour(48),
+            None,
             &audit,
         )
         .await;
@@ -272,6 +274,7 @@ pub async fn rotate_token_caps_old_secrets(store: &dyn Store) {
             &fourth.digest(),
             &fourth.hint(),
             hour(1),
+            None,
             &audit,
         )
         .await;
@@ -388,6 +391,7 @@ pub async fn token_cross_tenant_is_not_found(store: &dyn Store) {
             &secret.digest(),
             &secret.hint(),
             fx.now(),
+            None,
             &audit,
         )
         .await;

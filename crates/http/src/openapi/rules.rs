@@ -115,6 +115,9 @@ pub(super) fn field_rule(schema: &str, field: &str) -> Option<Value> {
         (_, "maxUses") => with_default(int(1, 1000), json!(1)),
         (_, "maxAccesses") => int(1, 10_000),
         (_, "expiresInDays") => int(1, 365),
+        // A token policy's maxima: the bounds of the lifetimes they cap (`null`: none).
+        ("TokenPolicyBody", "maxExpiresInDays") => int(1, 365),
+        ("TokenPolicyBody", "maxEnrollmentExpiresHours") => int(1, 720),
         (_, "rateLimitPerMinute") => with_default(int(1, 100_000), json!(300)),
         (_, "graceHours") => with_default(int(0, 168), json!(24)),
         (_, "maxDurationMinutes") => int(1, 1440),
@@ -239,6 +242,7 @@ pub(super) fn body_example(schema: &str) -> Option<Value> {
         }
         "HeartbeatBody" => json!({"agentVersion": "1.4.2"}),
         "RotateTokenBody" => json!({"graceHours": 24}),
+        "TokenPolicyBody" => json!({"maxExpiresInDays": 90, "maxEnrollmentExpiresHours": 168}),
         "PatchTokenBody" => json!({"name": "ci (rotated)"}),
         "PatchFleetBody" => json!({"name": "Production EU"}),
         "PatchEnvironmentBody" => json!({"name": "qa-eu"}),

@@ -217,10 +217,9 @@ pub async fn issue_enrollment_token(
     let fleet = path_id(&fleet, FleetId::parse)?;
     let body = body_in_scope(&state, &caller, PathTarget::Fleet(fleet), body).await?;
     let mut checks = Checks::default();
-    let ttl = body.expires_hours.map_or(
-        Ok(EnrollmentTtlHours::default_ttl()),
-        EnrollmentTtlHours::new,
-    );
+    // No lifetime asked for: the service picks the default (capped by the tenant's
+    // token policy).
+    let ttl = body.expires_hours.map(EnrollmentTtlHours::new).transpose();
     let ttl = checks.require("expiresHours", ttl);
     let max_uses = checks.require(
         "maxUses",

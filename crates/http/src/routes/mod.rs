@@ -8,6 +8,7 @@ pub mod agent;
 pub mod directory;
 pub mod fleets;
 pub mod platform;
+pub mod policy;
 pub mod scans;
 pub mod schedules;
 pub mod secret_scanning;
@@ -38,6 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     system::configure(cfg);
     platform::configure(cfg);
     tokens::configure(cfg);
+    policy::configure(cfg);
     secret_scanning::configure(cfg);
     directory::configure(cfg);
     fleets::configure(cfg);

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use fleetpass_domain::access::Action;
-use fleetpass_ports::service::{require, tenants};
+use fleetpass_ports::service::{policy, require, tenants};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -68,16 +68,21 @@ pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(crate::openapi::document())
 }
 
-/// Who am I: tenant, role, scope, expiry and limits of the token in use.
+/// Who am I: tenant, role, scope, expiry and limits of the token in use, and the
+/// tenant's token policy (the longest lifetimes of new tokens).
 #[utoipa::path(get, path = "/api/me", tag = "tokens", security(("bearer" = [])),
     responses((status = 200, body = MeView), (status = 401, body = ErrorBody)))]
 pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     require(&caller.actor, Action::Read, None)?;
+    // Both reads are served from the store's cache on PostgreSQL (`authcache.rs`), which
+    // a policy change clears on every replica: no query per request.
     let tenant = tenants::get_tenant(&state.deps, caller.actor.tenant_id).await?;
+    let policy = policy::own_token_policy(&state.deps, &caller.actor).await?;
     Ok(HttpResponse::Ok().json(MeView {
         tenant_id: tenant.id.to_string(),
         tenant_name: tenant.name.to_string(),
         token: TokenView::new(caller.token, state.deps.now()),
+        token_policy: policy.into(),
     }))
 }
 

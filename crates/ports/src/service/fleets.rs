@@ -13,7 +13,7 @@ use fleetpass_domain::page::{Page, PageRequest};
 use fleetpass_domain::secret::{PlainSecret, SecretKind};
 use serde_json::json;
 
-use super::{Field, ServiceError, ServiceResult, require};
+use super::{Field, ServiceError, ServiceResult, policy, require};
 use crate::wakeups::Wakeup;
 use crate::{Deps, RepoError};
 
@@ -31,7 +31,8 @@ pub struct IssuedEnrollment {
 pub struct CreatedFleet {
     /// The fleet.
     pub fleet: Fleet,
-    /// Its first, one-time, 72-hour enrollment token.
+    /// Its first, one-time enrollment token: 72 hours, or the tenant's token policy's
+    /// maximum if that is shorter.
     pub enrollment: IssuedEnrollment,
 }
 
@@ -70,7 +71,8 @@ fn unknown_environment() -> ServiceError {
 }
 
 /// Creates a fleet in `environment` (default: `production`) with a one-time enrollment
-/// token that expires in 72 hours.
+/// token that expires in 72 hours, or in the tenant's token policy's maximum if that is
+/// shorter: the caller chose no lifetime, so a default never fails the request.
 ///
 /// # Errors
 /// `Denied` (role, or environment outside the caller's scope); `Invalid` on
@@ -108,10 +110,16 @@ pub async fn create_fleet(
         name: name.unwrap_or_else(FleetName::untitled),
         created_at: deps.now(),
     };
+    let ttl = deps
+        .store
+        .get_token_policy(actor.tenant_id)
+        .await?
+        .enrollment_ttl(None)
+        .map_err(policy::exceeded)?;
     let enrollment = new_enrollment(
         deps,
         &fleet,
-        EnrollmentTtlHours::default_ttl(),
+        ttl,
         MaxUses::once(),
         Labels::none(),
         AllowedCidrs::anywhere(),
@@ -128,7 +136,7 @@ pub async fn create_fleet(
             actor,
             actions::ENROLLMENT_TOKEN_ISSUED,
             enrollment.token.id.as_uuid(),
-            json!({"fleetId": fleet.id.to_string(), "maxUses": enrollment.token.max_uses.get(), "hint": enrollment.token.hint}),
+            json!({"fleetId": fleet.id.to_string(), "maxUses": enrollment.token.max_uses.get(), "expiresHours": ttl.get(), "hint": enrollment.token.hint}),
         )
         .in_environment(fleet.environment_id),
     ];
@@ -231,20 +239,28 @@ pub async fn delete_fleet(deps: &Deps, actor: &Actor, id: FleetId) -> ServiceRes
     Ok(())
 }
 
-/// Issues an enrollment token for a fleet.
+/// Issues an enrollment token for a fleet, living `ttl` or, when none is asked for,
+/// 72 hours or the tenant's token policy's maximum if that is shorter.
 ///
 /// # Errors
-/// `Denied`, `NotFound`, store errors.
+/// `Denied`, `NotFound`; `Invalid` for a `ttl` above the tenant's token policy; store
+/// errors.
 pub async fn issue_enrollment_token(
     deps: &Deps,
     actor: &Actor,
     fleet: FleetId,
-    ttl: EnrollmentTtlHours,
+    ttl: Option<EnrollmentTtlHours>,
     max_uses: MaxUses,
     labels: Labels,
     allowed_cidrs: AllowedCidrs,
 ) -> ServiceResult<IssuedEnrollment> {
     let fleet = fleet_for(deps, actor, Action::Operate, fleet).await?;
+    let ttl = deps
+        .store
+        .get_token_policy(actor.tenant_id)
+        .await?
+        .enrollment_ttl(ttl)
+        .map_err(policy::exceeded)?;
     let issued = new_enrollment(deps, &fleet, ttl, max_uses, labels, allowed_cidrs);
     let audit = deps
         .audit_by(

@@ -9,6 +9,7 @@ pub mod agents;
 pub mod auth;
 pub mod directory;
 pub mod fleets;
+pub mod policy;
 pub mod scans;
 pub mod schedules;
 pub mod shares;
@@ -49,6 +50,10 @@ pub enum Field {
     Constraint(Constraint),
     /// The agents a scan targets.
     Target,
+    /// An API token's lifetime in days.
+    TokenTtl,
+    /// An enrollment token's lifetime in hours.
+    EnrollmentTtl,
 }
 
 /// What a caller refused for its credentials can do, in the domain's terms; the HTTP

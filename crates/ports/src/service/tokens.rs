@@ -13,7 +13,7 @@ use fleetpass_domain::token::{
 };
 use serde_json::json;
 
-use super::{Field, ServiceError, ServiceResult, require};
+use super::{Field, ServiceError, ServiceResult, policy, require};
 use crate::{Conflict, Deps, RepoError};
 
 /// Who will own a new token.
@@ -108,8 +108,8 @@ async fn resolve_owner(deps: &Deps, actor: &Actor, owner: OwnerRef) -> ServiceRe
 ///
 /// # Errors
 /// `Denied` for a non-admin caller or a scope broader than the caller's; `Invalid` for
-/// an unknown or disabled owner, unknown environments, or a role above the caller's or
-/// the owner's; store errors.
+/// an unknown or disabled owner, unknown environments, a role above the caller's or
+/// the owner's, or a lifetime above the tenant's token policy; store errors.
 pub async fn create_token(deps: &Deps, actor: &Actor, new: NewToken) -> ServiceResult<IssuedToken> {
     require(actor, Action::Administer, None)?;
     let owner = resolve_owner(deps, actor, new.owner).await?;
@@ -145,6 +145,11 @@ pub async fn create_token(deps: &Deps, actor: &Actor, new: NewToken) -> ServiceR
             format!("Use {max} or a lower role."),
         ),
     })?;
+    deps.store
+        .get_token_policy(actor.tenant_id)
+        .await?
+        .check_token_ttl(new.ttl)
+        .map_err(policy::exceeded)?;
     let now = deps.now();
     let secret = PlainSecret::from_random(SecretKind::ApiToken, deps.secrets.random_32());
     let token = ApiToken {
@@ -263,6 +268,12 @@ pub async fn revoke_token(deps: &Deps, actor: &Actor, id: TokenId) -> ServiceRes
 /// Gives a token a new secret with the same settings; the old secret keeps working for
 /// `grace`.
 ///
+/// Under a tenant token policy, a token that would outlive `now` plus the policy's
+/// maximum is capped to it: a rotation hands out a new secret, and a new secret must
+/// not carry a lifetime the policy no longer allows (refusing the rotation instead
+/// would leave the old, longer-lived secret in use). A token expiring sooner keeps its
+/// expiry; rotation never extends one.
+///
 /// # Errors
 /// `Denied`, `NotFound`; `Conflict(TokenNotActive)` for a revoked or expired token;
 /// store errors.
@@ -279,6 +290,9 @@ pub async fn rotate_token(
             constraint: Conflict::TokenNotActive,
         });
     }
+    let policy = deps.store.get_token_policy(actor.tenant_id).await?;
+    let expires_at_most = policy.max_token_days.map(|max| max.expiry_from(now));
+    let capped = policy.rotated_expiry(token.expires_at, now) < token.expires_at;
     let secret = PlainSecret::from_random(SecretKind::ApiToken, deps.secrets.random_32());
     let old_valid_until = now + time::Duration::hours(i64::from(grace.get()));
     let audit = deps
@@ -286,7 +300,11 @@ pub async fn rotate_token(
             actor,
             actions::TOKEN_ROTATED,
             id.as_uuid(),
-            json!({"graceHours": grace.get(), "hint": secret.hint()}),
+            json!({
+                "graceHours": grace.get(),
+                "hint": secret.hint(),
+                "expiryCappedToDays": capped.then(|| policy.max_token_days.map(TokenTtlDays::get)).flatten(),
+            }),
         )
         .within(token.scope.clone());
     let token = deps
@@ -297,6 +315,7 @@ pub async fn rotate_token(
             &secret.digest(),
             &secret.hint(),
             old_valid_until,
+            expires_at_most,
             &audit,
         )
         .await?;

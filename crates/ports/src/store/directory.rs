@@ -9,6 +9,7 @@ use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::identity::{Environment, EnvironmentName, Principal, Tenant};
 use fleetpass_domain::ids::{EnvironmentId, PrincipalId, TenantId};
 use fleetpass_domain::page::{Page, PageRequest};
+use fleetpass_domain::policy::TokenPolicy;
 
 use super::{NewTenant, Persistence, PrincipalFilter, RepoError};
 
@@ -37,6 +38,23 @@ pub trait TenantStore: Send + Sync + 'static {
 
     /// Lists tenants, newest first.
     async fn list_tenants(&self, page: PageRequest) -> Result<Page<Tenant>, RepoError>;
+
+    /// Reads a tenant's token policy: [`TokenPolicy::NONE`] until one is set.
+    /// `NotFound` when there is no such tenant.
+    ///
+    /// `GET /api/me` reads it on every request, so a store MAY answer from a cache; a
+    /// change through [`set_token_policy`](Self::set_token_policy) MUST show in this
+    /// store's next read, and in every other replica's within 5 s.
+    async fn get_token_policy(&self, tenant: TenantId) -> Result<TokenPolicy, RepoError>;
+
+    /// Replaces a tenant's token policy with `policy` and writes `audit`, both or
+    /// neither. `NotFound` (and nothing written) when there is no such tenant.
+    async fn set_token_policy(
+        &self,
+        tenant: TenantId,
+        policy: &TokenPolicy,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError>;
 
     // ---- environments ----
 

@@ -68,7 +68,10 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Gives a token a new secret: every current secret of it stops working at
     /// `old_valid_until` (or earlier, if it already would), the new one has no end of its
-    /// own, and the token's hint becomes `new_hint`. Returns the updated token.
+    /// own, and the token's hint becomes `new_hint`. With `expires_at_most`, the token's
+    /// `expires_at` becomes that instant if it was later (the tenant's token policy caps
+    /// what a rotation hands out); it never moves later. Returns the updated token.
+    #[allow(clippy::too_many_arguments)]
     async fn rotate_token(
         &self,
         tenant: TenantId,
@@ -76,6 +79,7 @@ pub trait TokenStore: Send + Sync + 'static {
         new_digest: &SecretDigest,
         new_hint: &str,
         old_valid_until: Timestamp,
+        expires_at_most: Option<Timestamp>,
         audit: &AuditEvent,
     ) -> Result<ApiToken, RepoError>;
 

@@ -14,6 +14,7 @@ use fleetpass_domain::audit::AuditEvent;
 use fleetpass_domain::identity::{Environment, EnvironmentName, Principal, Tenant};
 use fleetpass_domain::ids::{EnvironmentId, PrincipalId, TenantId};
 use fleetpass_domain::page::{Page, PageRequest};
+use fleetpass_domain::policy::TokenPolicy;
 use fleetpass_ports::RepoError;
 use fleetpass_ports::store::{NewTenant, Persistence, PrincipalFilter, TenantStore, constraint};
 use uuid::Uuid;
@@ -23,7 +24,8 @@ use super::{
 };
 use crate::cached::CachedExt as _;
 use crate::rows::{
-    EnvironmentRow, KIND_SERVICE_ACCOUNT, KIND_USER, PrincipalRow, TenantRow, convert_all,
+    EnvironmentRow, KIND_SERVICE_ACCOUNT, KIND_USER, PrincipalRow, TenantRow, TokenPolicyRow,
+    convert_all,
 };
 use crate::schema::{api_tokens, environments, fleets, principals, tenants};
 
@@ -106,6 +108,51 @@ impl TenantStore for PgStore {
             .await?;
         self.auth.keep_tenant(generation, tenant.clone());
         Ok(tenant)
+    }
+
+    async fn get_token_policy(&self, tenant: TenantId) -> Result<TokenPolicy, RepoError> {
+        if let Some(cached) = self.auth.token_policy(tenant) {
+            return Ok(cached);
+        }
+        let generation = self.auth.generation();
+        let policy = self
+            .run(|c| {
+                async move {
+                    let row = tenants::table
+                        .find(tenant.as_uuid())
+                        .select(TokenPolicyRow::as_select())
+                        .first(c)
+                        .await?;
+                    Ok(row.into_policy(tenant.as_uuid())?)
+                }
+                .scope_boxed()
+            })
+            .await?;
+        self.auth.keep_token_policy(tenant, generation, policy);
+        Ok(policy)
+    }
+
+    async fn set_token_policy(
+        &self,
+        tenant: TenantId,
+        policy: &TokenPolicy,
+        audit: &AuditEvent,
+    ) -> Result<(), RepoError> {
+        // An auth transaction: every replica's cached policy (what `/api/me` shows and
+        // token creation checks) is forgotten as this commits.
+        self.auth_transaction(|c| {
+            async move {
+                let changed = diesel::update(tenants::table.find(tenant.as_uuid()))
+                    .set(TokenPolicyRow::from(policy))
+                    .cached()
+                    .execute(c)
+                    .await?;
+                expect_one(changed)?;
+                insert_audit(c, std::slice::from_ref(audit)).await
+            }
+            .scope_boxed()
+        })
+        .await
     }
 
     async fn list_tenants(&self, page: PageRequest) -> Result<Page<Tenant>, RepoError> {

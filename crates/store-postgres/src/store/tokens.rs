@@ -207,13 +207,14 @@ impl TokenStore for PgStore {
         new_digest: &SecretDigest,
         new_hint: &str,
         old_valid_until: Timestamp,
+        expires_at_most: Option<Timestamp>,
         audit: &AuditEvent,
     ) -> Result<ApiToken, RepoError> {
         self.auth_transaction(|c| {
             async move {
                 // The tenant-scoped update both checks the token is this tenant's and
                 // locks its row, so two rotations of one token run one after the other.
-                let row = diesel::update(
+                let mut row = diesel::update(
                     api_tokens::table
                         .filter(api_tokens::tenant_id.eq(tenant.as_uuid()))
                         .filter(api_tokens::id.eq(id.as_uuid())),
@@ -223,6 +224,16 @@ impl TokenStore for PgStore {
                 .cached()
                 .get_result(c)
                 .await?;
+                // Under the row lock taken above, so a concurrent rotation with a later
+                // cap cannot move the expiry back out.
+                if let Some(cap) = expires_at_most.filter(|cap| row.expires_at > *cap) {
+                    row = diesel::update(api_tokens::table.find(id.as_uuid()))
+                        .set(api_tokens::expires_at.eq(cap))
+                        .returning(TokenRow::as_returning())
+                        .cached()
+                        .get_result(c)
+                        .await?;
+                }
                 // valid_until = LEAST(COALESCE(valid_until, t), t): secrets without an
                 // end, or ending later, end at t; ones ending sooner keep their end.
                 diesel::update(
