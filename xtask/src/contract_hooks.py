@@ -8,7 +8,9 @@ left alone, so their 422 is still checked against the document.
 
 Operations that can destroy or throttle the fuzzer's own credentials (revoking,
 rotating or re-limiting tokens, demoting, disabling or deleting principals, deleting
-fleets, agents and environments) run with a throwaway token of a second tenant
+fleets, agents and environments, capping token lifetimes by the tenant's token policy,
+which would turn later schema-valid requests into 422s) run with a throwaway token of a
+second tenant
 instead: the fuzzer still calls them with ids it saw (the other tenant's, so they must
 answer 404) and with the throwaway tenant's own resources, which it may destroy.
 """
@@ -37,6 +39,7 @@ DESTRUCTIVE = {
     ("DELETE", "/api/admin/environments/{id}"),
     ("DELETE", "/tenant/discovery/fleets/{fleet_id}"),
     ("DELETE", "/tenant/discovery/agents/{agent_id}"),
+    ("PUT", "/api/admin/token-policy"),
 }
 
 

@@ -328,7 +328,11 @@ async fn unsigned_wrongly_signed_or_oversized_reports_are_refused() {
 async fn without_a_key_set_the_endpoint_is_not_there() {
     let server = start(&[]);
     let github = Partner::new("github-current");
-    let (status, body) = signed(&server.base, &github, &matches(&[DOCUMENTED_TEST_TOKEN])).await;
+    let report_body = matches(&[DOCUMENTED_TEST_TOKEN]);
+    // Unsigned is unauthenticated, configured or not (and counted as a failure).
+    let (status, body) = report(&server.base, &report_body, &[]).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = signed(&server.base, &github, &report_body).await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["code"], "NOT_FOUND");
     assert!(

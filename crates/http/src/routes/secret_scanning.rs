@@ -149,6 +149,14 @@ pub async fn github(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let header = |name: &'static str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| refused(SignatureRefusal::Missing(name)))
+    };
+    // An unsigned call is unauthenticated whatever this server is configured for.
+    let (key_id, signature) = (header(KEY_ID_HEADER)?, header(SIGNATURE_HEADER)?);
     let Some(keys) = &state.config.secret_scanning else {
         return Err(ApiError::new(
             ErrorCode::NotFound,
@@ -159,13 +167,6 @@ pub async fn github(
              FLEETPASS_SECRET_SCANNING_KEYS) to the partner's public key set.",
         ));
     };
-    let header = |name: &'static str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| refused(SignatureRefusal::Missing(name)))
-    };
-    let (key_id, signature) = (header(KEY_ID_HEADER)?, header(SIGNATURE_HEADER)?);
     let body = read_bytes(&req, payload.into_inner()).await?;
     keys.verify(key_id, signature, &body).map_err(refused)?;
     let reported: Vec<ReportedSecret> = decode_array(&req, &body)?;
