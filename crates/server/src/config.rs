@@ -35,6 +35,9 @@ pub enum RateLimitBackend {
 pub struct Config {
     /// `DATABASE_URL`: Postgres when set, the in-memory store otherwise.
     pub database_url: Option<String>,
+    /// Whether `FLEETPASS_PUBLIC_URL` was set (rather than defaulted from the bind
+    /// address, which differs per replica).
+    pub public_url_set: bool,
     /// `FLEETPASS_BIND`.
     pub bind: SocketAddr,
     /// `FLEETPASS_LOG`: a tracing filter.
@@ -348,6 +351,7 @@ impl Config {
             "a number",
         )?;
         Ok(Self {
+            public_url_set: get("FLEETPASS_PUBLIC_URL").is_some(),
             max_held_polls: usize::try_from(max_held_polls).unwrap_or(usize::MAX),
             guard,
             rate_limit_backend,
@@ -393,7 +397,12 @@ mod tests {
         assert_eq!(c.database_url, None);
         assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(c.http.public_url, "http://127.0.0.1:8080");
+        assert!(!c.public_url_set, "defaulted from the bind address");
         assert!(c.http.query_tokens && c.migrate_on_start && c.http.admin_key.is_none());
+        let set = Config::from_vars(vars(&[("FLEETPASS_PUBLIC_URL", "https://fleet.example/")]));
+        let set = set.unwrap();
+        assert!(set.public_url_set);
+        assert_eq!(set.http.public_url, "https://fleet.example");
     }
 
     #[test]

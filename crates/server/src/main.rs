@@ -605,6 +605,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             .write_all(welcome.as_bytes())
             .and_then(|()| stdout.flush());
     }
+    if config.database_url.is_some() && !config.public_url_set {
+        // Replicas on one database are one service only if they agree on its URL: it is
+        // the audience of agent access tokens, and the default differs per bind address.
+        tracing::warn!(
+            public_url = %config.http.public_url,
+            "FLEETPASS_PUBLIC_URL is not set; agent tokens are issued for this replica's own address, so other replicas refuse them; set it to the URL clients use, the same on every replica"
+        );
+    }
     if let Some(keys) = &config.http.secret_scanning {
         let keys: Vec<&str> = keys.identifiers().collect();
         tracing::info!(?keys, "secret-scanning partner endpoint on");
