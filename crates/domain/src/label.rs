@@ -20,6 +20,15 @@ pub struct LabelKey(String);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct LabelValue(String);
 
+/// [`LabelKey`]'s rule as a regular expression, unanchored so it composes (the OpenAPI
+/// document's key and selector patterns are built from it); a test holds it to
+/// [`LabelKey::new`].
+pub const KEY_PATTERN: &str = "[a-z0-9](?:[a-z0-9._/-]{0,61}[a-z0-9])?";
+
+/// [`LabelValue`]'s rule as a regular expression, unanchored; a test holds it to
+/// [`LabelValue::new`].
+pub const VALUE_PATTERN: &str = "[A-Za-z0-9._-]{1,63}";
+
 const KEY_SHAPE: &str = "1-63 characters of a-z, 0-9, '.', '_', '-' or '/', beginning and ending with a letter or digit";
 const VALUE_SHAPE: &str = "1-63 characters of A-Z, a-z, 0-9, '.', '_' or '-'";
 
@@ -216,6 +225,49 @@ impl LabelSelector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_published_patterns_are_the_validators() {
+        let anchored = |p: &str| regex::Regex::new(&format!("^{p}$")).unwrap();
+        let (key, value) = (anchored(KEY_PATTERN), anchored(VALUE_PATTERN));
+        let long = "a".repeat(63);
+        let longer = "a".repeat(64);
+        for sample in [
+            "a",
+            "db",
+            "role",
+            "example.com/tier",
+            "a-b_c.d",
+            "0",
+            "9z",
+            "-a",
+            "a-",
+            "A",
+            "Db",
+            "a b",
+            "",
+            "a/",
+            "/a",
+            "a..b",
+            "é",
+            "a\n",
+            long.as_str(),
+            longer.as_str(),
+            "UPPER",
+            "x.y-z_1",
+        ] {
+            assert_eq!(
+                key.is_match(sample),
+                LabelKey::new(sample).is_ok(),
+                "key {sample:?}"
+            );
+            assert_eq!(
+                value.is_match(sample),
+                LabelValue::new(sample).is_ok(),
+                "value {sample:?}"
+            );
+        }
+    }
 
     #[test]
     fn keys_and_values_have_one_shape() {

@@ -44,8 +44,8 @@ fn with_default(mut rule: Value, default: Value) -> Value {
 
 /// A label's key and value, as the domain's `LabelKey` and `LabelValue` accept them
 /// (unanchored, to be composed).
-const LABEL_KEY: &str = "[a-z0-9](?:[a-z0-9._/-]{0,61}[a-z0-9])?";
-const LABEL_VALUE: &str = "[A-Za-z0-9._-]{1,63}";
+const LABEL_KEY: &str = fleetpass_domain::label::KEY_PATTERN;
+const LABEL_VALUE: &str = fleetpass_domain::label::VALUE_PATTERN;
 
 /// The keywords of a labels object (`{"role": "db"}`), merged into the field's own
 /// schema so its type (nullable or not) and description stay.
