@@ -18,6 +18,7 @@
 //! The report goes to `docs/BENCHMARKS.md` (a full run only; see `report.rs`).
 
 mod api;
+pub mod callgrind;
 mod db;
 pub mod fleet;
 mod postgres;
