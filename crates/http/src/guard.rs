@@ -309,7 +309,7 @@ fn rate_limit_headers(headers: &mut HeaderMap, fields: RateLimitFields, limited:
     let name = policy.text();
     for (header, value) in [
         (
-            "ratelimit-policy",
+            RATELIMIT_POLICY,
             sf_member(
                 name,
                 (b'q', decision.limit),
@@ -317,22 +317,48 @@ fn rate_limit_headers(headers: &mut HeaderMap, fields: RateLimitFields, limited:
             ),
         ),
         (
-            "ratelimit",
+            RATELIMIT,
             sf_member(name, (b'r', decision.remaining), (b't', reset)),
         ),
     ] {
         if let Ok(value) = HeaderValue::from_bytes(value.bytes()) {
-            headers.insert(HeaderName::from_static(header), value);
+            headers.insert(header, value);
         }
     }
     if fields == RateLimitFields::Both {
-        // Numbers straight into header values: no `String` per header.
-        for (name, value) in [
-            ("ratelimit-limit", u64::from(decision.limit)),
-            ("ratelimit-remaining", u64::from(decision.remaining)),
-            ("ratelimit-reset", decision.reset_after_secs),
+        // Digits straight into header values: no `String` per header (and fewer
+        // instructions than `HeaderValue::from(u64)`, which grows a `BytesMut`).
+        let mut digits = [0u8; 20];
+        for (header, value) in [
+            (RATELIMIT_LIMIT, u64::from(decision.limit)),
+            (RATELIMIT_REMAINING, u64::from(decision.remaining)),
+            (RATELIMIT_RESET, decision.reset_after_secs),
         ] {
-            headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+            if let Ok(value) = HeaderValue::from_bytes(decimal(value, &mut digits)) {
+                headers.insert(header, value);
+            }
+        }
+    }
+}
+
+// The field names, made when compiled: `HeaderName::from_static` at run time checks
+// its argument against the standard names on every call.
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// `value` in decimal, written at the end of `out`: the digits' slice.
+fn decimal(value: u64, out: &mut [u8; 20]) -> &[u8] {
+    let mut at = out.len();
+    let mut rest = value;
+    loop {
+        at -= 1;
+        out[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            return &out[at..];
         }
     }
 }
@@ -354,19 +380,8 @@ fn sf_member(name: &str, first: (u8, u32), second: (u8, u32)) -> SfMember {
     out.push(b"\"");
     for (key, value) in [first, second] {
         out.push(&[b';', key, b'=']);
-        // Decimal digits, most significant first.
-        let mut digits = [0u8; 10];
-        let mut at = digits.len();
-        let mut rest = value;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
-        out.push(&digits[at..]);
+        let mut digits = [0u8; 20];
+        out.push(decimal(u64::from(value), &mut digits));
     }
     out
 }
@@ -1000,6 +1015,14 @@ mod tests {
             Some(RateLimitFields::Current)
         );
         assert_eq!(RateLimitFields::parse("trio"), None);
+    }
+
+    #[test]
+    fn decimals_are_what_display_prints() {
+        let mut out = [0u8; 20];
+        for n in [0, 7, 10, 299, 100_000, u64::from(u32::MAX), u64::MAX] {
+            assert_eq!(decimal(n, &mut out), n.to_string().as_bytes());
+        }
     }
 
     #[test]
