@@ -126,8 +126,9 @@ pub(super) fn postgres_scenarios(
         // No SQL in the steady state (sql.rs): the baseline is the bare server.
         let (status, size) = env.rt.block_on(api.get_len("/api/me", &tokens[0]))?;
         anyhow::ensure!(status == 200, "GET /api/me answered {status}");
-        let baseline = Bare::start(bin, size, &tokens[0], &env.work)?;
+        // The body's size as the run sees it: the capture's (see me-memory).
         let same = Bare::start_replay(bin, &server, &tokens[0], &env.work, "me-postgres")?;
+        let baseline = Bare::start(bin, same.size.max(size), &tokens[0], &env.work)?;
         let me = |_: usize| "/api/me".to_owned();
         let mut a = http_rotating(
             "fleetpass, PostgreSQL",
