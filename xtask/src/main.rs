@@ -21,6 +21,21 @@ struct Cli {
 /// Benchmarks other than the API scenarios.
 #[derive(Debug, Subcommand)]
 enum BenchKind {
+    /// Instructions per `GET /api/me` under `valgrind --tool=callgrind`: Fleetpass
+    /// (release, memory store) against the bare server replaying the identical bytes,
+    /// and Fleetpass's top functions by inclusive cost. Prints its report; installs
+    /// valgrind (apt-get install -y valgrind) if missing. Never part of CI.
+    Callgrind {
+        /// Requests the count is taken over (the second window's surplus).
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+        requests: u64,
+        /// Requests before counting starts.
+        #[arg(long, default_value_t = 200)]
+        warmup: u64,
+        /// Functions of the profile to print.
+        #[arg(long, default_value_t = 15)]
+        top: usize,
+    },
     /// Simulate a fleet on one release replica: N agents each holding a long-poll
     /// check-in, scans queued at a fixed rate; reports held agents, statuses,
     /// queued → claimed latency, lastSeenAt staleness, RSS per held agent, CPU and
@@ -367,6 +382,19 @@ fn main() -> anyhow::Result<()> {
             },
             server_dir.as_deref(),
         ),
+        Task::Bench {
+            kind:
+                Some(BenchKind::Callgrind {
+                    requests,
+                    warmup,
+                    top,
+                }),
+            ..
+        } => bench::callgrind::run(&bench::callgrind::Options {
+            requests: usize::try_from(requests)?,
+            warmup: usize::try_from(warmup)?,
+            top,
+        }),
         Task::Bench {
             kind: None,
             quick,

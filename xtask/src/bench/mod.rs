@@ -8,14 +8,17 @@
 //! - Latency: `oha` at a constant arrival rate of half the measured peak, latency
 //!   counted from when each request was due (no coordinated omission).
 //! - Baselines: a bare actix-web binary with the same workers (`crates/bench-baseline`)
-//!   for the in-memory scenario; `pgbench` running the same statements, with the same
-//!   protocol (prepared, one round trip per statement) and client count, for the
-//!   PostgreSQL ones.
+//!   for the `/api/me` scenarios, twice: doing the real server's per-request chores (a
+//!   fresh request id, a body of the real size), and replaying the identical bytes of
+//!   a real answer captured at the start of the scenario; `pgbench` running the same
+//!   statements, with the same protocol (prepared, one round trip per statement) and
+//!   client count, for the PostgreSQL ones.
 //!
 //! Everything is reported, nothing asserted: the numbers describe this machine, now.
 //! The report goes to `docs/BENCHMARKS.md` (a full run only; see `report.rs`).
 
 mod api;
+pub mod callgrind;
 mod db;
 pub mod fleet;
 mod postgres;
@@ -298,6 +301,9 @@ pub struct Outcome {
     pub a: Side,
     /// The baseline.
     pub b: Side,
+    /// Further baselines of the same Fleetpass side, each its own row in the report
+    /// (the `/api/me` scenarios: the identical-bytes server).
+    pub more: Vec<Side>,
     /// The server under test.
     pub server: String,
     /// Its resident memory after the scenario, KiB.
@@ -325,17 +331,32 @@ fn alternate(
     a: &mut dyn Load,
     b: &mut dyn Load,
 ) -> anyhow::Result<(Side, Side, Vec<String>)> {
+    let (mut sides, notes) = alternate_all(env, opts, &mut [a, b])?;
+    let sb = sides.pop().context("two sides")?;
+    let sa = sides.pop().context("two sides")?;
+    Ok((sa, sb, notes))
+}
+
+/// [`alternate`] over any number of loads, in turn (A B C A B C …).
+fn alternate_all(
+    env: &Env,
+    opts: &Options,
+    loads: &mut [&mut dyn Load],
+) -> anyhow::Result<(Vec<Side>, Vec<String>)> {
     let warm = if opts.quick { 1 } else { 2 };
-    a.throughput(env, warm)?;
-    b.throughput(env, warm)?;
-    let mut sides = [a.label(), b.label()].map(|label| Side {
-        label,
-        runs: Vec::new(),
-        latency: None,
-    });
+    for load in loads.iter_mut() {
+        load.throughput(env, warm)?;
+    }
+    let mut sides: Vec<Side> = loads
+        .iter()
+        .map(|load| Side {
+            label: load.label(),
+            runs: Vec::new(),
+            latency: None,
+        })
+        .collect();
     for round in 1..=opts.rounds {
-        for (i, side) in sides.iter_mut().enumerate() {
-            let load: &mut dyn Load = if i == 0 { &mut *a } else { &mut *b };
+        for (load, side) in loads.iter_mut().zip(sides.iter_mut()) {
             let run = load.throughput(env, opts.seconds)?;
             println!(
                 "  round {round}: {:<44} {:>9.0} req/s{}",
@@ -350,8 +371,7 @@ fn alternate(
             side.runs.push(run);
         }
     }
-    for (i, side) in sides.iter_mut().enumerate() {
-        let load: &mut dyn Load = if i == 0 { &mut *a } else { &mut *b };
+    for (load, side) in loads.iter_mut().zip(sides.iter_mut()) {
         let rate = (side.median() / 2.0).max(1.0);
         let latency = load.latency(env, rate, opts.seconds)?;
         println!(
@@ -393,8 +413,7 @@ fn alternate(
             }
         }
     }
-    let [sa, sb] = sides;
-    Ok((sa, sb, notes))
+    Ok((sides, notes))
 }
 
 /// Fixed GET lines rotating the tokens: `path_of(i)` is the path of the `i`-th.
@@ -422,11 +441,13 @@ fn rotating_urls(tokens: &[String], path_of: impl Fn(usize) -> String) -> Vec<St
 }
 
 /// The bare actix-web baseline, answering `GET /api/me` with a body of the real
-/// answer's size.
+/// answer's size, or (replaying) with the real answer itself.
 struct Bare {
     server: Server,
     size: usize,
     token: String,
+    /// Whether it replays a captured answer (the identical-bytes baseline).
+    replay: bool,
 }
 
 impl Bare {
@@ -444,13 +465,58 @@ impl Bare {
             server,
             size,
             token: token.to_owned(),
+            replay: false,
+        })
+    }
+
+    /// The identical-bytes baseline: captures a real `GET /api/me` answer from
+    /// `real` (status, headers and body, the rate-limit fields and the request id
+    /// included) into `work`, and starts the bare server replaying it.
+    fn start_replay(
+        bin: &Path,
+        real: &Server,
+        token: &str,
+        work: &Path,
+        stem: &str,
+    ) -> anyhow::Result<Self> {
+        let raw = servers::capture(&real.base, "/api/me", token)?;
+        let file = work.join(format!("{stem}.http"));
+        std::fs::write(&file, &raw)
+            .with_context(|| format!("Failed to write {}", file.display()))?;
+        let size = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(0, |head| raw.len() - head - 4);
+        let server = Server::start(
+            "bare actix-web, identical bytes",
+            &bin.join("fleetpass-bench-baseline"),
+            &[
+                "{bind}",
+                "--replay",
+                &file.to_string_lossy(),
+                &workers().to_string(),
+            ],
+            &[],
+            None,
+            "/api/me",
+            work,
+        )?;
+        Ok(Self {
+            server,
+            size,
+            token: token.to_owned(),
+            replay: true,
         })
     }
 
     /// Its load: the same request with one token (it checks none).
     fn load<'a>(&self) -> Http<'a> {
         http_rotating(
-            "bare actix-web",
+            if self.replay {
+                "bare actix-web, identical bytes"
+            } else {
+                "bare actix-web"
+            },
             &self.server,
             vec![format!(
                 "GET\t/api/me\t\tAuthorization: Bearer {}",
@@ -462,13 +528,21 @@ impl Bare {
     }
 
     fn note(&self) -> String {
-        format!(
-            "The baseline answers the same {}-byte body (the real answer's size) with the same fixed headers; baseline RSS {} MiB.",
-            self.size,
-            self.server
-                .rss_kib()
-                .map_or_else(|| "?".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0))
-        )
+        let rss = self
+            .server
+            .rss_kib()
+            .map_or_else(|| "?".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
+        if self.replay {
+            format!(
+                "The identical-bytes baseline replays one real answer, captured at the start: the same status, headers (rate-limit fields and request id included, fixed) and {}-byte body, no work per request; its RSS {rss} MiB.",
+                self.size
+            )
+        } else {
+            format!(
+                "The baseline answers the same {}-byte body (the real answer's size) with the same fixed headers; baseline RSS {rss} MiB.",
+                self.size
+            )
+        }
     }
 }
 
@@ -491,7 +565,10 @@ fn me_memory(env: &Env, opts: &Options, bin: &Path, log_dir: &Path) -> anyhow::R
         anyhow::ensure!(status == 200, "GET /api/me answered {status}");
         anyhow::Ok((tokens, size))
     })?;
-    let baseline = Bare::start(bin, size, &tokens[0], log_dir)?;
+    // The capture is the token's second answer, which carries a `lastUsedAt`, as every
+    // answer of the run does; the first (measured above) has it null and is shorter.
+    let same = Bare::start_replay(bin, &server, &tokens[0], log_dir, "me-memory")?;
+    let baseline = Bare::start(bin, same.size.max(size), &tokens[0], log_dir)?;
     let me = |_: usize| "/api/me".to_owned();
     let mut a = http_rotating(
         "fleetpass, memory",
@@ -501,13 +578,17 @@ fn me_memory(env: &Env, opts: &Options, bin: &Path, log_dir: &Path) -> anyhow::R
         200,
     );
     let mut b = baseline.load();
-    let (sa, sb, mut notes) = alternate(env, opts, &mut a, &mut b)?;
+    let mut c = same.load();
+    let (sides, mut notes) = alternate_all(env, opts, &mut [&mut a, &mut b, &mut c])?;
     notes.push(baseline.note());
+    notes.push(same.note());
+    let [sa, sb, sc] = <[Side; 3]>::try_from(sides).map_err(|_| anyhow::anyhow!("three sides"))?;
     Ok(Outcome {
         name: "me-memory",
         title: "`GET /api/me`, memory store".to_owned(),
         a: sa,
         b: sb,
+        more: vec![sc],
         server: server.label.clone(),
         rss_kib: server.rss_kib(),
         notes,

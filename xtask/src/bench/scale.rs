@@ -286,6 +286,7 @@ pub fn run(env: &Env, opts: &Options, bin: &Path) -> anyhow::Result<Vec<Outcome>
             ),
             a: sa,
             b: sb,
+            more: Vec::new(),
             server: large.server.label.clone(),
             rss_kib: large.server.rss_kib(),
             notes,

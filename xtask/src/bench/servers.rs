@@ -62,6 +62,32 @@ fn answers_200(base: &str, path: &str) -> bool {
     conn.read_exact(&mut head).is_ok() && head.ends_with(b" 200")
 }
 
+/// The whole HTTP/1.1 answer to `GET path` with `bearer`, as it came off the wire
+/// (`Connection: close`, read to the end): what the identical-bytes baseline replays.
+///
+/// # Errors
+/// When the exchange fails or the answer is not a 200.
+pub fn capture(base: &str, path: &str, bearer: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::{Read as _, Write as _};
+    let addr = base.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr)
+        .with_context(|| format!("Failed to connect to {addr}"))?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {bearer}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw)
+        .with_context(|| format!("Failed to read the answer to {path}"))?;
+    anyhow::ensure!(
+        raw.starts_with(b"HTTP/1.1 200 "),
+        "GET {path} did not answer 200: {}",
+        String::from_utf8_lossy(&raw[..raw.len().min(200)])
+    );
+    Ok(raw)
+}
+
 /// A running server process.
 pub struct Server {
     /// What it is, for messages.

@@ -26,7 +26,7 @@ pub fn on_path(program: &str) -> Option<PathBuf> {
     })
 }
 
-fn apt_install(package: &str) -> anyhow::Result<()> {
+pub(super) fn apt_install(package: &str) -> anyhow::Result<()> {
     println!("installing Debian's {package}: apt-get update && apt-get install -y {package}");
     crate::run("apt-get", &["update", "-q"])?;
     crate::run(
