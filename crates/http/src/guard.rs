@@ -328,13 +328,13 @@ fn rate_limit_headers(headers: &mut HeaderMap, fields: RateLimitFields, limited:
     if fields == RateLimitFields::Both {
         // Digits straight into header values: no `String` per header (and fewer
         // instructions than `HeaderValue::from(u64)`, which grows a `BytesMut`).
-        let mut digits = [0u8; 20];
+        let mut digits = itoa::Buffer::new();
         for (header, value) in [
             (RATELIMIT_LIMIT, u64::from(decision.limit)),
             (RATELIMIT_REMAINING, u64::from(decision.remaining)),
             (RATELIMIT_RESET, decision.reset_after_secs),
         ] {
-            if let Ok(value) = HeaderValue::from_bytes(decimal(value, &mut digits)) {
+            if let Ok(value) = HeaderValue::from_bytes(digits.format(value).as_bytes()) {
                 headers.insert(header, value);
             }
         }
@@ -348,20 +348,6 @@ const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-
-/// `value` in decimal, written at the end of `out`: the digits' slice.
-fn decimal(value: u64, out: &mut [u8; 20]) -> &[u8] {
-    let mut at = out.len();
-    let mut rest = value;
-    loop {
-        at -= 1;
-        out[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            return &out[at..];
-        }
-    }
-}
 
 /// One member of a draft rate-limit field, `"token";q=300;w=60`: a String with two
 /// integer parameters, written into a stack buffer. Every response of a limited route
@@ -380,8 +366,7 @@ fn sf_member(name: &str, first: (u8, u32), second: (u8, u32)) -> SfMember {
     out.push(b"\"");
     for (key, value) in [first, second] {
         out.push(&[b';', key, b'=']);
-        let mut digits = [0u8; 20];
-        out.push(decimal(u64::from(value), &mut digits));
+        out.push(itoa::Buffer::new().format(value).as_bytes());
     }
     out
 }
@@ -1015,14 +1000,6 @@ mod tests {
             Some(RateLimitFields::Current)
         );
         assert_eq!(RateLimitFields::parse("trio"), None);
-    }
-
-    #[test]
-    fn decimals_are_what_display_prints() {
-        let mut out = [0u8; 20];
-        for n in [0, 7, 10, 299, 100_000, u64::from(u32::MAX), u64::MAX] {
-            assert_eq!(decimal(n, &mut out), n.to_string().as_bytes());
-        }
     }
 
     #[test]
