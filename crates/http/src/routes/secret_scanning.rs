@@ -5,6 +5,7 @@
 //! `false_positive` (anything else), in GitHub's feedback format.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use fleetpass_domain::scan::Sha256Hex;
 use fleetpass_ports::service::auth::{self, LeakOutcome};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -98,8 +99,7 @@ pub struct SecretFeedback {
 
 /// The lowercase hex SHA-256 of `text`, as GitHub's `token_hash` wants it.
 fn token_hash(text: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    Sha256Hex::of(text.as_bytes()).into()
 }
 
 /// The 401 for a report that is not signed by a configured partner key.
